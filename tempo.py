@@ -868,6 +868,31 @@ async def serve(cfg: Config) -> int:
 
 
 # ---------------------------------------------------------------------------
+# Terminals
+# How a new session is started: the `claude` command line and the environment it needs.
+# ---------------------------------------------------------------------------
+
+
+def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prompt: str = "") -> tuple[list[str], dict[str, str]]:
+    """Return the argv and the environment additions that start Claude Code as a tempo session."""
+    argv = ["claude", *CHANNELS_FLAG]
+    if prompt:
+        argv.append(prompt)
+    env = {"CLAUDE_TEMPO_ENSEMBLE": cfg.ensemble, "TEMPORAL_ADDRESS": cfg.address, "TEMPORAL_NAMESPACE": cfg.namespace}
+    for var, value in (
+        ("CLAUDE_TEMPO_PLAYER_NAME", name),
+        ("CLAUDE_TEMPO_CONDUCTOR", "true" if conductor else ""),
+        ("TEMPORAL_API_KEY", cfg.api_key),
+        ("TEMPORAL_TLS_CERT_PATH", cfg.tls_cert),
+        ("TEMPORAL_TLS_KEY_PATH", cfg.tls_key),
+        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
+    ):
+        if value:
+            env[var] = value
+    return argv, env
+
+
+# ---------------------------------------------------------------------------
 # CLI commands
 # One `cmd_<verb>(args) -> int` per command, dispatched from COMMANDS.
 # ---------------------------------------------------------------------------
