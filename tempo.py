@@ -43,7 +43,8 @@ Options:
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
-CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOME (default ~/.claude-tempo).
+CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMPO_HOME
+(default ~/.claude-tempo).
 """
 
 import asyncio
@@ -135,6 +136,7 @@ class Config:
     conductor: bool = False
     name: str = ""
     directory: str = ""
+    host: str = ""
     poll_wait: float = POLL_WAIT
     undelivered_timeout: float = 180.0
     idle_timeout: float = 86400.0
@@ -163,6 +165,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         conductor=truthy(env.get("CLAUDE_TEMPO_CONDUCTOR")),
         name=args.get("--name") or env.get("CLAUDE_TEMPO_PLAYER_NAME") or "",
         directory=str(Path(args.get("--dir") or os.getcwd()).resolve()),
+        host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -340,7 +343,8 @@ class Session:
         self.client: "Client | None" = None
         self.handle: "WorkflowHandle | None" = None
         self.info: "PlayerInfo | None" = None
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # registered (or failed for good)
+        self.settled = asyncio.Event()  # the first attempt to connect has an outcome
         self.failure: TempoError | None = None
         self.notices: list[str] = []  # told to the model once it can hear us
         self.inbox: "list[Cue]" = []  # pushed cues not yet returned by `listen`
@@ -364,6 +368,7 @@ class Session:
                 break
             except TempoError as e:
                 self.failure = e
+                self.settled.set()
                 log.warning("%s; retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
@@ -380,6 +385,7 @@ class Session:
             log.error("%s", e)
         finally:
             self.ready.set()
+            self.settled.set()
 
     def describe_self(self, name: str) -> "PlayerInfo":
         from tempo_workflows import PlayerInfo
@@ -392,7 +398,7 @@ class Session:
             directory=self.cfg.directory,
             repo=repo,
             branch=branch,
-            host=socket.gethostname(),
+            host=self.cfg.host,
             pid=os.getpid(),
             started=utcnow(),
         )
@@ -476,11 +482,12 @@ class Session:
 
     async def session(self) -> "Session":
         """Wait until registered; raise the reason if this session could not register."""
-        if not self.ready.is_set():
-            try:
+        try:  # while Temporal is down, say so at once rather than wait for it
+            await asyncio.wait_for(self.settled.wait(), CONNECT_TIMEOUT + 2)
+            if not self.failure:
                 await asyncio.wait_for(self.ready.wait(), CONNECT_TIMEOUT + 2)
-            except asyncio.TimeoutError:
-                raise self.failure or unreachable(self.cfg, "no answer") from None
+        except asyncio.TimeoutError:
+            raise self.failure or unreachable(self.cfg, "no answer") from None
         if self.failure:
             raise self.failure
         if self.ended:
