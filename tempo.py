@@ -283,20 +283,31 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return None
 
 
+def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
+    """Say who holds the name `info` asked for, and what to do."""
+    where = f" by the session in {holder.host}:{holder.directory} (pid {holder.pid}, since {holder.started})" if holder else ""
+    if info.role == "conductor":
+        return (f"a conductor already runs in ensemble {info.ensemble!r}{where}; "
+                "use it, or end it first (`terminate conductor`, or close its session)")
+    return f"the name {info.name!r} is taken in ensemble {info.ensemble!r}{where}; choose another name"
+
+
 def git_facts(directory: str) -> tuple[str, str]:
     """Return (repo, branch) of `directory`: origin URL or top-level path, and branch."""
-    try:
-        top, branch = subprocess.run(
-            ["git", "-C", directory, "rev-parse", "--show-toplevel", "--abbrev-ref", "HEAD"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.split()[:2]
-    except (OSError, ValueError, subprocess.SubprocessError):
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top:
         return "", ""
-    origin = subprocess.run(
-        ["git", "-C", directory, "config", "--get", "remote.origin.url"], capture_output=True, text=True, timeout=5
-    ).stdout.strip()
+    branch = git("symbolic-ref", "--short", "-q", "HEAD") or git("rev-parse", "--short", "HEAD")  # detached: the commit
+    origin = git("config", "--get", "remote.origin.url")
     # A remote names the repo on every machine; credentials and ".git" are not part of the name.
-    origin = re.sub(r"^[a-z+]+://[^@/]*@", lambda m: m.group(0).split("//")[0] + "//", origin).removesuffix(".git")
+    origin = re.sub(r"^([a-z+]+://)[^@/]*@", r"\1", origin).removesuffix(".git")
     return origin or top, branch
 
 
@@ -375,7 +386,14 @@ class Session:
         if self.closing:
             return
         self.failure = None
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow])
+        # A crashed session's sticky queue holds its workflows' tasks until this timeout:
+        # keep it short so another session's worker takes them over quickly.
+        worker = Worker(
+            self.client,
+            task_queue=self.cfg.task_queue,
+            workflows=[PlayerWorkflow],
+            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        )
         self.tasks.append(asyncio.create_task(worker.run()))
         self.worker = worker
         try:
@@ -478,14 +496,15 @@ class Session:
         except Exception:
             return False
         last = datetime.fromisoformat(status["last_contact"])
-        return (datetime.now(timezone.utc) - last).total_seconds() > self.cfg.poll_wait + 30
+        grace = min(30.0, self.cfg.poll_wait)  # a live session polls again right after each answer
+        return (datetime.now(timezone.utc) - last).total_seconds() > self.cfg.poll_wait + grace
 
     async def session(self) -> "Session":
         """Wait until registered; raise the reason if this session could not register."""
         try:  # while Temporal is down, say so at once rather than wait for it
             await asyncio.wait_for(self.settled.wait(), CONNECT_TIMEOUT + 2)
-            if not self.failure:
-                await asyncio.wait_for(self.ready.wait(), CONNECT_TIMEOUT + 2)
+            if not self.failure:  # registering may wait out a crashed holder's sticky queue
+                await asyncio.wait_for(self.ready.wait(), 20)
         except asyncio.TimeoutError:
             raise self.failure or unreachable(self.cfg, "no answer") from None
         if self.failure:

@@ -339,7 +339,7 @@ class PlayerWorkflow:
             )
         except asyncio.TimeoutError:
             pass
-        self.s.last_contact = now()
+        # `last_contact` stays the poll's start: a poll ending proves nothing about the session.
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.poll_generation:

@@ -172,16 +172,30 @@ async def play(temporal: DevServer, ensemble: str, *, command: tuple[str, list[s
 
     exe, args = command or serve_command()
     params = StdioServerParameters(command=exe, args=args, env=tempo_env(temporal, ensemble, **env), cwd=cwd)
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(
-            read,
-            write,
-            notification_bindings=[
-                NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams, handler=on_channel)
-            ],
-        ) as client:
-            init = await client.initialize()
-            yield Player(client=client, process_env=params.env, notifications=queue, initialize=init)
+    try:
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(
+                read,
+                write,
+                notification_bindings=[
+                    NotificationBinding(method="notifications/claude/channel", params_type=ChannelParams, handler=on_channel)
+                ],
+            ) as client:
+                init = await client.initialize()
+                yield Player(client=client, process_env=params.env, notifications=queue, initialize=init)
+    except BaseExceptionGroup as group:  # the SDK's task groups wrap the test's own failure
+        leaves = list(leaf_exceptions(group))
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def leaf_exceptions(error: BaseException):
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from leaf_exceptions(inner)
+    else:
+        yield error
 
 
 async def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
