@@ -48,6 +48,7 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -356,6 +357,7 @@ class Session:
         self.info: "PlayerInfo | None" = None
         self.ready = asyncio.Event()  # registered (or failed for good)
         self.settled = asyncio.Event()  # the first attempt to connect has an outcome
+        self.handshake = asyncio.Event()  # the MCP client has initialized
         self.failure: TempoError | None = None
         self.notices: list[str] = []  # told to the model once it can hear us
         self.inbox: "list[Cue]" = []  # pushed cues not yet returned by `listen`
@@ -367,8 +369,12 @@ class Session:
 
     # -- start ----------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, handshake: asyncio.Event | None = None) -> None:
         """Connect (retrying while Temporal is down), run the worker, register the player."""
+        if handshake:  # answer the MCP handshake first; temporalio then loads beside the loop
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(handshake.wait(), 3)
+            await asyncio.to_thread(import_temporal)
         from temporalio.worker import Worker
         from tempo_workflows import PlayerWorkflow
 
@@ -858,6 +864,7 @@ def build_server(session: "Session"):
         async def push(c: "Cue") -> None:
             await ctx.session.send_notification(ChannelNotification(params=channel_params(c)))
 
+        session.handshake.set()
         session.start_delivery(push)
 
     # MCPServer has no public hook for either: the channel capability and the moment the
@@ -868,13 +875,19 @@ def build_server(session: "Session"):
     return mcp, lowlevel, options
 
 
+def import_temporal() -> None:
+    import temporalio.client  # noqa: F401
+    import temporalio.worker  # noqa: F401
+    import tempo_workflows  # noqa: F401
+
+
 async def serve(cfg: Config) -> int:
     """Run the MCP server on stdio until the client goes away (stdin closes) or SIGTERM."""
     from mcp.server.stdio import stdio_server
 
     session = Session(cfg)
     mcp, lowlevel, options = build_server(session)
-    starting = asyncio.create_task(session.start())
+    starting = asyncio.create_task(session.start(session.handshake))
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
