@@ -1225,12 +1225,12 @@ def server_command() -> list[str]:
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
     path = Path(argv0)
     if path.suffix in (".pyz", ".py") or (path.is_file() and zipfile.is_zipfile(path)):
-        return [sys.executable, str(path.absolute()), "serve"]  # shiv zipapp, or a checkout's tempo.py
+        return [sys.executable, os.path.abspath(path), "serve"]  # shiv zipapp, or a checkout's tempo.py
     if not path.is_file():  # invoked by name, or a Windows launcher without its .exe
         found = shutil.which(argv0) or (str(path) + ".exe" if Path(str(path) + ".exe").is_file() else None)
         if found:
             path = Path(found)
-    return [str(path.absolute()), "serve"]
+    return [os.path.abspath(path), "serve"]
 
 
 def command_resolvable(argv: list[str]) -> str:
