@@ -572,7 +572,10 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # an exited server nobody reaped (a container's init may not) is a zombie, not a server
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def server_record(cfg: Config) -> dict | None:
