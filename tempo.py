@@ -1434,8 +1434,8 @@ def cmd_init(args: dict) -> int:
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
     what, path = write_mcp_json(str(directory))
-    command = " ".join(json.loads(path.read_text())["mcpServers"][SERVER_NAME]["args"])
-    out(f"{path}: {'already configured' if what == 'unchanged' else what} ({SERVER_NAME} → {server_command()[0]} {command})")
+    out(f"{path}: {'already configured' if what == 'unchanged' else what} "
+        f"({SERVER_NAME} runs {' '.join(server_command())})")
     return 0
 
 
