@@ -854,7 +854,7 @@ class Session:
 
     async def deliver(self) -> None:
         """Long-poll the player workflow and push each new cue once, acknowledging it after."""
-        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
         from temporalio.service import RPCError, RPCStatusCode
         from tempo_workflows import PlayerWorkflow, PollInput
 
@@ -875,10 +875,10 @@ class Session:
             except WorkflowUpdateFailedError:
                 await asyncio.sleep(0.05)  # the run is closing (continue-as-new): poll the next one
                 continue
-            except RPCError as e:
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
                 if self.closing:
                     return
-                if e.status == RPCStatusCode.NOT_FOUND and handle is self.handle:
+                if getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle:
                     if not await self.still_running(handle):
                         await self.left(f"its workflow {handle.id} is no longer running")
                         return
