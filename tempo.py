@@ -148,6 +148,7 @@ class Config:
     idle_timeout: float = 86400.0
     home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
+    recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -322,6 +323,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
         ("undelivered_timeout", "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT"),
         ("idle_timeout", "CLAUDE_TEMPO_IDLE_TIMEOUT"),
+        ("recruit_timeout", "CLAUDE_TEMPO_RECRUIT_TIMEOUT"),
     ):
         if env.get(var):
             try:
@@ -675,8 +677,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Session:
     """One agent session's presence in its ensemble, for as long as this process lives."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, agent: str = "claude") -> None:
         self.cfg = cfg
+        self.agent = agent  # "claude", or "copilot" for the bridge
         self.client: "Client | None" = None
         self.handle: "WorkflowHandle | None" = None
         self.info: "PlayerInfo | None" = None
@@ -749,6 +752,7 @@ class Session:
             branch=branch,
             host=self.cfg.host,
             pid=os.getpid(),
+            agent=self.agent,
             started=utcnow(),
         )
 
@@ -954,6 +958,56 @@ class Session:
         names = ", ".join(p.name for p in players if p.name != self.info.name) or "nobody else yet"
         return TempoError(f"no player named {name!r} in ensemble {self.cfg.ensemble!r}; players: {names}")
 
+    async def recruit(self, name: str, directory: str, prompt: str = "", agent: str = "claude") -> dict:
+        """Open a new session `name` in `directory`, wait until it has joined, then cue it `prompt`."""
+        from tempo_workflows import CONDUCTOR, workflow_id
+
+        await self.session()
+        validate_name(name)
+        ensemble = self.cfg.ensemble
+        if name == CONDUCTOR:
+            raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
+        if agent not in ("claude", "copilot"):
+            raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
+        if prompt and len(prompt) > MAX_CUE_CHARS:
+            raise TempoError(f"the prompt has {len(prompt)} characters, over the limit of {MAX_CUE_CHARS}: "
+                             "write it to a file in that directory and send the path")
+        if await find_player(self.client, ensemble, name):
+            raise TempoError(f"there is already a player named {name!r} in ensemble {ensemble!r}: "
+                             "pick another name (`ensemble` lists the names in use)")
+        path = Path(directory).expanduser()
+        path = path if path.is_absolute() else Path(self.cfg.directory) / path
+        if not path.is_dir():
+            raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
+        path = path.resolve()
+        child = dataclasses.replace(self.cfg, name=name, conductor=False, directory=str(path))
+        argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, self.info.name, bool(prompt)))
+        if agent == "copilot":
+            argv = [*tempo_command(), "bridge"]
+        launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
+        where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.recruit_timeout
+        while not await find_player(self.client, ensemble, name):
+            if loop.time() > deadline:
+                program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+                raise TempoError(
+                    f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
+                    f"{self.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+                    f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {self.cfg.address} "
+                    f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
+                )
+            await asyncio.sleep(0.2)
+        sent = await self.send(name, prompt) if prompt else None
+        return {
+            "name": name,
+            "directory": str(path),
+            "agent": agent,
+            "terminal": where,
+            "workflow_id": workflow_id(ensemble, name),
+            "message_id": sent.id if sent else "",
+        }
+
     async def rename(self, name: str) -> "PlayerInfo":
         """Take a new name: claim it atomically, then hand everything over from the old one."""
         from tempo_workflows import CONDUCTOR, EndRequest, PlayerWorkflow
@@ -1133,6 +1187,14 @@ def build_server(session: "Session"):
         name: str
         part: str
 
+    class RecruitResult(BaseModel):
+        name: str
+        directory: str
+        agent: str
+        terminal: str
+        workflow_id: str
+        message_id: str = Field(description="the first cue's id; empty when no prompt was given")
+
     mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
 
     async def guarded(action):
@@ -1184,6 +1246,16 @@ def build_server(session: "Session"):
         """Return the cues I have not read through `listen` yet (and mark them read)."""
         await guarded(session.session())
         return ListenResult(messages=[Message(**cue_view(c)) for c in session.take_inbox()])
+
+    @mcp.tool(annotations=ToolAnnotations(title="Recruit a new session", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True))
+    async def recruit(
+        name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
+        directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
+        prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
+        agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
+    ) -> RecruitResult:
+        """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
+        return RecruitResult(**await guarded(session.recruit(name, directory, prompt, agent)))
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:
@@ -1304,7 +1376,8 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
 
 # ---------------------------------------------------------------------------
 # Terminals
-# How a new session is started: the `claude` command line and the environment it needs.
+# How a new session is started: the `claude` command line and the environment it needs, the
+# window it runs in (macOS, Linux, Windows terminals, or tmux when headless), or what to type.
 # ---------------------------------------------------------------------------
 
 
@@ -1329,24 +1402,402 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def shell_line(argv: list[str], env: dict[str, str], directory: str) -> str:
-    """Render `argv` with `env` in `directory` as one line to paste into a shell; secrets by reference."""
-    import shlex
-
-    if os.name == "nt":
-        sets = "".join(f'set "{k}=%{k}%" && ' if k in SECRET_VARS else f'set "{k}={v}" && ' for k, v in env.items())
-        return f'cd /d "{directory}" && {sets}' + subprocess.list2cmdline(argv)
-    assigns = " ".join(f'{k}="${k}"' if k in SECRET_VARS else f"{k}={shlex.quote(v)}" for k, v in env.items())
-    return f"cd {shlex.quote(directory)} && {assigns} {shlex.join(argv)}"
-
-
-SECRET_VARS = ("TEMPORAL_API_KEY",)  # printed as a reference to the variable, never as its value
-
-
-def launch_conductor(cfg: Config) -> str:
-    """Start the ensemble's conductor in a new terminal; return one line saying what happened."""
+def launch_conductor(cfg: Config) -> tuple[str, str]:
+    """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
     argv, env = claude_command(cfg, conductor=True)
-    return f"start the conductor by running this in a new terminal:\n    {shell_line(argv, env, cfg.directory)}"
+    if detect_terminal() in (None, "manual"):
+        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
+    launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
+    return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
+
+
+def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
+    """Return a recruited session's initial prompt: who it is, and to take its name."""
+    text = (f"You are {name}, a player in the tempo ensemble {ensemble}, recruited by {recruiter}. "
+            f'First call the claude-tempo tool set_name with name "{name}" to take your name. ')
+    if task_follows:
+        return text + f"Your task arrives next as a cue from {recruiter}: do it, and answer {recruiter} with the cue tool."
+    return text + "Then wait for cues and answer them with the cue tool."
+
+
+def tempo_command() -> list[str]:
+    """Return the argv that runs this very tempo: the frozen binary, or this interpreter and file."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, str(Path(__file__).resolve())]
+
+
+TERMINALS = ("tmux", "ghostty", "iterm", "terminal", "gnome-terminal", "konsole", "xterm", "cmd", "powershell")
+TERMINAL_ALIASES = {"iterm2": "iterm", "terminal.app": "terminal", "apple_terminal": "terminal", "pwsh": "powershell",
+                    "cmd.exe": "cmd", "powershell.exe": "powershell"}
+# A child session must not inherit who its parent is: it would claim the parent's name or the conductor's.
+PARENT_ONLY_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR")
+SECRET_ENV = ("TEMPORAL_API_KEY",)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Launch:
+    """How one terminal opens a window: the process to run (a Windows command line is a str)."""
+
+    terminal: str
+    argv: list[str] | str
+    note: str = ""
+    detached: bool = False  # the process lives as long as its window: start it, do not wait
+
+
+def shell_word(s: str) -> str:
+    """Quote `s` as one word that sh, bash, zsh and fish all read back unchanged."""
+    if s and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", s):
+        return s
+    # Single quotes keep everything literal in all four shells, except that fish reads \\ and \'
+    # inside them; so ' and \ go in double quotes, where all four read "'" and "\\" alike.
+    parts = re.split(r"(['\\])", s)
+    return "".join('"\'"' if p == "'" else '"\\\\"' if p == "\\" else f"'{p}'" for p in parts if p) or "''"
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    for key in env:
+        if not ENV_NAME_RE.match(key):
+            raise TempoError(f"invalid environment variable name {key!r}")
+    return env
+
+
+def launch_script(argv: list[str], env: dict[str, str], cwd: str) -> str:
+    """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself."""
+    lines = [
+        "#!/bin/sh",
+        "# written by tempo to start a session; it removes itself",
+        'rm -f -- "$0"',
+        f"cd -- {shell_word(cwd)} || exit 1",
+        f"unset {' '.join(PARENT_ONLY_ENV)}",
+        *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
+        " ".join(shell_word(a) for a in argv),
+        "code=$?",
+        # Keep the window open on failure (`claude` not on PATH, ...), so the user can read why.
+        f'[ "$code" -eq 0 ] || {{ printf "\\ntempo: %s exited with status %s; press Enter to close.\\n" {shell_word(argv[0])} "$code"; read -r _; }}',
+        'exit "$code"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def powershell_string(s: str) -> str:
+    """Quote `s` as a PowerShell verbatim string (PowerShell also ends strings at curly quotes)."""
+    return "'" + re.sub(r"(['\u2018\u2019\u201a\u201b])", r"\1\1", s) + "'"
+
+
+def windows_arg(s: str) -> str:
+    """Escape `s` for a native program's argv as Windows PowerShell (legacy passing) hands it on."""
+    # PowerShell wraps an argument with whitespace in quotes but escapes nothing inside: do what
+    # the C runtime's parser expects (backslashes before a quote doubled, the quote escaped).
+    s = re.sub(r'(\\*)"', lambda m: m.group(1) * 2 + '\\"', s)
+    if re.search(r"\s", s):
+        s = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, s)
+    return s
+
+
+def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str) -> str:
+    """Return the PowerShell script that runs `argv` in `cwd` with `env` added."""
+    lines = [
+        f"$Host.UI.RawUI.WindowTitle = {powershell_string(title)}",
+        f"Set-Location -LiteralPath {powershell_string(cwd)}",
+        "Remove-Item " + ", ".join(f"Env:{k}" for k in PARENT_ONLY_ENV) + " -ErrorAction SilentlyContinue",
+        *(f"$env:{key} = {powershell_string(value)}" for key, value in check_env(env).items()),
+        "$PSNativeCommandArgumentPassing = 'Legacy'",
+        "& " + " ".join(powershell_string(windows_arg(a)) for a in argv),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def applescript_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
+                 script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
+                 tmux_session: str = "tempo", tmux_session_exists: bool = False) -> Launch:
+    """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
+    import base64
+
+    platform = platform or sys.platform
+    title = re.sub(r"[^\w .:-]", "", title) or "tempo"
+    if terminal in ("cmd", "powershell"):
+        # Everything the user wrote travels base64-encoded: nothing for cmd.exe to misread.
+        encoded = base64.b64encode(powershell_script(argv, env, cwd, title).encode("utf-16-le")).decode()
+        ps = ["powershell.exe", "-NoLogo", "-NoExit", "-EncodedCommand", encoded]
+        if terminal == "cmd":
+            return Launch(terminal, f'cmd.exe /c start "{title}" ' + " ".join(ps))
+        return Launch(terminal, "powershell.exe -NoProfile -Command Start-Process powershell.exe -ArgumentList "
+                      + ",".join(f"'{a}'" for a in ps[1:]))
+    run = f"/bin/sh {shell_word(script)}"
+    # A login, interactive shell first: that is where fnm/nvm/Homebrew put `claude` on PATH.
+    login = [shell, "-l", "-i", "-c", run]
+    if terminal == "tmux":
+        if inside_tmux:
+            return Launch(terminal, ["tmux", "new-window", "-d", "-n", title, "-c", cwd, run],
+                          note="a new window in this tmux session")
+        if tmux_session_exists:
+            return Launch(terminal, ["tmux", "new-window", "-d", "-t", f"{tmux_session}:", "-n", title, "-c", cwd, run],
+                          note=f"a new window in tmux session {tmux_session}; attach with `tmux attach -t {tmux_session}`")
+        return Launch(terminal, ["tmux", "new-session", "-d", "-s", tmux_session, "-n", title, "-c", cwd, run],
+                      note=f"a detached tmux session; attach with `tmux attach -t {tmux_session}`")
+    if terminal == "ghostty":
+        options = [f"--working-directory={cwd}", f"--title={title}", "-e", *login]
+        if platform == "darwin":
+            return Launch(terminal, ["open", "-na", "Ghostty", "--args", *options])
+        return Launch(terminal, ["ghostty", *options], detached=True)
+    if terminal == "iterm":
+        lines = ['tell application "iTerm"', "activate", "set newWindow to (create window with default profile)",
+                 "tell current session of newWindow", f"write text {applescript_string(run)}", "end tell", "end tell"]
+        return Launch(terminal, ["osascript", *(a for line in lines for a in ("-e", line))])
+    if terminal == "terminal":
+        # `do script` types into a new window's own login shell (fish, zsh, bash): its PATH is the user's.
+        lines = ['tell application "Terminal"', "activate", f"set newTab to do script {applescript_string(run)}",
+                 f"set custom title of newTab to {applescript_string(title)}", "end tell"]
+        return Launch(terminal, ["osascript", *(a for line in lines for a in ("-e", line))])
+    if terminal == "gnome-terminal":
+        return Launch(terminal, ["gnome-terminal", f"--working-directory={cwd}", "--", *login])
+    if terminal == "konsole":
+        return Launch(terminal, ["konsole", "--workdir", cwd, "-p", f"tabtitle={title}", "-e", *login], detached=True)
+    if terminal == "xterm":
+        return Launch(terminal, ["xterm", "-T", title, "-e", *login], detached=True)
+    raise TempoError(f"unknown terminal {terminal!r}: use one of {', '.join(TERMINALS)}")
+
+
+def detect_terminal(env: dict | None = None, platform: str = "", which: Callable[[str], str | None] | None = None) -> str | None:
+    """Return the terminal to open windows in ($CLAUDE_TEMPO_TERMINAL wins), or None (or "manual")."""
+    import shutil
+
+    env = os.environ if env is None else env
+    platform = platform or sys.platform
+    which = which or shutil.which
+    chosen = env.get("CLAUDE_TEMPO_TERMINAL", "").strip().lower()
+    if chosen:
+        chosen = TERMINAL_ALIASES.get(chosen, chosen)
+        if chosen not in (*TERMINALS, "manual"):
+            raise TempoError(f"CLAUDE_TEMPO_TERMINAL={chosen!r} is not a terminal tempo knows: "
+                             f"use one of {', '.join(TERMINALS)}, or manual")
+        return chosen
+    if env.get("TMUX"):
+        return "tmux"
+    if platform == "win32":
+        return "cmd"
+    if platform == "darwin":
+        return {"ghostty": "ghostty", "iTerm.app": "iterm"}.get(env.get("TERM_PROGRAM", ""), "terminal")
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        if env.get("TERM_PROGRAM") == "ghostty" and which("ghostty"):
+            return "ghostty"
+        if env.get("KONSOLE_VERSION") and which("konsole"):
+            return "konsole"
+        for terminal in ("gnome-terminal", "konsole", "xterm"):
+            if which(terminal):
+                return terminal
+    return "tmux" if which("tmux") else None  # a headless machine
+
+
+def manual_command(argv: list[str], env: dict[str, str], cwd: str, platform: str = "") -> str:
+    """Return the command a user can type to start the session by hand (secrets left out)."""
+    env = {k: ("<your API key>" if k in SECRET_ENV else v) for k, v in env.items()}
+    if (platform or sys.platform) == "win32":
+        return "; ".join([f"Set-Location -LiteralPath {powershell_string(cwd)}",
+                          *(f"$env:{k} = {powershell_string(v)}" for k, v in env.items()),
+                          "& " + " ".join(powershell_string(a) for a in argv)])
+    return f"cd {shell_word(cwd)} && " + " ".join([*(f"{k}={shell_word(v)}" for k, v in env.items()), *map(shell_word, argv)])
+
+
+def login_shell() -> str:
+    """Return the user's login shell: $SHELL, else the password database's, else /bin/sh."""
+    if os.environ.get("SHELL"):
+        return os.environ["SHELL"]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
+    except (ImportError, KeyError):
+        return "/bin/sh"
+
+
+def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *, terminal: str | None = None) -> Launch:
+    """Open a new window running `argv` in `cwd` with `env` added; return how it was opened."""
+    import tempfile
+
+    terminal = terminal or detect_terminal()
+    manual = manual_command(argv, env, cwd)
+    if terminal in (None, "manual"):
+        raise TempoError(
+            "found no terminal to open a new window in (set CLAUDE_TEMPO_TERMINAL to one of "
+            f"{', '.join(TERMINALS)}); start the session yourself in a new terminal:\n  {manual}"
+        )
+    parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
+    script = ""
+    tmux_session = f"tempo-{env.get('CLAUDE_TEMPO_ENSEMBLE', DEFAULT_ENSEMBLE)}"
+    if terminal not in ("cmd", "powershell"):
+        fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600: secrets stay private
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(launch_script(argv, env, cwd))
+
+    def attempt(session_exists: bool) -> "tuple[Launch, subprocess.CompletedProcess | None]":
+        launch = build_launch(terminal, argv, env, cwd, title, script=script, shell=login_shell(),
+                              inside_tmux=bool(os.environ.get("TMUX")), tmux_session=tmux_session,
+                              tmux_session_exists=session_exists)
+        if launch.detached:  # the process lives as long as its window
+            subprocess.Popen(launch.argv, env=parent_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+            return launch, None
+        return launch, subprocess.run(launch.argv, env=parent_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, timeout=30)
+
+    def failed(why: object) -> TempoError:
+        if script:
+            Path(script).unlink(missing_ok=True)
+        return TempoError(f"{terminal} could not open a window ({why}); start the session yourself:\n  {manual}")
+
+    try:
+        exists = False
+        if terminal == "tmux" and not os.environ.get("TMUX"):
+            exists = subprocess.run(["tmux", "has-session", "-t", f"={tmux_session}"], env=parent_env,
+                                    capture_output=True, timeout=10).returncode == 0
+        launch, result = attempt(exists)
+        if result is not None and result.returncode and terminal == "tmux" and "duplicate session" in result.stderr:
+            launch, result = attempt(True)  # another recruit created the session a moment ago
+    except (OSError, subprocess.SubprocessError) as e:
+        raise failed(e) from None
+    if result is not None and result.returncode:
+        raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
+    return launch
+
+
+# ---------------------------------------------------------------------------
+# Copilot bridge (experimental)
+# A GitHub Copilot CLI session, driven through the Copilot SDK, as a player: tempo's tools are
+# its MCP server (over loopback HTTP, served by this process), and each cue becomes a prompt.
+# ---------------------------------------------------------------------------
+
+COPILOT_INSTALL = "pip install 'claude-tempo[copilot]' (the github-copilot-sdk package)"
+
+
+def copilot_sdk():
+    """Return the Copilot SDK's module, or raise a TempoError that says what to install."""
+    try:
+        import copilot
+    except ImportError:
+        raise TempoError(f"the Copilot bridge needs the GitHub Copilot SDK: {COPILOT_INSTALL}, "
+                         "then run `tempo bridge` again") from None
+    return copilot
+
+
+def copilot_cli(env: dict | None = None) -> str:
+    """Return the Copilot CLI to run: $COPILOT_CLI_PATH, `copilot` on PATH, or the SDK's downloaded runtime."""
+    import shutil
+
+    env = os.environ if env is None else env
+    if env.get("COPILOT_CLI_PATH"):
+        if not Path(env["COPILOT_CLI_PATH"]).is_file():
+            raise TempoError(f"COPILOT_CLI_PATH={env['COPILOT_CLI_PATH']!r} is not a file: point it at the Copilot CLI")
+        return env["COPILOT_CLI_PATH"]
+    found = shutil.which("copilot", path=env.get("PATH"))
+    if found:
+        return found
+    try:  # the runtime the SDK downloads itself; a private helper, so any failure means "not found"
+        from copilot._cli_download import get_cached_cli_path
+
+        found = get_cached_cli_path()
+    except Exception:
+        found = None
+    if found:
+        return found
+    raise TempoError("the Copilot bridge needs the GitHub Copilot CLI: run `python -m copilot download-runtime` "
+                     "(or `npm install -g @github/copilot`, or set COPILOT_CLI_PATH), then `copilot` once to sign in")
+
+
+def cue_prompt(cue: "Cue") -> str:
+    """Return the prompt that tells the Copilot session about one cue."""
+    if cue.kind == "notice":
+        return f"[tempo] {cue.text}"
+    return (f'[tempo cue from {cue.sender}, message_id {cue.id}]\n{cue.text}\n\n'
+            f'(To answer, call the claude-tempo tool `cue` with to="{cue.sender}".)')
+
+
+@contextlib.asynccontextmanager
+async def copilot_agent(cfg: Config, mcp_servers: dict):
+    """Open a Copilot CLI session through the SDK, with `mcp_servers`; yield it (it has `send`)."""
+    copilot = copilot_sdk()
+    from copilot.generated.session_events import AssistantMessageData
+    from copilot.session import PermissionHandler
+
+    connection = copilot.RuntimeConnection.for_stdio(path=copilot_cli())
+    async with copilot.CopilotClient(connection=connection, working_directory=cfg.directory) as client:
+        session = await client.create_session(
+            # Nobody sits at a bridge to answer permission prompts: it acts like `copilot --allow-all-tools`.
+            on_permission_request=PermissionHandler.approve_all,
+            working_directory=cfg.directory,
+            mcp_servers=mcp_servers,
+            system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
+        )
+
+        def show(event) -> None:
+            if isinstance(event.data, AssistantMessageData) and event.data.content and not event.agent_id:
+                out(f"copilot: {event.data.content}")
+
+        session.on(show)
+        try:
+            yield session
+        finally:
+            await session.disconnect()
+
+
+async def bridge(cfg: Config, *, open_agent: Callable = copilot_agent, stop: asyncio.Event | None = None) -> int:
+    """Run a Copilot session as the player of `cfg` until `stop` is set (or SIGTERM, or stdin ends)."""
+    import uvicorn
+
+    session = Session(cfg, agent="copilot")
+    mcp, _, _ = build_server(session)
+    # The tools act as this player: a secret path keeps other local processes from borrowing it.
+    path = f"/{uuid.uuid4().hex}/mcp"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
+    http = uvicorn.Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning"))
+    tasks = [asyncio.create_task(http.serve(sockets=[sock])), asyncio.create_task(session.start())]
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    agent_ready: asyncio.Future = loop.create_future()
+
+    async def push(cue: "Cue") -> None:  # the same push path as a channel event, into a prompt
+        agent = await agent_ready
+        await agent.send(cue_prompt(cue), mode="enqueue")
+
+    try:
+        await session.session()
+        session.start_delivery(push)  # before Copilot connects, so its MCP client cannot claim delivery
+        servers = {SERVER_NAME: {"type": "http", "url": url, "tools": ["*"]}}
+        async with open_agent(cfg, servers) as agent:
+            agent_ready.set_result(agent)
+            err(f"tempo bridge: Copilot joined ensemble {cfg.ensemble} as {session.info.name}; "
+                "type to talk to it, Ctrl+D or Ctrl+C to leave")
+            if sys.stdin.isatty():
+                tasks.append(asyncio.create_task(type_prompts(agent, stop)))
+            await stop.wait()
+    finally:
+        http.should_exit = True
+        await asyncio.shield(session.close("bridge stopped"))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return 0
+
+
+async def type_prompts(agent, stop: asyncio.Event) -> None:
+    """Send each line typed at the bridge's terminal to Copilot; stop at end of input."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        if line.strip():
+            await agent.send(line.strip(), mode="enqueue")
+    stop.set()
 
 
 # ---------------------------------------------------------------------------
@@ -1541,7 +1992,10 @@ async def up(cfg: Config) -> int:
     if holder:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
-        emit("todo", launch_conductor(cfg))
+        try:
+            emit(*launch_conductor(cfg))
+        except TempoError as e:  # the message carries the command to run by hand
+            emit("todo", str(e))
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
@@ -1829,6 +2283,14 @@ def cmd_serve(args: dict) -> int:
     return asyncio.run(serve(resolve_config(args)))
 
 
+def cmd_bridge(args: dict) -> int:
+    logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
+                        format="tempo-bridge %(levelname)s %(message)s")
+    copilot_sdk()
+    copilot_cli()
+    return asyncio.run(bridge(resolve_config(args)))
+
+
 def cmd_help(args: dict) -> int:
     out(__doc__.strip())
     return 0
@@ -1844,6 +2306,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "init": cmd_init,
     "preflight": cmd_preflight,
     "serve": cmd_serve,
+    "bridge": cmd_bridge,
     "help": cmd_help,
 }
 

@@ -246,5 +246,6 @@ def cli(tmp_path) -> Cli:
         "PYTHONPATH": str(ROOT),
         "PYTHONIOENCODING": "utf-8",
         "CLAUDE_TEMPO_LOG": "WARNING",
+        "CLAUDE_TEMPO_TERMINAL": "manual",  # never open real windows unless a test asks for one
     }
     return Cli(home=home, env=env)
