@@ -1285,21 +1285,28 @@ async def serve(cfg: Config) -> int:
     session = Session(cfg)
     mcp, lowlevel, options = build_server(session)
     starting = asyncio.create_task(session.start(session.handshake))
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(sig, main_task.cancel)
-        except (NotImplementedError, RuntimeError):
-            pass
-    try:
+
+    async def run_mcp() -> None:
         async with stdio_server() as (read_stream, write_stream):
             await lowlevel.run(read_stream, write_stream, options)
-    except asyncio.CancelledError:
-        pass
-    finally:
-        starting.cancel()
-        await asyncio.shield(session.close())
+
+    # A signal stops the MCP server; the goodbye below then runs in a task nobody cancelled.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(run_mcp())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    starting.cancel()
+    await session.close("session stopped by a signal" if stop.is_set() else "session ended")
+    if stop.is_set():  # the thread blocked reading stdin cannot be interrupted: leave without it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    stopping.cancel()
+    await asyncio.gather(serving, stopping, starting, return_exceptions=True)
     return 0
 
 

@@ -130,3 +130,21 @@ async def test_session_exit_ends_its_player(temporal, ensemble):
         await wait_until(gone)
         with pytest.raises(ToolFailed, match=f"no player named '{bob}'"):
             await a.call("cue", to=bob, message="still there?")
+
+
+async def test_sigterm_ends_the_player_too(temporal, ensemble):
+    import os
+    import signal
+
+    async with play(temporal, ensemble) as a:
+        async with play(temporal, ensemble) as b:
+            bob = await b.name()
+            client = await tempo.connect(tempo.Config(address=temporal.address))
+            _, info = await tempo.find_player(client, ensemble, bob)
+            os.kill(info.pid, signal.SIGTERM)
+
+            async def gone():
+                return await tempo.find_player(client, ensemble, bob) is None
+
+            await wait_until(gone)
+        assert bob not in {p["name"] for p in (await a.call("ensemble"))["players"]}
