@@ -506,21 +506,6 @@ def git_facts(directory: str) -> tuple[str, str]:
     return origin or top, branch
 
 
-def artifact_argv() -> list[str] | None:
-    """Return the argv that runs this same artifact again (PyInstaller binary or zipapp), else None.
-
-    `tempo init` writes it, plus "serve", into .mcp.json: an absolute path that works from any
-    directory. None means an installed tempo (console script) or a source checkout.
-    """
-    import zipfile
-
-    if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is the binary itself
-        return [os.path.abspath(sys.executable)]
-    if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]) and zipfile.is_zipfile(sys.argv[0]):
-        return [os.path.abspath(sys.executable), os.path.abspath(sys.argv[0])]  # shiv zipapp
-    return None
-
-
 def temporal_binary() -> str | None:
     """Return the `temporal` CLI: $CLAUDE_TEMPO_TEMPORAL, the one embedded or installed beside us, or PATH's."""
     import shutil

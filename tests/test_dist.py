@@ -6,8 +6,10 @@ MCP server two Claude Code sessions start. Marked `dist` (about two minutes, mos
 build): `pytest -m "not dist"` skips it.
 """
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import tempo
-from conftest import ROOT, play
+from conftest import ROOT, free_port, play
 
 pytestmark = pytest.mark.dist
 
@@ -88,19 +90,30 @@ async def test_tempo_server_name_serves_mcp(artifacts, kind, temporal, ensemble,
         assert [pl["name"] for pl in listing["players"] if pl.get("you")]
 
 
-def test_zipapp_finds_its_embedded_dev_server_and_itself(artifacts, tmp_path):
-    """Inside the zipapp, temporal_binary() is the embedded one and artifact_argv() the .pyz."""
-    exe, args = artifacts["zipapp"]
-    probe = tmp_path / "probe.py"
-    probe.write_text("import sys, tempo; sys.argv[0] = sys.argv[1]\n"
-                     "print(tempo.temporal_binary()); print(tempo.artifact_argv())\n")
-    # SHIV_INTERPRETER runs a script inside the zipapp's environment instead of its entry point.
-    result = run(exe, [*args, str(probe), args[0]], SHIV_INTERPRETER="1", CLAUDE_TEMPO_TEMPORAL="")
+@pytest.mark.parametrize("kind", ["zipapp", "binary"])
+def test_init_points_mcp_json_at_the_artifact(artifacts, kind, tmp_path):
+    exe, args = artifacts[kind]
+    result = run(exe, [*args, "init", "--dir", str(tmp_path)], HOME=str(tmp_path))
     assert result.returncode == 0, result.stderr
-    binary, argv = result.stdout.splitlines()
-    assert Path(binary).is_relative_to(SHIV_ROOT), binary
-    assert subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.startswith("temporal version")
-    assert argv == repr([os.path.abspath(exe), str(DIST / "tempo.pyz")])
+    server = json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"][tempo.SERVER_NAME]
+    assert [server["command"], *server["args"]] == [os.path.abspath(exe), *args, "serve"]
+
+
+def test_zipapp_server_runs_its_embedded_dev_server(artifacts, tmp_path):
+    """`tempo server` from the zipapp starts the temporal CLI it carries, nothing else installed."""
+    exe, args = artifacts["zipapp"]
+    address = f"127.0.0.1:{free_port()}"
+    env = {"CLAUDE_TEMPO_HOME": str(tmp_path), "CLAUDE_TEMPO_TEMPORAL": "", "PATH": "/usr/bin:/bin"}
+    result = run(exe, [*args, "server", "--background", f"--temporal-address={address}"], **env)
+    pid = json.loads((tmp_path / "server.json").read_text())["pid"] if (tmp_path / "server.json").exists() else None
+    try:
+        assert result.returncode == 0, result.stderr
+        assert Path(os.readlink(f"/proc/{pid}/exe")).is_relative_to(SHIV_ROOT)
+        again = run(exe, [*args, "server", "--background", f"--temporal-address={address}"], **env)
+        assert again.returncode == 0 and "reused" in again.stdout, again.stdout + again.stderr
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
 
 
 def test_help_and_version_import_neither_temporalio_nor_mcp():
