@@ -84,6 +84,7 @@ DEFAULT_ENSEMBLE = "default"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
+REPORT_TYPES = ("result", "blocker", "question")
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 CONNECT_TIMEOUT = 5.0
 
@@ -99,6 +100,18 @@ def validate_name(name: str, what: str = "name") -> str:
             f"invalid {what} {name!r}: use 1-64 letters, digits, '-' or '_' (for example 'reviewer-2')"
         )
     return name
+
+
+def check_message(text: str) -> str:
+    """Return `text` if it can be sent as a cue or report, else raise TempoError."""
+    if not text or not text.strip():
+        raise TempoError("the message is empty: say something")
+    if len(text) > MAX_CUE_CHARS:
+        raise TempoError(
+            f"the message has {len(text)} characters, over the limit of {MAX_CUE_CHARS}: "
+            "shorten it, or write it to a file and send the path"
+        )
+    return text
 
 
 def utcnow() -> str:
@@ -138,6 +151,7 @@ class Config:
     poll_wait: float = POLL_WAIT
     undelivered_timeout: float = 180.0
     idle_timeout: float = 86400.0
+    cues_per_run: int = 500  # continue-as-new threshold; low values only for tests
 
 
 def truthy(value: str | None) -> bool:
@@ -174,6 +188,11 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
                 setattr(cfg, field_name, float(env[var]))
             except ValueError:
                 raise TempoError(f"{var}={env[var]!r} is not a number of seconds") from None
+    if env.get("CLAUDE_TEMPO_CUES_PER_RUN"):
+        try:
+            cfg.cues_per_run = max(1, int(env["CLAUDE_TEMPO_CUES_PER_RUN"]))
+        except ValueError:
+            raise TempoError(f"CLAUDE_TEMPO_CUES_PER_RUN={env['CLAUDE_TEMPO_CUES_PER_RUN']!r} is not a whole number") from None
     validate_name(cfg.ensemble, "ensemble name")
     if cfg.name:
         validate_name(cfg.name)
@@ -278,6 +297,21 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return handle, await handle.query(PlayerWorkflow.info)
     except RPCError:
         return None
+
+
+def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
+    """Say who holds the name `info` wanted, and what to do instead."""
+    where = (
+        f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
+        if holder
+        else "a session that is just starting or ending"
+    )
+    if info.role == "conductor":
+        return (
+            f"ensemble {info.ensemble!r} already has a conductor ({where}); "
+            "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
+        )
+    return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -435,6 +469,7 @@ class Session:
             info=info,
             undelivered_timeout=self.cfg.undelivered_timeout,
             idle_timeout=self.cfg.idle_timeout,
+            cues_per_run=self.cfg.cues_per_run,
             previous_name=previous_name,
         )
         wid = workflow_id(info.ensemble, info.name)
@@ -502,11 +537,14 @@ class Session:
         from tempo_workflows import PlayerWorkflow, PollInput
 
         await self.ready.wait()
+        if self.failure:  # the model hears why every tool fails, without having to call one
+            await self.notify_text(f"This session is not in the ensemble: {self.failure}")
+            return
         for notice in self.notices:
             await self.notify_text(notice)
         ack: list[str] = []
         delay = 0.1
-        while not self.closing and not self.failure:
+        while not self.closing:
             handle = self.handle
             try:
                 result = await handle.execute_update(
@@ -523,9 +561,16 @@ class Session:
                     return
                 if e.status == RPCStatusCode.NOT_FOUND and handle is self.handle:
                     if not await self.still_running(handle):
-                        await self.left(f"its workflow {handle.id} is no longer running")
+                        await self.left(await self.end_reason(handle))
                         return
                 log.warning("poll failed (%s); retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
+            except Exception as e:  # the RPC timed out (server restarting, network): poll again
+                if self.closing:
+                    return
+                log.warning("poll failed (%s: %s); retrying in %.1fs", type(e).__name__, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
                 continue
@@ -554,6 +599,13 @@ class Session:
         except Exception:
             return True  # cannot tell: keep polling
 
+    async def end_reason(self, handle: "WorkflowHandle") -> str:
+        """Why the player ended: its workflow's result, when it ended on its own."""
+        try:
+            return await asyncio.wait_for(handle.result(), 5)
+        except Exception:
+            return f"its workflow {handle.id} is no longer running"
+
     async def left(self, reason: str) -> None:
         self.ended = reason
         await self.notify_text(f"You have left the ensemble {self.cfg.ensemble}: {reason}.")
@@ -571,13 +623,7 @@ class Session:
         from tempo_workflows import Cue, PlayerWorkflow, workflow_id
 
         await self.session()
-        if not text or not text.strip():
-            raise TempoError("the message is empty: say something")
-        if len(text) > MAX_CUE_CHARS:
-            raise TempoError(
-                f"the message has {len(text)} characters, over the limit of {MAX_CUE_CHARS}: "
-                "shorten it, or write it to a file and send the path"
-            )
+        check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
@@ -591,6 +637,50 @@ class Session:
         if self.info.role == "conductor":
             await self.handle.signal(PlayerWorkflow.outgoing, cue)
         return cue
+
+    async def report(self, kind: str, text: str) -> "Cue | None":
+        """Send a typed update to the conductor; return None when the ensemble has none."""
+        from temporalio.service import RPCError, RPCStatusCode
+        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+
+        await self.session()
+        if kind not in REPORT_TYPES:
+            raise TempoError(f"unknown report type {kind!r}: use {', '.join(map(repr, REPORT_TYPES))}")
+        check_message(text)
+        if self.info.role == "conductor":
+            raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
+                  source=kind, recipient=CONDUCTOR)
+        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+        try:
+            await handle.signal(PlayerWorkflow.cue, cue)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise unreachable(self.cfg, e) from None
+        return cue
+
+    async def terminate(self, name: str) -> "PlayerInfo":
+        """End the player `name` (its session, if alive, is told why); wait until it is gone."""
+        from temporalio.service import RPCError
+        from tempo_workflows import EndRequest, PlayerWorkflow
+
+        await self.session()
+        if name == self.info.name:
+            raise TempoError("you cannot terminate yourself: end this session instead (exit Claude Code)")
+        found = await find_player(self.client, self.cfg.ensemble, name) if NAME_RE.match(name or "") else None
+        if not found:
+            raise await self.unknown(name)
+        handle, info = found
+        try:
+            await handle.signal(PlayerWorkflow.finish, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name))
+        except RPCError as e:
+            raise unreachable(self.cfg, e) from None
+        try:  # once the tool returns, `ensemble` no longer lists it
+            await handle.result(rpc_timeout=timedelta(seconds=10))
+        except Exception as e:
+            log.warning("player %s did not end cleanly: %s", handle.id, e)
+        return info
 
     async def unknown(self, name: str) -> TempoError:
         players = await list_players(self.client, self.cfg.ensemble)
@@ -690,7 +780,10 @@ with the sender in `from`; you do not need to poll. To answer, call the `cue` to
 sender's name. `ensemble` lists who is there and what each works on; `set_name` gives you a
 name others can use; `set_part` tells them what you work on. If you suspect you missed
 messages (for example channels are not enabled in this session), `listen` returns every cue
-you have not yet read through it; each cue has a `message_id` and is pushed only once."""
+you have not yet read through it; each cue has a `message_id` and is pushed only once.
+`report` tells the conductor (if the ensemble has one) a result, a blocker or a question;
+`terminate` ends another player's session. The conductor also receives commands from outside
+(kind "command", with their `source`) and the cues of players that died (kind "undelivered")."""
 
 
 def cue_view(cue: "Cue") -> dict:
@@ -776,6 +869,16 @@ def build_server(session: "Session"):
         name: str
         part: str
 
+    class ReportResult(BaseModel):
+        sent: bool
+        to: str = ""
+        message_id: str = ""
+        note: str = ""
+
+    class TerminateResult(BaseModel):
+        name: str
+        ended: bool
+
     mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
 
     async def guarded(action):
@@ -827,6 +930,28 @@ def build_server(session: "Session"):
         """Return the cues I have not read through `listen` yet (and mark them read)."""
         await guarded(session.session())
         return ListenResult(messages=[Message(**cue_view(c)) for c in session.take_inbox()])
+
+    @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
+    async def report(
+        type: Annotated[
+            Literal["result", "blocker", "question"],
+            Field(description="result: work done; blocker: I am stuck; question: I need an answer"),
+        ],
+        message: Annotated[str, Field(description=f"the update (at most {MAX_CUE_CHARS} characters)")],
+    ) -> ReportResult:
+        """Send an update to the ensemble's conductor; a no-op with a note when there is none."""
+        sent = await guarded(session.report(type, message))
+        if sent is None:
+            return ReportResult(sent=False, note=f"ensemble {session.cfg.ensemble!r} has no conductor: nothing was sent")
+        return ReportResult(sent=True, to=sent.recipient, message_id=sent.id)
+
+    @mcp.tool(annotations=ToolAnnotations(title="End a player", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
+    async def terminate(
+        name: Annotated[str, Field(description="the player to end, as `ensemble` lists it (not yourself)")],
+    ) -> TerminateResult:
+        """End another player's session by name (also cleans up sessions that died); it is told why."""
+        info = await guarded(session.terminate(name))
+        return TerminateResult(name=info.name, ended=True)
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:

@@ -173,9 +173,14 @@ def search_attributes(info: PlayerInfo) -> TypedSearchAttributes:
 class PlayerWorkflow:
     """A live agent session: its description, its pending cues, its end."""
 
-    def __init__(self) -> None:
-        self.s: PlayerInput | None = None
-        self.seen: set[str] = set()
+    @workflow.init
+    def __init__(self, inp: PlayerInput) -> None:
+        # State comes from the input here, not in `run`: a signal can be handled in the
+        # run's first activation (a cue racing the start, or arriving across continue-as-new).
+        self.s = inp
+        self.seen: set[str] = set(inp.seen)
+        if not inp.last_contact:
+            inp.last_contact = now()
         self.end: EndRequest | None = None
         self.releasing = False  # no new polls: the run is closing
         self.poll_generation = 0
@@ -186,10 +191,7 @@ class PlayerWorkflow:
 
     @workflow.run
     async def run(self, inp: PlayerInput) -> str:
-        s = self.s = inp
-        self.seen = set(s.seen)
-        if not s.last_contact:
-            s.last_contact = now()
+        s = self.s
         if not s.continued:
             workflow.upsert_search_attributes(search_attributes(s.info).search_attributes)
             workflow.upsert_memo({"info": asdict(s.info)})
