@@ -184,6 +184,7 @@ class PlayerWorkflow:
         self.end: EndRequest | None = None
         self.releasing = False  # no new polls: the run is closing
         self.poll_generation = 0
+        self.polls_waiting = 0  # a held poll is a live session, however long ago it began
         self.received_this_run = 0
         self.wake = False
 
@@ -215,11 +216,13 @@ class PlayerWorkflow:
     def should_continue_as_new(self) -> bool:
         return self.received_this_run >= self.s.cues_per_run or workflow.info().is_continue_as_new_suggested()
 
-    def next_deadline(self) -> float:
+    def next_deadline(self) -> float | None:
         """Seconds until the player should be judged dead: a stale cue, or silence."""
         s = self.s
         if s.pending:
             due = parse(s.pending[0].queued_at) + s.undelivered_timeout
+        elif self.polls_waiting:
+            return None  # the session is holding a poll: alive until that poll ends
         else:
             due = parse(s.last_contact) + s.idle_timeout
         return max(0.001, due - parse(now()))
@@ -229,7 +232,7 @@ class PlayerWorkflow:
         t = parse(now())
         if s.pending and t - parse(s.pending[0].queued_at) >= s.undelivered_timeout:
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone")
-        elif not s.pending and t - parse(s.last_contact) >= s.idle_timeout:
+        elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s")
 
     async def release_polls(self) -> None:
@@ -333,6 +336,7 @@ class PlayerWorkflow:
         self.s.last_contact = now()
         self.poll_generation += 1
         generation = self.poll_generation
+        self.polls_waiting += 1
         try:
             await workflow.wait_condition(
                 lambda: bool(self.s.pending) or bool(self.end) or generation != self.poll_generation,
@@ -340,7 +344,11 @@ class PlayerWorkflow:
             )
         except asyncio.TimeoutError:
             pass
+        finally:
+            self.polls_waiting -= 1
         self.s.last_contact = now()
+        if not self.polls_waiting:
+            self.wake = True  # the idle deadline is back
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.poll_generation:
