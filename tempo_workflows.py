@@ -203,7 +203,12 @@ class PlayerWorkflow:
                 break
             if self.should_continue_as_new():
                 await self.release_polls()
-                workflow.continue_as_new(replace(s, continued=True, previous_name=""))
+                # The next run starts from the *start* memo unless told otherwise: carry the latest.
+                workflow.continue_as_new(
+                    replace(s, continued=True, previous_name=""),
+                    memo={"info": asdict(s.info)},
+                    search_attributes=search_attributes(s.info),
+                )
             timeout = self.next_deadline()
             try:
                 await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)

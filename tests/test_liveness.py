@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from conftest import DevServer, free_port, play, wait_until
 from tempo_workflows import (
     CONDUCTOR,
     Cue,
+    EndRequest,
     PlayerInfo,
     PlayerInput,
     PlayerWorkflow,
@@ -154,3 +156,76 @@ async def test_real_rules_three_minutes_undelivered_and_24_hours_idle():
             # Awaiting a result lets the server skip time freely: only once nothing else is checked.
             assert await idle.result() == "no contact for 86400s"
             assert "undelivered for 180s" in await dead.result()
+
+
+# -- long lives: continue-as-new --------------------------------------------------
+
+
+async def test_continue_as_new_keeps_pending_cues_name_and_part(temporal, ensemble):
+    from temporalio.worker import Worker
+    from tempo_workflows import search_attributes
+
+    client = await client_for(temporal.address)
+    queue = f"can-{uuid.uuid4().hex[:8]}"  # our own worker: nobody polls, so every cue stays pending
+    info = PlayerInfo(ensemble=ensemble, name="keeper")
+    async with Worker(client, task_queue=queue, workflows=[PlayerWorkflow]):
+        handle = await client.start_workflow(
+            PlayerWorkflow.run, PlayerInput(info=info, cues_per_run=5), id=workflow_id(ensemble, "keeper"),
+            task_queue=queue, search_attributes=search_attributes(info), memo={"info": info.__dict__},
+        )
+        await handle.execute_update(PlayerWorkflow.set_part, "the long haul")
+        for i in range(12):
+            await handle.signal(PlayerWorkflow.cue, Cue(id=f"c{i}", sender="boss", text=f"cue {i}"))
+
+        async def runs() -> int:
+            return len([w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")])
+
+        await wait_until(lambda: runs_at_least(runs, 2))  # cues can batch into one run: at least one new run
+        await handle.signal(PlayerWorkflow.cue, Cue(id="c3", sender="boss", text="cue 3 again"))  # seen before
+        pending = await handle.query(PlayerWorkflow.pending)
+        assert [c.text for c in pending] == [f"cue {i}" for i in range(12)]
+        kept = await handle.query(PlayerWorkflow.info)
+        assert (kept.name, kept.part) == ("keeper", "the long haul")
+        listed = [p for p in await tempo.list_players(client, ensemble)]
+        assert [(p.name, p.part) for p in listed] == [("keeper", "the long haul")]
+
+        polled = await handle.execute_update(PlayerWorkflow.poll, PollInput(wait=5), rpc_timeout=timedelta(seconds=10))
+        assert [c.id for c in polled.cues] == [f"c{i}" for i in range(12)]
+        await handle.execute_update(PlayerWorkflow.poll, PollInput(ack=[c.id for c in polled.cues], wait=0))
+        assert await handle.query(PlayerWorkflow.pending) == []
+        await handle.signal(PlayerWorkflow.finish, EndRequest(reason="test over"))
+        assert await handle.result() == "test over"
+
+
+async def runs_at_least(runs, n: int) -> bool:
+    return await runs() >= n
+
+
+async def test_chatty_player_keeps_working_across_many_runs(temporal, ensemble):
+    """Six times the threshold of cues: each arrives once, in order; the current run stays small.
+
+    (A signal that lands while a run is continuing as new is retried by the client for about a
+    second, so this test keeps the number of runs low; the default threshold is 500 cues.)"""
+    count, per_run = 60, 10
+    client = await client_for(temporal.address)
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="chatty", CLAUDE_TEMPO_CUES_PER_RUN=str(per_run)) as chatty:
+        await chatty.call("set_part", part="answering everyone")
+        handle = client.get_workflow_handle(workflow_id(ensemble, "chatty"))
+        first_run = (await handle.describe()).run_id
+        for i in range(count):  # a plain client, names only: the public contract
+            await handle.signal("cue", {"id": f"m{i}", "sender": "outside", "text": f"message {i}"})
+        got = [(await chatty.next_cue())["content"] for _ in range(count)]
+        assert got == [f"message {i}" for i in range(count)]
+        assert [c for c in await drain(chatty, quiet=1) if c["meta"]["kind"] == "cue"] == []
+
+        status = await handle.query(PlayerWorkflow.status)
+        assert status["received"] == count and status["pending"] == 0
+        description = await handle.describe()
+        assert description.run_id != first_run
+        assert description.raw_description.workflow_execution_info.history_length < per_run * 20
+        async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="friend") as friend:
+            listing = await friend.call("ensemble")
+            assert {"name": "chatty", "part": "answering everyone"}.items() <= next(
+                p for p in listing["players"] if p["name"] == "chatty").items()
+            await friend.call("cue", to="chatty", message="still there?")
+            assert (await chatty.next_cue())["content"] == "still there?"
