@@ -404,7 +404,10 @@ class Session:
         if self.closing:
             return
         self.failure = None
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow])
+        # Every session's worker runs any player's workflow; a workflow cached by a session that
+        # died waits this long before another worker takes it (the SDK default is 10 s).
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
+                        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
         self.worker = worker
         try:

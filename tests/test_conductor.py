@@ -1,13 +1,15 @@
 """The conductor: its public API (`command`, `history`), reports, terminate, one per ensemble."""
 
 import asyncio
+import contextlib
+import io
 import json
-import os
+import shlex
 
 import pytest
 
 import tempo
-from conftest import ToolFailed, play, wait_until
+from conftest import ROOT, ToolFailed, play
 from tempo_workflows import workflow_id
 
 pytestmark = pytest.mark.anyio
@@ -133,3 +135,32 @@ async def test_terminate_ends_the_target_which_learns_why(temporal, ensemble):
             assert notice["meta"]["kind"] == "notice" and "terminated by conductor" in notice["content"]
             with pytest.raises(ToolFailed, match="left the ensemble"):
                 await doomed.call("cue", to="conductor", message="still here?")
+
+
+async def test_readme_external_access_examples_run(temporal, ensemble):
+    """The README's `temporal` CLI and Python examples work as written (server and ID swapped)."""
+    section = (ROOT / "README.md").read_text().split("## External access", 1)[1]
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    python = section.split("```python\n", 1)[1].split("```", 1)[0]
+    wid = workflow_id(ensemble, "conductor")
+    async with play(temporal, ensemble, **CONDUCTOR) as conductor:
+        assert await conductor.name() == "conductor"
+        commands = shell.replace("\\\n", " ").replace("claude-session-default-conductor", wid).strip().splitlines()
+        outputs = []
+        for command in commands:
+            argv = shlex.split(command)
+            assert argv[0] == "temporal"
+            outputs.append(await temporal_cli(temporal, *argv[1:]))
+        assert (await next_of_kind(conductor, "command"))["content"] == "summarize what everyone is doing"
+        assert "summarize what everyone is doing" in outputs[-1]
+
+        code = python.replace("localhost:7233", temporal.address).replace("claude-session-default-conductor", wid)
+        code = code.replace("asyncio.run(main())", "")  # we are inside a running loop already
+        namespace: dict = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            await namespace["main"]()
+        command = await next_of_kind(conductor, "command")
+        assert (command["content"], command["meta"]["source"]) == ("run the tests", "dashboard")
+        assert "in command cli -> conductor summarize what everyone is doing" in printed.getvalue()

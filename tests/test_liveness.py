@@ -229,3 +229,60 @@ async def test_chatty_player_keeps_working_across_many_runs(temporal, ensemble):
                 p for p in listing["players"] if p["name"] == "chatty").items()
             await friend.call("cue", to="chatty", message="still there?")
             assert (await chatty.next_cue())["content"] == "still there?"
+
+
+# -- the server restarts ----------------------------------------------------------
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A dev server of this test's own (port, database): restarting it disturbs nobody else."""
+    binary = tempo.temporal_binary()
+    port = free_port()
+    db = str(tmp_path / "temporal.db")
+    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_server_restart_loses_and_duplicates_nothing(own_server, ensemble):
+    loop = asyncio.get_running_loop()
+    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="alpha") as alpha, \
+            play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="beta") as beta:
+        assert (await alpha.name(), await beta.name()) == ("alpha", "beta")
+        sent = []
+
+        async def send(text: str) -> None:
+            await alpha.call("cue", to="beta", message=text)
+            sent.append(text)
+
+        for i in range(3):
+            await send(f"before {i}")
+        stopping = loop.run_in_executor(None, own_server.stop)
+        await asyncio.sleep(0.3)
+        during = [asyncio.create_task(send(f"during {i}")) for i in range(3)]  # while it goes down
+        await stopping
+        during += [asyncio.create_task(send(f"down {i}")) for i in range(3)]  # while it is down
+        await loop.run_in_executor(None, own_server.start)
+        await asyncio.gather(*during)
+        for i in range(3):
+            await send(f"after {i}")
+
+        expected = sorted(sent)
+        got = []
+
+        async def collect():
+            while len(got) < len(expected):
+                cue = await beta.next_cue(timeout=60)
+                if cue["meta"]["kind"] == "cue":
+                    got.append(cue["content"])
+
+        await asyncio.wait_for(collect(), 60)
+        got += [c["content"] for c in await drain(beta, quiet=2) if c["meta"]["kind"] == "cue"]
+        assert sorted(got) == expected and len(got) == 12  # each once, none lost
+
+        await beta.call("cue", to="alpha", message="back online")  # both sessions reconnected
+        assert (await alpha.next_cue(timeout=30))["content"] == "back online"
+        assert sorted(p["name"] for p in (await beta.call("ensemble"))["players"]) == ["alpha", "beta"]
