@@ -636,7 +636,9 @@ class Session:
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
                 raise await self.unknown(to) from None
-            raise unreachable(self.cfg, e) from None
+            if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise unreachable(self.cfg, e) from None
+            raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
         if self.info.role == "conductor":
             await self.handle.signal(PlayerWorkflow.outgoing, cue)
         return cue

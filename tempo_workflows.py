@@ -185,6 +185,7 @@ class PlayerWorkflow:
         self.releasing = False  # no new polls: the run is closing
         self.poll_generation = 0
         self.polls_waiting = 0  # a held poll is a live session, however long ago it began
+        self.untimed = False  # the run loop waits without a deadline (while a poll is held)
         self.received_this_run = 0
         self.wake = False
 
@@ -210,6 +211,7 @@ class PlayerWorkflow:
                     search_attributes=search_attributes(s.info),
                 )
             timeout = self.next_deadline()
+            self.untimed = timeout is None
             try:
                 await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)
             except asyncio.TimeoutError:
@@ -352,8 +354,8 @@ class PlayerWorkflow:
         finally:
             self.polls_waiting -= 1
         self.s.last_contact = now()
-        if not self.polls_waiting:
-            self.wake = True  # the idle deadline is back
+        if not self.polls_waiting and self.untimed:
+            self.wake = True  # the idle deadline is back (woken only then: timers cost history)
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.poll_generation:
