@@ -14,9 +14,11 @@ the workflow hands its undelivered cues to the conductor and ends.
 
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
+Annotations are real types, not strings: the payload converter resolves a
+dataclass's hints on every signal, and strings make that 4x slower (a run that
+must catch up on thousands of cues in one activation then trips the 2 s
+deadlock detector on every retry, and never recovers).
 """
-
-from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +41,8 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
+POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
+POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
 
 ENSEMBLE = SearchAttributeKey.for_keyword("ClaudeTempoEnsemble")
 PLAYER_ID = SearchAttributeKey.for_keyword("ClaudeTempoPlayerId")
@@ -360,7 +364,7 @@ class PlayerWorkflow:
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.poll_generation:
             return PollResult()  # superseded by a newer poll, or released
-        return PollResult(cues=list(self.s.pending))
+        return PollResult(cues=self.batch())
 
     @poll.validator
     def validate_poll(self, request: PollInput) -> None:
@@ -414,6 +418,16 @@ class PlayerWorkflow:
         if ids:
             done = set(ids)
             self.s.pending = [c for c in self.s.pending if c.id not in done]
+
+    def batch(self) -> list[Cue]:
+        """The oldest pending cues that fit in one poll result (at least one)."""
+        cues, size = [], 0
+        for cue in self.s.pending:
+            size += len(cue.text) + len(cue.sender) + 200
+            if cues and (len(cues) >= POLL_BATCH_CUES or size > POLL_BATCH_CHARS):
+                break
+            cues.append(cue)
+        return cues
 
     def remember(self, cue_id: str) -> None:
         self.seen.add(cue_id)

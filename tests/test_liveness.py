@@ -204,6 +204,32 @@ async def test_continue_as_new_keeps_pending_cues_name_and_part(temporal, ensemb
         assert await handle.result() == "test over"
 
 
+async def test_a_backlog_over_the_update_size_limit_drains_in_batches(temporal, ensemble):
+    """80 cues of 30 000 characters wait for a session that was away: 2.4 MB, over an update's 2 MB."""
+    from temporalio.worker import Worker
+
+    client = await client_for(temporal.address)
+    queue = f"backlog-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[PlayerWorkflow]):
+        handle = await client.start_workflow(
+            PlayerWorkflow.run, PlayerInput(info=PlayerInfo(ensemble=ensemble, name="away")),
+            id=workflow_id(ensemble, "away"), task_queue=queue,
+        )
+        for i in range(80):
+            await handle.signal(PlayerWorkflow.cue, Cue(id=f"big{i}", sender="boss", text=f"{i:02d}" + "x" * 29_998))
+        got, ack = [], []
+        while len(got) < 80:
+            polled = await handle.execute_update(PlayerWorkflow.poll, PollInput(ack=ack, wait=5),
+                                                 rpc_timeout=timedelta(seconds=10))
+            assert polled.cues
+            got += [c.text[:2] for c in polled.cues]
+            ack = [c.id for c in polled.cues]
+        assert got == [f"{i:02d}" for i in range(80)]
+        await handle.execute_update(PlayerWorkflow.poll, PollInput(ack=ack, wait=0))
+        assert await handle.query(PlayerWorkflow.pending) == []
+        await handle.signal(PlayerWorkflow.finish, EndRequest(reason="test over"))
+
+
 async def runs_at_least(runs, n: int) -> bool:
     return await runs() >= n
 
