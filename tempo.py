@@ -86,6 +86,7 @@ DEFAULT_ENSEMBLE = "default"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
+REPORT_TYPES = ("result", "blocker", "question")
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 CONNECT_TIMEOUT = 5.0
 
@@ -101,6 +102,18 @@ def validate_name(name: str, what: str = "name") -> str:
             f"invalid {what} {name!r}: use 1-64 letters, digits, '-' or '_' (for example 'reviewer-2')"
         )
     return name
+
+
+def check_message(text: str) -> str:
+    """Return `text` if it can be sent as a cue or report, else raise TempoError."""
+    if not text or not text.strip():
+        raise TempoError("the message is empty: say something")
+    if len(text) > MAX_CUE_CHARS:
+        raise TempoError(
+            f"the message has {len(text)} characters, over the limit of {MAX_CUE_CHARS}: "
+            "shorten it, or write it to a file and send the path"
+        )
+    return text
 
 
 def utcnow() -> str:
@@ -149,6 +162,7 @@ class Config:
     home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
     recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
+    cues_per_run: int = 500  # continue-as-new threshold; low values only for tests
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -330,6 +344,11 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
                 setattr(cfg, field_name, float(env[var]))
             except ValueError:
                 raise TempoError(f"{var}={env[var]!r} is not a number of seconds") from None
+    if env.get("CLAUDE_TEMPO_CUES_PER_RUN"):
+        try:
+            cfg.cues_per_run = max(1, int(env["CLAUDE_TEMPO_CUES_PER_RUN"]))
+        except ValueError:
+            raise TempoError(f"CLAUDE_TEMPO_CUES_PER_RUN={env['CLAUDE_TEMPO_CUES_PER_RUN']!r} is not a whole number") from None
     validate_name(cfg.ensemble, "ensemble name")
     if cfg.name:
         validate_name(cfg.name)
@@ -479,12 +498,18 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
 
 
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
-    """Say who holds the name `info` asked for, and what to do."""
-    where = f" by the session in {holder.host}:{holder.directory} (pid {holder.pid}, since {holder.started})" if holder else ""
+    """Say who holds the name `info` wanted, and what to do instead."""
+    where = (
+        f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
+        if holder
+        else "a session that is just starting or ending"
+    )
     if info.role == "conductor":
-        return (f"a conductor already runs in ensemble {info.ensemble!r}{where}; "
-                "use it, or end it first (`terminate conductor`, or close its session)")
-    return f"the name {info.name!r} is taken in ensemble {info.ensemble!r}{where}; choose another name"
+        return (
+            f"ensemble {info.ensemble!r} already has a conductor ({where}); "
+            "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
+        )
+    return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -723,14 +748,10 @@ class Session:
         if self.closing:
             return
         self.failure = None
-        # A crashed session's sticky queue holds its workflows' tasks until this timeout:
-        # keep it short so another session's worker takes them over quickly.
-        worker = Worker(
-            self.client,
-            task_queue=self.cfg.task_queue,
-            workflows=[PlayerWorkflow],
-            sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
-        )
+        # Every session's worker runs any player's workflow; a workflow cached by a session that
+        # died waits this long before another worker takes it (the SDK default is 10 s).
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
+                        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
         self.worker = worker
         try:
@@ -797,6 +818,7 @@ class Session:
             info=info,
             undelivered_timeout=self.cfg.undelivered_timeout,
             idle_timeout=self.cfg.idle_timeout,
+            cues_per_run=self.cfg.cues_per_run,
             previous_name=previous_name,
         )
         wid = workflow_id(info.ensemble, info.name)
@@ -866,11 +888,14 @@ class Session:
         from tempo_workflows import PlayerWorkflow, PollInput
 
         await self.ready.wait()
+        if self.failure:  # the model hears why every tool fails, without having to call one
+            await self.notify_text(f"This session is not in the ensemble: {self.failure}")
+            return
         for notice in self.notices:
             await self.notify_text(notice)
         ack: list[str] = []
         delay = 0.1
-        while not self.closing and not self.failure:
+        while not self.closing:
             handle = self.handle
             try:
                 result = await handle.execute_update(
@@ -887,9 +912,16 @@ class Session:
                     return
                 if getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle:
                     if not await self.still_running(handle):
-                        await self.left(f"its workflow {handle.id} is no longer running")
+                        await self.left(await self.end_reason(handle))
                         return
                 log.warning("poll failed (%s); retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
+            except Exception as e:  # the RPC timed out (server restarting, network): poll again
+                if self.closing:
+                    return
+                log.warning("poll failed (%s: %s); retrying in %.1fs", type(e).__name__, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
                 continue
@@ -918,6 +950,13 @@ class Session:
         except Exception:
             return True  # cannot tell: keep polling
 
+    async def end_reason(self, handle: "WorkflowHandle") -> str:
+        """Why the player ended: its workflow's result, when it ended on its own."""
+        try:
+            return await asyncio.wait_for(handle.result(), 5)
+        except Exception:
+            return f"its workflow {handle.id} is no longer running"
+
     async def left(self, reason: str) -> None:
         self.ended = reason
         await self.notify_text(f"You have left the ensemble {self.cfg.ensemble}: {reason}.")
@@ -935,13 +974,7 @@ class Session:
         from tempo_workflows import Cue, PlayerWorkflow, workflow_id
 
         await self.session()
-        if not text or not text.strip():
-            raise TempoError("the message is empty: say something")
-        if len(text) > MAX_CUE_CHARS:
-            raise TempoError(
-                f"the message has {len(text)} characters, over the limit of {MAX_CUE_CHARS}: "
-                "shorten it, or write it to a file and send the path"
-            )
+        check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
@@ -951,10 +984,56 @@ class Session:
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
                 raise await self.unknown(to) from None
-            raise unreachable(self.cfg, e) from None
+            if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise unreachable(self.cfg, e) from None
+            raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
         if self.info.role == "conductor":
             await self.handle.signal(PlayerWorkflow.outgoing, cue)
         return cue
+
+    async def report(self, kind: str, text: str) -> "Cue | None":
+        """Send a typed update to the conductor; return None when the ensemble has none."""
+        from temporalio.service import RPCError, RPCStatusCode
+        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+
+        await self.session()
+        if kind not in REPORT_TYPES:
+            raise TempoError(f"unknown report type {kind!r}: use {', '.join(map(repr, REPORT_TYPES))}")
+        check_message(text)
+        if self.info.role == "conductor":
+            raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
+                  source=kind, recipient=CONDUCTOR)
+        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+        try:
+            await handle.signal(PlayerWorkflow.cue, cue)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise unreachable(self.cfg, e) from None
+        return cue
+
+    async def terminate(self, name: str) -> "PlayerInfo":
+        """End the player `name` (its session, if alive, is told why); wait until it is gone."""
+        from temporalio.service import RPCError
+        from tempo_workflows import EndRequest, PlayerWorkflow
+
+        await self.session()
+        if name == self.info.name:
+            raise TempoError("you cannot terminate yourself: end this session instead (exit Claude Code)")
+        found = await find_player(self.client, self.cfg.ensemble, name) if NAME_RE.match(name or "") else None
+        if not found:
+            raise await self.unknown(name)
+        handle, info = found
+        try:
+            await handle.signal(PlayerWorkflow.finish, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name))
+        except RPCError as e:
+            raise unreachable(self.cfg, e) from None
+        try:  # once the tool returns, `ensemble` no longer lists it
+            await handle.result(rpc_timeout=timedelta(seconds=10))
+        except Exception as e:
+            log.warning("player %s did not end cleanly: %s", handle.id, e)
+        return info
 
     async def unknown(self, name: str) -> TempoError:
         players = await list_players(self.client, self.cfg.ensemble)
@@ -1104,7 +1183,10 @@ with the sender in `from`; you do not need to poll. To answer, call the `cue` to
 sender's name. `ensemble` lists who is there and what each works on; `set_name` gives you a
 name others can use; `set_part` tells them what you work on. If you suspect you missed
 messages (for example channels are not enabled in this session), `listen` returns every cue
-you have not yet read through it; each cue has a `message_id` and is pushed only once."""
+you have not yet read through it; each cue has a `message_id` and is pushed only once.
+`report` tells the conductor (if the ensemble has one) a result, a blocker or a question;
+`terminate` ends another player's session. The conductor also receives commands from outside
+(kind "command", with their `source`) and the cues of players that died (kind "undelivered")."""
 
 
 def cue_view(cue: "Cue") -> dict:
@@ -1198,6 +1280,16 @@ def build_server(session: "Session"):
         workflow_id: str
         message_id: str = Field(description="the first cue's id; empty when no prompt was given")
 
+    class ReportResult(BaseModel):
+        sent: bool
+        to: str = ""
+        message_id: str = ""
+        note: str = ""
+
+    class TerminateResult(BaseModel):
+        name: str
+        ended: bool
+
     mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
 
     async def guarded(action):
@@ -1259,6 +1351,28 @@ def build_server(session: "Session"):
     ) -> RecruitResult:
         """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
         return RecruitResult(**await guarded(session.recruit(name, directory, prompt, agent)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
+    async def report(
+        type: Annotated[
+            Literal["result", "blocker", "question"],
+            Field(description="result: work done; blocker: I am stuck; question: I need an answer"),
+        ],
+        message: Annotated[str, Field(description=f"the update (at most {MAX_CUE_CHARS} characters)")],
+    ) -> ReportResult:
+        """Send an update to the ensemble's conductor; a no-op with a note when there is none."""
+        sent = await guarded(session.report(type, message))
+        if sent is None:
+            return ReportResult(sent=False, note=f"ensemble {session.cfg.ensemble!r} has no conductor: nothing was sent")
+        return ReportResult(sent=True, to=sent.recipient, message_id=sent.id)
+
+    @mcp.tool(annotations=ToolAnnotations(title="End a player", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
+    async def terminate(
+        name: Annotated[str, Field(description="the player to end, as `ensemble` lists it (not yourself)")],
+    ) -> TerminateResult:
+        """End another player's session by name (also cleans up sessions that died); it is told why."""
+        info = await guarded(session.terminate(name))
+        return TerminateResult(name=info.name, ended=True)
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:

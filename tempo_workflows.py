@@ -14,9 +14,11 @@ the workflow hands its undelivered cues to the conductor and ends.
 
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
+Annotations are real types, not strings: the payload converter resolves a
+dataclass's hints on every signal, and strings make that 4x slower (a run that
+must catch up on thousands of cues in one activation then trips the 2 s
+deadlock detector on every retry, and never recovers).
 """
-
-from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +41,8 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
+POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
+POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
 
 ENSEMBLE = SearchAttributeKey.for_keyword("ClaudeTempoEnsemble")
 PLAYER_ID = SearchAttributeKey.for_keyword("ClaudeTempoPlayerId")
@@ -175,7 +179,8 @@ class PlayerWorkflow:
 
     @workflow.init
     def __init__(self, inp: PlayerInput) -> None:
-        # State exists before the first signal or poll: they may arrive with the start.
+        # State comes from the input here, not in `run`: a signal can be handled in the
+        # run's first activation (a cue racing the start, or arriving across continue-as-new).
         self.s = inp
         self.seen: set[str] = set(inp.seen)
         if not inp.last_contact:
@@ -183,6 +188,8 @@ class PlayerWorkflow:
         self.end: EndRequest | None = None
         self.releasing = False  # no new polls: the run is closing
         self.poll_generation = 0
+        self.polls_waiting = 0  # a held poll is a live session, however long ago it began
+        self.untimed = False  # the run loop waits without a deadline (while a poll is held)
         self.received_this_run = 0
         self.wake = False
 
@@ -201,8 +208,14 @@ class PlayerWorkflow:
                 break
             if self.should_continue_as_new():
                 await self.release_polls()
-                workflow.continue_as_new(replace(s, continued=True, previous_name=""))
+                # The next run starts from the *start* memo unless told otherwise: carry the latest.
+                workflow.continue_as_new(
+                    replace(s, continued=True, previous_name=""),
+                    memo={"info": asdict(s.info)},
+                    search_attributes=search_attributes(s.info),
+                )
             timeout = self.next_deadline()
+            self.untimed = timeout is None
             try:
                 await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)
             except asyncio.TimeoutError:
@@ -214,11 +227,13 @@ class PlayerWorkflow:
     def should_continue_as_new(self) -> bool:
         return self.received_this_run >= self.s.cues_per_run or workflow.info().is_continue_as_new_suggested()
 
-    def next_deadline(self) -> float:
+    def next_deadline(self) -> float | None:
         """Seconds until the player should be judged dead: a stale cue, or silence."""
         s = self.s
         if s.pending:
             due = parse(s.pending[0].queued_at) + s.undelivered_timeout
+        elif self.polls_waiting:
+            return None  # the session is holding a poll: alive until that poll ends
         else:
             due = parse(s.last_contact) + s.idle_timeout
         return max(0.001, due - parse(now()))
@@ -228,7 +243,7 @@ class PlayerWorkflow:
         t = parse(now())
         if s.pending and t - parse(s.pending[0].queued_at) >= s.undelivered_timeout:
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone")
-        elif not s.pending and t - parse(s.last_contact) >= s.idle_timeout:
+        elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s")
 
     async def release_polls(self) -> None:
@@ -332,6 +347,7 @@ class PlayerWorkflow:
         self.s.last_contact = now()
         self.poll_generation += 1
         generation = self.poll_generation
+        self.polls_waiting += 1
         try:
             await workflow.wait_condition(
                 lambda: bool(self.s.pending) or bool(self.end) or generation != self.poll_generation,
@@ -339,12 +355,16 @@ class PlayerWorkflow:
             )
         except asyncio.TimeoutError:
             pass
+        finally:
+            self.polls_waiting -= 1
         # `last_contact` stays the poll's start: a poll ending proves nothing about the session.
+        if not self.polls_waiting and self.untimed:
+            self.wake = True  # the idle deadline is back (woken only then: timers cost history)
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.poll_generation:
             return PollResult()  # superseded by a newer poll, or released
-        return PollResult(cues=list(self.s.pending))
+        return PollResult(cues=self.batch())
 
     @poll.validator
     def validate_poll(self, request: PollInput) -> None:
@@ -398,6 +418,16 @@ class PlayerWorkflow:
         if ids:
             done = set(ids)
             self.s.pending = [c for c in self.s.pending if c.id not in done]
+
+    def batch(self) -> list[Cue]:
+        """The oldest pending cues that fit in one poll result (at least one)."""
+        cues, size = [], 0
+        for cue in self.s.pending:
+            size += len(cue.text) + len(cue.sender) + 200
+            if cues and (len(cues) >= POLL_BATCH_CUES or size > POLL_BATCH_CHARS):
+                break
+            cues.append(cue)
+        return cues
 
     def remember(self, cue_id: str) -> None:
         self.seen.add(cue_id)
