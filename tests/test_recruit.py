@@ -168,3 +168,30 @@ async def test_recruit_refuses_bad_requests_and_explains_a_timeout(temporal, ens
         text = str(failure.value)
         assert "has not joined" in text and "`claude` installed" in text and ".mcp.json" in text
         await wait_until(lambda: (stand_in / "ghost.json").exists())  # it did start, with its name
+
+
+@pytest.mark.anyio
+async def test_up_opens_the_conductor_in_tmux_and_a_second_up_reuses_it(cli, temporal, ensemble, stand_in, tmux_dir, tmp_path):
+    """`tempo up` on a headless machine: the conductor starts in a tmux window and joins."""
+    import tempo
+
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": temporal.address}
+    first = cli("up", ensemble, "-d", str(project), **env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "✓ conductor launched in a new tmux window" in first.stdout
+    assert f"tmux attach -t tempo-{ensemble}" in first.stdout
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+
+    async def conductor():
+        return await tempo.find_player(client, ensemble, "conductor")
+
+    _, info = await wait_until(conductor, timeout=60)
+    assert info.role == "conductor" and info.directory == str(project)
+    record = json.loads((stand_in / "unnamed.json").read_text())  # the stand-in of the conductor
+    assert record["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true" and record["cwd"] == str(project)
+    assert record["argv"] == ["--dangerously-load-development-channels", "server:claude-tempo"]
+    again = cli("up", ensemble, "-d", str(project), **env)
+    assert again.returncode == 0 and "✓ conductor already running in ensemble" in again.stdout
+    assert tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").count("tempo conductor") == 1
