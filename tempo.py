@@ -1186,7 +1186,8 @@ messages (for example channels are not enabled in this session), `listen` return
 you have not yet read through it; each cue has a `message_id` and is pushed only once.
 `report` tells the conductor (if the ensemble has one) a result, a blocker or a question;
 `terminate` ends another player's session. The conductor also receives commands from outside
-(kind "command", with their `source`) and the cues of players that died (kind "undelivered")."""
+(kind "command", with their `source`) and the cues of players that died (kind "undelivered",
+with `for` naming whom they were for); with no conductor, such a cue comes back to its sender."""
 
 
 def cue_view(cue: "Cue") -> dict:

@@ -267,19 +267,28 @@ class PlayerWorkflow:
         )
 
     async def hand_over(self) -> None:
-        """Give every undelivered cue to whoever takes over: the renamed player, or the conductor."""
-        end, s = self.end, self.s
-        while s.pending:
-            batch, s.pending = s.pending, []
+        """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
+        kept: list[Cue] = []
+        while self.s.pending:  # cues may still arrive while we hand over
+            batch, self.s.pending = self.s.pending, []
             for cue in batch:
-                if end.moved_to:
-                    await self.signal(end.moved_to, cue)
-                elif s.info.role != "conductor" and cue.kind != "joined":
-                    await self.signal_conductor(
-                        replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=s.info.name, queued_at="")
-                    )
-                else:
-                    workflow.logger.warning("cue %s to %s dropped: no one to hand it to", cue.id, s.info.name)
+                if not await self.pass_on(cue):
+                    kept.append(cue)
+        self.s.pending = kept  # still readable through the `pending` query of the closed run
+        if kept:
+            workflow.logger.warning("%d cue(s) to %s kept undelivered: nobody to hand them to", len(kept), self.s.info.name)
+
+    async def pass_on(self, cue: Cue) -> bool:
+        """Hand one cue on: to the renamed player; else to the conductor, else back to its sender."""
+        end, info = self.end, self.s.info
+        if end.moved_to:
+            return await self.signal(end.moved_to, cue)
+        if cue.kind in ("joined", "notice"):
+            return True  # news of the past: nothing left to redo
+        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
+        if info.role != "conductor" and await self.signal_conductor(handed):
+            return True
+        return await self.signal(workflow_id(info.ensemble, cue.sender), handed)
 
     async def signal_conductor(self, cue: Cue) -> bool:
         return await self.signal(workflow_id(self.s.info.ensemble, CONDUCTOR), cue)

@@ -76,6 +76,24 @@ async def test_killed_session_hands_its_cues_to_the_conductor_once(temporal, ens
                 assert sorted(p["name"] for p in listing["players"]) == ["boss", "conductor"]
 
 
+async def test_without_a_conductor_an_undelivered_cue_comes_back_to_its_sender(temporal, ensemble):
+    client = await client_for(temporal.address)
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="boss") as boss:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="victim",
+                        CLAUDE_TEMPO_UNDELIVERED_TIMEOUT="3") as victim:
+            assert await victim.name() == "victim"
+            _, info = await tempo.find_player(client, ensemble, "victim")
+            os.kill(info.pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            sent = await boss.call("cue", to="victim", message="anyone there?")
+            back = [c for c in await drain_until(boss, 1) if c["meta"]["kind"] == "undelivered"]
+            assert [(c["content"], c["meta"]["for"], c["meta"]["from"]) for c in back] == [
+                ("anyone there?", "victim", "boss")
+            ]
+            assert back[0]["meta"]["message_id"] == sent["message_id"] + "-undelivered"
+            assert await tempo.find_player(client, ensemble, "victim") is None
+
+
 async def pending_count(handle, n: int) -> bool:
     return (await handle.query(PlayerWorkflow.status))["pending"] == n
 
