@@ -1062,6 +1062,12 @@ class Session:
         if not path.is_dir():
             raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
         path = path.resolve()
+        setup = ""
+        if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
+            existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
+            if not isinstance(existing.get("mcpServers"), dict) or SERVER_NAME not in existing["mcpServers"]:
+                what, written = write_mcp_json(str(path))
+                setup = f"{written} {what} so the new session loads tempo"
         child = dataclasses.replace(self.cfg, name=name, conductor=False, directory=str(path))
         argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, self.info.name, bool(prompt)))
         if agent == "copilot":
@@ -1088,6 +1094,7 @@ class Session:
             "terminal": where,
             "workflow_id": workflow_id(ensemble, name),
             "message_id": sent.id if sent else "",
+            "setup": setup,
         }
 
     async def rename(self, name: str) -> "PlayerInfo":
@@ -1280,6 +1287,7 @@ def build_server(session: "Session"):
         terminal: str
         workflow_id: str
         message_id: str = Field(description="the first cue's id; empty when no prompt was given")
+        setup: str = Field(default="", description="what was set up in the directory first, if anything")
 
     class ReportResult(BaseModel):
         sent: bool

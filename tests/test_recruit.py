@@ -121,6 +121,9 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         assert result["directory"] == str(workdir)
         assert result["terminal"].startswith("tmux (a detached tmux session")
         assert result["message_id"]
+        # the directory had no .mcp.json: tempo wrote one, so a real claude there loads tempo
+        assert result["setup"].endswith("created so the new session loads tempo")
+        assert "claude-tempo" in json.loads((workdir / ".mcp.json").read_text())["mcpServers"]
 
         listing = await boss.call("ensemble")
         assert "helper-1" in [p["name"] for p in listing["players"]]
@@ -162,6 +165,13 @@ async def test_recruit_refuses_bad_requests_and_explains_a_timeout(temporal, ens
             await boss.call("recruit", name="two words", directory=str(tmp_path))
         with pytest.raises(ToolFailed, match="reserved"):
             await boss.call("recruit", name="conductor", directory=str(tmp_path))
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / ".mcp.json").write_text('{"mcpServers": {')
+        with pytest.raises(ToolFailed, match=r"not valid JSON \(line 1"):
+            await boss.call("recruit", name="x2", directory=str(broken))
+        assert (broken / ".mcp.json").read_text() == '{"mcpServers": {'  # never overwritten
+        assert not (stand_in / "x2.json").exists()  # and nothing was launched
         # The window opens, but its `claude` exits at once: the message says what to check.
         with pytest.raises(ToolFailed) as failure:
             await boss.call("recruit", name="ghost", directory=str(tmp_path), prompt="hello")
