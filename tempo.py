@@ -2239,11 +2239,11 @@ def cmd_status(args: dict) -> int:
     if not t["reachable"]:
         return 1
     players = status["players"]
-    where = f"ensemble {ensemble}" if ensemble else "any ensemble"
     if not players:
-        out(f"no active sessions in {where}")
+        out(f"no active sessions in {f'ensemble {ensemble}' if ensemble else 'any ensemble'}")
         return 0
-    out(f"{len(players)} active session{'s' if len(players) != 1 else ''} in {where}:")
+    out(f"{len(players)} active session{'s' if len(players) != 1 else ''} in "
+        f"{f'ensemble {ensemble}' if ensemble else 'all ensembles'}:")
     columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
