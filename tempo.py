@@ -883,8 +883,8 @@ class Session:
 
     async def deliver(self) -> None:
         """Long-poll the player workflow and push each new cue once, acknowledging it after."""
-        from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-        from temporalio.service import RPCError, RPCStatusCode
+        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.service import RPCStatusCode
         from tempo_workflows import PlayerWorkflow, PollInput
 
         await self.ready.wait()
@@ -907,19 +907,12 @@ class Session:
             except WorkflowUpdateFailedError:
                 await asyncio.sleep(0.05)  # the run is closing (continue-as-new): poll the next one
                 continue
-            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as e:
+            except Exception as e:  # an RPC failed or timed out (server restarting, network): poll again
                 if self.closing:
                     return
-                if getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle:
-                    if not await self.still_running(handle):
-                        await self.left(await self.end_reason(handle))
-                        return
-                log.warning("poll failed (%s); retrying in %.1fs", e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5)
-                continue
-            except Exception as e:  # the RPC timed out (server restarting, network): poll again
-                if self.closing:
+                gone = getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle
+                if gone and not await self.still_running(handle):
+                    await self.left(await self.end_reason(handle))
                     return
                 log.warning("poll failed (%s: %s); retrying in %.1fs", type(e).__name__, e, delay)
                 await asyncio.sleep(delay)
