@@ -1044,9 +1044,8 @@ class Session:
             raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
         if agent not in ("claude", "copilot"):
             raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
-        if prompt and len(prompt) > MAX_CUE_CHARS:
-            raise TempoError(f"the prompt has {len(prompt)} characters, over the limit of {MAX_CUE_CHARS}: "
-                             "write it to a file in that directory and send the path")
+        if prompt:  # it becomes the first cue: the same limits
+            check_message(prompt)
         if await find_player(self.client, ensemble, name):
             raise TempoError(f"there is already a player named {name!r} in ensemble {ensemble!r}: "
                              "pick another name (`ensemble` lists the names in use)")
