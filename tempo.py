@@ -1396,6 +1396,14 @@ def import_temporal() -> None:
     import tempo_workflows  # noqa: F401
 
 
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """Set `stop` on SIGTERM, SIGINT or SIGHUP (where the platform's event loop allows it)."""
+    loop = asyncio.get_running_loop()
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            loop.add_signal_handler(getattr(signal, name), stop.set)
+
+
 async def serve(cfg: Config) -> int:
     """Run the MCP server on stdio until the client goes away (stdin closes) or SIGTERM."""
     from mcp.server.stdio import stdio_server
@@ -1410,10 +1418,7 @@ async def serve(cfg: Config) -> int:
 
     # A signal stops the MCP server; the goodbye below then runs in a task nobody cancelled.
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -1885,12 +1890,8 @@ async def bridge(cfg: Config, *, open_agent: Callable = copilot_agent, stop: asy
     http = uvicorn.Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning"))
     tasks = [asyncio.create_task(http.serve(sockets=[sock])), asyncio.create_task(session.start())]
     stop = stop or asyncio.Event()
+    stop_on_signals(stop)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
     agent_ready: asyncio.Future = loop.create_future()
 
     async def push(cue: "Cue") -> None:  # the same push path as a channel event, into a prompt
