@@ -1057,7 +1057,7 @@ class Session:
         setup = ""
         if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
             existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
-            if not isinstance(existing.get("mcpServers"), dict) or SERVER_NAME not in existing["mcpServers"]:
+            if SERVER_NAME not in existing.get("mcpServers", {}):
                 what, written = write_mcp_json(str(path))
                 setup = f"{written} {what} so the new session loads tempo"
         child = dataclasses.replace(self.cfg, name=name, conductor=False, directory=str(path))
