@@ -2175,7 +2175,7 @@ def start_session(args: dict, conductor: bool) -> int:
     if not claude:
         raise TempoError(CLAUDE_MISSING)
     argv, extra = claude_command(cfg, name="" if conductor else cfg.name, conductor=conductor)
-    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_PLAYER_NAME")}
+    env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     env.update(extra)
     role = "the conductor" if conductor else f"player {cfg.name}" if cfg.name else "a player"
     err(f"tempo: starting {role} of ensemble {cfg.ensemble} in {cfg.directory}")
