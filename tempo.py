@@ -859,8 +859,8 @@ class Session:
         grace = min(30.0, self.cfg.poll_wait)  # a live session polls again right after each answer
         return (datetime.now(timezone.utc) - last).total_seconds() > self.cfg.poll_wait + grace
 
-    async def session(self) -> "Session":
-        """Wait until registered; raise the reason if this session could not register."""
+    async def joined(self) -> "Session":
+        """Wait until this session has joined its ensemble; raise the reason if it could not."""
         try:  # while Temporal is down, say so at once rather than wait for it
             await asyncio.wait_for(self.settled.wait(), CONNECT_TIMEOUT + 2)
             if not self.failure:  # registering may wait out a crashed holder's sticky queue
@@ -966,7 +966,7 @@ class Session:
         from temporalio.service import RPCError, RPCStatusCode
         from tempo_workflows import Cue, PlayerWorkflow, workflow_id
 
-        await self.session()
+        await self.joined()
         check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
@@ -989,7 +989,7 @@ class Session:
         from temporalio.service import RPCError, RPCStatusCode
         from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
 
-        await self.session()
+        await self.joined()
         if kind not in REPORT_TYPES:
             raise TempoError(f"unknown report type {kind!r}: use {', '.join(map(repr, REPORT_TYPES))}")
         check_message(text)
@@ -1011,7 +1011,7 @@ class Session:
         from temporalio.service import RPCError
         from tempo_workflows import EndRequest, PlayerWorkflow
 
-        await self.session()
+        await self.joined()
         if name == self.info.name:
             raise TempoError("you cannot terminate yourself: end this session instead (exit Claude Code)")
         found = await find_player(self.client, self.cfg.ensemble, name) if NAME_RE.match(name or "") else None
@@ -1033,67 +1033,11 @@ class Session:
         names = ", ".join(p.name for p in players if p.name != self.info.name) or "nobody else yet"
         return TempoError(f"no player named {name!r} in ensemble {self.cfg.ensemble!r}; players: {names}")
 
-    async def recruit(self, name: str, directory: str, prompt: str = "", agent: str = "claude") -> dict:
-        """Open a new session `name` in `directory`, wait until it has joined, then cue it `prompt`."""
-        from tempo_workflows import CONDUCTOR, workflow_id
-
-        await self.session()
-        validate_name(name)
-        ensemble = self.cfg.ensemble
-        if name == CONDUCTOR:
-            raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
-        if agent not in ("claude", "copilot"):
-            raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
-        if prompt:  # it becomes the first cue: the same limits
-            check_message(prompt)
-        if await find_player(self.client, ensemble, name):
-            raise TempoError(f"there is already a player named {name!r} in ensemble {ensemble!r}: "
-                             "pick another name (`ensemble` lists the names in use)")
-        path = Path(directory).expanduser()
-        path = path if path.is_absolute() else Path(self.cfg.directory) / path
-        if not path.is_dir():
-            raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
-        path = path.resolve()
-        setup = ""
-        if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
-            existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
-            if SERVER_NAME not in existing.get("mcpServers", {}):
-                what, written = write_mcp_json(str(path))
-                setup = f"{written} {what} so the new session loads tempo"
-        child = dataclasses.replace(self.cfg, name=name, conductor=False, directory=str(path))
-        argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, self.info.name, bool(prompt)))
-        if agent == "copilot":
-            argv = [*tempo_command(), "bridge"]
-        launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
-        where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.cfg.recruit_timeout
-        while not await find_player(self.client, ensemble, name):
-            if loop.time() > deadline:
-                program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
-                raise TempoError(
-                    f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-                    f"{self.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
-                    f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {self.cfg.address} "
-                    f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
-                )
-            await asyncio.sleep(0.2)
-        sent = await self.send(name, prompt) if prompt else None
-        return {
-            "name": name,
-            "directory": str(path),
-            "agent": agent,
-            "terminal": where,
-            "workflow_id": workflow_id(ensemble, name),
-            "message_id": sent.id if sent else "",
-            "setup": setup,
-        }
-
     async def rename(self, name: str) -> "PlayerInfo":
         """Take a new name: claim it atomically, then hand everything over from the old one."""
         from tempo_workflows import CONDUCTOR, EndRequest, PlayerWorkflow
 
-        await self.session()
+        await self.joined()
         validate_name(name)
         if self.info.role == "conductor":
             raise TempoError("the conductor keeps the name 'conductor'")
@@ -1117,7 +1061,7 @@ class Session:
     async def set_part(self, part: str) -> "PlayerInfo":
         from tempo_workflows import PlayerWorkflow
 
-        await self.session()
+        await self.joined()
         part = part.strip()
         if len(part) > MAX_PART_CHARS:
             raise TempoError(f"the part has {len(part)} characters, over the limit of {MAX_PART_CHARS}: summarize it")
@@ -1125,7 +1069,7 @@ class Session:
         return self.info
 
     async def players(self, scope: str = "all") -> "list[PlayerInfo]":
-        await self.session()
+        await self.joined()
         if scope not in ("all", "machine", "repo"):
             raise TempoError(f"unknown scope {scope!r}: use 'all', 'machine' or 'repo'")
         if scope == "repo" and not self.info.repo:
@@ -1340,7 +1284,7 @@ def build_server(session: "Session"):
     @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def listen() -> ListenResult:
         """Return the cues I have not read through `listen` yet (and mark them read)."""
-        await guarded(session.session())
+        await guarded(session.joined())
         return ListenResult(messages=[Message(**cue_view(c)) for c in session.take_inbox()])
 
     @mcp.tool(annotations=ToolAnnotations(title="Recruit a new session", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True))
@@ -1351,7 +1295,7 @@ def build_server(session: "Session"):
         agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
     ) -> RecruitResult:
         """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
-        return RecruitResult(**await guarded(session.recruit(name, directory, prompt, agent)))
+        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent)))
 
     @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def report(
@@ -1539,6 +1483,63 @@ def launch_conductor(cfg: Config) -> tuple[str, str]:
         return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
     return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
+
+
+async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude") -> dict:
+    """Open a new session `name` in `directory`, wait until it has joined, then cue it `prompt`."""
+    from tempo_workflows import CONDUCTOR, workflow_id
+
+    await session.joined()
+    validate_name(name)
+    ensemble = session.cfg.ensemble
+    if name == CONDUCTOR:
+        raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
+    if agent not in ("claude", "copilot"):
+        raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
+    if prompt:  # it becomes the first cue: the same limits
+        check_message(prompt)
+    if await find_player(session.client, ensemble, name):
+        raise TempoError(f"there is already a player named {name!r} in ensemble {ensemble!r}: "
+                         "pick another name (`ensemble` lists the names in use)")
+    path = Path(directory).expanduser()
+    path = path if path.is_absolute() else Path(session.cfg.directory) / path
+    if not path.is_dir():
+        raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
+    path = path.resolve()
+    setup = ""
+    if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
+        existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
+        if SERVER_NAME not in existing.get("mcpServers", {}):
+            what, written = write_mcp_json(str(path))
+            setup = f"{written} {what} so the new session loads tempo"
+    child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
+    argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    if agent == "copilot":
+        argv = [*tempo_command(), "bridge"]
+    launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
+    where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + session.cfg.recruit_timeout
+    while not await find_player(session.client, ensemble, name):
+        if loop.time() > deadline:
+            program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+            raise TempoError(
+                f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
+                f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+                f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
+                f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
+            )
+        await asyncio.sleep(0.2)
+    sent = await session.send(name, prompt) if prompt else None
+    return {
+        "name": name,
+        "directory": str(path),
+        "agent": agent,
+        "terminal": where,
+        "workflow_id": workflow_id(ensemble, name),
+        "message_id": sent.id if sent else "",
+        "setup": setup,
+    }
 
 
 def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
@@ -1899,7 +1900,7 @@ async def bridge(cfg: Config, *, open_agent: Callable = copilot_agent, stop: asy
         await agent.send(cue_prompt(cue), mode="enqueue")
 
     try:
-        await session.session()
+        await session.joined()
         session.start_delivery(push)  # before Copilot connects, so its MCP client cannot claim delivery
         servers = {SERVER_NAME: {"type": "http", "url": url, "tools": ["*"]}}
         async with open_agent(cfg, servers) as agent:
