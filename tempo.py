@@ -7,10 +7,11 @@ Usage:
   tempo start [<ensemble>] [options]
   tempo status [<ensemble>] [--json] [options]
   tempo config [show | set <key> <value> | unset <key>] [options]
-  tempo init [options]
   tempo preflight [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [options]
+  tempo init [--user] [options]
+  tempo hook [wait]
   tempo help
   tempo (-h | --help | --version)
 
@@ -21,10 +22,11 @@ Commands:
   start       Start a player session (Claude Code) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
-  init        Create .mcp.json, or merge tempo into an existing one.
+  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`).
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
+  hook        What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -38,6 +40,7 @@ Options:
   --skip-preflight                Do not run the preflight checks first.
   --background                    Run the server in the background.
   --json                          Machine-readable output.
+  --user                          Install the hooks for every project (~/.claude/settings.json).
   -h, --help                      Show this help.
   --version                       Show the version.
 
@@ -47,18 +50,107 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 (default ~/.claude-tempo).
 """
 
-import asyncio
-import contextlib
-import dataclasses
 import json
-import logging
 import os
-import re
-import signal
 import socket
-import subprocess
 import sys
-import uuid
+
+
+# ---------------------------------------------------------------------------
+# Hook fast path
+# `tempo hook` runs at every Claude Code hook event and the waiter stays alive while a session
+# idles, so both are served here, before the imports the rest of tempo needs: a few ms, a few MB.
+# They talk to their session's `tempo serve` over a socket only this user can open (see the
+# delivery ladder below); any failure prints nothing and exits 0, so a hook never breaks a session.
+# ---------------------------------------------------------------------------
+
+HOOK_CONNECT_WAIT = {"SessionStart": 5.0, "wait": 30.0}  # seconds to wait for a serve still starting
+
+
+def runtime_dir() -> str:
+    """The directory of the sessions' local endpoints: private to this user, short enough for sockets."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or ("/tmp" if os.name != "nt" else os.environ.get("TEMP", "."))
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return os.path.join(base, f"tempo-{uid}")
+
+
+def endpoint_keys(session_id: str) -> list[str]:
+    """Where a hook looks for its session's serve: by Claude Code session id, then by ancestor pid."""
+    keys = [f"s-{''.join(c for c in session_id if c.isalnum())[:32]}"] if session_id else []
+    pid = os.getppid()
+    for _ in range(8):  # the hook's parents: a shell, then claude (the parent of its MCP servers)
+        keys.append(f"p-{pid}")
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+    return keys
+
+
+def open_endpoint(keys: list[str], wait: float):
+    """Connect to the first live endpoint among `keys` (waiting up to `wait` s for one); None if none."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        for key in keys:
+            path = os.path.join(runtime_dir(), key)
+            try:
+                if hasattr(socket, "AF_UNIX") and os.path.exists(path + ".sock"):
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.connect(path + ".sock")
+                    return sock
+                if os.path.exists(path + ".port"):  # Windows: loopback and a token only this user can read
+                    with open(path + ".port", encoding="utf-8") as f:
+                        where = json.load(f)
+                    sock = socket.create_connection(("127.0.0.1", int(where["port"])), timeout=2)
+                    sock.sendall(where["token"].encode() + b"\n")
+                    return sock
+            except (OSError, ValueError, KeyError):
+                continue
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def hook_client(argv: list[str]) -> int:
+    """`tempo hook [wait]`: pass the hook's input to this session's serve; print what it answers."""
+    try:
+        data = json.loads(sys.stdin.buffer.read() or b"{}") if not sys.stdin.isatty() else {}
+        op = "wait" if argv[:1] == ["wait"] else "hook"
+        event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
+        sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
+        if sock is None:
+            return 0
+        with sock:
+            sock.settimeout(None if op == "wait" else 10)
+            sock.sendall(json.dumps({"op": op, "input": data}).encode() + b"\n")
+            answer = json.loads(sock.makefile("rb").readline() or b"{}")
+            sys.stdout.write(answer.get("stdout", ""))
+            sys.stderr.write(answer.get("stderr", ""))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            if answer.get("ack"):  # what we printed reaches the model: tell serve it was delivered
+                sock.sendall(b"ok\n")
+            return int(answer.get("exit", 0))
+    except Exception:
+        return 0
+
+
+if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
+    sys.exit(hook_client(sys.argv[2:]))
+
+import asyncio  # noqa: E402  (the hook fast path above runs without these)
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import uuid  # noqa: E402
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -66,7 +158,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, PlayerInfo
+    from tempo_workflows import Cue, PlayerInfo, Receipt
 
 __version__ = "0.1.0"
 
@@ -88,6 +180,8 @@ MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small an
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
+SEEN_WAIT = 0.25  # seconds `cue` waits for a read receipt before answering without one
+SENT_LIMIT = 200  # cues a session remembers sending, for `receipts`
 CONNECT_TIMEOUT = 5.0
 
 
@@ -716,8 +810,9 @@ class Session:
         self.handshake = asyncio.Event()  # the MCP client has initialized
         self.failure: TempoError | None = None
         self.notices: list[str] = []  # told to the model once it can hear us
-        self.inbox: "list[Cue]" = []  # pushed cues not yet returned by `listen`
         self.seen: dict[str, None] = {}  # ids already pushed (ordered, bounded)
+        self.ladder = Ladder(self)  # how each cue reaches the model, once
+        self.sent: "dict[str, Cue]" = {}  # my recent cues, for `receipts`
         self.push: "Callable[[Cue], Any] | None" = None
         self.ended = ""
         self.closing = False
@@ -778,6 +873,7 @@ class Session:
             pid=os.getpid(),
             agent=self.agent,
             started=utcnow(),
+            delivery=self.ladder.paths(),
         )
 
     async def register(self) -> None:
@@ -894,13 +990,15 @@ class Session:
         for notice in self.notices:
             await self.notify_text(notice)
         ack: list[str] = []
+        seen: list = []
         delay = 0.1
         while not self.closing:
             handle = self.handle
+            seen += self.ladder.take_receipts()  # ride on the poll: no extra RPC for a cue seen at once
             try:
                 result = await handle.execute_update(
                     PlayerWorkflow.poll,
-                    PollInput(ack=ack, wait=self.cfg.poll_wait),
+                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen),
                     rpc_timeout=timedelta(seconds=self.cfg.poll_wait + 30),
                 )
                 delay = 0.1
@@ -918,6 +1016,7 @@ class Session:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
                 continue
+            seen = []
             if handle is not self.handle:
                 ack = []  # renamed: the old player hands its cues over to the new one
                 continue
@@ -927,9 +1026,7 @@ class Session:
                     self.seen[cue.id] = None
                     if len(self.seen) > 5000:
                         del self.seen[next(iter(self.seen))]
-                    self.inbox.append(cue)
-                    del self.inbox[:-500]
-                    await self.push(cue)
+                    await self.ladder.arrive(cue)
                 ack.append(cue.id)
             if result.ended and not result.moved_to and handle is self.handle:
                 await self.left(result.ended)
@@ -957,7 +1054,7 @@ class Session:
     async def notify_text(self, text: str) -> None:
         from tempo_workflows import Cue
 
-        await self.push(Cue(id=f"notice-{uuid.uuid4().hex}", sender="tempo", text=text, sent_at=utcnow(), kind="notice"))
+        await self.ladder.arrive(Cue(id=f"notice-{uuid.uuid4().hex}", sender="tempo", text=text, sent_at=utcnow(), kind="notice"))
 
     # -- actions (the MCP tools call these) ---------------------------------
 
@@ -982,7 +1079,45 @@ class Session:
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
         if self.info.role == "conductor":
             await self.handle.signal(PlayerWorkflow.outgoing, cue)
+        self.sent[cue.id] = cue
+        while len(self.sent) > SENT_LIMIT:
+            del self.sent[next(iter(self.sent))]
         return cue
+
+    async def seen_soon(self, cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
+        """The cue's read receipt if its recipient's model sees it within `wait` s (else None)."""
+        from tempo_workflows import PlayerWorkflow, WaitSeen, workflow_id
+
+        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, cue.recipient))
+        try:
+            receipt = await handle.execute_update(PlayerWorkflow.wait_seen, WaitSeen(id=cue.id, wait=wait),
+                                                  rpc_timeout=timedelta(seconds=wait + 5))
+        except Exception:  # ended meanwhile, or busy: `receipts` can tell later
+            return None
+        return receipt if receipt.path else None
+
+    async def receipts(self, ids: list[str] | None = None) -> "list[dict]":
+        """Whether my recent cues (or those named) reached their recipients' models, and how."""
+        from tempo_workflows import PlayerWorkflow, workflow_id
+
+        await self.joined()
+        cues = [self.sent[i] for i in ids if i in self.sent] if ids else list(self.sent.values())[-50:]
+        if ids and len(cues) < len(ids):
+            missing = ", ".join(i for i in ids if i not in self.sent)
+            raise TempoError(f"no cue of mine with message_id {missing} (this session remembers its last {SENT_LIMIT})")
+        found: dict[str, Any] = {}
+        for to in dict.fromkeys(c.recipient for c in cues):
+            handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+            with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
+                for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
+                    found[r.id] = r
+        rows = []
+        for c in cues:
+            r = found.get(c.id)
+            state = "seen" if r and r.path else "unread" if r else "unknown"
+            rows.append({"message_id": c.id, "to": c.recipient, "sent_at": c.sent_at, "state": state,
+                         "path": r.path if r else "", "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
+        return rows
 
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
@@ -1086,8 +1221,35 @@ class Session:
         return sorted([self.info, *others], key=lambda p: (p.role != "conductor", p.name))
 
     def take_inbox(self) -> "list[Cue]":
-        cues, self.inbox = self.inbox, []
-        return cues
+        return self.ladder.listen()
+
+    async def introduction(self) -> str:
+        """What SessionStart tells the model: who it is, who is there, how cues reach it."""
+        try:
+            await asyncio.wait_for(self.joined(), 5)
+            players = await self.players()
+        except (TempoError, asyncio.TimeoutError) as e:
+            return f"tempo: this session is not in an ensemble yet ({first_line(e) or 'still joining'})."
+        others = [f"{p.name}{' (conductor)' if p.role == 'conductor' else ''}{': ' + p.part if p.part else ''}"
+                  for p in players if p.name != self.info.name]
+        return (f"tempo: you are {self.info.name!r}{' (the conductor)' if self.info.role == 'conductor' else ''} in "
+                f"the ensemble {self.cfg.ensemble!r}. " + (f"Also there: {'; '.join(others)}. " if others else "Nobody else is there yet. ")
+                + "Cues from other players reach you by themselves; answer with the `cue` tool.")
+
+    def delivery_changed(self) -> None:
+        """Tell the workflow which delivery paths are live (shown by `ensemble` and `tempo status`)."""
+        if self.info and not self.closing:
+            self.tasks.append(asyncio.ensure_future(self.describe_delivery()))
+
+    async def describe_delivery(self) -> None:
+        from tempo_workflows import PlayerWorkflow
+
+        paths = self.ladder.paths()
+        if self.info.delivery == paths:
+            return
+        self.info.delivery = paths
+        with contextlib.suppress(Exception):
+            await self.handle.execute_update(PlayerWorkflow.describe, self.info, rpc_timeout=timedelta(seconds=10))
 
     # -- end ------------------------------------------------------------------
 
@@ -1112,6 +1274,345 @@ class Session:
                 await asyncio.wait_for(self.worker.shutdown(), 3)
             except Exception:
                 pass
+
+
+# ---------------------------------------------------------------------------
+# Delivery ladder
+# How a cue reaches the model, by whichever path gets there first: the channel push, Claude
+# Code's hooks (context while the model works, a Stop block before it idles), a waiter hook that
+# wakes an idle session, and `listen`. Each cue is shown once; its workflow hears when and how.
+# ---------------------------------------------------------------------------
+
+CHANNEL_GRACE = 2.0  # s a channel push may take to show in the transcript before hooks show it instead
+CHANNEL_TRUST = 60.0  # ... when channels are known to work (the model may be busy: the event queues)
+BUSY_STALE = 20.0  # s without a hook event after which a "busy" model may be idle after all (Esc)
+HOOK_EVENTS_BUSY = ("UserPromptSubmit", "PreToolUse", "PostToolUse")
+CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")  # take hookSpecificOutput.additionalContext
+
+
+def cue_lines(cues: "list[Cue]") -> str:
+    """The cues as the model reads them in a hook's text."""
+    lines = []
+    for c in cues:
+        extra = f", {c.kind}" + (f" {c.source}" if c.source else "") if c.kind not in ("cue", "notice") else ""
+        extra += f", for {c.recipient}" if c.kind == "undelivered" else ""
+        lines.append(f"[from {c.sender}{extra}, message_id {c.id}, sent {c.sent_at}]\n{c.text}")
+    return "\n\n".join(lines)
+
+
+def cue_text(cues: "list[Cue]") -> str:
+    who = ", ".join(dict.fromkeys(c.sender for c in cues))
+    many = f"{len(cues)} new cues" if len(cues) > 1 else "a new cue"
+    return (f"tempo: {many} from {who} (answer a player with the `cue` tool; "
+            f"each cue is shown to you once):\n\n{cue_lines(cues)}")
+
+
+def channels_flagged(pid: int) -> bool | None:
+    """Was Claude Code (process `pid`) started with tempo's channel? None when we cannot tell."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    return any(a.startswith(("--channels", "--dangerously-load-development-channels")) for a in args) and any(
+        f"server:{SERVER_NAME}" in a for a in args
+    )
+
+
+class Ladder:
+    """The cues this session's model has not seen yet, and the paths that can show them."""
+
+    def __init__(self, session: "Session", env: dict | None = None) -> None:
+        env = os.environ if env is None else env
+        self.session = session
+        self.claude = bool(env.get("CLAUDE_CODE_SESSION_ID"))  # a real Claude Code: hooks, a transcript
+        self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}
+        flagged = channels_flagged(os.getppid()) if self.claude else True
+        self.channels = "off" if flagged is False else "unknown"  # unknown | on | off
+        self.unread: "dict[str, Cue]" = {}  # in order of arrival
+        self.pushed: dict[str, float] = {}  # channel-pushed, not yet confirmed: id -> loop time
+        self.shown: dict[str, str] = {}  # id -> path, bounded
+        self.inbox: "list[Cue]" = []  # a plain MCP client's pushed cues not yet returned by `listen`
+        self.receipts: "list[Receipt]" = []  # for the next poll, or a `seen` signal
+        self.changed = asyncio.Event()
+        self.sender: asyncio.Task | None = None
+        self.transcript = ""
+        self.transcript_pos = 0
+        self.busy_since: float | None = None  # the model works (a hook said so) since ...
+        self.last_event = 0.0
+        self.hooks = False  # a hook has called in
+        self.waiter: asyncio.Future | None = None
+        self.waiters = 0  # waiters armed over the session's life
+
+    # -- arrival ----------------------------------------------------------------
+
+    async def arrive(self, cue: "Cue") -> None:
+        """A new cue for the model: push it on the channel, and offer it to every other path."""
+        if not self.claude:  # a plain MCP client: the channel push is all there is
+            self.inbox.append(cue)
+            del self.inbox[:-500]
+            await self.session.push(cue)
+            self.mark_seen([cue], "channel")
+            return
+        self.unread[cue.id] = cue
+        if self.channels != "off":
+            await self.session.push(cue)
+            self.pushed[cue.id] = asyncio.get_running_loop().time()
+            asyncio.get_running_loop().call_later(CHANNEL_GRACE + 0.05, self.changed.set)
+        self.changed.set()
+
+    def available(self) -> "list[Cue]":
+        """Unread cues no channel push may still be showing."""
+        self.confirm_channel()
+        now = asyncio.get_running_loop().time()
+        trust = CHANNEL_TRUST if self.channels == "on" else CHANNEL_GRACE
+        ready = []
+        for cue in self.unread.values():
+            at = self.pushed.get(cue.id)
+            if at is not None and now - at < trust:
+                continue
+            if at is not None and self.channels == "unknown":
+                self.channels = "off"  # pushed, never shown: this Claude Code has no channels
+                log.info("channel pushes do not reach this session's model: hooks carry cues")
+                self.session.delivery_changed()
+            ready.append(cue)
+        return ready
+
+    def confirm_channel(self) -> None:
+        """Cues the transcript shows arrived on the channel: seen."""
+        if not self.pushed or not self.transcript:
+            return
+        try:
+            with open(self.transcript, "rb") as f:
+                f.seek(self.transcript_pos)
+                text = f.read().decode("utf-8", errors="replace")
+                self.transcript_pos = max(0, f.tell() - 200)  # an id may straddle the read's end
+        except OSError:
+            return
+        got = [self.unread[i] for i in self.pushed if i in text and i in self.unread]
+        if got:
+            if self.channels != "on":
+                self.channels = "on"
+                self.session.delivery_changed()
+            self.mark_seen(got, "channel")
+
+    # -- seen -------------------------------------------------------------------
+
+    def mark_seen(self, cues: "list[Cue]", path: str) -> None:
+        from tempo_workflows import Receipt
+
+        for cue in cues:
+            self.unread.pop(cue.id, None)
+            self.pushed.pop(cue.id, None)
+            self.shown[cue.id] = path
+            if cue.kind != "notice":
+                self.receipts.append(Receipt(id=cue.id, path=path, at=utcnow()))
+        while len(self.shown) > 5000:
+            del self.shown[next(iter(self.shown))]
+        if self.receipts and self.sender is None:
+            self.sender = asyncio.create_task(self.send_receipts())
+
+    def take_receipts(self) -> "list[Receipt]":
+        receipts, self.receipts = self.receipts, []
+        return receipts
+
+    async def send_receipts(self) -> None:
+        """Receipts not taken by the next poll go to the workflow as a `seen` signal."""
+        from tempo_workflows import PlayerWorkflow
+
+        try:
+            await asyncio.sleep(0)  # the delivery loop may be about to poll with them
+            receipts = self.take_receipts()
+            if receipts and self.session.handle:
+                await self.session.handle.signal(PlayerWorkflow.seen, receipts, rpc_timeout=timedelta(seconds=10))
+        except Exception as e:
+            log.warning("could not send read receipts: %s", e)
+        finally:
+            self.sender = None
+            if self.receipts:
+                self.sender = asyncio.create_task(self.send_receipts())
+
+    def listen(self) -> "list[Cue]":
+        """`listen`: a plain client gets what it has not read through `listen`; Claude Code what it has not seen."""
+        if not self.claude:
+            cues, self.inbox = self.inbox, []
+            return cues
+        cues = list(self.unread.values())
+        self.mark_seen(cues, "listen")
+        return cues
+
+    # -- hooks ------------------------------------------------------------------
+
+    async def answer(self, request: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
+        """Answer one `tempo hook` call: (what it prints and its exit code, the cues it shows, path)."""
+        data = request.get("input") if isinstance(request.get("input"), dict) else {}
+        self.hooks = True
+        if data.get("transcript_path"):
+            self.transcript = str(data["transcript_path"])
+        if data.get("session_id"):
+            self.session_ids.add(str(data["session_id"]))
+        if request.get("op") == "wait":
+            return await self.wait(hung_up)
+        event = str(data.get("hook_event_name", ""))
+        self.last_event = asyncio.get_running_loop().time()
+        handler = HOOK_ANSWERS.get(event)
+        return await handler(self, data) if handler else ({}, [], "")
+
+    async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
+        self.busy_since = None
+        intro = await self.session.introduction()
+        cues = self.available()
+        text = intro + ("\n\n" + cue_text(cues) if cues else "")
+        return context("SessionStart", text), cues, "hook"
+
+    async def on_work(self, data: dict) -> "tuple[dict, list[Cue], str]":
+        """UserPromptSubmit / PostToolUse: the model works; unread cues join its context."""
+        event = str(data.get("hook_event_name"))
+        if self.busy_since is None:
+            self.busy_since = asyncio.get_running_loop().time()
+        cues = self.available()
+        return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
+
+    async def on_stop(self, data: dict) -> "tuple[dict, list[Cue], str]":
+        """Stop: the model is about to idle; unread cues keep it going first."""
+        cues = self.available()
+        if cues:
+            return {"stdout": json.dumps({"decision": "block", "reason": cue_text(cues)})}, cues, "stop"
+        self.busy_since = None
+        self.changed.set()  # an armed waiter may now wake the idle model
+        return {}, [], ""
+
+    async def wait(self, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
+        """The waiter: hold until the model idles with unread cues, then wake it (exit 2)."""
+        if self.waiter and not self.waiter.done():
+            self.waiter.set_result(None)  # one waiter per session: the newest replaces the others
+        mine = self.waiter = asyncio.get_running_loop().create_future()
+        self.waiters += 1
+        if self.waiters == 1:
+            self.session.delivery_changed()
+        while True:
+            cues = self.available() if self.idle() else []
+            if cues:
+                break
+            self.changed.clear()
+            changed = asyncio.ensure_future(self.changed.wait())
+            timer = asyncio.ensure_future(asyncio.sleep(BUSY_STALE if self.busy_since is not None else 3600))
+            await asyncio.wait({changed, timer, mine, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            timer.cancel()
+            if mine.done() or hung_up.done() or self.session.closing:
+                return {}, [], ""
+        self.waiter = None
+        return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
+
+    def close(self) -> None:
+        """The session ends: release the waiter (it exits quietly)."""
+        if self.waiter and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def idle(self) -> bool:
+        loop = asyncio.get_running_loop()
+        return self.busy_since is None or loop.time() - max(self.busy_since, self.last_event) >= BUSY_STALE
+
+    def paths(self) -> str:
+        """The delivery paths live in this session, as `ensemble` and `tempo status` show them."""
+        words = [f"channel:{self.channels}"] if self.claude else ["channel"]
+        words += ["hooks"] if self.hooks else []
+        words += ["waiter"] if self.waiters else []
+        return " ".join(words)
+
+
+def context(event: str, text: str) -> dict:
+    """A hook answer that adds `text` to the model's context."""
+    if not text:
+        return {}
+    return {"stdout": json.dumps({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})}
+
+
+HOOK_ANSWERS: dict[str, Callable] = {  # hook event -> how serve answers it
+    "SessionStart": Ladder.on_session_start,
+    "UserPromptSubmit": Ladder.on_work,
+    "PostToolUse": Ladder.on_work,
+    "Stop": Ladder.on_stop,
+}
+
+
+async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
+    """Open this session's local endpoint for `tempo hook`; return what closes it."""
+    run = Path(runtime_dir())
+    run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if hasattr(os, "getuid") and run.stat().st_uid != os.getuid():
+        raise TempoError(f"{run} belongs to another user: tempo's hooks cannot use it")
+    keys = [f"p-{os.getppid()}"] + [f"s-{''.join(c for c in sid if c.isalnum())[:32]}" for sid in ladder.session_ids]
+    paths = [run / f"{key}.sock" for key in keys]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await reader.readline() or b"{}")
+            hung_up = asyncio.ensure_future(reader.read(1))  # the hook's process ended (or claude did)
+            try:
+                answer, cues, path = await ladder.answer(request, hung_up)
+            finally:
+                hung_up.cancel() if not hung_up.done() else None
+            writer.write(json.dumps({**answer, "ack": bool(cues)}).encode() + b"\n")
+            await writer.drain()
+            if cues and (await asyncio.wait_for(reader.readline(), 5)).strip() == b"ok":
+                ladder.mark_seen(cues, path)
+        except Exception as e:  # a hook that went away: its cues stay unread for the next path
+            log.debug("hook connection: %s", e)
+        finally:
+            writer.close()
+
+    if not hasattr(asyncio, "start_unix_server"):  # Windows: loopback, and a token only this user can read
+        return await serve_endpoint_tcp(handle, [run / f"{key}.port" for key in keys])
+    primary = paths[0]
+    with contextlib.suppress(FileNotFoundError):
+        primary.unlink()
+    old = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(handle, path=str(primary))
+    finally:
+        os.umask(old)
+    for alias in paths[1:]:
+        with contextlib.suppress(FileNotFoundError):
+            alias.unlink()
+        alias.symlink_to(primary.name)
+
+    def close() -> None:
+        server.close()
+        for p in paths:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+    return close
+
+
+async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[], None]:
+    """The endpoint where Unix sockets are missing: 127.0.0.1, a random port, a secret token."""
+    import secrets
+
+    token = secrets.token_hex(16)
+
+    async def checked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if (await reader.readline()).strip().decode(errors="replace") != token:
+            writer.close()
+            return
+        await handle(reader, writer)
+
+    server = await asyncio.start_server(checked, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for f in files:
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out_file:
+            json.dump({"port": port, "token": token}, out_file)
+
+    def close() -> None:
+        server.close()
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+    return close
 
 
 # ---------------------------------------------------------------------------
@@ -1159,6 +1660,8 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "branch": p.branch,
         "host": p.host,
         "conductor": p.role == "conductor",
+        "unread": p.unread,
+        "delivery": p.delivery,
         **({"you": True} if p.name == me else {}),
     }
 
@@ -1183,16 +1686,35 @@ def build_server(session: "Session"):
         branch: str
         host: str
         conductor: bool
+        unread: int = Field(0, description="cues that have not reached this player's model yet")
+        delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         you: bool = False
 
     class EnsembleResult(BaseModel):
         ensemble: str
         players: list[Player]
 
+    class Seen(BaseModel):
+        path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
+        at: str
+
     class CueResult(BaseModel):
         message_id: str
         to: str
         sent_at: str
+        seen: Seen | None = Field(None, description="set when the recipient's model saw it at once; else ask `receipts` later")
+
+    class ReceiptRow(BaseModel):
+        message_id: str
+        to: str
+        sent_at: str
+        state: Literal["seen", "unread", "unknown"]
+        path: str = ""
+        seen_at: str = ""
+        text: str = ""
+
+    class ReceiptsResult(BaseModel):
+        receipts: list[ReceiptRow]
 
     class Message(BaseModel):
         message_id: str
@@ -1263,7 +1785,16 @@ def build_server(session: "Session"):
     ) -> CueResult:
         """Send a message to a player by name; it is pushed into their session at once."""
         sent = await guarded(session.send(to, message))
-        return CueResult(message_id=sent.id, to=to, sent_at=sent.sent_at)
+        receipt = await session.seen_soon(sent)
+        return CueResult(message_id=sent.id, to=to, sent_at=sent.sent_at,
+                         seen=Seen(path=receipt.path, at=receipt.at) if receipt else None)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Were my cues seen?", readOnlyHint=True, openWorldHint=False))
+    async def receipts(
+        message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
+    ) -> ReceiptsResult:
+        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, or unknown."""
+        return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(session.receipts(message_ids))])
 
     @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
     async def set_name(
@@ -1355,6 +1886,11 @@ async def serve(cfg: Config) -> int:
     session = Session(cfg)
     mcp, lowlevel, options = build_server(session)
     starting = asyncio.create_task(session.start(session.handshake))
+    try:
+        close_endpoint = await serve_endpoint(session.ladder)
+    except (OSError, TempoError) as e:
+        log.warning("no local endpoint for tempo's hooks (cues then reach the model by channel or listen): %s", e)
+        close_endpoint = lambda: None  # noqa: E731
 
     async def run_mcp() -> None:
         async with stdio_server() as (read_stream, write_stream):
@@ -1367,6 +1903,8 @@ async def serve(cfg: Config) -> int:
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     starting.cancel()
+    close_endpoint()
+    session.ladder.close()
     await session.close("session stopped by a signal" if stop.is_set() else "session ended")
     if stop.is_set():  # the thread blocked reading stdin cannot be interrupted: leave without it
         sys.stdout.flush()

@@ -21,6 +21,7 @@ deadlock detector on every retry, and never recovers).
 """
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
@@ -40,6 +41,8 @@ UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its pla
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
+RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
+UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept for a hand-over
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
 POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
 POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
@@ -73,6 +76,8 @@ class PlayerInfo:
     pid: int = 0
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
+    unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
+    delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
 
 
 @dataclass
@@ -108,6 +113,27 @@ class Exchange:
     recipient: str
     text: str
     source: str = ""
+    id: str = ""  # the cue's id, so a read receipt can find its line
+    seen: str = ""  # "PATH at TIME" once the recipient's model has seen it
+
+
+@dataclass
+class Receipt:
+    """A cue reached its recipient's model: when, and by which path (channel, hook, waiter, listen, ...)."""
+
+    id: str
+    path: str
+    at: str = ""
+    sender: str = ""  # filled in by the recipient's workflow
+    recipient: str = ""
+
+
+@dataclass
+class WaitSeen:
+    """Wait (a little) for a cue's read receipt."""
+
+    id: str
+    wait: float = 0.5
 
 
 @dataclass
@@ -125,6 +151,7 @@ class PollInput:
 
     ack: list[str] = field(default_factory=list)
     wait: float = 300.0
+    seen: list[Receipt] = field(default_factory=list)  # read receipts gathered since the last poll
 
 
 @dataclass
@@ -143,6 +170,8 @@ class PlayerInput:
     info: PlayerInfo
     pending: list[Cue] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    unseen: list[Cue] = field(default_factory=list)  # acknowledged by the session, not yet seen by its model
+    receipts: list[Receipt] = field(default_factory=list)
     history: list[Exchange] = field(default_factory=list)
     undelivered_timeout: float = UNDELIVERED_TIMEOUT
     idle_timeout: float = IDLE_TIMEOUT
@@ -183,6 +212,7 @@ class PlayerWorkflow:
         # run's first activation (a cue racing the start, or arriving across continue-as-new).
         self.s = inp
         self.seen: set[str] = set(inp.seen)
+        self.receipts: dict[str, Receipt] = {r.id: r for r in inp.receipts}
         if not inp.last_contact:
             inp.last_contact = now()
         self.end: EndRequest | None = None
@@ -269,6 +299,7 @@ class PlayerWorkflow:
     async def hand_over(self) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
         kept: list[Cue] = []
+        self.s.pending[:0], self.s.unseen = self.s.unseen, []  # the session had them; its model never saw them
         while self.s.pending:  # cues may still arrive while we hand over
             batch, self.s.pending = self.s.pending, []
             for cue in batch:
@@ -318,6 +349,7 @@ class PlayerWorkflow:
         self.received_this_run += 1
         if self.s.info.role == "conductor":
             self.record(cue, "in")
+        self.publish_unread()
         self.wake = True
 
     @workflow.signal
@@ -341,6 +373,16 @@ class PlayerWorkflow:
             self.record(cue, "out")
 
     @workflow.signal
+    async def seen(self, receipts: list[Receipt]) -> None:
+        """Read receipts from this player's session: these cues reached its model."""
+        await self.relay(self.apply_seen(receipts))
+
+    @workflow.signal
+    def receipt(self, receipt: Receipt) -> None:
+        """A cue this conductor sent was seen by its recipient: note it in `history`."""
+        self.note_seen(receipt)
+
+    @workflow.signal
     def finish(self, request: EndRequest) -> None:
         """End this player: the session exited, was terminated, or took a new name."""
         if not self.end:
@@ -353,6 +395,7 @@ class PlayerWorkflow:
     async def poll(self, request: PollInput) -> PollResult:
         """Acknowledge pushed cues, then wait until there is something to push."""
         self.acknowledge(request.ack)
+        await self.relay(self.apply_seen(request.seen))
         self.s.last_contact = now()
         self.poll_generation += 1
         generation = self.poll_generation
@@ -391,11 +434,22 @@ class PlayerWorkflow:
     def describe(self, info: PlayerInfo) -> PlayerInfo:
         """Replace the description (directory, branch, ... changed); name and role stay."""
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
-        info.started = self.s.info.started
+        info.started, info.unread = self.s.info.started, self.s.info.unread
         self.s.info = info
         workflow.upsert_search_attributes(search_attributes(info).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
         return info
+
+    @workflow.update
+    async def wait_seen(self, request: WaitSeen) -> Receipt:
+        """Wait up to `wait` s for the cue `id` to reach the model; its receipt, or one with no path."""
+        try:
+            await workflow.wait_condition(
+                lambda: request.id in self.receipts or bool(self.end) or self.releasing, timeout=request.wait
+            )
+        except asyncio.TimeoutError:
+            pass
+        return self.receipts.get(request.id) or Receipt(id=request.id, path="")
 
     # -- queries ------------------------------------------------------------
 
@@ -412,21 +466,76 @@ class PlayerWorkflow:
         return self.s.history
 
     @workflow.query
+    def read_receipts(self, ids: list[str]) -> list[Receipt]:
+        """Receipts of these cues: seen (with path), unread (path ""), or absent (not here)."""
+        waiting = {c.id for c in (*self.s.pending, *self.s.unseen)}
+        return [self.receipts.get(i) or Receipt(id=i, path="") for i in ids if i in self.receipts or i in waiting]
+
+    @workflow.query
     def status(self) -> dict:
         """Liveness facts: last contact with the session, pending count, cues received."""
         return {
             "last_contact": self.s.last_contact,
             "pending": len(self.s.pending),
             "received": self.s.received,
+            "unread": self.unread(),
             "ending": self.end.reason if self.end else "",
         }
 
     # -- helpers --------------------------------------------------------------
 
     def acknowledge(self, ids: list[str]) -> None:
+        """The session has these cues: they wait for its model now, not for its process."""
         if ids:
             done = set(ids)
+            self.s.unseen += [c for c in self.s.pending if c.id in done and c.id not in self.receipts]
             self.s.pending = [c for c in self.s.pending if c.id not in done]
+            del self.s.unseen[:-UNSEEN_LIMIT]
+
+    def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
+        """Record read receipts; return those a conductor should hear about (cues it sent)."""
+        relay = []
+        for r in receipts:
+            if r.id in self.receipts:
+                continue
+            cue = next((c for c in (*self.s.unseen, *self.s.pending) if c.id == r.id), None)
+            if cue:
+                r.sender, r.recipient = cue.sender, self.s.info.name
+                self.s.unseen = [c for c in self.s.unseen if c.id != r.id]
+                self.s.pending = [c for c in self.s.pending if c.id != r.id]
+            r.at = r.at or now()
+            self.receipts[r.id] = r
+            self.s.receipts.append(r)
+            if self.s.info.role == "conductor":
+                self.note_seen(r)
+            elif r.sender == CONDUCTOR:
+                relay.append(r)
+        if len(self.s.receipts) > RECEIPT_LIMIT:
+            for old in self.s.receipts[:-RECEIPT_LIMIT]:
+                self.receipts.pop(old.id, None)
+            del self.s.receipts[:-RECEIPT_LIMIT]
+        self.publish_unread()
+        return relay
+
+    async def relay(self, receipts: list[Receipt]) -> None:
+        for r in receipts:
+            with contextlib.suppress(Exception):  # a conductor that is gone has no history to keep
+                await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal("receipt", r)
+
+    def note_seen(self, r: Receipt) -> None:
+        for line in reversed(self.s.history):
+            if line.id == r.id:
+                line.seen = f"{r.path} at {r.at}"
+                break
+
+    def unread(self) -> int:
+        return len(self.s.pending) + len(self.s.unseen)
+
+    def publish_unread(self) -> None:
+        """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
+        if self.s.info.unread != self.unread():
+            self.s.info.unread = self.unread()
+            workflow.upsert_memo({"info": asdict(self.s.info)})
 
     def batch(self) -> list[Cue]:
         """The oldest pending cues that fit in one poll result (at least one)."""
@@ -454,6 +563,7 @@ class PlayerWorkflow:
                 recipient=cue.recipient or (self.s.info.name if direction == "in" else ""),
                 text=cue.text,
                 source=cue.source,
+                id=cue.id,
             )
         )
         del self.s.history[:-HISTORY_LIMIT]

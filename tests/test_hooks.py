@@ -1,0 +1,143 @@
+"""The delivery ladder's hook paths, driven as Claude Code drives them: `tempo hook` with its JSON.
+
+A `tempo serve` that runs under Claude Code knows its session id (CLAUDE_CODE_SESSION_ID); the
+hooks pass theirs on stdin. Here a real MCP client plays Claude Code's part, and each hook is the
+real `tempo hook` process, so what a hook prints is what Claude Code would show the model.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from conftest import ROOT, play, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+def hook(event: str, session_id: str, *args: str, transcript: str = "", **fields) -> subprocess.CompletedProcess:
+    """Run `tempo hook` as Claude Code runs it for `event`."""
+    data = {"session_id": session_id, "hook_event_name": event, "transcript_path": transcript, "cwd": str(ROOT), **fields}
+    return subprocess.run([sys.executable, str(ROOT / "tempo.py"), "hook", *args], input=json.dumps(data),
+                          capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+
+
+def start_waiter(session_id: str) -> subprocess.Popen:
+    data = {"session_id": session_id, "hook_event_name": "Stop", "transcript_path": ""}
+    p = subprocess.Popen([sys.executable, str(ROOT / "tempo.py"), "hook", "wait"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]})
+    p.stdin.write(json.dumps(data))
+    p.stdin.close()
+    return p
+
+
+def context_of(result: subprocess.CompletedProcess, event: str) -> str:
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["hookSpecificOutput"]["hookEventName"] == event
+    return out["hookSpecificOutput"]["additionalContext"]
+
+
+async def claude_like(temporal, ensemble, name: str):
+    """A `tempo serve` as Claude Code starts it (its session id in the environment)."""
+    sid = str(uuid.uuid4())
+    return sid, play(temporal, ensemble, CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_PLAYER_NAME=name)
+
+
+async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, ensemble):
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await a.call("set_name", name="alice")
+        await bob.call("ensemble")  # joined
+        sent = await a.call("cue", to="bob", message="please review PR 12")
+        assert sent["seen"] is None  # nobody has shown it to bob's model yet
+        listing = await a.call("ensemble")
+        assert next(p for p in listing["players"] if p["name"] == "bob")["unread"] == 1
+        text = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
+        assert "please review PR 12" in text and "alice" in text and sent["message_id"] in text
+        assert hook("PostToolUse", sid).stdout == ""  # shown once
+        assert hook("Stop", sid).stdout == ""
+        assert (await bob.call("listen"))["messages"] == []  # not again through listen
+        receipts = (await a.call("receipts"))["receipts"]
+        assert [(r["message_id"], r["state"], r["path"]) for r in receipts] == [(sent["message_id"], "seen", "hook")]
+        await wait_until(lambda: _unread(a, "bob", 0))
+
+
+async def _unread(player, name: str, count: int) -> bool:
+    listing = await player.call("ensemble")
+    return next(p for p in listing["players"] if p["name"] == name)["unread"] == count
+
+
+async def test_stop_hook_hands_over_unread_cues_before_the_model_idles(temporal, ensemble):
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        await a.call("cue", to="bob", message="one")
+        await a.call("cue", to="bob", message="two")
+        result = await wait_until(lambda: (r := hook("Stop", sid, stop_hook_active=False)).stdout and r)
+        answer = json.loads(result.stdout)
+        assert answer["decision"] == "block"
+        assert answer["reason"].index("one") < answer["reason"].index("two")
+        assert hook("Stop", sid).stdout == ""  # now it may idle
+
+
+async def test_the_waiter_wakes_an_idle_session_and_ends_with_it(temporal, ensemble):
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        assert hook("SessionStart", sid).returncode == 0
+        waiter = start_waiter(sid)
+        await asyncio.sleep(0.5)
+        assert waiter.poll() is None  # nothing to say: it waits
+        sent = await a.call("cue", to="bob", message="are you there?")
+        code = await asyncio.to_thread(waiter.wait, 15)
+        assert code == 2
+        assert "are you there?" in waiter.stderr.read()
+        assert waiter.stdout.read() == ""
+        assert (await bob.call("listen"))["messages"] == []
+        receipts = await wait_until(lambda: _seen(a, sent["message_id"]))
+        assert receipts["path"] == "waiter"
+        # a new waiter replaces an older one; both end quietly when the session ends
+        first, second = start_waiter(sid), None
+        await asyncio.sleep(0.3)
+        second = start_waiter(sid)
+        assert await asyncio.to_thread(first.wait, 10) == 0
+        assert second.poll() is None
+    assert await asyncio.to_thread(second.wait, 10) == 0
+    assert second.stderr.read() == ""
+
+
+async def _seen(player, message_id: str):
+    rows = (await player.call("receipts", message_ids=[message_id]))["receipts"]
+    return rows[0] if rows[0]["state"] == "seen" else None
+
+
+async def test_session_start_tells_the_model_its_name_and_who_is_there(temporal, ensemble):
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await a.call("set_name", name="alice")
+        await a.call("set_part", part="the HTTP API")
+        await bob.call("ensemble")
+        text = context_of(hook("SessionStart", sid, source="startup"), "SessionStart")
+        assert "'bob'" in text and ensemble in text and "alice: the HTTP API" in text
+
+
+async def test_a_cue_seen_by_a_plain_client_says_so_at_once(temporal, ensemble):
+    async with play(temporal, ensemble) as a, play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+        await bob.call("ensemble")
+        sent = await a.call("cue", to="bob", message="hi")
+        await bob.next_cue()
+        seen = sent["seen"] or (await wait_until(lambda: _seen(a, sent["message_id"])))
+        assert seen["path"] == "channel"
+
+
+def test_a_hook_without_a_session_prints_nothing_and_exits_0():
+    result = hook("PostToolUse", str(uuid.uuid4()))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    bad = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "hook"], input="not json", capture_output=True,
+                         text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+    assert (bad.returncode, bad.stdout, bad.stderr) == (0, "", "")
