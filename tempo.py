@@ -1352,7 +1352,7 @@ class Ladder:
             self.inbox.append(cue)
             del self.inbox[:-500]
             await self.session.push(cue)
-            self.mark_seen([cue], "channel")
+            self.mark_seen([cue], "prompt" if self.session.agent == "copilot" else "channel")
             return
         self.unread[cue.id] = cue
         if self.channels != "off":
@@ -1945,8 +1945,8 @@ def command_resolvable(argv: list[str]) -> str:
     return ""
 
 
-def read_mcp_json(path: Path) -> dict | None:
-    """Return the parsed .mcp.json (None if absent); invalid JSON is an error that names line and column."""
+def read_json_file(path: Path) -> Any:
+    """Return a user's parsed JSON file (None if absent); invalid JSON is an error naming line and column."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1954,13 +1954,28 @@ def read_mcp_json(path: Path) -> dict | None:
     except OSError as e:
         raise TempoError(f"cannot read {path}: {e.strerror}") from None
     try:
-        data = json.loads(text) if text.strip() else {}
+        return json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
         raise TempoError(
             f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
             "tempo leaves it untouched: fix it, then run `tempo init` again"
         ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
+
+
+def write_json_file(path: Path, data: dict, created: bool) -> None:
+    """Replace a user's JSON file at once (never half-written), keeping its permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if not created:
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+    os.replace(tmp, path)
+
+
+def read_mcp_json(path: Path) -> dict | None:
+    """Return the parsed .mcp.json (None if absent); invalid JSON is an error that names line and column."""
+    data = read_json_file(path)
+    if data is not None and (not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict)):
         raise TempoError(f"{path} is not an MCP config (an object with an \"mcpServers\" object); fix it, then run `tempo init` again")
     return data
 
@@ -1978,12 +1993,86 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
     if entry == current:
         return "unchanged", path
     servers[SERVER_NAME] = entry
-    tmp = path.with_name(f".mcp.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if not created:
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
+    write_json_file(path, data, created)
     return ("created" if created else "updated" if current else "merged"), path
+
+
+# ---------------------------------------------------------------------------
+# Claude Code hooks set-up
+# tempo's hooks go into the project's .claude/settings.local.json (per user, never committed) or,
+# for every project, ~/.claude/settings.json: merged, every other hook and key kept, and never
+# into a file tempo cannot parse. They call tempo by absolute path, as .mcp.json does.
+# ---------------------------------------------------------------------------
+
+HOOK_TIMEOUT = 15  # s Claude Code gives a hook that answers at once
+WAITER_TIMEOUT = 7 * 86400  # s the idle waiter may wait (Claude Code would otherwise end it)
+TEMPO_HOOK_RE = re.compile(r"(tempo|tempo-server|claude-tempo)(\.pyz|\.py|\.exe)?'?\s+hook(\s+wait)?\s*$")
+
+
+def tempo_hooks() -> dict[str, list[dict]]:
+    """tempo's hook groups, by Claude Code hook event."""
+    base = " ".join(shell_word(w) for w in server_command()[:-1])
+    now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
+    waiter = {"type": "command", "command": f"{base} hook wait", "async": True, "asyncRewake": True,
+              "timeout": WAITER_TIMEOUT, "rewakeSummary": "tempo: a cue arrived"}
+    return {
+        "SessionStart": [{"hooks": [now, waiter]}],
+        "UserPromptSubmit": [{"hooks": [now]}],
+        "PostToolUse": [{"matcher": "*", "hooks": [now]}],
+        "Stop": [{"hooks": [now, waiter]}],
+    }
+
+
+def is_tempo_hook(hook: Any) -> bool:
+    return isinstance(hook, dict) and bool(TEMPO_HOOK_RE.search(str(hook.get("command", ""))))
+
+
+def settings_path(directory: str, user: bool = False) -> Path:
+    """Where tempo's hooks go: the project's settings.local.json, or the user's settings.json."""
+    if user:
+        return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude") / "settings.json"
+    return Path(directory) / ".claude" / "settings.local.json"
+
+
+def tempo_groups(groups: list) -> list:
+    """The hook groups in `groups` that are tempo's alone."""
+    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list) and g["hooks"]
+            and all(is_tempo_hook(h) for h in g["hooks"])]
+
+
+def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
+    """Merge tempo's hooks into Claude Code's settings; return (what happened, path)."""
+    path = settings_path(directory, user)
+    data = read_json_file(path)
+    created = data is None
+    data = {} if data is None else data
+    hooks = data.get("hooks", {}) if isinstance(data, dict) else None
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values()):
+        raise TempoError(f"{path} is not Claude Code settings (an object whose \"hooks\" maps events to lists); "
+                         "tempo leaves it untouched: fix it, then run `tempo init` again")
+    merged = dict(hooks)
+    for event, groups in tempo_hooks().items():  # tempo's own go (an older path, say); all else stays
+        ours = tempo_groups(merged.get(event, []))
+        merged[event] = [g for g in merged.get(event, []) if g not in ours] + groups
+    if merged == hooks:
+        return "unchanged", path
+    installed = any(tempo_groups(groups) for groups in hooks.values())
+    data["hooks"] = merged
+    write_json_file(path, data, created)
+    return ("created" if created else "updated" if installed else "merged"), path
+
+
+def hooks_installed(directory: str) -> Path | None:
+    """The settings file that gives sessions in `directory` tempo's hooks, if any."""
+    for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
+        try:
+            data = read_json_file(path)
+        except TempoError:
+            continue
+        hooks = data.get("hooks") if isinstance(data, dict) else None
+        if isinstance(hooks, dict) and isinstance(hooks.get("Stop"), list) and tempo_groups(hooks["Stop"]):
+            return path
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -2050,6 +2139,9 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if SERVER_NAME not in existing.get("mcpServers", {}):
             what, written = write_mcp_json(str(path))
             setup = f"{written} {what} so the new session loads tempo"
+        if not hooks_installed(str(path)):
+            what, written = install_hooks(str(path))
+            setup += ("; " if setup else "") + f"{written} {what} with tempo's hooks"
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "copilot":
@@ -2544,6 +2636,10 @@ async def preflight_checks(cfg: Config) -> list[Check]:
                                 f"run `tempo init` in {cfg.directory}"))
     except TempoError as e:
         checks.append(Check(False, str(e).split(";")[0], f"fix {path}, then run `tempo init`"))
+    hooks = hooks_installed(cfg.directory)
+    checks.append(Check(bool(hooks), f"Claude Code hooks installed ({hooks})" if hooks else
+                        "tempo's Claude Code hooks are not installed: cues reach the model only where channels are on",
+                        f"run `tempo init` in {cfg.directory} (or `tempo init --user` for every project)"))
     return checks
 
 
@@ -2565,6 +2661,9 @@ def cmd_init(args: dict) -> int:
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
         f"({SERVER_NAME} runs {' '.join(server_command())})")
+    what, path = install_hooks(str(directory), user=bool(args.get("--user")))
+    out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
+        "(cues reach Claude Code's model even where channels are off)")
     return 0
 
 
@@ -2648,11 +2747,12 @@ async def up(cfg: Config) -> int:
     except TempoError as e:
         emit("fail", str(e))
         return 1
-    try:
-        what, path = write_mcp_json(cfg.directory)
-        emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
-    except TempoError as e:
-        emit("fail", str(e))
+    for write in (write_mcp_json, install_hooks):
+        try:
+            what, path = write(cfg.directory)
+            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
+        except TempoError as e:
+            emit("fail", str(e))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
     if holder:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
@@ -2693,6 +2793,12 @@ def start_session(args: dict, conductor: bool) -> int:
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")
+    try:  # without hooks a cue reaches the model only where channels are on
+        what, path = install_hooks(cfg.directory)
+        if what != "unchanged":
+            err(f"tempo: {path}: tempo's hooks {what}")
+    except TempoError as e:
+        err(f"tempo: warning: {e}")
     if not args.get("--skip-preflight"):
         checks = asyncio.run(preflight_checks(cfg))
         if not all(c.ok for c in checks):

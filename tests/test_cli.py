@@ -216,12 +216,14 @@ def test_preflight_fails_with_fixes_then_passes(cli, temporal, tmp_path, standin
     assert "✗ claude not on PATH" in out and "npm install -g @anthropic-ai/claude-code" in out
     assert "✓ server command" in out
     assert f"✗ {project / '.mcp.json'} missing" in out and f"fix: run `tempo init` in {project}" in out
+    assert "✗ tempo's Claude Code hooks are not installed" in out
 
     folder, _ = standin
     assert cli("init", "-d", str(project)).returncode == 0
     passing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=f"{folder}:{os.environ['PATH']}")
     assert passing.returncode == 0, passing.stdout
-    assert "✗" not in passing.stdout and passing.stdout.count("✓") == 5
+    assert "✗" not in passing.stdout and passing.stdout.count("✓") == 6
+    assert f"✓ Claude Code hooks installed ({project / '.claude' / 'settings.local.json'})" in passing.stdout
 
 
 def test_start_execs_claude_in_the_directory_with_the_session_environment(cli, temporal, ensemble, tmp_path, standin):

@@ -89,3 +89,64 @@ def test_server_command_for_a_shiv_zipapp(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["./dist/tempo.pyz"])
     assert tempo.server_command() == [sys.executable, str(tmp_path / "dist" / "tempo.pyz"), "serve"]
+
+
+# -- Claude Code hooks ------------------------------------------------------------------------
+
+
+def settings(directory: Path) -> dict:
+    return json.loads((directory / ".claude" / "settings.local.json").read_text())
+
+
+def test_init_installs_the_hooks_and_a_second_run_changes_nothing(cli, tmp_path):
+    result = cli("init", "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "settings.local.json: hooks created" in result.stdout
+    hooks = settings(tmp_path)["hooks"]
+    command = f"{SERVE[0]} {SERVE[1]} hook"
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"}
+    stop = hooks["Stop"][0]["hooks"]
+    assert stop[0]["command"] == command and not stop[0].get("async")
+    assert stop[1]["command"] == command + " wait" and stop[1]["asyncRewake"] is True
+    assert [h["command"] for h in hooks["PostToolUse"][0]["hooks"]] == [command]
+    before = (tmp_path / ".claude" / "settings.local.json").read_bytes()
+    again = cli("init", "-d", str(tmp_path))
+    assert "hooks already installed" in again.stdout
+    assert (tmp_path / ".claude" / "settings.local.json").read_bytes() == before
+
+
+def test_init_merges_hooks_keeping_every_other_hook_and_key(cli, tmp_path):
+    mine = {"matcher": "Bash", "hooks": [{"type": "command", "command": "./lint.sh"}]}
+    original = {"permissions": {"allow": ["Bash(ls:*)"]}, "hooks": {"PostToolUse": [mine], "Notification": [mine]}}
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / "settings.local.json").write_text(json.dumps(original))
+    # an older tempo's hooks (another path) are replaced, not doubled
+    old = {"hooks": [{"type": "command", "command": "/old/bin/tempo hook"}]}
+    original["hooks"]["Stop"] = [old]
+    (tmp_path / ".claude" / "settings.local.json").write_text(json.dumps(original))
+    assert "hooks updated" in cli("init", "-d", str(tmp_path)).stdout
+    merged = settings(tmp_path)
+    assert merged["permissions"] == original["permissions"]
+    assert merged["hooks"]["Notification"] == [mine]
+    assert merged["hooks"]["PostToolUse"][0] == mine and len(merged["hooks"]["PostToolUse"]) == 2
+    assert len(merged["hooks"]["Stop"]) == 1 and "/old/" not in json.dumps(merged["hooks"]["Stop"])
+
+
+@pytest.mark.parametrize("text", ['{"hooks": [1, 2', '{"hooks": []}', '[1]'])
+def test_init_refuses_settings_it_cannot_read_and_leaves_them_untouched(cli, tmp_path, text):
+    (tmp_path / ".claude").mkdir()
+    path = tmp_path / ".claude" / "settings.local.json"
+    path.write_text(text)
+    result = cli("init", "-d", str(tmp_path))
+    assert result.returncode == 1
+    assert str(path) in result.stderr and "tempo leaves it untouched" in result.stderr
+    assert path.read_text() == text
+
+
+def test_init_user_installs_the_hooks_for_every_project(cli, tmp_path):
+    result = cli("init", "--user", "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    path = cli.home / ".claude" / "settings.json"
+    assert f"{path}: hooks created" in result.stdout
+    assert "Stop" in json.loads(path.read_text())["hooks"]
+    assert not (tmp_path / ".claude" / "settings.local.json").exists()
