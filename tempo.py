@@ -1622,12 +1622,14 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
 
 INSTRUCTIONS = """\
 You are a player in a tempo ensemble: other AI coding sessions you can find and message.
-Messages from them (cues) arrive by themselves as <channel source="claude-tempo" ...> events,
-with the sender in `from`; you do not need to poll. To answer, call the `cue` tool with the
-sender's name. `ensemble` lists who is there and what each works on; `set_name` gives you a
+Messages from them (cues) arrive by themselves, each shown to you once, by whichever way gets
+there first: a <channel source="claude-tempo" ...> event, text added after a tool result or
+your prompt ("tempo: a new cue from ..."), a note when you are about to stop, or one that wakes
+you when idle. Each names its sender and a `message_id`; you do not need to poll. To answer,
+call the `cue` tool with the sender's name; `receipts` tells whether your cues were seen.
+`ensemble` lists who is there, what each works on and their unread cues; `set_name` gives you a
 name others can use; `set_part` tells them what you work on. If you suspect you missed
-messages (for example channels are not enabled in this session), `listen` returns every cue
-you have not yet read through it; each cue has a `message_id` and is pushed only once.
+messages, `listen` returns every cue that has not reached you yet.
 `report` tells the conductor (if the ensemble has one) a result, a blocker or a question;
 `terminate` ends another player's session. The conductor also receives commands from outside
 (kind "command", with their `source`) and the cues of players that died (kind "undelivered",
@@ -2224,6 +2226,16 @@ def check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+# In a tmux pane, Claude Code's "WARNING: Loading development channels" dialog would wait for a
+# human at every launch: a background loop confirms it (its first choice, "I am using this for
+# local development") and gives up quietly after about 15 s.
+DEV_CHANNELS_CONFIRM = (
+    '[ -n "$TMUX_PANE" ] && command -v tmux >/dev/null 2>&1 && ( i=0; while [ "$i" -lt 50 ]; do sleep 0.3; '
+    'if tmux capture-pane -p -t "$TMUX_PANE" 2>/dev/null | grep -q "Loading development channels"; then '
+    'sleep 0.3; tmux send-keys -t "$TMUX_PANE" Enter; break; fi; i=$((i+1)); done ) >/dev/null 2>&1 &'
+)
+
+
 def launch_script(argv: list[str], env: dict[str, str], cwd: str) -> str:
     """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself."""
     lines = [
@@ -2233,6 +2245,7 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str) -> str:
         f"cd -- {shell_word(cwd)} || exit 1",
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
+        *([DEV_CHANNELS_CONFIRM] if CHANNELS_FLAG[0] in argv else []),
         " ".join(shell_word(a) for a in argv),
         "code=$?",
         # Keep the window open on failure (`claude` not on PATH, ...), so the user can read why.
@@ -2882,10 +2895,11 @@ def cmd_status(args: dict) -> int:
         return 0
     out(f"{len(players)} active session{'s' if len(players) != 1 else ''} in "
         f"{f'ensemble {ensemble}' if ensemble else 'all ensembles'}:")
-    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST"]
+    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "UNREAD", "DELIVERY"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
-        + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"]]
+        + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
+           str(p.get("unread", 0)), p.get("delivery", "")]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]

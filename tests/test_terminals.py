@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,28 @@ def test_no_terminal_error_gives_the_command_to_type(monkeypatch, tmp_path):
 def test_recruited_prompt_names_the_session_and_set_name():
     text = tempo.first_prompt("reviewer-2", "e1", "conductor", task_follows=True)
     assert 'set_name with name "reviewer-2"' in text and "ensemble e1" in text and "cue from conductor" in text
+
+
+def test_a_tmux_window_confirms_the_dev_channels_dialog(tmp_path):
+    """Claude Code asks to confirm development channels at every launch: tempo answers for it."""
+    fake = tmp_path / "claude"
+    got = tmp_path / "answer.txt"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf 'WARNING: Loading development channels\\n> 1. I am using this for local development\\n  2. Exit\\n'\n"
+        f"read -r answer; echo \"confirmed:$answer\" > {got}\n"
+    )
+    fake.chmod(0o755)
+    script = tmp_path / "launch.sh"
+    script.write_text(tempo.launch_script([str(fake), *tempo.CHANNELS_FLAG], {}, str(tmp_path)))
+    socket_name = f"tempo-test-{os.getpid()}"
+    tmux = ["tmux", "-L", socket_name]
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    subprocess.run([*tmux, "new-session", "-d", "-s", "t", f"/bin/sh {script}"], env=env, check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + 20
+        while not got.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert got.read_text().strip() == "confirmed:"
+    finally:
+        subprocess.run([*tmux, "kill-server"], env=env, timeout=30)
