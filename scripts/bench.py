@@ -9,7 +9,8 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; `tempo serve` start to
-first `tools/list`; memory per session. The sessions are real `tempo serve` processes driven by
+first `tools/list`; memory per session; `tempo hook` time (nothing pending / one cue) and the
+waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code. The sessions are real `tempo serve` processes driven by
 the MCP SDK's stdio client (the test harness in tests/conftest.py, reused here).
 """
 
@@ -32,6 +33,9 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "cue p99 ms": 100,
     "ensemble@200 ms": 250,
     "serve ready s": 1.5,
+    "hook ms": 50,
+    "waiter MiB": 15,
+    "idle wake p50 ms": 500,
 }
 
 
@@ -145,6 +149,52 @@ async def memory(server: DevServer) -> None:
     report("memory per session (RSS of tempo serve)", rss_kib / 1024, "MiB")
 
 
+def tempo_program() -> list[str]:
+    """`tempo` as a user's hooks run it: the console script beside this Python, else tempo.py."""
+    script = Path(sys.executable).with_name("tempo")
+    return [str(script)] if script.exists() else [sys.executable, str(ROOT / "tempo.py")]
+
+
+def run_hook(session_id: str, event: str = "PostToolUse") -> tuple[float, str]:
+    import json
+    import subprocess
+
+    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": ""})
+    t0 = time.perf_counter()
+    done = subprocess.run([*tempo_program(), "hook"], input=data, capture_output=True, text=True, timeout=30)
+    return (time.perf_counter() - t0) * 1000, done.stdout
+
+
+async def hooks(server: DevServer, runs: int) -> None:
+    import subprocess
+    import uuid
+
+    sid = str(uuid.uuid4())
+    async with play(server, "bench-hooks") as a, play(server, "bench-hooks", CLAUDE_CODE_SESSION_ID=sid,
+                                                       CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+        await bob.call("ensemble")
+        idle = [(await asyncio.to_thread(run_hook, sid))[0] for _ in range(runs)]
+        report(f"tempo hook, nothing pending (median of {runs})", statistics.median(idle), "ms", "hook ms")
+        with_cue = []
+        for i in range(max(5, runs // 2)):
+            await a.call("cue", to="bob", message=f"m{i}")
+            while True:
+                took, text = await asyncio.to_thread(run_hook, sid)
+                if text:
+                    with_cue.append(took)
+                    break
+        report(f"tempo hook, one cue (median of {len(with_cue)})", statistics.median(with_cue), "ms", "hook ms")
+        waiter = subprocess.Popen([*tempo_program(), "hook", "wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, text=True)
+        waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
+        waiter.stdin.close()
+        await asyncio.sleep(1)
+        rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
+                           if line.startswith("VmRSS")))
+        report("waiter hook memory (RSS while it waits)", rss_kib / 1024, "MiB", "waiter MiB")
+    waiter.wait(10)
+
+
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
@@ -153,6 +203,7 @@ async def run(args, server: DevServer) -> None:
     await fan_out(server, 3 if quick else 5, 20 if quick else 50)
     await ensemble_time(server, (50,) if quick else (50, 200))
     await memory(server)
+    await hooks(server, 10 if quick else 30)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 
