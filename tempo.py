@@ -2016,7 +2016,8 @@ def tempo_hooks() -> dict[str, list[dict]]:
     base = " ".join(shell_word(w) for w in server_command()[:-1])
     now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
     waiter = {"type": "command", "command": f"{base} hook wait", "async": True, "asyncRewake": True,
-              "timeout": WAITER_TIMEOUT, "rewakeSummary": "tempo: a cue arrived"}
+              "timeout": WAITER_TIMEOUT, "rewakeSummary": "tempo: a cue arrived",
+              "rewakeMessage": "While you were idle, a message reached you from your tempo ensemble."}
     return {
         "SessionStart": [{"hooks": [now, waiter]}],
         "UserPromptSubmit": [{"hooks": [now]}],

@@ -286,6 +286,10 @@ def claude_home(home: Path, project: Path, model: ScriptedModel) -> dict[str, st
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
         "CLAUDE_CODE_IDE_SKIP_AUTO_INSTALL": "1",
+        # `claude -p` sends its first request without waiting for MCP servers (2.1.197: "running fully
+        # async (nonblocking)"): make it wait, up to 30 s on a busy machine, so tempo's tools are there.
+        "MCP_CONNECTION_NONBLOCKING": "false",
+        "MCP_CONNECT_TIMEOUT_MS": "30000",
     }
 
 

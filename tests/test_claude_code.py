@@ -79,3 +79,102 @@ async def test_interactive_session_cue_reaches_another_player(project, model, te
             event = await bob.next_cue(timeout=30)
             assert event["content"] == "hello from tmux"
             await asyncio.to_thread(session.wait_screen, "sent")
+
+
+# -- the delivery ladder, with the real client: channels are off here, so hooks carry every cue ----------
+
+
+@pytest.fixture
+def player_project(tmp_path, temporal, ensemble, model):
+    """A project whose Claude Code session joins as "carol", with tempo's hooks installed by `tempo init`."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    directory = tmp_path / "project"
+    directory.mkdir()
+    home = tmp_path / "home"
+    env = claude_home(home, directory, model)
+    server_env = tempo_env(temporal, ensemble, home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
+    write_tempo_mcp_json(directory, {k: v for k, v in server_env.items() if k != "PATH"})
+    init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(directory)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0 and "hooks created" in init.stdout, init.stderr
+    return directory, env
+
+
+def mentions(body: dict, text: str) -> bool:
+    from claude_code import shown
+
+    return text in shown(body)
+
+
+async def seen_receipt(player, message_id: str):
+    rows = (await player.call("receipts", message_ids=[message_id]))["receipts"]
+    return rows[0] if rows[0]["state"] == "seen" else None
+
+
+async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, temporal, ensemble):
+    from claude_code import shown
+
+    directory, env = player_project
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
+            await asyncio.to_thread(session.wait_screen, "? for shortcuts")
+            await wait_until(lambda: players(alice, 2), timeout=30)
+            await asyncio.to_thread(session.type, "hello")  # one turn, so the Stop hook arms the waiter
+            first = await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "hello"))
+            assert f"you are 'carol' in the ensemble '{ensemble}'" in shown(first)  # SessionStart told it
+            await asyncio.to_thread(session.wait_screen, "ok")
+            await wait_until(lambda: _carol_has(alice, "waiter"), timeout=30)
+            await asyncio.sleep(3)  # the turn's Stop hook has run: the model idles at its prompt
+            before = len(model.requests())
+            sent = await alice.call("cue", to="carol", message="are you free to review PR 7?")
+            woke = await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "are you free to review PR 7?"),
+                                           30, True, before)
+            assert sent["message_id"] in shown(woke) and "alice" in shown(woke)
+            receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
+            assert receipt["path"] == "waiter"
+            await asyncio.sleep(2)  # nothing shows it a second time: no further wake
+            later = model.requests()[model.requests().index(woke) + 1:]
+            assert all(shown(b).count(sent["message_id"]) == 1 for b in later)
+
+
+async def _carol_has(player, path: str) -> bool:
+    listing = await player.call("ensemble")
+    carol = next((p for p in listing["players"] if p["name"] == "carol"), None)
+    return bool(carol) and path in carol["delivery"].split()
+
+
+async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player_project, model, temporal, ensemble):
+    """A cue arrives while the model works: a hook hands it over before `claude -p` ends, once."""
+    from claude_code import shown
+
+    directory, env = player_project
+    loop = asyncio.get_running_loop()
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        sent = {}
+
+        def reply(body):
+            if len(body["messages"]) == 1:  # the model starts working: the cue comes in now
+                asyncio.run_coroutine_threadsafe(wait_until(lambda: players(alice, 2), timeout=30), loop).result(40)
+                sent.update(asyncio.run_coroutine_threadsafe(
+                    alice.call("cue", to="carol", message="stop: the API changed"), loop).result(30))
+                return [tool_use("mcp__claude-tempo__ensemble", {})]
+            if "stop: the API changed" in shown(body) and "listen" not in json.dumps(body["messages"][-2:]):
+                return [tool_use("mcp__claude-tempo__listen", {})]  # does listen show it again? it must not
+            return ["done"]
+
+        model.reply = reply
+        run = await asyncio.to_thread(run_print, "check who is here", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=90)
+        assert run.returncode == 0, run.stderr
+        bodies = model.requests()
+        assert any(mentions(b, "stop: the API changed") for b in bodies), [shown(b)[-500:] for b in bodies]
+        last = shown(bodies[-1])
+        assert last.count(sent["message_id"]) == 1  # shown once; listen returned nothing more
+        assert '{"messages":[]}' in last  # what listen answered
+        receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
+        assert receipt["path"] in ("hook", "stop")
