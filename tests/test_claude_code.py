@@ -19,15 +19,20 @@ def model():
         yield scripted
 
 
-@pytest.fixture
-def project(tmp_path, temporal, ensemble, model):
+def make_project(tmp_path, temporal, ensemble, model, **server_env: str):
     """A trusted project whose .mcp.json runs this tempo (as `tempo init` writes it); returns (dir, env)."""
     directory = tmp_path / "project"
     directory.mkdir()
     home = tmp_path / "home"
     env = claude_home(home, directory, model)
-    write_tempo_mcp_json(directory, {k: v for k, v in tempo_env(temporal, ensemble, home=home).items() if k != "PATH"})
+    server = tempo_env(temporal, ensemble, home=home, **server_env)
+    write_tempo_mcp_json(directory, {k: v for k, v in server.items() if k != "PATH"})
     return directory, env
+
+
+@pytest.fixture
+def project(tmp_path, temporal, ensemble, model):
+    return make_project(tmp_path, temporal, ensemble, model)
 
 
 def cue_once(to: str, message: str):
@@ -92,12 +97,7 @@ def player_project(tmp_path, temporal, ensemble, model):
 
     from conftest import ROOT
 
-    directory = tmp_path / "project"
-    directory.mkdir()
-    home = tmp_path / "home"
-    env = claude_home(home, directory, model)
-    server_env = tempo_env(temporal, ensemble, home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
-    write_tempo_mcp_json(directory, {k: v for k, v in server_env.items() if k != "PATH"})
+    directory, env = make_project(tmp_path, temporal, ensemble, model, CLAUDE_TEMPO_PLAYER_NAME="carol")
     init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(directory)], env=env,
                           capture_output=True, text=True, timeout=60)
     assert init.returncode == 0 and "hooks created" in init.stdout, init.stderr
