@@ -195,6 +195,40 @@ async def hooks(server: DevServer, runs: int) -> None:
     waiter.wait(10)
 
 
+async def idle_wake(server: DevServer, runs: int) -> None:
+    """A real Claude Code idle at its prompt (channels off, tempo's hooks on): cue sent -> model request."""
+    import subprocess
+
+    from claude_code import CLAUDE, Interactive, ScriptedModel, claude_home, shown, write_tempo_mcp_json
+    from conftest import tempo_env
+
+    if not CLAUDE.exists():
+        print(f"idle wake: skipped ({CLAUDE} missing: run `npm ci`)", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        project, home = Path(tmp) / "project", Path(tmp) / "home"
+        project.mkdir()
+        env = claude_home(home, project, model)
+        server_env = tempo_env(server, "bench-wake", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
+        write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
+        subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
+                       capture_output=True, check=True, timeout=60)
+        async with play(server, "bench-wake") as alice:
+            with Interactive(cwd=project, env=env, args=["--allowedTools", "mcp__claude-tempo"]) as session:
+                await asyncio.to_thread(session.wait_screen, "? for shortcuts", 60)
+                while len((await alice.call("ensemble"))["players"]) < 2:
+                    await asyncio.sleep(0.2)
+                samples = []
+                for i in range(runs):
+                    await asyncio.sleep(3)  # idle at the prompt, its waiter armed
+                    before, text = len(model.requests()), f"wake up {i}"
+                    t0 = time.monotonic()
+                    await alice.call("cue", to="carol", message=text)
+                    body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 30, True, before)
+                    samples.append((body["_at"] - t0) * 1000)
+    report(f"idle wake, real Claude Code (median of {runs})", statistics.median(samples), "ms", "idle wake p50 ms")
+
+
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
@@ -204,6 +238,7 @@ async def run(args, server: DevServer) -> None:
     await ensemble_time(server, (50,) if quick else (50, 200))
     await memory(server)
     await hooks(server, 10 if quick else 30)
+    await idle_wake(server, 3 if quick else 7)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 

@@ -116,12 +116,16 @@ async def seen_receipt(player, message_id: str):
 
 
 async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, temporal, ensemble):
+    """Started as `tempo start` starts it (with the channels flag), where channels are not available:
+    the channel push is never confirmed, so the waiter wakes the idle model with the cue."""
     from claude_code import shown
+
+    import tempo
 
     directory, env = player_project
     async with play(temporal, ensemble) as alice:
         await alice.call("set_name", name="alice")
-        with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
+        with Interactive(cwd=directory, env=env, args=[*tempo.CHANNELS_FLAG, *ALLOW_TEMPO]) as session:
             await asyncio.to_thread(session.wait_screen, "? for shortcuts")
             await wait_until(lambda: players(alice, 2), timeout=30)
             await asyncio.to_thread(session.type, "hello")  # one turn, so the Stop hook arms the waiter
@@ -137,6 +141,7 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert sent["message_id"] in shown(woke) and "alice" in shown(woke)
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] == "waiter"
+            await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)  # the push was never seen
             await asyncio.sleep(2)  # nothing shows it a second time: no further wake
             later = model.requests()[model.requests().index(woke) + 1:]
             assert all(shown(b).count(sent["message_id"]) == 1 for b in later)
