@@ -141,3 +141,26 @@ def test_a_hook_without_a_session_prints_nothing_and_exits_0():
     bad = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "hook"], input="not json", capture_output=True,
                          text=True, timeout=30, env={"PATH": os.environ["PATH"]})
     assert (bad.returncode, bad.stdout, bad.stderr) == (0, "", "")
+
+
+async def test_the_conductors_history_records_when_each_cue_was_seen(temporal, ensemble):
+    import tempo
+
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, bob_session as bob:
+        await bob.call("ensemble")
+        out = await conductor.call("cue", to="bob", message="take the API")
+        await bob.call("report", type="result", message="API done")
+        await conductor.next_cue()  # pushed to the conductor (a plain client): seen on the channel
+        await wait_until(lambda: hook("PostToolUse", sid).stdout)  # bob's model sees the conductor's cue
+        client = await tempo.connect(tempo.Config(address=temporal.address))
+        handle = client.get_workflow_handle(f"claude-session-{ensemble}-conductor")
+
+        async def seen_lines():
+            lines = {(h["direction"], h["text"]): h["seen"] for h in await handle.query("history") if h["text"] in ("take the API", "API done")}
+            return lines if len(lines) == 2 and all(lines.values()) else None
+
+        lines = await wait_until(seen_lines, timeout=15)
+        assert lines[("out", "take the API")].startswith("hook at ")
+        assert lines[("in", "API done")].startswith("channel at ")
+        assert out["message_id"] in {h["id"] for h in await handle.query("history")}
