@@ -69,6 +69,12 @@ def tool_names(body: dict) -> list[str]:
     return [t.get("name", "") for t in body.get("tools") or []]
 
 
+def mcp_pending(body: dict) -> bool:
+    """Claude Code offers WaitForMcpServers and no MCP tool yet: a server is still connecting."""
+    names = tool_names(body)
+    return WAIT_TOOL in names and not any(n.startswith("mcp__") for n in names) and calls(body, WAIT_TOOL) < 3
+
+
 def calls(body: dict, name: str) -> int:
     """How many times the conversation so far called tool `name`."""
     return sum(1 for m in body.get("messages", []) if m.get("role") == "assistant" and isinstance(m.get("content"), list)
@@ -175,7 +181,7 @@ class ScriptedModel:
 
     def _answer(self, body: dict) -> list[dict]:
         blocks = None
-        if is_main(body) and self.wait_for_mcp and WAIT_TOOL in tool_names(body) and calls(body, WAIT_TOOL) < 3:
+        if is_main(body) and self.wait_for_mcp and mcp_pending(body):
             blocks = [tool_use(WAIT_TOOL, {})]
         elif is_main(body):
             with self._lock:
