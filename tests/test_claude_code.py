@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from claude_code import (Interactive, ScriptedModel, calls, claude_home, poll, last_user_text, run_print, shown, tool_names, tool_use,
+from claude_code import (Interactive, ScriptedModel, calls, claude_home, last_user_text, poll, run_print, shown, tool_names, tool_use,
                          transcript_shown, write_hooks, write_tempo_mcp_json)
 from conftest import play, tempo_env, wait_until
 
@@ -30,7 +30,9 @@ def project(tmp_path, temporal, ensemble, model):
     directory.mkdir()
     home = tmp_path / "home"
     env = claude_home(home, directory, model)
-    write_tempo_mcp_json(directory, {k: v for k, v in tempo_env(temporal, ensemble, home=home).items() if k != "PATH"})
+    server_env = tempo_env(temporal, ensemble, home=home)
+    del server_env["PATH"]  # tempo serve inherits claude's PATH, the one claude_home controls
+    write_tempo_mcp_json(directory, server_env)
     return directory, env
 
 
@@ -53,9 +55,9 @@ def test_claude_p_sees_tempos_tools(project, model):
     directory, env = project
     run = run_print("who is here?", cwd=directory, env=env, args=ALLOW_TEMPO)
     assert run.returncode == 0, run.stderr
-    first = model.requests()[-1]  # the last: Claude Code may ask before tempo has connected
-    assert {"mcp__claude-tempo__cue", "mcp__claude-tempo__ensemble", "mcp__claude-tempo__listen"} <= set(tool_names(first))
-    assert "who is here?" in shown(first)
+    last = model.requests()[-1]  # the first may precede tempo's connection (the model then waits for it)
+    assert {"mcp__claude-tempo__cue", "mcp__claude-tempo__ensemble", "mcp__claude-tempo__listen"} <= set(tool_names(last))
+    assert "who is here?" in shown(last)
 
 
 async def test_claude_p_cue_reaches_another_player(project, model, temporal, ensemble):
