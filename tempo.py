@@ -121,6 +121,8 @@ def hook_client(argv: list[str]) -> int:
     try:
         data = json.loads(sys.stdin.buffer.read() or b"{}") if not sys.stdin.isatty() else {}
         op = "wait" if argv[:1] == ["wait"] else "hook"
+        if op == "wait" and os.environ.get("CLAUDE_CODE_ENTRYPOINT", "cli") != "cli":
+            return 0  # headless (`claude -p`, the SDK) runs async hooks in line: a waiter would hang it
         event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
         sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
         if sock is None:

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
 API_KEY = "sk-ant-api03-tempo-tests-" + "x" * 40 + "-scripted-AA"
 MODEL = "claude-sonnet-4-5"
+READY = "? for shortcuts"
+WAIT_TOOL = "WaitForMcpServers"  # offered while an MCP server is still connecting  # the footer under an interactive session's prompt box
 
 
 def claude_binary() -> Path:
@@ -35,6 +37,16 @@ def claude_binary() -> Path:
     if not CLAUDE.exists():
         raise AssertionError(f"{CLAUDE} is missing: run `npm ci` in {ROOT} to install the pinned Claude Code")
     return CLAUDE
+
+
+def poll(check: Callable[[], object], timeout: float = 20, what: str = "the condition") -> object:
+    """Call `check()` until it returns something truthy (returned); fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.05)
+    return value
 
 
 # -- the scripted model ------------------------------------------------------
@@ -55,6 +67,18 @@ def is_main(body: dict) -> bool:
 
 def tool_names(body: dict) -> list[str]:
     return [t.get("name", "") for t in body.get("tools") or []]
+
+
+def mcp_pending(body: dict) -> bool:
+    """Claude Code offers WaitForMcpServers and no MCP tool yet: a server is still connecting."""
+    names = tool_names(body)
+    return WAIT_TOOL in names and not any(n.startswith("mcp__") for n in names) and calls(body, WAIT_TOOL) < 3
+
+
+def calls(body: dict, name: str) -> int:
+    """How many times the conversation so far called tool `name`."""
+    return sum(1 for m in body.get("messages", []) if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+               for b in m["content"] if b.get("type") == "tool_use" and b.get("name") == name)
 
 
 def _flatten(value) -> Iterable[str]:
@@ -98,10 +122,13 @@ class ScriptedModel:
     `reply(body)` returns the blocks of the answer (a str is a text block) or None for the
     default ("ok", end_turn); it is asked only for main-conversation requests (see `is_main`),
     after the queued replies (`queue(...)`) are used up. Side requests always get the default.
+    Claude Code may ask the model before an MCP server has connected (its tools then missing, and
+    WaitForMcpServers offered instead): the model first calls WaitForMcpServers (up to 3 times).
     """
 
-    def __init__(self, reply: Reply | None = None, *, delay: float = 0.0):
+    def __init__(self, reply: Reply | None = None, *, delay: float = 0.0, wait_for_mcp: bool = True):
         self.reply = reply
+        self.wait_for_mcp = wait_for_mcp  # call WaitForMcpServers first while it is offered, as a model would
         self.delay = delay  # seconds before answering a main request (a slow model)
         self._queue: deque = deque()
         self._requests: list[dict] = []
@@ -154,7 +181,9 @@ class ScriptedModel:
 
     def _answer(self, body: dict) -> list[dict]:
         blocks = None
-        if is_main(body):
+        if is_main(body) and self.wait_for_mcp and mcp_pending(body):
+            blocks = [tool_use(WAIT_TOOL, {})]
+        elif is_main(body):
             with self._lock:
                 if self._queue:
                     blocks = self._queue.popleft()
@@ -316,6 +345,41 @@ def run_print(prompt: str, *, cwd: Path, env: dict[str, str], args: Iterable[str
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+# What Claude Code records in the transcript (JSONL at the hooks' `transcript_path`) as shown to the
+# model: user entries (a Stop block's "Stop hook feedback:\n...", a rewake's <task-notification>),
+# and these attachments, by the field that holds the text. Not listed, so never "seen": queue-operation
+# lines (queued, not yet shown), async_hook_response (an `"async": true` hook's output, never shown),
+# system lines (stop_hook_summary).
+SHOWN_ATTACHMENTS = {
+    "hook_additional_context": "content",  # additionalContext of SessionStart/UserPromptSubmit/PostToolUse
+    "hook_success": "content",  # a hook's plain stdout (SessionStart); "" when it printed JSON
+    "hook_blocking_error": "blockingError",  # the Stop block reason, beside the user entry
+    "queued_command": "prompt",  # a rewake that arrived mid-turn, appended to a tool result
+}
+
+
+def transcript(path: str | Path) -> list[dict]:
+    """The entries of a Claude Code session transcript (one JSON object a line)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def transcript_shown(path: str | Path, needle: str) -> list[dict]:
+    """The transcript entries that show `needle` (a message id, say) to the model."""
+    found = []
+    for entry in transcript(path):
+        if entry.get("type") == "user":
+            content = entry.get("message", {}).get("content", "")
+            text_ = content if isinstance(content, str) else "\n".join(_flatten(content))
+        elif entry.get("type") == "attachment" and entry["attachment"].get("type") in SHOWN_ATTACHMENTS:
+            text_ = json.dumps(entry["attachment"][SHOWN_ATTACHMENTS[entry["attachment"]["type"]]])
+        else:
+            continue
+        if needle in text_:
+            found.append(entry)
+    return found
+
+
 class Interactive:
     """An interactive Claude Code session in real tmux, on a private server (its own socket)."""
 
@@ -341,6 +405,10 @@ class Interactive:
     def stop(self) -> None:
         """Kill the tmux server this session started (by its socket), and with it claude."""
         self.tmux("kill-server", check=False)
+
+    def wait_ready(self, timeout: float = 30) -> str:
+        """Wait until Claude Code shows its prompt box, ready for input."""
+        return self.wait_screen(READY, timeout)
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-J", "-t", "main", check=False).stdout

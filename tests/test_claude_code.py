@@ -2,10 +2,14 @@
 
 import asyncio
 import json
+import os
+import signal
+import sys
 
 import pytest
 
-from claude_code import Interactive, ScriptedModel, claude_home, last_user_text, run_print, tool_names, tool_use, write_tempo_mcp_json
+from claude_code import (Interactive, ScriptedModel, calls, claude_home, last_user_text, run_print, shown, tool_names, tool_use,
+                         transcript_shown, write_hooks, write_tempo_mcp_json)
 from conftest import play, tempo_env, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +29,7 @@ def make_project(tmp_path, temporal, ensemble, model, **server_env: str):
     directory.mkdir()
     home = tmp_path / "home"
     env = claude_home(home, directory, model)
-    server = tempo_env(temporal, ensemble, home=home, **server_env)
+    server = tempo_env(temporal, ensemble, home=home, **server_env)  # serve inherits claude's PATH, the one claude_home controls
     write_tempo_mcp_json(directory, {k: v for k, v in server.items() if k != "PATH"})
     return directory, env
 
@@ -39,7 +43,7 @@ def cue_once(to: str, message: str):
     """A model that calls tempo's cue once, then answers "sent"."""
 
     def reply(body):
-        if len(body["messages"]) == 1:
+        if not calls(body, "mcp__claude-tempo__cue"):
             return [tool_use("mcp__claude-tempo__cue", {"to": to, "message": message})]
         return ["sent"]
 
@@ -54,9 +58,9 @@ def test_claude_p_sees_tempos_tools(project, model):
     directory, env = project
     run = run_print("who is here?", cwd=directory, env=env, args=ALLOW_TEMPO)
     assert run.returncode == 0, run.stderr
-    first = model.requests()[0]
-    assert {"mcp__claude-tempo__cue", "mcp__claude-tempo__ensemble", "mcp__claude-tempo__listen"} <= set(tool_names(first))
-    assert "who is here?" in last_user_text(first)
+    last = model.requests()[-1]  # the first may precede tempo's connection (the model then waits for it)
+    assert {"mcp__claude-tempo__cue", "mcp__claude-tempo__ensemble", "mcp__claude-tempo__listen"} <= set(tool_names(last))
+    assert "who is here?" in shown(last)
 
 
 async def test_claude_p_cue_reaches_another_player(project, model, temporal, ensemble):
@@ -78,12 +82,84 @@ async def test_interactive_session_cue_reaches_another_player(project, model, te
         await bob.call("set_name", name="bob")
         model.reply = cue_once("bob", "hello from tmux")
         with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
-            await asyncio.to_thread(session.wait_screen, "? for shortcuts")
+            await asyncio.to_thread(session.wait_ready)
             await wait_until(lambda: players(bob, 2), timeout=30)  # its tempo serve has joined: the tools are there
             await asyncio.to_thread(session.type, "tell bob hello")
             event = await bob.next_cue(timeout=30)
             assert event["content"] == "hello from tmux"
             await asyncio.to_thread(session.wait_screen, "sent")
+
+
+# -- Claude Code's hooks, as tempo's delivery relies on them (throwaway hooks, not tempo's) -----
+
+HOOK = """
+import json, os, sys, time
+event = json.load(sys.stdin)
+kind, arg, log = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(log, "a") as f:
+    f.write(json.dumps({"pid": os.getpid(), "event": event, "session": os.environ.get("CLAUDE_CODE_SESSION_ID")}) + "\\n")
+if kind == "context":
+    print(json.dumps({"hookSpecificOutput": {"hookEventName": event["hook_event_name"], "additionalContext": arg}}))
+elif kind == "block" and not event.get("stop_hook_active"):
+    print(json.dumps({"decision": "block", "reason": arg}))
+elif kind == "wait":  # a waiter: block until the file appears, then wake the model with its text
+    deadline = time.monotonic() + 60
+    while not os.path.exists(arg):
+        if time.monotonic() > deadline:
+            sys.exit(0)
+        time.sleep(0.01)
+    text = open(arg).read()
+    os.unlink(arg)
+    sys.stderr.write(text)
+    sys.exit(2)
+"""
+
+
+@pytest.fixture
+def hooks(project, tmp_path):
+    """hooks({event: (kind, arg, extra keys)}) writes throwaway hooks; yields their log; ends leftover waiters."""
+    directory, _ = project
+    script, log = tmp_path / "hook.py", tmp_path / "hooks.jsonl"
+    script.write_text(HOOK)
+
+    def install(spec: dict) -> None:
+        write_hooks(directory, {
+            event: [{"hooks": [{"type": "command", "command": f"{sys.executable} {script} {kind} '{arg}' {log}", **extra}]}]
+            for event, (kind, arg, extra) in spec.items()
+        })
+
+    def entries() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    install.entries = entries
+    yield install
+    for entry in entries():  # an armed async hook outlives claude: end ours
+        try:
+            os.kill(entry["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_hook_texts_reach_the_model_and_the_transcript(project, model, hooks):
+    directory, env = project
+    hooks({
+        "UserPromptSubmit": ("context", "UPS-1", {}),
+        "PostToolUse": ("context", "PTU-1", {}),
+        "Stop": ("block", "STOP-1", {}),
+    })
+    model.reply = lambda body: None if calls(body, "mcp__claude-tempo__ensemble") else [tool_use("mcp__claude-tempo__ensemble")]
+    run = run_print("hello", cwd=directory, env=env, args=ALLOW_TEMPO)
+    assert run.returncode == 0, run.stderr
+    first, *_, after_tool, after_stop = model.requests()
+    assert "<system-reminder>\nUserPromptSubmit hook additional context: UPS-1\n</system-reminder>" in last_user_text(first)
+    assert ("<system-reminder>\nPostToolUse:mcp__claude-tempo__ensemble hook additional context: PTU-1\n</system-reminder>"
+            in last_user_text(after_tool))
+    assert last_user_text(after_stop) == "Stop hook feedback:\nSTOP-1"
+    events = hooks.entries()
+    assert {e["event"]["session_id"] for e in events} == {e["session"] for e in events}  # = CLAUDE_CODE_SESSION_ID
+    path = events[0]["event"]["transcript_path"]
+    for text in ("UPS-1", "PTU-1", "STOP-1"):
+        assert transcript_shown(path, text), text
 
 
 # -- the delivery ladder, with the real client: channels are off here, so hooks carry every cue ----------
