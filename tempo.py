@@ -1327,7 +1327,7 @@ class Ladder:
     def __init__(self, session: "Session", env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.session = session
-        self.claude = bool(env.get("CLAUDE_CODE_SESSION_ID"))  # a real Claude Code: hooks, a transcript
+        self.claude = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"  # hooks, a transcript
         self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}
         flagged = channels_flagged(os.getppid()) if self.claude else True
         self.channels = "off" if flagged is False else "unknown"  # unknown | on | off
@@ -2197,7 +2197,10 @@ TERMINALS = ("tmux", "ghostty", "iterm", "terminal", "gnome-terminal", "konsole"
 TERMINAL_ALIASES = {"iterm2": "iterm", "terminal.app": "terminal", "apple_terminal": "terminal", "pwsh": "powershell",
                     "cmd.exe": "cmd", "powershell.exe": "powershell"}
 # A child session must not inherit who its parent is: it would claim the parent's name or the conductor's.
-PARENT_ONLY_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR")
+# The launching session's own identity: a new window is another session (and Claude Code refuses
+# to start inside another one while CLAUDECODE is set).
+PARENT_ONLY_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDECODE", "CLAUDE_CODE_SESSION_ID",
+                   "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_PROJECT_DIR")
 SECRET_ENV = ("TEMPORAL_API_KEY",)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -81,7 +81,8 @@ def test_launch_script_runs_the_exact_argv_in_the_exact_directory(tmp_path):
     env = {"CLAUDE_TEMPO_ENSEMBLE": "e1", "TEMPORAL_API_KEY": "k'$`\\\n", "RECORD": str(tmp_path / "rec.json")}
     script = tmp_path / "launch.sh"
     script.write_text(tempo.launch_script([str(program), *args], env, str(cwd)))
-    inherited = {**os.environ, "CLAUDE_TEMPO_PLAYER_NAME": "parent", "CLAUDE_TEMPO_CONDUCTOR": "true"}
+    inherited = {**os.environ, "CLAUDE_TEMPO_PLAYER_NAME": "parent", "CLAUDE_TEMPO_CONDUCTOR": "true",
+                 "CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "the-recruiters-session"}
     subprocess.run(["/bin/sh", str(script)], env=inherited, check=True, timeout=30)
     record = json.loads((tmp_path / "rec.json").read_text())
     assert record["argv"] == args
@@ -89,6 +90,7 @@ def test_launch_script_runs_the_exact_argv_in_the_exact_directory(tmp_path):
     assert record["env"]["TEMPORAL_API_KEY"] == "k'$`\\\n"
     assert "CLAUDE_TEMPO_PLAYER_NAME" not in record["env"]  # never the parent's identity
     assert "CLAUDE_TEMPO_CONDUCTOR" not in record["env"]
+    assert "CLAUDECODE" not in record["env"] and "CLAUDE_CODE_SESSION_ID" not in record["env"]  # a session of its own
     assert not script.exists()  # it removed itself (it may hold an API key)
 
 
@@ -165,7 +167,8 @@ WINDOWS_ENV = {"CLAUDE_TEMPO_ENSEMBLE": "e1", "TEMPORAL_API_KEY": "k'ey"}
 POWERSHELL_SCRIPT = (
     "$Host.UI.RawUI.WindowTitle = 'tempo x'\n"
     "Set-Location -LiteralPath 'C:\\Users\\Zoë O''Brien\\my ‘‘project’’'\n"
-    "Remove-Item Env:CLAUDE_TEMPO_PLAYER_NAME, Env:CLAUDE_TEMPO_CONDUCTOR -ErrorAction SilentlyContinue\n"
+    "Remove-Item Env:CLAUDE_TEMPO_PLAYER_NAME, Env:CLAUDE_TEMPO_CONDUCTOR, Env:CLAUDECODE, Env:CLAUDE_CODE_SESSION_ID, "
+    "Env:CLAUDE_CODE_ENTRYPOINT, Env:CLAUDE_PROJECT_DIR -ErrorAction SilentlyContinue\n"
     "$env:CLAUDE_TEMPO_ENSEMBLE = 'e1'\n"
     "$env:TEMPORAL_API_KEY = 'k''ey'\n"
     "$PSNativeCommandArgumentPassing = 'Legacy'\n"
