@@ -122,8 +122,11 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         assert result["terminal"].startswith("tmux (a detached tmux session")
         assert result["message_id"]
         # the directory had no .mcp.json: tempo wrote one, so a real claude there loads tempo
-        assert result["setup"].endswith("created so the new session loads tempo")
+        assert ".mcp.json created so the new session loads tempo" in result["setup"]
         assert "claude-tempo" in json.loads((workdir / ".mcp.json").read_text())["mcpServers"]
+        # ... and its hooks, so cues reach its model even where channels are off
+        assert result["setup"].endswith(".claude/settings.local.json created with tempo's hooks")
+        assert "Stop" in json.loads((workdir / ".claude" / "settings.local.json").read_text())["hooks"]
 
         listing = await boss.call("ensemble")
         assert "helper-1" in [p["name"] for p in listing["players"]]
