@@ -62,7 +62,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
@@ -93,6 +93,10 @@ CONNECT_TIMEOUT = 5.0
 
 class TempoError(Exception):
     """Something the user should read: what is wrong and what to type next."""
+
+
+class NameTaken(TempoError):
+    """The name is held by another running player (the one failure worth trying another name for)."""
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -441,41 +445,39 @@ def short_reason(cause: BaseException | str) -> str:
 
 
 async def register_search_attributes(client: "Client", namespace: str) -> None:
-    """Register tempo's Keyword search attributes (safe to repeat)."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-    from tempo_workflows import SEARCH_ATTRIBUTES
-
-    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
-    missing = {k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in SEARCH_ATTRIBUTES}
-    for name in list(missing):
-        if name in existing.custom_attributes:
-            del missing[name]
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
+    """Register tempo's Keyword search attributes (safe to repeat); raise if the server refuses."""
+    present, refused = await ensure_search_attributes(client, namespace)
+    if refused:
+        raise TempoError(f"cannot register tempo's search attributes in namespace {namespace}: {refused}")
 
 
-def player_query(ensemble: str | None = None, host: str = "", repo: str = "") -> str:
-    """Return the visibility query for running players (values are validated names)."""
+def player_query(ensemble: str | None = None, host: str = "", repo: str = "", attributes: "Collection[str] | None" = None) -> str:
+    """Return the visibility query for running players (values are validated names).
+
+    A filter whose search attribute the namespace lacks is left to `on_memo`; without
+    ClaudeTempoEnsemble an ensemble is found by its workflow ID prefix instead.
+    """
     q = "WorkflowType = 'PlayerWorkflow' AND ExecutionStatus = 'Running'"
     for key, value in (("ClaudeTempoEnsemble", ensemble), ("ClaudeTempoHost", host), ("ClaudeTempoRepo", repo)):
-        if value:
+        if value and (attributes is None or key in attributes):
             q += f" AND {key} = '{value.replace(chr(39), chr(39) * 2)}'"
+        elif value and key == "ClaudeTempoEnsemble":
+            q += f" AND WorkflowId STARTS_WITH 'claude-session-{value}-'"
     return q
 
 
-async def list_players(client: "Client", ensemble: str | None = None, host: str = "", repo: str = "") -> "list[PlayerInfo]":
+async def list_players(client: "Client", ensemble: str | None = None, host: str = "", repo: str = "",
+                       attributes: "Collection[str] | None" = None) -> "list[PlayerInfo]":
     """List running players with one visibility call: the memo carries each description."""
     from tempo_workflows import PlayerInfo
 
     known = {f.name for f in dataclasses.fields(PlayerInfo)}
+    wanted = {"ensemble": ensemble, "host": host, "repo": repo}  # checked on the memo too: cheap, and exact
     players = []
-    async for execution in client.list_workflows(player_query(ensemble, host, repo)):
+    async for execution in client.list_workflows(player_query(ensemble, host, repo, attributes)):
         memo = await execution.memo()
         raw = memo.get("info")
-        if isinstance(raw, dict):
+        if isinstance(raw, dict) and all(raw.get(k) == v for k, v in wanted.items() if v):
             players.append(PlayerInfo(**{k: v for k, v in raw.items() if k in known}))
     players.sort(key=lambda p: (p.ensemble, p.role != "conductor", p.name))
     return players
@@ -697,6 +699,95 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # ---------------------------------------------------------------------------
+# Search attributes where tempo may not create them
+# Which of tempo's attributes a namespace has, registering the missing ones where the server lets
+# us, and, where it does not (Temporal Cloud API keys), what that costs and the command to add them.
+# ---------------------------------------------------------------------------
+
+# What each attribute buys. Without any of them tempo still works: the memo describes every player.
+ATTRIBUTE_USES = {
+    "ClaudeTempoEnsemble": "players are listed by workflow ID prefix instead",
+    "ClaudeTempoPlayerId": "players cannot be searched by name in the Web UI",
+    "ClaudeTempoHost": "`ensemble` scope machine lists the whole ensemble and filters it in the session",
+    "ClaudeTempoRepo": "`ensemble` scope repo lists the whole ensemble and filters it in the session",
+    "ClaudeTempoBranch": "players cannot be searched by branch in the Web UI or `temporal workflow list`",
+    "ClaudeTempoRole": "players cannot be searched by role in the Web UI or `temporal workflow list`",
+}
+CLOUD_HOSTS = (".tmprl.cloud", ".api.temporal.io")
+
+
+async def namespace_attributes(client: "Client", namespace: str) -> set[str]:
+    """Return which of tempo's search attributes `namespace` has: ask the operator service, else probe."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import SEARCH_ATTRIBUTES
+
+    names = [k.name for k in SEARCH_ATTRIBUTES]
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        return {n for n in names if n in listed.custom_attributes}
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+
+    async def known(name: str) -> bool:  # a query that names an unknown attribute is refused
+        try:
+            await client.count_workflows(f"{name} = ''")
+            return True
+        except RPCError as e:
+            if e.status == RPCStatusCode.INVALID_ARGUMENT:
+                return False
+            raise
+
+    found = await asyncio.gather(*(known(n) for n in names))
+    return {n for n, ok in zip(names, found) if ok}
+
+
+async def ensure_search_attributes(client: "Client", namespace: str) -> tuple[set[str], str]:
+    """Register tempo's missing attributes where allowed; return (those the namespace has, why not all)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    present = await namespace_attributes(client, namespace)
+    missing = [n for n in ATTRIBUTE_USES if n not in present]
+    if not missing:
+        return present, ""
+    try:
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=namespace, search_attributes={n: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for n in missing}))
+        return present | set(missing), ""
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+        present = await namespace_attributes(client, namespace)  # another session may have added them meanwhile
+        return present, "" if len(present) == len(ATTRIBUTE_USES) else short_reason(e.message or e)
+
+
+def add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
+    """Return the command that adds `names` to cfg's namespace: tcld on Temporal Cloud, else the temporal CLI."""
+    host = cfg.address.rpartition(":")[0]
+    if host.endswith(CLOUD_HOSTS):
+        return (f"tcld namespace search-attributes add --namespace {cfg.namespace} "
+                + " ".join(f"--search-attribute {n}=Keyword" for n in names)
+                + " (or in the Temporal Cloud UI: Namespaces > your namespace > Search Attributes)")
+    return (f"temporal operator search-attribute create --address {cfg.address} --namespace {cfg.namespace} "
+            + " ".join(f"--name {n} --type Keyword" for n in names))  # one --type per --name, or only the first is made
+
+
+def missing_attributes_note(cfg: Config, present: "Collection[str]", refused: str = "") -> tuple[str, str]:
+    """Return (what is missing and what it costs, the command that adds it); ("", "") if nothing is."""
+    missing = [n for n in ATTRIBUTE_USES if n not in present]
+    if not missing:
+        return "", ""
+    costs = "; ".join(f"without {n}, {ATTRIBUTE_USES[n]}" for n in missing)
+    why = f" and tempo may not add them ({refused})" if refused else ""
+    return (f"namespace {cfg.namespace} lacks search attribute{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}{why}. tempo works without them: {costs}",
+            add_attributes_command(cfg, missing))
+
+
+# ---------------------------------------------------------------------------
 # Session
 # This process's player: its workflow, a worker, and the long poll that pushes cues.
 # ---------------------------------------------------------------------------
@@ -722,6 +813,7 @@ class Session:
         self.ended = ""
         self.closing = False
         self.tasks: list[asyncio.Task] = []
+        self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
     # -- start ----------------------------------------------------------------
 
@@ -748,6 +840,7 @@ class Session:
         if self.closing:
             return
         self.failure = None
+        await self.check_attributes()
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
         worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
@@ -762,6 +855,18 @@ class Session:
         finally:
             self.ready.set()
             self.settled.set()
+
+    async def check_attributes(self) -> None:
+        """Register the namespace's missing search attributes where allowed; else work with the ones it has."""
+        try:
+            present, refused = await ensure_search_attributes(self.client, self.cfg.namespace)
+        except Exception as e:  # cannot tell: use them all, and a start that fails will say why
+            log.warning("cannot tell which search attributes namespace %s has: %s", self.cfg.namespace, short_reason(e))
+            return
+        self.attributes = present
+        note, command = missing_attributes_note(self.cfg, present, refused)
+        if note:
+            log.warning("%s. To add them: %s", note, command)
 
     def describe_self(self, name: str) -> "PlayerInfo":
         from tempo_workflows import PlayerInfo
@@ -792,19 +897,19 @@ class Session:
         if wanted:
             try:
                 if wanted == CONDUCTOR:
-                    raise TempoError(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
+                    raise NameTaken(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
                 validate_name(wanted)
                 self.info = self.describe_self(wanted)
                 self.handle = await self.claim(self.info)
                 return
-            except TempoError as e:
+            except NameTaken as e:  # any other failure (an RPC error) is reported as itself
                 self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
         for _ in range(3):
             self.info = self.describe_self(uuid.uuid4().hex[:8])
             try:
                 self.handle = await self.claim(self.info)
                 return
-            except TempoError:
+            except NameTaken:
                 continue
         raise TempoError("could not register this session: three random names were all taken")
 
@@ -820,6 +925,7 @@ class Session:
             idle_timeout=self.cfg.idle_timeout,
             cues_per_run=self.cfg.cues_per_run,
             previous_name=previous_name,
+            attributes=None if self.attributes is None else sorted(self.attributes),
         )
         wid = workflow_id(info.ensemble, info.name)
         for attempt in range(2):
@@ -831,7 +937,7 @@ class Session:
                     task_queue=self.cfg.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    search_attributes=search_attributes(info),
+                    search_attributes=search_attributes(info, inp.attributes),
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
@@ -842,10 +948,10 @@ class Session:
                     await holder[0].signal(PlayerWorkflow.finish, EndRequest(reason="its session stopped answering; name taken over"))
                     await holder[0].result(rpc_timeout=timedelta(seconds=10))
                     continue
-                raise TempoError(name_taken(info, holder[1] if holder else None)) from None
+                raise NameTaken(name_taken(info, holder[1] if holder else None)) from None
             except Exception as e:
-                raise TempoError(f"could not register player {info.name!r} with Temporal: {e}") from None
-        raise TempoError(name_taken(info, None))
+                raise TempoError(f"could not register player {info.name!r} with Temporal: {short_reason(e)}") from None
+        raise NameTaken(name_taken(info, None))
 
     async def is_stale(self, handle: "WorkflowHandle") -> bool:
         """A holder whose session has not polled for longer than a poll lasts is gone."""
@@ -1029,7 +1135,7 @@ class Session:
         return info
 
     async def unknown(self, name: str) -> TempoError:
-        players = await list_players(self.client, self.cfg.ensemble)
+        players = await list_players(self.client, self.cfg.ensemble, attributes=self.attributes)
         names = ", ".join(p.name for p in players if p.name != self.info.name) or "nobody else yet"
         return TempoError(f"no player named {name!r} in ensemble {self.cfg.ensemble!r}; players: {names}")
 
@@ -1079,6 +1185,7 @@ class Session:
             self.cfg.ensemble,
             host=self.info.host if scope == "machine" else "",
             repo=self.info.repo if scope == "repo" else "",
+            attributes=self.attributes,
         )
         # Visibility may lag a moment behind a rename or a new part: I know myself best.
         me = self.info
@@ -1962,6 +2069,7 @@ class Check:
     ok: bool
     text: str
     fix: str = ""
+    state: str = ""  # "todo": worth doing, not a failure (shown with its fix)
 
 
 def first_line(e: BaseException | str) -> str:
@@ -1978,15 +2086,19 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     where = f"{cfg.address} (namespace {cfg.namespace})"
     try:
         client = await connect(cfg, timeout=3)
-        # The query tempo itself runs: fails when the search attributes are not registered.
-        await client.count_workflows(player_query(cfg.ensemble))
-        checks.append(Check(True, f"Temporal reachable at {where}, search attributes registered"))
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
+        note, command = missing_attributes_note(cfg, present, refused)
+        # The query tempo itself runs, with the attributes the namespace has.
+        await client.count_workflows(player_query(cfg.ensemble, attributes=present))
+        checks.append(Check(True, f"Temporal reachable at {where}" + ("" if note else ", search attributes registered")))
+        if note:
+            checks.append(Check(True, note, command, state="todo"))
     except TempoError as e:
-        checks.append(Check(False, f"Temporal unreachable at {where}: {first_line(e)}",
-                            "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
-    except Exception as e:
+        checks.append(Check(False, f"Temporal unreachable at {where}: {first_line(e)}", getattr(e, "fix", "")
+                            or "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
+    except Exception as e:  # reachable, but a call failed: say which error the server gave
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
-                            "register tempo's search attributes with `tempo server` (on Temporal Cloud: add them in the namespace settings)"))
+                            "check the namespace and your permissions in it (`tempo config show`)"))
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -2011,7 +2123,7 @@ async def preflight_checks(cfg: Config) -> list[Check]:
 
 def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool:
     for c in checks:
-        step("ok" if c.ok else "fail", c.text, "" if c.ok else c.fix, emit)
+        step(c.state or ("ok" if c.ok else "fail"), c.text, "" if c.ok and not c.state else c.fix, emit)
     return all(c.ok for c in checks)
 
 
@@ -2054,17 +2166,21 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
                    + (f", log {record['log']})" if record["log"] else ")"))
         emit("ok", f"Web UI: {record['ui']}")
     try:
-        await register_search_attributes(client, cfg.namespace)
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
     except Exception as e:
-        raise TempoError(f"cannot register tempo's search attributes in namespace {cfg.namespace}: {first_line(e)}") from None
-    emit("ok", f"search attributes registered in namespace {cfg.namespace}")
+        raise TempoError(f"cannot read tempo's search attributes in namespace {cfg.namespace}: {first_line(e)}") from None
+    note, command = missing_attributes_note(cfg, present, refused)
+    if note:
+        emit("todo", note, command)
+    else:
+        emit("ok", f"search attributes registered in namespace {cfg.namespace}")
     return client, process
 
 
 def cmd_server(args: dict) -> int:
     cfg = resolve_config(args)
     background = bool(args.get("--background"))
-    _, process = asyncio.run(reuse_or_start_server(cfg, background, lambda state, text: step(state, text)))
+    _, process = asyncio.run(reuse_or_start_server(cfg, background, step))
     if process is None or background:
         return 0
     out("Temporal dev server running; Ctrl+C stops it")
@@ -2205,11 +2321,17 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
     try:
         client = await connect(cfg, timeout=3)
         temporal["reachable"] = True
-        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"} for p in await list_players(client, ensemble)]
+        present = await namespace_attributes(client, cfg.namespace)
+        note, command = missing_attributes_note(cfg, present)
+        if note:
+            temporal["missing_attributes"] = [n for n in ATTRIBUTE_USES if n not in present]
+            temporal["attributes_note"], temporal["attributes_fix"] = note, command
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"}
+                   for p in await list_players(client, ensemble, attributes=present)]
     except TempoError as e:
         temporal["error"] = first_line(e)
     except Exception as e:
-        temporal["error"] = f"cannot list players ({first_line(e)}): register the search attributes with `tempo server`"
+        temporal["error"] = f"cannot list players: {first_line(e)}"
     return {"temporal": temporal, "ensemble": ensemble, "players": players}
 
 
@@ -2230,6 +2352,9 @@ def cmd_status(args: dict) -> int:
         out(f"  tempo's dev server: pid {s['pid']}, Web UI {s['ui']}" + (f", log {s['log']}" if s["log"] else ""))
     elif t.get("error"):
         out("  start it with `tempo server --background` or `tempo up`")
+    if t.get("attributes_note"):
+        out(f"  {t['attributes_note']}")
+        out(f"  add them with: {t['attributes_fix']}")
     if not t["reachable"]:
         return 1
     players = status["players"]
