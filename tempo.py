@@ -146,7 +146,7 @@ class Config:
 
     address: str = DEFAULT_ADDRESS
     namespace: str = DEFAULT_NAMESPACE
-    api_key: str = ""
+    api_key: str = dataclasses.field(default="", repr=False)  # never in a log line or a traceback
     tls: bool | None = None  # None: TLS only if an API key or TLS material asks for it
     tls_cert: str = ""  # a path, or PEM data from a Temporal profile
     tls_key: str = ""
@@ -392,7 +392,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
             timeout + 1,
         )
     except Exception as e:
-        raise unreachable(cfg, e) from None
+        raise connection_error(cfg, e) from None
 
 
 def tls_config(cfg: Config) -> "bool | Any":
@@ -696,6 +696,80 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# Connection errors, named
+# What a refused TLS handshake or a refused first call means, said as the setting to fix:
+# server CA, server name, API key, client certificate, TLS on or off.
+# ---------------------------------------------------------------------------
+
+API_KEY_FIX = "set the namespace's key with `tempo config set api_key KEY` (or TEMPORAL_API_KEY)"
+# (pattern in the SDK's error, what is wrong, what to fix); the first match wins. "{...}" are Config fields.
+CONNECTION_PROBLEMS: tuple[tuple[str, str, str], ...] = (
+    (r"NotValidForName", "the server's TLS certificate is not valid for the name tempo checked ({tls_server_name})",
+     "connect by a name the certificate lists, or set that name with `tempo config set tls_server_name NAME` "
+     "(or TEMPORAL_TLS_SERVER_NAME)"),
+    (r"UnknownIssuer|BadSignature", "the server's TLS certificate is not signed by a CA tempo trusts",
+     "point tls_ca at the CA certificate that signed it: `tempo config set tls_ca PATH` (or TEMPORAL_TLS_SERVER_CA_CERT_PATH)"),
+    (r"InvalidCertificate\(Expired", "the server's TLS certificate has expired",
+     "renew the server's certificate, or check this machine's clock"),
+    (r"Unauthenticated|status: 401|PermissionDenied|status: 403", "{api_key_problem}", API_KEY_FIX),
+    (r"status: 400|alert|CertificateRequired|BadCertificate|CertificateExpired|HandshakeFailure",
+     "{client_certificate_problem}", "{client_certificate_fix}"),
+    (r"FRAME_SIZE_ERROR|frame with invalid size|InvalidContentType|CorruptMessage|http2 error",
+     "the server speaks TLS and tempo connected without it", "`tempo config set tls true` (or TEMPORAL_TLS=true)"),
+)
+
+
+def connection_error(cfg: Config, cause: BaseException) -> TempoError:
+    """Turn a failed connect into the error that names what to fix, or "unreachable"."""
+    text = str(cause)
+    for pattern, what, fix in CONNECTION_PROBLEMS:
+        if found := re.search(pattern, text):
+            facts = {"tls_server_name": cfg.tls_server_name or cfg.address.rpartition(":")[0],
+                     "api_key_problem": "the server refused the API key tempo sent" if cfg.api_key
+                     else "the server wants an API key and tempo sent none",
+                     **dict(zip(("client_certificate_problem", "client_certificate_fix"), client_certificate_problem(cfg)))}
+            what, fix = what.format(**facts), fix.format(**facts)
+            said = re.search(r'message: "([^"]+)"', text)  # the server's own words, else the TLS library's
+            error = TempoError(f"cannot connect to Temporal at {cfg.address} (namespace {cfg.namespace}): {what} "
+                               f"({said.group(1) if said else found.group(0)}); {fix}")
+            error.reason, error.fix = what, fix
+            return error
+    return unreachable(cfg, cause)
+
+
+def client_certificate_problem(cfg: Config) -> tuple[str, str]:
+    """Say why the server may have refused tempo's client certificate: none, expired, not yet valid, or untrusted."""
+    pair_fix = "`tempo config set tls_cert PATH` and `tempo config set tls_key PATH` (or TEMPORAL_TLS_CERT_PATH / TEMPORAL_TLS_KEY_PATH)"
+    if not cfg.tls_cert:
+        return "the server wants a client certificate (mTLS) and tempo sent none", f"set one with {pair_fix}"
+    valid = certificate_validity(cfg.tls_cert)
+    now = datetime.now(timezone.utc)
+    if valid and valid[1] < now:
+        return (f"tempo's client certificate {cfg.tls_cert} expired on {valid[1]:%Y-%m-%d %H:%M} UTC",
+                f"get a new one and point tempo at it with {pair_fix}")
+    if valid and valid[0] > now:
+        return (f"tempo's client certificate {cfg.tls_cert} is not valid before {valid[0]:%Y-%m-%d %H:%M} UTC",
+                "check this machine's clock, or use a certificate valid now")
+    return (f"the server refused tempo's client certificate {cfg.tls_cert}",
+            "use a certificate signed by a CA the server accepts (on Temporal Cloud: one of the namespace's CA "
+            f"certificates), with {pair_fix}")
+
+
+def certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
+    """Return (not before, not after) of the PEM certificate at `path`, or None if it cannot be read."""
+    import ssl
+
+    if path.lstrip().startswith("-----BEGIN"):
+        return None  # inline PEM from a Temporal profile: the server's words will have to do
+    try:  # the standard library's own decoder (no third-party package for two dates)
+        decoded = ssl._ssl._test_decode_cert(str(Path(path).expanduser()))
+        return tuple(datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded[k]), timezone.utc)
+                     for k in ("notBefore", "notAfter"))
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -1576,6 +1650,9 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         # PEM data from a Temporal profile is no path: the session reads that profile itself
         ("TEMPORAL_TLS_CERT_PATH", "" if cfg.tls_cert.lstrip().startswith("-----BEGIN") else cfg.tls_cert),
         ("TEMPORAL_TLS_KEY_PATH", "" if cfg.tls_key.lstrip().startswith("-----BEGIN") else cfg.tls_key),
+        ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "" if cfg.tls_ca.lstrip().startswith("-----BEGIN") else cfg.tls_ca),
+        ("TEMPORAL_TLS_SERVER_NAME", cfg.tls_server_name),
+        ("TEMPORAL_TLS", "" if cfg.tls is None else str(cfg.tls).lower()),
         ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
     ):
         if value:
@@ -1701,12 +1778,19 @@ def check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def launch_script(argv: list[str], env: dict[str, str], cwd: str) -> str:
-    """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself."""
+def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str = "") -> str:
+    """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself.
+
+    `secrets` is the private file (see `write_secrets`) holding variables such as the API key: the
+    script reads and deletes it first, so no secret is ever written in the script itself.
+    """
+    read_secrets = (f'while IFS= read -r line; do export "$line"; done < {shell_word(secrets)}; rm -f -- {shell_word(secrets)}'
+                    if secrets else "")
     lines = [
         "#!/bin/sh",
         "# written by tempo to start a session; it removes itself",
         'rm -f -- "$0"',
+        *([read_secrets] if secrets else []),
         f"cd -- {shell_word(cwd)} || exit 1",
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
@@ -1734,10 +1818,13 @@ def windows_arg(s: str) -> str:
     return s
 
 
-def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str) -> str:
-    """Return the PowerShell script that runs `argv` in `cwd` with `env` added."""
+def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str, secrets: str = "") -> str:
+    """Return the PowerShell script that runs `argv` in `cwd` with `env` added (and the `secrets` file's variables)."""
     lines = [
         f"$Host.UI.RawUI.WindowTitle = {powershell_string(title)}",
+        *([f"Get-Content -LiteralPath {powershell_string(secrets)} | ForEach-Object {{ $k, $v = $_ -split '=', 2; "
+           f"Set-Item -LiteralPath \"Env:$k\" -Value $v }}; Remove-Item -LiteralPath {powershell_string(secrets)}"]
+          if secrets else []),
         f"Set-Location -LiteralPath {powershell_string(cwd)}",
         "Remove-Item " + ", ".join(f"Env:{k}" for k in PARENT_ONLY_ENV) + " -ErrorAction SilentlyContinue",
         *(f"$env:{key} = {powershell_string(value)}" for key, value in check_env(env).items()),
@@ -1753,7 +1840,7 @@ def applescript_string(s: str) -> str:
 
 def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
-                 tmux_session: str = "tempo", tmux_session_exists: bool = False) -> Launch:
+                 tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
     """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
     import base64
 
@@ -1761,7 +1848,7 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     title = re.sub(r"[^\w .:-]", "", title) or "tempo"
     if terminal in ("cmd", "powershell"):
         # Everything the user wrote travels base64-encoded: nothing for cmd.exe to misread.
-        encoded = base64.b64encode(powershell_script(argv, env, cwd, title).encode("utf-16-le")).decode()
+        encoded = base64.b64encode(powershell_script(argv, env, cwd, title, secrets).encode("utf-16-le")).decode()
         ps = ["powershell.exe", "-NoLogo", "-NoExit", "-EncodedCommand", encoded]
         if terminal == "cmd":
             return Launch(terminal, f'cmd.exe /c start "{title}" ' + " ".join(ps))
@@ -1855,6 +1942,25 @@ def login_shell() -> str:
         return "/bin/sh"
 
 
+def write_secrets(secrets: dict[str, str]) -> str:
+    """Write `secrets` (NAME=value lines) to a private file for a new window to read and delete; "" if none.
+
+    A window's script or command line can be read back (ps, shell history, a crash leaving the
+    script behind); this file holds the secret only until the window's first line has read it.
+    """
+    import tempfile
+
+    if not secrets:
+        return ""
+    for key, value in check_env(secrets).items():
+        if "\n" in value or "\r" in value:
+            raise TempoError(f"{key} contains a line break: check its value")
+    fd, path = tempfile.mkstemp(prefix="tempo-secrets-")  # 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(f"{key}={value}\n" for key, value in secrets.items()))
+    return path
+
+
 def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *, terminal: str | None = None) -> Launch:
     """Open a new window running `argv` in `cwd` with `env` added; return how it was opened."""
     import tempfile
@@ -1869,15 +1975,17 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
     parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     script = ""
     tmux_session = f"tempo-{env.get('CLAUDE_TEMPO_ENSEMBLE', DEFAULT_ENSEMBLE)}"
+    secrets = write_secrets({k: v for k, v in env.items() if k in SECRET_ENV})
+    env = {k: v for k, v in env.items() if k not in SECRET_ENV}
     if terminal not in ("cmd", "powershell"):
-        fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600: secrets stay private
+        fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600, and it holds no secret
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(launch_script(argv, env, cwd))
+            f.write(launch_script(argv, env, cwd, secrets))
 
     def attempt(session_exists: bool) -> "tuple[Launch, subprocess.CompletedProcess | None]":
         launch = build_launch(terminal, argv, env, cwd, title, script=script, shell=login_shell(),
                               inside_tmux=bool(os.environ.get("TMUX")), tmux_session=tmux_session,
-                              tmux_session_exists=session_exists)
+                              tmux_session_exists=session_exists, secrets=secrets)
         if launch.detached:  # the process lives as long as its window
             subprocess.Popen(launch.argv, env=parent_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
@@ -1886,8 +1994,9 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                                       capture_output=True, text=True, timeout=30)
 
     def failed(why: object) -> TempoError:
-        if script:
-            Path(script).unlink(missing_ok=True)
+        for path in (script, secrets):
+            if path:
+                Path(path).unlink(missing_ok=True)
         return TempoError(f"{terminal} could not open a window ({why}); start the session yourself:\n  {manual}")
 
     try:
@@ -2094,7 +2203,7 @@ async def preflight_checks(cfg: Config) -> list[Check]:
         if note:
             checks.append(Check(True, note, command, state="todo"))
     except TempoError as e:
-        checks.append(Check(False, f"Temporal unreachable at {where}: {first_line(e)}", getattr(e, "fix", "")
+        checks.append(Check(False, f"Temporal {'refused' if getattr(e, 'fix', '') else 'unreachable'} at {where}: {first_line(e)}", getattr(e, "fix", "")
                             or "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
     except Exception as e:  # reachable, but a call failed: say which error the server gave
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
@@ -2330,6 +2439,8 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
                    for p in await list_players(client, ensemble, attributes=present)]
     except TempoError as e:
         temporal["error"] = first_line(e)
+        if getattr(e, "fix", ""):
+            temporal["fix"] = e.fix
     except Exception as e:
         temporal["error"] = f"cannot list players: {first_line(e)}"
     return {"temporal": temporal, "ensemble": ensemble, "players": players}
@@ -2345,13 +2456,13 @@ def cmd_status(args: dict) -> int:
     if args.get("--json"):
         out(json.dumps(status, indent=2))
         return 0 if t["reachable"] else 1
-    state = "reachable" if t["reachable"] else f"unreachable: {t.get('error', '')}"
+    state = "reachable" if t["reachable"] else f"{'refused' if t.get('fix') else 'unreachable'}: {t.get('error', '')}"
     out(f"Temporal {t['address']} (namespace {t['namespace']}): {state}")
     if t["server"]:
         s = t["server"]
         out(f"  tempo's dev server: pid {s['pid']}, Web UI {s['ui']}" + (f", log {s['log']}" if s["log"] else ""))
     elif t.get("error"):
-        out("  start it with `tempo server --background` or `tempo up`")
+        out(f"  {t.get('fix') or 'start it with `tempo server --background` or `tempo up`'}")
     if t.get("attributes_note"):
         out(f"  {t['attributes_note']}")
         out(f"  add them with: {t['attributes_fix']}")
