@@ -860,6 +860,19 @@ async def ensure_search_attributes(client: "Client", namespace: str) -> tuple[se
         return present, "" if len(present) == len(ATTRIBUTE_USES) else short_reason(e.message or e)
 
 
+async def session_attributes(client: "Client", cfg: Config) -> set[str] | None:
+    """Register the namespace's missing attributes where allowed; return those a session may use (None: all)."""
+    try:
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
+    except Exception as e:  # cannot tell: use them all, and a start that fails will say why
+        log.warning("cannot tell which search attributes namespace %s has: %s", cfg.namespace, short_reason(e))
+        return None
+    note, command = missing_attributes_note(cfg, present, refused)
+    if note:  # said once, when the session starts
+        log.warning("%s. To add them: %s", note, command)
+    return present
+
+
 def add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
     """Return the command that adds `names` to cfg's namespace: tcld on Temporal Cloud, else the temporal CLI."""
     host = cfg.address.rpartition(":")[0]
@@ -1043,7 +1056,7 @@ class Session:
         if self.closing:
             return
         self.failure = None
-        await self.check_attributes()
+        self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
         worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
@@ -1058,18 +1071,6 @@ class Session:
         finally:
             self.ready.set()
             self.settled.set()
-
-    async def check_attributes(self) -> None:
-        """Register the namespace's missing search attributes where allowed; else work with the ones it has."""
-        try:
-            present, refused = await ensure_search_attributes(self.client, self.cfg.namespace)
-        except Exception as e:  # cannot tell: use them all, and a start that fails will say why
-            log.warning("cannot tell which search attributes namespace %s has: %s", self.cfg.namespace, short_reason(e))
-            return
-        self.attributes = present
-        note, command = missing_attributes_note(self.cfg, present, refused)
-        if note:
-            log.warning("%s. To add them: %s", note, command)
 
     def describe_self(self, name: str) -> "PlayerInfo":
         from tempo_workflows import PlayerInfo

@@ -12,13 +12,14 @@ import ipaddress
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 import tempo
-from conftest import play, start_grpc_front, wait_until
+from conftest import ROOT, play, start_grpc_front, tempo_env, wait_until
 from test_recruit import recruiter_env, stand_in, tmux_dir  # noqa: F401 (fixtures)
 
 API_KEY = f"tk-{uuid.uuid4().hex}"  # what nginx accepts; never printed, logged or written by tempo
@@ -222,3 +223,23 @@ def test_each_wrong_setting_names_what_to_fix(front, pki, cli, overrides, says, 
     assert "Temporal is unreachable" not in result.stdout and "start it with `tempo server" not in result.stdout
     for secret in (API_KEY, "tk-wrong-key-0000"):
         assert secret not in result.stdout + result.stderr
+
+
+def test_a_session_with_a_wrong_key_logs_why_and_never_the_key(temporal, ensemble, front, pki):
+    wrong = "tk-wrong-key-1111"
+    env = tempo_env(temporal, ensemble, **cloud_env(front, pki, TEMPORAL_API_KEY=wrong), CLAUDE_TEMPO_LOG="INFO")
+    serve = subprocess.Popen([sys.executable, str(ROOT / "tempo.py"), "serve"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in serve.stderr:  # the session retries; its first warning says why
+            lines.append(line)
+            if "refused the API key" in line or len(lines) > 20:  # it retries with a warning each time
+                break
+    finally:
+        serve.stdin.close()  # the MCP client went away: the session ends
+        lines += serve.stderr.readlines()
+        serve.wait(30)
+    log = "".join(lines)
+    assert "the server refused the API key tempo sent" in log and "tempo config set api_key" in log
+    assert wrong not in log and API_KEY not in log
