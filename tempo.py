@@ -2102,7 +2102,8 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
             "found no terminal to open a new window in (set CLAUDE_TEMPO_TERMINAL to one of "
             f"{', '.join(TERMINALS)}); start the session yourself in a new terminal:\n  {manual}"
         )
-    parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
+    # A terminal (or tmux server) started here keeps its environment for every window: no secret in it.
+    parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV and k not in SECRET_ENV}
     script = ""
     tmux_session = f"tempo-{env.get('CLAUDE_TEMPO_ENSEMBLE', DEFAULT_ENSEMBLE)}"
     secrets = write_secrets({k: v for k, v in env.items() if k in SECRET_ENV})

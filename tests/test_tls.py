@@ -175,6 +175,9 @@ def test_up_starts_a_conductor_over_tls_whose_window_never_holds_the_key(tempora
     assert API_KEY not in up.stdout + up.stderr  # ... and nothing else
     assert files_with(scratch, API_KEY) == [] and files_with(project, API_KEY) == []
     assert list(scratch.glob("tempo-*")) == []  # the script and the secrets file removed themselves
+    tmux_environment = subprocess.run(["tmux", "show-environment", "-g"], capture_output=True, text=True,
+                                      env={**os.environ, "TMUX_TMPDIR": tmux_dir}).stdout
+    assert "PATH=" in tmux_environment and API_KEY not in tmux_environment  # the tmux server tempo started
     assert command_lines_with(API_KEY) == []
 
 
@@ -243,3 +246,15 @@ def test_a_session_with_a_wrong_key_logs_why_and_never_the_key(temporal, ensembl
     log = "".join(lines)
     assert "the server refused the API key tempo sent" in log and "tempo config set api_key" in log
     assert wrong not in log and API_KEY not in log
+
+
+def test_a_windows_console_reads_the_key_from_its_private_file_too():
+    import base64
+
+    launch = tempo.build_launch("powershell", ["claude"], {"CLAUDE_TEMPO_ENSEMBLE": "e"}, "C:\\src", "tempo x",
+                                secrets="C:\\Temp\\tempo-secrets-1")
+    encoded = launch.argv.split("-ArgumentList ")[1].split(",")[-1].strip("'")
+    script = base64.b64decode(encoded).decode("utf-16-le")
+    assert "Get-Content -LiteralPath 'C:\\Temp\\tempo-secrets-1'" in script
+    assert "Remove-Item -LiteralPath 'C:\\Temp\\tempo-secrets-1'" in script
+    assert script.index("Remove-Item -LiteralPath 'C:\\Temp") < script.index("& 'claude'")
