@@ -23,7 +23,8 @@ Commands:
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
   init        Create .mcp.json, or merge tempo into an existing one.
   preflight   Check that everything a session needs is in place.
-  serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`).
+  serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
+              `claude-tempo-server`; `claude-tempo` is `tempo` too).
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
 
 Options:

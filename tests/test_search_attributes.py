@@ -163,3 +163,15 @@ async def test_list_players_filters_on_the_memo_without_the_attributes(temporal,
         client = await tempo.connect(tempo.Config(address=temporal.address))
         listed = await asyncio.wait_for(tempo.list_players(client, ensemble, attributes=set()), 10)
         assert [p.name for p in listed] == ["x"]
+
+
+async def test_players_work_with_none_of_the_attributes(temporal, ensemble, refusing_front):
+    namespace = await new_namespace(temporal.address)
+    env = {"TEMPORAL_ADDRESS": refusing_front.address, "TEMPORAL_NAMESPACE": namespace}
+    async with play(temporal, ensemble, **env) as a, play(temporal, ensemble, **env) as b:
+        await a.call("set_name", name="a")
+        await b.call("set_name", name="b")
+        assert set(by_name(await a.call("ensemble"))) == {"a", "b"}  # found by workflow ID prefix
+        await b.call("cue", to="a", message="no attributes at all")
+        assert (await a.next_cue())["content"] == "no attributes at all"
+    assert await attributes_of(temporal.address, namespace) == set()
