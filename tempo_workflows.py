@@ -180,20 +180,24 @@ class PlayerInput:
     received: int = 0  # cues received over the player's whole life
     previous_name: str = ""  # set on a rename, so the conductor hears "a is now b"
     continued: bool = False
+    attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
 
 
-def search_attributes(info: PlayerInfo) -> TypedSearchAttributes:
-    """Return the search attributes that describe `info` (for start and upsert)."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(ENSEMBLE, info.ensemble),
-            SearchAttributePair(PLAYER_ID, info.name),
-            SearchAttributePair(HOST, info.host),
-            SearchAttributePair(REPO, info.repo),
-            SearchAttributePair(BRANCH, info.branch),
-            SearchAttributePair(ROLE, info.role),
-        ]
-    )
+def search_attributes(info: PlayerInfo, names: list[str] | None = None) -> TypedSearchAttributes:
+    """Return the search attributes that describe `info` (for start and upsert), limited to `names`.
+
+    A namespace where tempo may not register its attributes has only some of them; setting an
+    unregistered one fails the start or the workflow task, and the memo says everything anyway.
+    """
+    pairs = [
+        SearchAttributePair(ENSEMBLE, info.ensemble),
+        SearchAttributePair(PLAYER_ID, info.name),
+        SearchAttributePair(HOST, info.host),
+        SearchAttributePair(REPO, info.repo),
+        SearchAttributePair(BRANCH, info.branch),
+        SearchAttributePair(ROLE, info.role),
+    ]
+    return TypedSearchAttributes([p for p in pairs if names is None or p.key.name in names])
 
 
 # ---------------------------------------------------------------------------
@@ -229,7 +233,7 @@ class PlayerWorkflow:
     async def run(self, inp: PlayerInput) -> str:
         s = self.s
         if not s.continued:
-            workflow.upsert_search_attributes(search_attributes(s.info).search_attributes)
+            workflow.upsert_search_attributes(search_attributes(s.info, s.attributes).search_attributes)
             workflow.upsert_memo({"info": asdict(s.info)})
             await self.announce()
         while True:
@@ -242,7 +246,7 @@ class PlayerWorkflow:
                 workflow.continue_as_new(
                     replace(s, continued=True, previous_name=""),
                     memo={"info": asdict(s.info)},
-                    search_attributes=search_attributes(s.info),
+                    search_attributes=search_attributes(s.info, s.attributes),
                 )
             timeout = self.next_deadline()
             self.untimed = timeout is None
@@ -436,7 +440,7 @@ class PlayerWorkflow:
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
         info.started, info.unread = self.s.info.started, self.s.info.unread
         self.s.info = info
-        workflow.upsert_search_attributes(search_attributes(info).search_attributes)
+        workflow.upsert_search_attributes(search_attributes(info, self.s.attributes).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
         return info
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -245,3 +246,76 @@ def cli(tmp_path) -> Cli:
         "CLAUDE_TEMPO_TERMINAL": "manual",  # never open real windows unless a test asks for one
     }
     return Cli(home=home, env=env)
+
+
+# -- a gRPC front: nginx on loopback before the dev server (TLS, API keys, refused calls) ----------
+
+NGINX = "/usr/sbin/nginx"
+
+
+@dataclass
+class GrpcFront:
+    """One nginx process (our own config and prefix in a temporary directory) proxying gRPC."""
+
+    address: str
+    process: subprocess.Popen
+    directory: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # by its PID: the master stops its worker and exits
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def grpc_refusal(path: str, status: int, message: str) -> str:
+    """nginx lines that answer the gRPC method `path` with `status` the way a gRPC server does."""
+    return (f'location = {path} {{ default_type application/grpc; add_header grpc-status {status} always; '
+            f'add_header grpc-message "{message}" always; return 204; }}\n')
+
+
+def start_grpc_front(directory: Path, upstream: str, *, tls: str = "", server: str = "", location: str = "") -> GrpcFront:
+    """Start nginx on a free loopback port in front of `upstream`; `tls`, `server`, `location` add config lines."""
+    assert Path(NGINX).is_file(), "nginx is missing: apt-get install nginx"
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    d = directory
+    temp_paths = " ".join(f"{kind}_temp_path {d}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (d / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  {temp_paths}
+  server {{
+    listen 127.0.0.1:{port} {'ssl ' if tls else ''}http2;
+    {tls}
+    {server}
+    location / {{
+      {location}
+      grpc_pass grpc://{upstream};
+      grpc_read_timeout 600s;  # a session's long poll is held for minutes
+      grpc_send_timeout 600s;
+    }}
+  }}
+}}
+""")
+    process = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    front = GrpcFront(address=f"127.0.0.1:{port}", process=process, directory=d)
+    deadline = time.monotonic() + 15
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"nginx exited: {(d / 'error.log').read_text(errors='replace')[-800:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return front
+        if time.monotonic() > deadline:
+            front.stop()
+            raise AssertionError("nginx did not listen within 15 s")
+        time.sleep(0.05)
