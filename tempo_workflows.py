@@ -21,6 +21,7 @@ deadlock detector on every retry, and never recovers).
 """
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
@@ -151,6 +152,23 @@ class PlayerInput:
     received: int = 0  # cues received over the player's whole life
     previous_name: str = ""  # set on a rename, so the conductor hears "a is now b"
     continued: bool = False
+    recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
+
+
+@dataclass
+class WatchInput:
+    """A watcher's long poll on the conductor's history: what it has seen, how long to wait."""
+
+    after: int = -1  # the `cursor` of the last answer; -1: everything now
+    wait: float = 300.0
+
+
+@dataclass
+class WatchResult:
+    """Exchanges recorded after the watcher's cursor (at most the whole `history`)."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    cursor: int = 0
 
 
 def search_attributes(info: PlayerInfo) -> TypedSearchAttributes:
@@ -381,6 +399,23 @@ class PlayerWorkflow:
             raise ApplicationError("player run is closing; poll again", non_retryable=True)
 
     @workflow.update
+    async def watch(self, request: WatchInput) -> WatchResult:
+        """Answer with the exchanges recorded after `request.after`, waiting until there is one."""
+        s = self.s
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: s.recorded != request.after or self.releasing or bool(self.end), timeout=request.wait
+            )
+        # A cursor ahead of ours is from an earlier conductor: the caller gets the whole history.
+        fresh = s.recorded - request.after if 0 <= request.after <= s.recorded else len(s.history)
+        return WatchResult(exchanges=s.history[len(s.history) - min(fresh, len(s.history)):], cursor=s.recorded)
+
+    @watch.validator
+    def validate_watch(self, request: WatchInput) -> None:
+        if self.releasing:
+            raise ApplicationError("player run is closing; watch again", non_retryable=True)
+
+    @workflow.update
     def set_part(self, part: str) -> PlayerInfo:
         """Describe what this player works on."""
         self.s.info.part = part
@@ -457,6 +492,7 @@ class PlayerWorkflow:
             )
         )
         del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
 
 
 def now() -> str:
