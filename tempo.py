@@ -2235,8 +2235,8 @@ class Watcher:
                 await handle.signal(PlayerWorkflow.cue, cue)
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:
-                names = ", ".join(sorted(self.players)) or "nobody"
-                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names}") from None
+                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
             raise unreachable(self.cfg, e) from None
         if to == CONDUCTOR:
             return {"to": to, "kind": "command"}

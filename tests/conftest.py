@@ -368,3 +368,37 @@ async def chromium(profile: Path):
         browser.pump.cancel()
         transport.close()
         os.close(commands_w)
+
+
+@dataclass
+class Dashboard:
+    """A running `tempo dashboard` process: its URL (with the token), and where it listens."""
+
+    url: str
+    base: str
+    token: str
+    process: object
+
+
+@contextlib.asynccontextmanager
+async def dashboard(temporal: DevServer, ensemble: str, home: Path, *args: str, **env: str):
+    """Run the real `tempo dashboard ENSEMBLE` as a subprocess; yield it once it printed its URL."""
+    import re
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "tempo.py"), "dashboard", ensemble, *args,
+        env=tempo_env(temporal, ensemble, home, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        found = re.search(r"(http://\S+)/\?token=(\S+)", line)
+        assert found, f"no URL printed: {line!r} {(await process.stderr.read(2000)).decode()!r}"
+        yield Dashboard(url=found.group(0), base=found.group(1), token=found.group(2), process=process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
