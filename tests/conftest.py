@@ -290,12 +290,15 @@ class Browser:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer.get("result", {})
 
-    async def open(self, url: str, width: int = 1280, height: int = 900) -> "Tab":
+    async def open(self, url: str, width: int = 1280, height: int = 900, script: str = "") -> "Tab":
+        """Open `url` in a new tab (running `script` first in every document it loads)."""
         target = (await self.send("Target.createTarget", url="about:blank"))["targetId"]
         session = (await self.send("Target.attachToTarget", targetId=target, flatten=True))["sessionId"]
-        tab = Tab(self, session)
+        tab = Tab(self, session, target)
         await tab.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         await tab.send("Page.enable")
+        if script:
+            await tab.send("Page.addScriptToEvaluateOnNewDocument", source=script)
         await tab.send("Page.navigate", url=url)
         await tab.wait_for("document.readyState === 'complete'")
         return tab
@@ -305,6 +308,10 @@ class Browser:
 class Tab:
     browser: Browser
     session: str
+    target: str
+
+    async def close(self) -> None:
+        await self.browser.send("Target.closeTarget", targetId=self.target)
 
     async def send(self, method: str, **params) -> dict:
         return await self.browser.send(method, self.session, **params)
