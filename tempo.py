@@ -2044,15 +2044,16 @@ class Watcher:
 
     async def subscribe(self) -> asyncio.Queue:
         """Open a page's event queue, starting with a snapshot (a fresh one if nobody was watching)."""
-        queue: asyncio.Queue = asyncio.Queue()
-        if not self.pages:
+        if not self.watched.is_set():
             self.listed.clear()
             self.watched.set()
             self.kick.set()
-        self.pages.add(queue)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.listed.wait(), CONNECT_TIMEOUT)
-        queue.put_nowait(("snapshot", self.snapshot()))
+        queue: asyncio.Queue = asyncio.Queue()
+        queue.put_nowait(("snapshot", self.snapshot()))  # then every change after it, nothing before
+        self.pages.add(queue)
+        self.watched.set()  # again: the last other page may have closed meanwhile
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
@@ -2250,6 +2251,7 @@ def dashboard_app(watcher: Watcher, token: str):
     """The page, its event stream and its send box; every request must carry the token."""
     import secrets
 
+    import anyio
     from sse_starlette import EventSourceResponse
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -2278,16 +2280,24 @@ def dashboard_app(watcher: Watcher, token: str):
         if not allowed(request):
             return refused()
         queue = await watcher.subscribe()
+        bye = anyio.Event()  # set by sse-starlette when the server stops: end the stream cleanly
 
         async def stream():
+            ending = asyncio.create_task(bye.wait())
             try:
                 while True:
-                    event, data = await queue.get()
+                    item = asyncio.create_task(queue.get())
+                    await asyncio.wait({item, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    if not item.done():
+                        item.cancel()
+                        return
+                    event, data = item.result()
                     yield {"event": event, "data": json.dumps(data)}
             finally:
+                ending.cancel()
                 watcher.unsubscribe(queue)
 
-        return EventSourceResponse(stream(), ping=15, headers=private)
+        return EventSourceResponse(stream(), ping=15, headers=private, shutdown_event=bye, shutdown_grace_period=1)
 
     async def send(request):
         if not allowed(request):
@@ -2306,11 +2316,12 @@ def dashboard_app(watcher: Watcher, token: str):
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind the dashboard's socket first, so the printed URL has the real port."""
+    """Listen before printing the URL: it has the real port, and a browser opening it at once waits in the backlog."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)
     except OSError as e:
         sock.close()
         raise TempoError(f"cannot listen on {host}:{port}: {e.strerror}; choose another with --port "
@@ -3115,7 +3126,7 @@ def cmd_dashboard(args: dict) -> int:
         raise TempoError(f"--port {port!r} is not a port number: use 1-65535, or leave it out for a free one")
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-dashboard %(levelname)s %(message)s")
-    return asyncio.run(run_dashboard(cfg, args.get("--host") or "127.0.0.1", int(port), bool(args.get("--open"))))
+    return asyncio.run(run_dashboard(cfg, args["--host"], int(port), bool(args.get("--open"))))
 
 
 def cmd_help(args: dict) -> int:

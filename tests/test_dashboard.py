@@ -3,12 +3,12 @@
 import asyncio
 import contextlib
 import json
-import os
-import sys
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
+import tempo
 from conftest import chromium, dashboard, play, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -228,6 +228,21 @@ async def test_port_taken_and_bad_port_are_clear_errors(temporal, ensemble, tmp_
         assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     result = cli("dashboard", "--port", "http", TEMPORAL_ADDRESS=temporal.address)
     assert result.returncode == 1 and "not a port number" in result.stderr
+    result = cli("dashboard", ensemble, TEMPORAL_ADDRESS=f"127.0.0.1:{tempo.free_port()}")
+    assert result.returncode == 1 and "Temporal is unreachable" in result.stderr and "tempo server" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_away_is_a_cue_left_waiting_or_no_poll_for_longer_than_a_poll():
+    def ago(seconds: float) -> str:
+        return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat()
+
+    held = tempo.liveness({"last_contact": ago(200), "pending": 0}, poll_wait=300)
+    assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False}  # a poll is held
+    assert tempo.liveness({"last_contact": ago(2), "pending": 1}, poll_wait=300)["away"] is False  # being pushed
+    stuck = tempo.liveness({"last_contact": ago(tempo.AWAY_AFTER + 5), "pending": 2}, poll_wait=300)
+    assert (stuck["waiting"], stuck["away"]) == (2, True)  # cues left waiting: the session is gone or asleep
+    assert tempo.liveness({"last_contact": ago(340), "pending": 0}, poll_wait=300)["away"] is True  # no poll since
 
 
 async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, ensemble, tmp_path):
