@@ -2097,11 +2097,11 @@ class Watcher:
             started = loop.time()
             try:
                 self.update_roster(await roster(self.client, self.cfg.ensemble))
-                await self.ask_statuses()
                 self.set_error("")
             except Exception as e:
                 self.set_error(f"Temporal at {self.cfg.address} (namespace {self.cfg.namespace}): {first_line(e)}")
-            self.listed.set()
+            self.listed.set()  # pages paint now; what `status` says follows as card updates
+            await self.ask_statuses()
             self.kick.clear()
             with contextlib.suppress(asyncio.TimeoutError):  # a slow listing (many players) is repeated less often
                 await asyncio.wait_for(self.kick.wait(), max(ROSTER_REFRESH, 3 * (loop.time() - started)))
