@@ -2519,9 +2519,9 @@ textarea { width: 100%; resize: vertical }
   function roster() {
     const ps = [...state.players.values()];
     const conductor = ps.some((p) => p.role === 'conductor');
-    const aways = ps.filter(away).length, open = [...state.issues.keys()].filter((n) => state.players.has(n)).length;
+    const aways = ps.filter(away).length, stuck = [...state.issues.keys()].filter((n) => state.players.has(n)).length;
     $('counts').textContent = `${ps.length} player${ps.length === 1 ? '' : 's'}` + (aways ? ` · ${aways} away` : '')
-      + (open ? ` · ${open} need${open === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor');
+      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor');
     $('noconductor').hidden = conductor;
     if (!ps.length && !$('cards').children.length) $('cards').append(el('p', 'empty', 'nobody has joined yet'));
     fill($('to'), conductor ? [['conductor', 'command → conductor']] : [], ps.filter((p) => p.role !== 'conductor').map((p) => [p.name, 'cue → ' + p.name]));
@@ -2537,16 +2537,24 @@ textarea { width: 100%; resize: vertical }
     select.disabled = !options.length;
   }
 
-  function issues() {  // a player's latest report, while it is a blocker or a question
+  function open(feed) {  // a player's latest blocker or question, until it reports a result (or a question is answered)
     const now = new Map();
-    for (const e of state.feed) if (e.kind === 'report') (e.source === 'result' ? now.delete(e.sender) : now.set(e.sender, e));
+    for (const e of feed) {
+      if (e.kind === 'report') e.source === 'result' ? now.delete(e.sender) : now.set(e.sender, e);
+      else if (e.kind === 'cue' && now.get(e.recipient)?.source === 'question') now.delete(e.recipient);
+    }
+    return now;
+  }
+
+  function issues() {
+    const now = open(state.feed);
     const changed = new Set([...now.keys(), ...state.issues.keys()].filter((n) => now.get(n) !== state.issues.get(n)));
     state.issues = now;
     for (const n of changed) if (state.players.has(n)) place(state.players.get(n));
     const list = $('attention').querySelector('ul');
-    const open = [...now.values()].filter((e) => state.players.has(e.sender));
-    list.replaceChildren(...open.map((e) => el('li', null, `${e.source === 'blocker' ? '⚠ BLOCKER' : '? QUESTION'} from ${e.sender}: ${short(e.text, 200)}`)));
-    $('attention').hidden = !open.length;
+    const shown = [...now.values()].filter((e) => state.players.has(e.sender));
+    list.replaceChildren(...shown.map((e) => el('li', null, `${e.source === 'blocker' ? '⚠ BLOCKER' : '? QUESTION'} from ${e.sender}: ${short(e.text, 200)}`)));
+    $('attention').hidden = !shown.length;
   }
 
   function item(e) {
@@ -2572,6 +2580,7 @@ textarea { width: 100%; resize: vertical }
 
   function exchange(e) {
     state.feed.push(e);
+    if (state.feed.length > 500) state.feed.shift();
     const feed = $('feed'), li = item(e);
     const before = [...feed.children].find((c) => c.dataset.at <= e.at);  // newest first
     feed.insertBefore(li, before || null);
@@ -2580,8 +2589,7 @@ textarea { width: 100%; resize: vertical }
 
   function snapshot(s) {
     $('ensemble').textContent = s.ensemble; document.title = `tempo · ${s.ensemble}`;
-    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = new Map();
-    for (const e of s.feed) if (e.kind === 'report') (e.source === 'result' ? state.issues.delete(e.sender) : state.issues.set(e.sender, e));
+    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed);
     cards.clear();
     $('cards').replaceChildren(...s.players.map((p) => { const c = card(p); cards.set(p.name, c); return c; }));
     $('feed').replaceChildren();

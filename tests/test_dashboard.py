@@ -266,6 +266,12 @@ async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, 
         assert "BLOCKER" in first and "web → conductor" in first
         assert "BLOCKER" in await tab.wait_for("document.querySelector('[data-name=web] .alert')?.textContent")
         assert "CI has no sandbox key" in await tab.eval("document.getElementById('attention').textContent")
+        await api.call("report", type="question", message="retry on 409?")
+        assert "QUESTION" in await tab.wait_for("document.querySelector('[data-name=api] .alert')?.textContent")
+        await conductor.call("cue", to="api", message="yes, retry once")  # an answered question is closed
+        await tab.wait_for("!document.querySelector('[data-name=api] .alert')")
+        await web.call("report", type="result", message="sandbox key added, CI green")  # so is a blocker, by a result
+        await tab.wait_for("!document.querySelector('[data-name=web] .alert') && document.getElementById('attention').hidden")
         await web.call("set_part", part="checkout page")
         await tab.wait_for("document.querySelector('[data-name=web] .part').textContent === 'checkout page'")
         async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="docs") as docs:
@@ -290,3 +296,15 @@ async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, 
         assert await tab.wait_for("document.documentElement.scrollWidth <= 380")
         columns = await tab.eval("getComputedStyle(document.querySelector('main')).gridTemplateColumns.split(' ').length")
         assert columns == 1
+
+
+def test_links_go_to_the_web_ui_of_the_server_in_use(monkeypatch, tmp_path):
+    monkeypatch.delenv("CLAUDE_TEMPO_UI", raising=False)
+    local = tempo.Config(address="localhost:7233", home=str(tmp_path))
+    assert tempo.temporal_ui(local) == "http://localhost:8233"  # start-dev's UI port
+    cloud = tempo.Config(address="acct.a1b2c.tmprl.cloud:7233", namespace="acct.a1b2c", home=str(tmp_path))
+    assert tempo.workflow_link(tempo.temporal_ui(cloud), cloud.namespace, "claude-session-x-api", "r1") == \
+        "https://cloud.temporal.io/namespaces/acct.a1b2c/workflows/claude-session-x-api/r1/history"
+    monkeypatch.setenv("CLAUDE_TEMPO_UI", "https://temporal.example.com/")
+    assert tempo.temporal_ui(local) == "https://temporal.example.com"
+    assert tempo.workflow_link("", "default", "w", "r") == ""
