@@ -10,7 +10,9 @@ Cues reach the session's process through a long-poll Update (``poll``) that
 waits on state, never on a clock; the process acknowledges what it pushed in
 its next poll, so a cue is dropped from ``pending`` only once the session has
 it. A cue nobody collects for ``undelivered_timeout`` means the process is gone:
-the workflow hands its undelivered cues to the conductor and ends.
+the workflow hands its undelivered cues to the conductor and ends. A watcher (the
+dashboard) follows the conductor's ``history`` the same way, never by a timer: its
+``watch`` Update is answered when an exchange is recorded after its cursor.
 
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
