@@ -2836,7 +2836,7 @@ async def up(cfg: Config) -> int:
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
     out(f"  tempo status{ens}          see who is playing")
-    out(f"  tempo dashboard{ens} --open   watch the ensemble live in your browser")
+    out(f"  tempo dashboard{ens}       watch the ensemble live in a browser (--open opens it)")
     return 1 if failed else 0
 
 
