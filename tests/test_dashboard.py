@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from temporalio import workflow
 
 import tempo
 from conftest import chromium, dashboard, play, wait_until
@@ -308,3 +310,55 @@ def test_links_go_to_the_web_ui_of_the_server_in_use(monkeypatch, tmp_path):
     monkeypatch.setenv("CLAUDE_TEMPO_UI", "https://temporal.example.com/")
     assert tempo.temporal_ui(local) == "https://temporal.example.com"
     assert tempo.workflow_link("", "default", "w", "r") == ""
+
+
+@workflow.defn(name="PlayerWorkflow", sandboxed=False)
+class ConductorWithoutWatch:
+    """A conductor as a worker older than the `watch` update runs it: history only by query."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self, info: dict) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return "ended"
+
+    @workflow.signal
+    def command(self, command: dict) -> None:
+        self.lines.append({"at": workflow.now().isoformat(), "direction": "in", "kind": "command",
+                           "sender": command["source"], "recipient": "conductor", "text": command["text"],
+                           "source": command["source"]})
+
+    @workflow.signal
+    def finish(self, request: dict) -> None:
+        self.done = True
+
+    @workflow.query
+    def history(self) -> list:
+        return self.lines
+
+
+async def test_a_conductor_without_watch_is_read_through_its_history_query(temporal, ensemble, tmp_path):
+    from temporalio.worker import Worker
+
+    from tempo_workflows import PlayerInfo, search_attributes, workflow_id
+
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+    queue = f"old-{ensemble}"
+    info = PlayerInfo(ensemble=ensemble, name="conductor", role="conductor", host="old", started=tempo.utcnow())
+    async with Worker(client, task_queue=queue, workflows=[ConductorWithoutWatch]):
+        handle = await client.start_workflow(
+            ConductorWithoutWatch.run, dataclasses.asdict(info), id=workflow_id(ensemble, "conductor"), task_queue=queue,
+            search_attributes=search_attributes(info), memo={"info": dataclasses.asdict(info)})
+        try:
+            async with dashboard(temporal, ensemble, tmp_path) as board, httpx.AsyncClient(timeout=None) as http:
+                async with events(http, board) as stream:
+                    await stream.until(lambda e, d: e == "snapshot" and d["conductor"])
+                    sent = await http.post(f"{board.base}/send", json={"to": "conductor", "text": "still heard"},
+                                           headers={"X-Tempo-Token": board.token})
+                    assert sent.status_code == 200
+                    await stream.until(exchange("command", "still heard"))
+        finally:
+            await handle.signal(ConductorWithoutWatch.finish, {})
