@@ -12,6 +12,7 @@ Usage:
   tempo bridge [<ensemble>] [options]
   tempo init [--user] [options]
   tempo hook [wait]
+  tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -28,6 +29,7 @@ Commands:
               `claude-tempo-server`; `claude-tempo` is `tempo` too).
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
   hook        What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
+  dashboard   Serve a live page of the ensemble (players, exchanges, a send box) on this machine.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -42,13 +44,16 @@ Options:
   --background                    Run the server in the background.
   --json                          Machine-readable output.
   --user                          Install the hooks for every project (~/.claude/settings.json).
+  --port=<port>                   Dashboard port (default: a free one).
+  --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
+  --open                          Open the dashboard in the web browser.
   -h, --help                      Show this help.
   --version                       Show the version.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
 CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMPO_HOME
-(default ~/.claude-tempo).
+(default ~/.claude-tempo), CLAUDE_TEMPO_UI (the Temporal Web UI the dashboard links to).
 """
 
 import json
@@ -2926,6 +2931,710 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Dashboard
+# `tempo dashboard`: one watcher per process (the roster from one list_workflows, the conductor's
+# history pushed by its long-poll `watch` update) serves a live page over server-sent events.
+# ---------------------------------------------------------------------------
+
+# Memos have no push source, so the roster is listed again this often while a page is open
+# (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
+ROSTER_REFRESH = 0.5
+STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
+AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
+FEED_LIMIT = 500  # exchanges one dashboard keeps
+DASHBOARD_SENDER = "dashboard"  # who cues and commands from the page come from
+CARD_FIELDS = ("name", "role", "part", "directory", "repo", "branch", "host", "agent", "started")
+# What other parts of tempo may add to a player's memo, shown when present (never required).
+OPTIONAL_FIELDS = ("unread", "worktree", "delivery", "paths", "away", "last_contact", "status")
+
+
+def temporal_ui(cfg: Config) -> str:
+    """Return the Temporal Web UI's base URL for `cfg`, or "" when there is no telling."""
+    if os.environ.get("CLAUDE_TEMPO_UI"):
+        return os.environ["CLAUDE_TEMPO_UI"].rstrip("/")
+    record = server_record(cfg)
+    if record and record.get("ui"):
+        return record["ui"]
+    host, _, port = cfg.address.rpartition(":")
+    if host.endswith(".tmprl.cloud") or cfg.api_key:
+        return "https://cloud.temporal.io"
+    return f"http://{host}:{int(port) + 1000}" if port.isdigit() and int(port) < 64536 else ""  # start-dev's default
+
+
+def workflow_link(ui: str, namespace: str, wid: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    if not ui:
+        return ""
+    return f"{ui}/namespaces/{quote(namespace, safe='')}/workflows/{quote(wid, safe='')}/{quote(run_id, safe='')}/history"
+
+
+def plain(value: Any) -> Any:
+    """A memo value as the page shows it: numbers and booleans as they are, anything else as text."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(plain(v)) for v in value)
+    return str(value)
+
+
+def seconds_since(stamp: str) -> float:
+    try:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def liveness(status: dict, poll_wait: float) -> dict:
+    """Card fields from a player's `status` query: last contact, waiting cues, away."""
+    silent = seconds_since(status.get("last_contact", ""))
+    waiting = int(status.get("pending") or 0)
+    # A live session holds a poll (its contact is up to a poll old) and takes each cue at once.
+    away = (waiting > 0 and silent > AWAY_AFTER) or silent > poll_wait + min(30.0, poll_wait)
+    return {"last_contact": status.get("last_contact", ""), "waiting": waiting, "away": away}
+
+
+async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
+    """(workflow ID, run ID, memo info) of each running player of `ensemble`: one visibility call."""
+    rows = []
+    async for execution in client.list_workflows(player_query(ensemble)):
+        raw = (await execution.memo()).get("info")
+        if isinstance(raw, dict) and raw.get("name"):
+            rows.append((execution.id, execution.run_id, raw))
+    return rows
+
+
+def exchange_key(e: dict, nth: int) -> tuple:
+    return (e.get("at"), e.get("direction"), e.get("kind"), e.get("sender"), e.get("recipient"), e.get("text"), nth)
+
+
+class Watcher:
+    """The one watcher of a dashboard process: roster and feed, told to every open page."""
+
+    def __init__(self, cfg: Config, client: "Client", ui: str) -> None:
+        self.cfg, self.client, self.ui = cfg, client, ui
+        self.players: dict[str, dict] = {}  # name -> card, as the page shows it
+        self.memos: dict[str, dict] = {}  # name -> card built from the memo alone
+        self.statuses: dict[str, tuple[float, dict]] = {}  # name -> (when asked, liveness)
+        self.feed: list[dict] = []  # oldest first
+        self.keys: dict[tuple, None] = {}  # exchanges already in the feed
+        self.pages: set[asyncio.Queue] = set()
+        self.watched = asyncio.Event()  # at least one page is open
+        self.kick = asyncio.Event()  # list the roster now
+        self.listed = asyncio.Event()  # listed since the first page opened
+        self.conductor_up = asyncio.Event()
+        self.ever_listed = False
+        self.error = ""
+        self.tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self.watch_roster()), asyncio.create_task(self.watch_conductor())]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # -- pages ------------------------------------------------------------------
+
+    async def subscribe(self) -> asyncio.Queue:
+        """Open a page's event queue, starting with a snapshot (a fresh one if nobody was watching)."""
+        if not self.watched.is_set():
+            self.listed.clear()
+            self.watched.set()
+            self.kick.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.listed.wait(), CONNECT_TIMEOUT)
+        queue: asyncio.Queue = asyncio.Queue()
+        queue.put_nowait(("snapshot", self.snapshot()))  # then every change after it, nothing before
+        self.pages.add(queue)
+        self.watched.set()  # again: the last other page may have closed meanwhile
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.pages.discard(queue)
+        if not self.pages:
+            self.watched.clear()
+
+    def publish(self, event: str, data: Any) -> None:
+        for queue in self.pages:
+            if queue.qsize() > 1000:  # a page that stopped reading starts over from a snapshot
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(("snapshot", self.snapshot()))
+            else:
+                queue.put_nowait((event, data))
+
+    def snapshot(self) -> dict:
+        from tempo_workflows import CONDUCTOR
+
+        return {
+            "ensemble": self.cfg.ensemble,
+            "namespace": self.cfg.namespace,
+            "conductor": CONDUCTOR in self.players,
+            "players": sorted(self.players.values(), key=lambda p: (p["role"] != "conductor", p["name"])),
+            "feed": self.feed,
+            "error": self.error,
+        }
+
+    def set_error(self, error: str) -> None:
+        if error != self.error:
+            self.error = error
+            self.publish("status", {"error": error})
+
+    # -- roster -------------------------------------------------------------------
+
+    async def watch_roster(self) -> None:
+        """List the roster while a page is open; ask a few players' `status` each time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.watched.wait()
+            started = loop.time()
+            try:
+                self.update_roster(await roster(self.client, self.cfg.ensemble))
+                self.set_error("")
+            except Exception as e:
+                self.set_error(f"Temporal at {self.cfg.address} (namespace {self.cfg.namespace}): {first_line(e)}")
+            self.listed.set()  # pages paint now; what `status` says follows as card updates
+            await self.ask_statuses()
+            self.kick.clear()
+            with contextlib.suppress(asyncio.TimeoutError):  # a slow listing (many players) is repeated less often
+                await asyncio.wait_for(self.kick.wait(), max(ROSTER_REFRESH, 3 * (loop.time() - started)))
+
+    def update_roster(self, rows: list[tuple[str, str, dict]]) -> None:
+        from tempo_workflows import CONDUCTOR
+
+        memos = {}
+        for wid, run_id, raw in rows:
+            card = {k: str(raw.get(k) or "") for k in CARD_FIELDS}
+            card.update({k: plain(raw[k]) for k in OPTIONAL_FIELDS if raw.get(k) not in (None, "", [], {})})
+            card.update(workflow_id=wid, link=workflow_link(self.ui, self.cfg.namespace, wid, run_id))
+            memos[card["name"]] = card
+        conductor = CONDUCTOR in memos
+        for name, card in memos.items():
+            before = self.memos.get(name)
+            if before is None and self.ever_listed and (not conductor or name == CONDUCTOR):
+                self.derive("joined", name, f"{name} joined ({card['host']}:{card['directory']})", card["started"])
+            if before is not None and before["part"] != card["part"]:
+                self.derive("part", name, card["part"] or "(no part)")
+        for name in set(self.memos) - set(memos):
+            self.derive("left", name, f"{name} left")
+            self.statuses.pop(name, None)
+            self.players.pop(name, None)
+            self.publish("left", {"name": name})
+        self.memos = memos
+        for name in memos:
+            self.show(name)
+        self.ever_listed = True
+        if conductor:
+            self.conductor_up.set()
+
+    def show(self, name: str) -> None:
+        """Publish `name`'s card if it changed: its memo, then what its `status` said."""
+        card = dict(self.memos[name])
+        if name in self.statuses:  # what the memo says itself wins
+            card.update({k: v for k, v in self.statuses[name][1].items() if k not in card})
+        if self.players.get(name) != card:
+            self.players[name] = card
+            self.publish("player", card)
+
+    async def ask_statuses(self) -> None:
+        from tempo_workflows import PlayerWorkflow
+
+        loop = asyncio.get_running_loop()
+        due = [n for n, card in self.memos.items() if "last_contact" not in card
+               and loop.time() - self.statuses.get(n, (-STATUS_EVERY, {}))[0] >= STATUS_EVERY]
+        due.sort(key=lambda n: self.statuses.get(n, (-STATUS_EVERY, {}))[0])
+
+        async def ask(name: str) -> None:
+            handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, self.memos[name]["workflow_id"])
+            try:
+                status = await handle.query(PlayerWorkflow.status, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
+            except Exception as e:  # ended meanwhile, or no worker: the next listing tells
+                log.debug("status of %s: %s", name, e)
+                return
+            self.statuses[name] = (loop.time(), liveness(status, self.cfg.poll_wait))
+            if name in self.memos:
+                self.show(name)
+
+        await asyncio.gather(*(ask(n) for n in due[:STATUS_PER_REFRESH]))
+
+    # -- feed ---------------------------------------------------------------------
+
+    def derive(self, kind: str, name: str, text: str, at: str = "") -> None:
+        """Add what the roster shows (a join, a new part, a leave) to the feed."""
+        self.add_exchanges([{"at": at or utcnow(), "direction": "", "kind": kind, "sender": name, "recipient": "",
+                             "text": text, "source": ""}])
+
+    def add_exchanges(self, exchanges: list[dict]) -> None:
+        fresh, counts = [], {}
+        for e in exchanges:
+            base = exchange_key(e, 0)
+            counts[base] = counts.get(base, -1) + 1
+            key = exchange_key(e, counts[base])
+            if key not in self.keys:
+                self.keys[key] = None
+                fresh.append(e)
+        if not fresh:
+            return
+        self.feed.extend(fresh)
+        del self.feed[:-FEED_LIMIT]
+        while len(self.keys) > 2 * FEED_LIMIT:
+            del self.keys[next(iter(self.keys))]
+        self.publish("exchanges", fresh)
+        if any(e.get("kind") == "joined" for e in fresh):
+            self.kick.set()  # the conductor heard of a join before the listing shows it
+
+    async def watch_conductor(self) -> None:
+        """Take the conductor's exchanges as they are recorded: a long-poll `watch`, never a timer."""
+        from temporalio.client import WorkflowUpdateFailedError
+        from tempo_workflows import CONDUCTOR, PlayerWorkflow, WatchInput, workflow_id
+
+        cursor = -1
+        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+        while True:
+            await self.watched.wait()
+            await self.conductor_up.wait()
+            try:
+                result = await handle.execute_update(
+                    PlayerWorkflow.watch, WatchInput(after=cursor, wait=self.cfg.poll_wait),
+                    rpc_timeout=timedelta(seconds=self.cfg.poll_wait + 30),
+                )
+                cursor = result.cursor
+                self.add_exchanges([dataclasses.asdict(e) for e in result.exchanges])
+                continue
+            except WorkflowUpdateFailedError:  # its run is closing, or its worker has no `watch` yet
+                with contextlib.suppress(Exception):
+                    self.add_exchanges([dataclasses.asdict(e) for e in await handle.query(PlayerWorkflow.history)])
+            except Exception as e:  # ended, or Temporal unreachable: the roster listing tells which
+                log.debug("watch on the conductor: %s", e)
+                cursor = -1
+                self.conductor_up.clear()
+                self.kick.set()
+            await asyncio.sleep(ROSTER_REFRESH)
+
+    # -- sending --------------------------------------------------------------------
+
+    async def send(self, to: str, text: str) -> dict:
+        """Send the conductor a command (its public signal), or a player a cue, as `dashboard`."""
+        from temporalio.service import RPCError, RPCStatusCode
+        from tempo_workflows import CONDUCTOR, Command, Cue, PlayerWorkflow, workflow_id
+
+        check_message(text)
+        validate_name(to, "player name")
+        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to)
+        try:
+            if to == CONDUCTOR:
+                await handle.signal(PlayerWorkflow.command, Command(text=text, source=DASHBOARD_SENDER))
+            else:
+                await handle.signal(PlayerWorkflow.cue, cue)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
+            raise unreachable(self.cfg, e) from None
+        if to == CONDUCTOR:
+            return {"to": to, "kind": "command"}
+        # Only the conductor's history records cues; this one shows in this dashboard's feed.
+        self.add_exchanges([{"at": cue.sent_at, "direction": "out", "kind": "cue", "sender": DASHBOARD_SENDER,
+                             "recipient": to, "text": text, "source": ""}])
+        return {"to": to, "kind": "cue", "message_id": cue.id}
+
+
+def dashboard_app(watcher: Watcher, token: str):
+    """The page, its event stream and its send box; every request must carry the token."""
+    import secrets
+
+    import anyio
+    from sse_starlette import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    private = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
+    def allowed(request) -> bool:
+        given = request.query_params.get("token") or request.headers.get("x-tempo-token") or ""
+        return secrets.compare_digest(given.encode(), token.encode())
+
+    def refused() -> PlainTextResponse:
+        return PlainTextResponse("tempo dashboard: this address needs its access token: open the URL that "
+                                 "`tempo dashboard` printed (…/?token=…)\n", status_code=403, headers=private)
+
+    async def page(request):
+        if not allowed(request):
+            return refused()
+        nonce = secrets.token_urlsafe(16)
+        policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
+                  "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        return HTMLResponse(DASHBOARD_PAGE.replace("NONCE", nonce),
+                            headers={**private, "Content-Security-Policy": policy})
+
+    async def events(request):
+        if not allowed(request):
+            return refused()
+        queue = await watcher.subscribe()
+        bye = anyio.Event()  # set by sse-starlette when the server stops: end the stream cleanly
+
+        async def stream():
+            ending = asyncio.create_task(bye.wait())
+            try:
+                while True:
+                    item = asyncio.create_task(queue.get())
+                    await asyncio.wait({item, ending}, return_when=asyncio.FIRST_COMPLETED)
+                    if not item.done():
+                        item.cancel()
+                        return
+                    event, data = item.result()
+                    yield {"event": event, "data": json.dumps(data)}
+            finally:
+                ending.cancel()
+                watcher.unsubscribe(queue)
+
+        return EventSourceResponse(stream(), ping=15, headers=private, shutdown_event=bye, shutdown_grace_period=1)
+
+    async def send(request):
+        if not allowed(request):
+            return refused()
+        try:
+            body = await request.json()
+            sent = await watcher.send(str(body.get("to") or ""), str(body.get("text") or ""))
+        except TempoError as e:
+            return JSONResponse({"ok": False, "error": str(e)}, status_code=400, headers=private)
+        except (ValueError, AttributeError):
+            return JSONResponse({"ok": False, "error": "send JSON: {\"to\": NAME, \"text\": TEXT}"}, status_code=400,
+                                headers=private)
+        return JSONResponse({"ok": True, **sent}, headers=private)
+
+    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/send", send, methods=["POST"])])
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Listen before printing the URL: it has the real port, and a browser opening it at once waits in the backlog."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise TempoError(f"cannot listen on {host}:{port}: {e.strerror}; choose another with --port "
+                         "(or leave it out for a free one)") from None
+    return sock
+
+
+async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -> int:
+    """Serve the dashboard of cfg.ensemble until Ctrl+C or SIGTERM."""
+    import secrets
+    import uvicorn
+
+    client = await connect(cfg)
+    watcher = Watcher(cfg, client, temporal_ui(cfg))
+    token = secrets.token_urlsafe(24)
+    sock = listen_socket(host, port)
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    if host not in LOCAL_HOSTS:
+        err(f"tempo: warning: listening on {host}, not only this machine: whoever has the URL can read the "
+            "ensemble and cue its players, and the traffic is not encrypted")
+    out(f"dashboard of ensemble {cfg.ensemble}: {url}")
+    err("the token in the URL is new each run; Ctrl+C stops the dashboard")
+    server = uvicorn.Server(uvicorn.Config(dashboard_app(watcher, token), log_level="warning", access_log=False,
+                                           lifespan="off", timeout_graceful_shutdown=1))
+    watcher.start()
+    if open_browser:
+        import webbrowser
+
+        asyncio.get_running_loop().run_in_executor(None, webbrowser.open, url)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await watcher.close()
+    return 0
+
+
+# The whole page: no build step, nothing fetched from elsewhere (its Content-Security-Policy forbids
+# it). Every value is set as text, never as HTML; the token stays in the address, never in a link.
+DASHBOARD_PAGE = r"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>tempo dashboard</title>
+<style nonce="NONCE">
+:root { --bg:#f4f5f8; --fg:#1b2130; --muted:#586174; --card:#fff; --line:#d5dae3; --ok:#17783a; --warn:#8f5400; --bad:#b42318; --link:#2a55c9 }
+@media (prefers-color-scheme: dark) { :root { --bg:#13161b; --fg:#e5e8ee; --muted:#9ba4b4; --card:#1c2027; --line:#343b47; --ok:#5cc27e; --warn:#e8a93e; --bad:#ff6f61; --link:#8fb0ff } }
+* { box-sizing: border-box }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg) }
+header { display: flex; flex-wrap: wrap; gap: .3rem 1rem; align-items: baseline; padding: .6rem 1rem; background: var(--card); border-bottom: 1px solid var(--line); position: sticky; top: 0; z-index: 2 }
+h1 { font-size: 1.15rem; margin: 0 }
+h2 { font-size: .95rem; margin: 0 0 .5rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted) }
+a { color: var(--link) }
+.live { font-weight: 600; color: var(--ok) } .live.down { color: var(--bad) }
+#counts { color: var(--muted) }
+#error { margin: .6rem 1rem 0; padding: .5rem .75rem; border: 2px solid var(--bad); border-radius: 6px; background: var(--card); font-weight: 600 }
+#attention { margin: .6rem 1rem 0; padding: .4rem .75rem; border: 2px solid var(--bad); border-radius: 6px; background: var(--card) }
+#attention ul { margin: 0; padding-left: 1.1rem } #attention li { overflow-wrap: anywhere }
+main { display: grid; grid-template-columns: minmax(0, 3fr) minmax(300px, 2fr); gap: 1rem; padding: 1rem; align-items: start }
+@media (max-width: 860px) { main { grid-template-columns: minmax(0, 1fr); padding: .6rem } }
+#cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: .7rem }
+.card { background: var(--card); border: 1px solid var(--line); border-left: 5px solid var(--ok); border-radius: 6px; padding: .55rem .7rem; min-width: 0 }
+.card.away { border-left: 5px dashed var(--muted) }
+.card.stuck { border-left: 5px double var(--bad) } .card.asks { border-left: 5px double var(--warn) }
+.card h3 { margin: 0; font-size: 1.02rem; display: flex; flex-wrap: wrap; gap: .35rem; align-items: center; overflow-wrap: anywhere }
+.tag { font-size: .74rem; font-weight: 600; padding: 0 .45rem; border: 1px solid var(--line); border-radius: 1rem; color: var(--muted); white-space: nowrap }
+.tag.active { color: var(--ok); border-color: var(--ok) } .tag.away { border-style: dashed }
+.tag.role { color: var(--fg) }
+.part { margin: .3rem 0; overflow-wrap: anywhere } .part.none { color: var(--muted); font-style: italic }
+.alert { margin: .35rem 0; padding: .2rem .4rem; border-radius: 4px; font-weight: 600; overflow-wrap: anywhere }
+.alert.blocker { border: 2px solid var(--bad); color: var(--bad) } .alert.question { border: 2px solid var(--warn); color: var(--warn) }
+dl { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 0 .6rem; margin: .3rem 0; font-size: .84rem }
+dt { color: var(--muted) } dd { margin: 0; overflow-wrap: anywhere }
+.actions { display: flex; gap: .8rem; align-items: center; font-size: .84rem }
+button { font: inherit; padding: .15rem .6rem; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); cursor: pointer }
+#send { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .6rem .7rem; margin-bottom: 1rem; display: grid; gap: .4rem }
+#send .row { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center }
+select, textarea { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: .2rem .3rem; max-width: 100% }
+textarea { width: 100%; resize: vertical }
+#sent { margin: 0; font-size: .85rem; overflow-wrap: anywhere } #sent.bad { color: var(--bad); font-weight: 600 }
+.filters { display: flex; flex-wrap: wrap; gap: .5rem; margin-bottom: .5rem; font-size: .85rem; align-items: center }
+.note { color: var(--muted); font-size: .85rem; margin: 0 0 .5rem }
+#feed { list-style: none; margin: 0; padding: 0 }
+.ex { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .35rem .6rem; margin-bottom: .4rem }
+.ex .meta { display: flex; flex-wrap: wrap; gap: .2rem .6rem; font-size: .8rem; color: var(--muted) }
+.ex .kind { font-weight: 700; color: var(--fg) } .ex .who { font-weight: 600; color: var(--fg) }
+.ex.blocker { border: 2px solid var(--bad) } .ex.blocker .kind { color: var(--bad) }
+.ex.question { border: 2px solid var(--warn) } .ex.question .kind { color: var(--warn) }
+.ex .text { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 12em; overflow: auto; margin-top: .15rem }
+.empty { color: var(--muted); font-style: italic }
+</style>
+</head>
+<body>
+<header>
+  <h1>tempo · <span id="ensemble">…</span></h1>
+  <span id="live" class="live down" role="status">○ connecting…</span>
+  <span id="counts"></span>
+</header>
+<p id="error" role="alert" hidden></p>
+<section id="attention" aria-label="needs attention" hidden><ul></ul></section>
+<main>
+  <section aria-labelledby="players-title">
+    <h2 id="players-title">Players</h2>
+    <div id="cards"><p class="empty">nobody has joined yet</p></div>
+  </section>
+  <section aria-labelledby="feed-title">
+    <form id="send">
+      <div class="row"><label for="to">Send</label><select id="to"></select></div>
+      <textarea id="text" rows="3" placeholder="a command for the conductor, or a cue for a player (Ctrl+Enter sends)"></textarea>
+      <div class="row"><button type="submit">Send as dashboard</button><p id="sent" role="status"></p></div>
+    </form>
+    <h2 id="feed-title">Exchanges</h2>
+    <p id="noconductor" class="note" hidden>No conductor: the feed shows what the players show (joins, parts, leaves).</p>
+    <div class="filters">
+      <label for="who">player</label><select id="who"><option value="">everyone</option></select>
+      <label for="kind">kind</label>
+      <select id="kind">
+        <option value="">all</option><option value="attention">blockers and questions</option>
+        <option value="report">reports</option><option value="command">commands</option><option value="cue">cues</option>
+        <option value="roster">joins, parts, leaves</option><option value="undelivered">hand-overs</option>
+      </select>
+    </div>
+    <ol id="feed"></ol>
+  </section>
+</main>
+<script nonce="NONCE">
+(() => {
+  'use strict';
+  const token = new URLSearchParams(location.search).get('token') || '';
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; };
+  const state = { players: new Map(), feed: [], issues: new Map() };
+  const cards = new Map();
+  const KINDS = { command: ['⌘', 'command'], cue: ['✉', 'cue'], joined: ['+', 'joined'], left: ['−', 'left'],
+                  part: ['✎', 'part'], undelivered: ['↩', 'hand-over'], notice: ['ℹ', 'notice'] };
+  const label = (e) => e.kind !== 'report' ? (KINDS[e.kind] || ['•', e.kind])
+    : e.source === 'blocker' ? ['⚠', 'BLOCKER'] : e.source === 'question' ? ['?', 'QUESTION'] : ['✔', 'result'];
+  const groups = (e) => e.kind === 'report' ? (e.source === 'result' ? ['report'] : ['report', 'attention'])
+    : ['joined', 'left', 'part'].includes(e.kind) ? ['roster'] : [e.kind];
+  const away = (p) => p.away === true || p.status === 'away';
+  const short = (s, n) => s.length > n ? s.slice(0, n - 1) + '…' : s;
+  function ago(stamp) {
+    const t = Date.parse(stamp); if (!t) return '';
+    const s = Math.max(0, (Date.now() - t) / 1000);
+    return s < 60 ? Math.round(s) + ' s ago' : s < 3600 ? Math.round(s / 60) + ' min ago'
+      : s < 86400 ? Math.round(s / 3600) + ' h ago' : Math.round(s / 86400) + ' d ago';
+  }
+  const order = (p) => (p.role === 'conductor' ? '0' : '1') + p.name;
+
+  function card(p) {
+    const issue = state.issues.get(p.name);
+    const c = el('article', 'card' + (away(p) ? ' away' : '') + (issue ? (issue.source === 'blocker' ? ' stuck' : ' asks') : ''));
+    c.dataset.name = p.name;
+    const h = el('h3'); h.append(el('span', 'name', p.name));
+    if (p.role === 'conductor') h.append(el('span', 'tag role', '♛ conductor'));
+    if ('away' in p || p.status) h.append(el('span', 'tag ' + (away(p) ? 'away' : 'active'), away(p) ? '○ away' : '● active'));
+    c.append(h, el('p', p.part ? 'part' : 'part none', p.part || 'no part set'));
+    if (issue) c.append(el('p', 'alert ' + issue.source, (issue.source === 'blocker' ? '⚠ BLOCKER: ' : '? QUESTION: ') + short(issue.text, 160)));
+    const dl = el('dl');
+    const rows = [['directory', p.directory], ['worktree', p.worktree], ['branch', p.branch], ['host', p.host],
+      ['agent', p.agent], ['joined', p.started, true], ['last contact', p.last_contact, true],
+      ['waiting', p.waiting ? p.waiting + ' cue' + (p.waiting > 1 ? 's' : '') + ' not collected' : ''],
+      ['unread', p.unread === undefined || p.unread === '' ? '' : String(p.unread)], ['delivery', p.delivery || p.paths]];
+    for (const [name, value, stamp] of rows) {
+      if (value === undefined || value === null || value === '') continue;
+      const dd = el('dd', null, stamp ? ago(value) : String(value));
+      if (stamp) { dd.dataset.stamp = value; dd.title = value; }
+      dl.append(el('dt', null, name), dd);
+    }
+    c.append(dl);
+    const actions = el('div', 'actions');
+    const cue = el('button', null, p.role === 'conductor' ? 'Command' : 'Cue'); cue.type = 'button';
+    cue.addEventListener('click', () => { $('to').value = p.name; $('text').focus(); });
+    actions.append(cue);
+    if (/^https?:\/\//.test(p.link || '')) {
+      const a = el('a', null, 'workflow in Temporal UI ↗'); a.href = p.link; a.target = '_blank'; a.rel = 'noreferrer noopener';
+      actions.append(a);
+    }
+    c.append(actions);
+    return c;
+  }
+
+  function place(p) {
+    const box = $('cards'), next = card(p), old = cards.get(p.name);
+    cards.set(p.name, next);
+    if (old) { old.replaceWith(next); return; }
+    box.querySelector('.empty')?.remove();
+    const after = [...box.children].find((c) => order(state.players.get(c.dataset.name) || {role: '', name: c.dataset.name}) > order(p));
+    box.insertBefore(next, after || null);
+  }
+
+  function roster() {
+    const ps = [...state.players.values()];
+    const conductor = ps.some((p) => p.role === 'conductor');
+    const aways = ps.filter(away).length, stuck = [...state.issues.keys()].filter((n) => state.players.has(n)).length;
+    $('counts').textContent = `${ps.length} player${ps.length === 1 ? '' : 's'}` + (aways ? ` · ${aways} away` : '')
+      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor');
+    $('noconductor').hidden = conductor;
+    if (!ps.length && !$('cards').children.length) $('cards').append(el('p', 'empty', 'nobody has joined yet'));
+    fill($('to'), conductor ? [['conductor', 'command → conductor']] : [], ps.filter((p) => p.role !== 'conductor').map((p) => [p.name, 'cue → ' + p.name]));
+    const names = new Set([...ps.map((p) => p.name), ...state.feed.flatMap((e) => [e.sender, e.recipient]).filter(Boolean)]);
+    fill($('who'), [['', 'everyone']], [...names].sort().map((n) => [n, n]));
+  }
+
+  function fill(select, head, rest) {
+    const keep = select.value, options = [...head, ...rest];
+    if ([...select.options].map((o) => o.value + o.text).join() === options.map(([v, t]) => v + t).join()) return;
+    select.replaceChildren(...options.map(([v, t]) => { const o = el('option', null, t); o.value = v; return o; }));
+    if (select.dataset.chosen && options.some(([v]) => v === keep)) select.value = keep;
+    select.disabled = !options.length;
+  }
+
+  function open(feed) {  // a player's latest blocker or question, until it reports a result (or a question is answered)
+    const now = new Map();
+    for (const e of feed) {
+      if (e.kind === 'report') e.source === 'result' ? now.delete(e.sender) : now.set(e.sender, e);
+      else if (e.kind === 'cue' && now.get(e.recipient)?.source === 'question') now.delete(e.recipient);
+    }
+    return now;
+  }
+
+  function issues() {
+    const now = open(state.feed);
+    const changed = new Set([...now.keys(), ...state.issues.keys()].filter((n) => now.get(n) !== state.issues.get(n)));
+    state.issues = now;
+    for (const n of changed) if (state.players.has(n)) place(state.players.get(n));
+    const list = $('attention').querySelector('ul');
+    const shown = [...now.values()].filter((e) => state.players.has(e.sender));
+    list.replaceChildren(...shown.map((e) => el('li', null, `${e.source === 'blocker' ? '⚠ BLOCKER' : '? QUESTION'} from ${e.sender}: ${short(e.text, 200)}`)));
+    $('attention').hidden = !shown.length;
+  }
+
+  function item(e) {
+    const [icon, name] = label(e);
+    const li = el('li', 'ex ' + (e.kind === 'report' ? e.source : e.kind));
+    li.dataset.groups = groups(e).join(' ');
+    li.dataset.who = ' ' + [e.sender, e.recipient].join(' ') + ' ';
+    li.dataset.at = e.at;
+    const meta = el('div', 'meta');
+    meta.append(el('span', 'kind', icon + ' ' + name), el('span', 'who', e.recipient && e.kind !== 'joined' ? `${e.sender} → ${e.recipient}` : e.sender));
+    if (e.source && e.kind !== 'report') meta.append(el('span', null, 'via ' + e.source));
+    const when = el('time', null, new Date(e.at).toLocaleTimeString()); when.dateTime = e.at; when.title = e.at;
+    meta.append(when);
+    li.append(meta, el('div', 'text', e.text));
+    show(li);
+    return li;
+  }
+
+  function show(li) {
+    const who = $('who').value, kind = $('kind').value;
+    li.hidden = (who && !li.dataset.who.includes(' ' + who + ' ')) || (kind && !li.dataset.groups.split(' ').includes(kind));
+  }
+
+  function exchange(e) {
+    state.feed.push(e);
+    if (state.feed.length > 500) state.feed.shift();
+    const feed = $('feed'), li = item(e);
+    const before = [...feed.children].find((c) => c.dataset.at <= e.at);  // newest first
+    feed.insertBefore(li, before || null);
+    while (feed.children.length > 500) feed.lastElementChild.remove();
+  }
+
+  function snapshot(s) {
+    $('ensemble').textContent = s.ensemble; document.title = `tempo · ${s.ensemble}`;
+    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed);
+    cards.clear();
+    $('cards').replaceChildren(...s.players.map((p) => { const c = card(p); cards.set(p.name, c); return c; }));
+    $('feed').replaceChildren();
+    for (const e of s.feed) exchange(e);
+    issues(); roster(); error(s.error);
+  }
+
+  function error(text) { $('error').hidden = !text; $('error').textContent = text ? '✗ ' + text + ' (retrying)' : ''; }
+
+  function connect() {
+    const es = new EventSource('events?token=' + encodeURIComponent(token));
+    const on = (name, fn) => es.addEventListener(name, (ev) => fn(JSON.parse(ev.data)));
+    es.onopen = () => { $('live').textContent = '● live'; $('live').className = 'live'; };
+    es.onerror = () => { $('live').textContent = '○ reconnecting…'; $('live').className = 'live down'; };
+    on('snapshot', snapshot);
+    on('player', (p) => { state.players.set(p.name, p); place(p); roster(); });
+    on('left', ({ name }) => { state.players.delete(name); cards.get(name)?.remove(); cards.delete(name); roster(); issues(); });
+    on('exchanges', (list) => { for (const e of list) exchange(e); issues(); roster(); });
+    on('status', ({ error: text }) => error(text));
+  }
+
+  $('to').addEventListener('change', () => { $('to').dataset.chosen = '1'; });
+  $('who').addEventListener('change', () => [...$('feed').children].forEach(show));
+  $('kind').addEventListener('change', () => [...$('feed').children].forEach(show));
+  $('text').addEventListener('keydown', (ev) => { if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) $('send').requestSubmit(); });
+  $('send').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const to = $('to').value, text = $('text').value, sent = $('sent');
+    if (!to || !text.trim()) { sent.textContent = '✗ choose whom to send to and write something'; sent.className = 'bad'; return; }
+    try {
+      const r = await fetch('send', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Tempo-Token': token },
+                                      body: JSON.stringify({ to, text }) });
+      const body = await r.json();
+      if (!body.ok) throw new Error(body.error);
+      sent.textContent = `✓ ${body.kind} sent to ${body.to}`; sent.className = ''; $('text').value = '';
+    } catch (e) { sent.textContent = '✗ ' + e.message; sent.className = 'bad'; }
+  });
+  setInterval(() => document.querySelectorAll('[data-stamp]').forEach((dd) => { dd.textContent = ago(dd.dataset.stamp); }), 5000);
+  connect();
+})();
+</script>
+</body>
+</html>
+"""
+
+
+# ---------------------------------------------------------------------------
 # CLI commands
 # One `cmd_<verb>(args) -> int` per command, dispatched from COMMANDS.
 # ---------------------------------------------------------------------------
@@ -3148,6 +3857,7 @@ async def up(cfg: Config) -> int:
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
     out(f"  tempo status{ens}          see who is playing")
+    out(f"  tempo dashboard{ens}       watch the ensemble live in a browser (--open opens it)")
     return 1 if failed else 0
 
 
@@ -3468,6 +4178,16 @@ def cmd_bridge(args: dict) -> int:
     return asyncio.run(bridge(bridge_config(resolve_config(args))))
 
 
+def cmd_dashboard(args: dict) -> int:
+    cfg = resolve_config(args)
+    port = args.get("--port") or "0"
+    if not port.isdigit() or int(port) > 65535:
+        raise TempoError(f"--port {port!r} is not a port number: use 1-65535, or leave it out for a free one")
+    logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
+                        format="tempo-dashboard %(levelname)s %(message)s")
+    return asyncio.run(run_dashboard(cfg, args["--host"], int(port), bool(args.get("--open"))))
+
+
 def cmd_help(args: dict) -> int:
     out(__doc__.strip())
     return 0
@@ -3484,6 +4204,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "preflight": cmd_preflight,
     "serve": cmd_serve,
     "bridge": cmd_bridge,
+    "dashboard": cmd_dashboard,
     "help": cmd_help,
 }
 

@@ -10,7 +10,9 @@ Cues reach the session's process through a long-poll Update (``poll``) that
 waits on state, never on a clock; the process acknowledges what it pushed in
 its next poll, so a cue is dropped from ``pending`` only once the session has
 it. A cue nobody collects for ``undelivered_timeout`` means the process is gone:
-the workflow hands its undelivered cues to the conductor and ends.
+the workflow hands its undelivered cues to the conductor and ends. A watcher (the
+dashboard) follows the conductor's ``history`` the same way, never by a timer: its
+``watch`` Update is answered when an exchange is recorded after its cursor.
 
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
@@ -181,6 +183,23 @@ class PlayerInput:
     previous_name: str = ""  # set on a rename, so the conductor hears "a is now b"
     continued: bool = False
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
+    recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
+
+
+@dataclass
+class WatchInput:
+    """A watcher's long poll on the conductor's history: what it has seen, how long to wait."""
+
+    after: int = -1  # the `cursor` of the last answer; -1: everything now
+    wait: float = 300.0
+
+
+@dataclass
+class WatchResult:
+    """Exchanges recorded after the watcher's cursor (at most the whole `history`)."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    cursor: int = 0
 
 
 def search_attributes(info: PlayerInfo, names: list[str] | None = None) -> TypedSearchAttributes:
@@ -428,6 +447,23 @@ class PlayerWorkflow:
             raise ApplicationError("player run is closing; poll again", non_retryable=True)
 
     @workflow.update
+    async def watch(self, request: WatchInput) -> WatchResult:
+        """Answer with the exchanges recorded after `request.after`, waiting until there is one."""
+        s = self.s
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: s.recorded != request.after or self.releasing or bool(self.end), timeout=request.wait
+            )
+        # A cursor ahead of ours is from an earlier conductor: the caller gets the whole history.
+        fresh = s.recorded - request.after if 0 <= request.after <= s.recorded else len(s.history)
+        return WatchResult(exchanges=s.history[len(s.history) - min(fresh, len(s.history)):], cursor=s.recorded)
+
+    @watch.validator
+    def validate_watch(self, request: WatchInput) -> None:
+        if self.releasing:
+            raise ApplicationError("player run is closing; watch again", non_retryable=True)
+
+    @workflow.update
     def set_part(self, part: str) -> PlayerInfo:
         """Describe what this player works on."""
         self.s.info.part = part
@@ -571,6 +607,7 @@ class PlayerWorkflow:
             )
         )
         del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
 
 
 def now() -> str:

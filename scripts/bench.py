@@ -10,8 +10,10 @@ Options:
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; `tempo serve` start to
 first `tools/list`; memory per session; `tempo hook` time (nothing pending / one cue) and the
-waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code. The sessions are real `tempo serve` processes driven by
-the MCP SDK's stdio client (the test harness in tests/conftest.py, reused here).
+waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
+the dashboard's first paint with 200 players and the time from a cue to the page (in real
+headless Chromium). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
+client (the test harness in tests/conftest.py, reused here).
 """
 
 import asyncio
@@ -20,13 +22,14 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import tempo  # noqa: E402
-from conftest import DevServer, free_port, play  # noqa: E402
+from conftest import DevServer, chromium, dashboard, free_port, play  # noqa: E402
 
 TARGETS = {  # from the issue: bench figures, never timed tests
     "cue p50 ms": 25,
@@ -36,7 +39,20 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "hook ms": 50,
     "waiter MiB": 15,
     "idle wake p50 ms": 500,
+    "dashboard paint@200 ms": 1000,
+    "dashboard exchange ms": 500,
 }
+
+# Injected into the dashboard page before its own script: marks when the cards are painted and
+# when a wanted text first shows (the page itself carries no instrumentation).
+PAGE_MARKS = """
+window.__marks = {};
+new MutationObserver(() => {
+  const want = window.__want;
+  if (want && !window.__marks[want] && document.body && document.body.textContent.includes(want)) window.__marks[want] = Date.now();
+  if (!window.__painted && document.querySelectorAll('.card').length >= CARDS) window.__painted = performance.now();
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
 
 
 def pct(values: list[float], p: float) -> float:
@@ -88,21 +104,14 @@ async def fan_out(server: DevServer, recipients: int, per_recipient: int) -> Non
 
 
 async def ensemble_time(server: DevServer, sizes: tuple[int, ...]) -> None:
-    from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
+    from tempo_workflows import workflow_id
 
     client = await tempo.connect(tempo.Config(address=server.address))
     for size in sizes:
         name = f"bench-ens{size}"
         async with play(server, name) as me:
             await me.name()
-            for i in range(size - 1):  # the other players: registered workflows, as sessions make them
-                info = PlayerInfo(ensemble=name, name=f"p{i}", part="benchmarking", directory="/src/app",
-                                  host="bench", started=tempo.utcnow())
-                await client.start_workflow(
-                    PlayerWorkflow.run, PlayerInput(info=info), id=workflow_id(name, info.name),
-                    task_queue="claude-tempo", search_attributes=search_attributes(info),
-                    memo={"info": tempo.dataclasses.asdict(info)},
-                )
+            await start_players(client, name, size - 1)  # the others: registered workflows, as sessions make them
 
             async def full() -> bool:
                 return len((await me.call("ensemble"))["players"]) == size
@@ -227,6 +236,65 @@ async def idle_wake(server: DevServer, runs: int) -> None:
                     body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 30, True, before)
                     samples.append((body["_at"] - t0) * 1000)
     report(f"idle wake, real Claude Code (median of {runs})", statistics.median(samples), "ms", "idle wake p50 ms")
+async def start_players(client, ensemble: str, count: int) -> None:
+    """Register `count` players as sessions do (their workflows, no processes), for listing figures."""
+    from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
+
+    for i in range(count):
+        info = PlayerInfo(ensemble=ensemble, name=f"p{i}", part="benchmarking", directory="/src/app",
+                          host="bench", started=tempo.utcnow())
+        await client.start_workflow(
+            PlayerWorkflow.run, PlayerInput(info=info), id=workflow_id(ensemble, info.name),
+            task_queue="claude-tempo", search_attributes=search_attributes(info),
+            memo={"info": tempo.dataclasses.asdict(info)},
+        )
+
+
+async def dashboard_paint(server: DevServer, home: Path, players: int, runs: int) -> None:
+    """Navigation start to all cards painted, each run a new tab (the watcher lists the roster afresh)."""
+    from tempo_workflows import workflow_id
+
+    name = f"bench-dash{players}"
+    client = await tempo.connect(tempo.Config(address=server.address))
+    async with play(server, name, CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+        await conductor.name()
+        await start_players(client, name, players - 1)
+        async with dashboard(server, name, home) as board, chromium(home / "profile-paint") as browser:
+            samples = []
+            for _ in range(runs + 1):  # the first run warms Chromium up
+                tab = await browser.open(board.url, script=PAGE_MARKS.replace("CARDS", str(players)))
+                samples.append(await tab.wait_for("window.__painted", timeout=30))
+                await tab.close()
+                await asyncio.sleep(0.3)  # the last page gone, the watcher idles until the next one
+        for i in range(players - 1):
+            await client.get_workflow_handle(workflow_id(name, f"p{i}")).terminate("bench done")
+    report(f"dashboard first paint, {players} players (median of {runs})", statistics.median(samples[1:]), "ms",
+           "dashboard paint@200 ms" if players == 200 else None)
+
+
+async def dashboard_latency(server: DevServer, home: Path, n: int) -> None:
+    """A report's `report` call to its line in the page's feed; a `set_part` call to its card."""
+    name = "bench-dashx"
+    async with play(server, name, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+            play(server, name, CLAUDE_TEMPO_PLAYER_NAME="worker") as worker, \
+            dashboard(server, name, home) as board, chromium(home / "profile-latency") as browser:
+        await conductor.name()
+        await worker.name()
+        tab = await browser.open(board.url, script=PAGE_MARKS.replace("CARDS", "2"))
+        await tab.wait_for("window.__painted")
+        figures = {"report": [], "set_part": []}
+        for i in range(n):
+            for tool, arguments in (("report", {"type": "result", "message": f"result-{i}-{uuid.uuid4().hex[:6]}"}),
+                                    ("set_part", {"part": f"part-{i}-{uuid.uuid4().hex[:6]}"})):
+                want = arguments.get("message") or arguments["part"]
+                await tab.eval(f"window.__want = {want!r}")
+                t0 = time.time() * 1000
+                await worker.call(tool, **arguments)
+                figures[tool].append(await tab.wait_for(f"window.__marks[{want!r}]", timeout=10) - t0)
+                await asyncio.sleep(0.05)
+    report(f"dashboard: report call to the page (median of {n})", statistics.median(figures["report"]), "ms",
+           "dashboard exchange ms")
+    report(f"dashboard: set_part call to the page (median of {n})", statistics.median(figures["set_part"]), "ms")
 
 
 async def run(args, server: DevServer) -> None:
@@ -239,6 +307,9 @@ async def run(args, server: DevServer) -> None:
     await memory(server)
     await hooks(server, 10 if quick else 30)
     await idle_wake(server, 3 if quick else 7)
+    with tempfile.TemporaryDirectory() as home:
+        await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
+        await dashboard_latency(server, Path(home), 5 if quick else 20)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 

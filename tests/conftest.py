@@ -319,3 +319,165 @@ http {{
             front.stop()
             raise AssertionError("nginx did not listen within 15 s")
         time.sleep(0.05)
+# -- a real headless Chromium, driven over its DevTools protocol ------------------------------
+
+CHROMIUM = os.environ.get("CLAUDE_TEMPO_CHROMIUM") or "/usr/bin/chromium"
+
+
+class Browser:
+    """Headless Chromium on the DevTools protocol, over the pipe it offers (fds 3 and 4, NUL-framed JSON)."""
+
+    def __init__(self, process, reader: asyncio.StreamReader, commands: int) -> None:
+        self.process, self.reader, self.commands = process, reader, commands
+        self.pending: dict[int, asyncio.Future] = {}
+        self.next_id = 0
+        self.pump = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        import json
+
+        while True:
+            try:
+                raw = await self.reader.readuntil(b"\0")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                break
+            message = json.loads(raw[:-1])
+            future = self.pending.pop(message.get("id"), None)
+            if future and not future.done():
+                future.set_result(message)
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("chromium went away"))
+
+    async def send(self, method: str, session: str | None = None, **params) -> dict:
+        import json
+
+        self.next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        message = {"id": self.next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self.commands, json.dumps(message).encode() + b"\0")
+        answer = await asyncio.wait_for(future, 30)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer.get("result", {})
+
+    async def open(self, url: str, width: int = 1280, height: int = 900, script: str = "") -> "Tab":
+        """Open `url` in a new tab (running `script` first in every document it loads)."""
+        target = (await self.send("Target.createTarget", url="about:blank"))["targetId"]
+        session = (await self.send("Target.attachToTarget", targetId=target, flatten=True))["sessionId"]
+        tab = Tab(self, session, target)
+        await tab.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        await tab.send("Page.enable")
+        if script:
+            await tab.send("Page.addScriptToEvaluateOnNewDocument", source=script)
+        await tab.send("Page.navigate", url=url)
+        await tab.wait_for("document.readyState === 'complete'")
+        return tab
+
+
+@dataclass
+class Tab:
+    browser: Browser
+    session: str
+    target: str
+
+    async def close(self) -> None:
+        await self.browser.send("Target.closeTarget", targetId=self.target)
+
+    async def send(self, method: str, **params) -> dict:
+        return await self.browser.send(method, self.session, **params)
+
+    async def eval(self, expression: str):
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float = 15):
+        """Evaluate `expression` in the page until it is truthy; return its value."""
+        return await wait_until(lambda: self.eval(expression), timeout=timeout, interval=0.03)
+
+    async def screenshot(self, path: Path, width: int, height: int) -> None:
+        import base64
+
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        data = (await self.send("Page.captureScreenshot", format="png"))["data"]
+        path.write_bytes(base64.b64decode(data))
+
+
+@contextlib.asynccontextmanager
+async def chromium(profile: Path):
+    """Start headless Chromium with a fresh profile in `profile`; yield a Browser; stop it."""
+    import fcntl
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    commands_r, commands_w = os.pipe()  # we write commands, chromium reads them on fd 3
+    answers_r, answers_w = os.pipe()  # chromium answers on fd 4
+
+    def onto_3_and_4() -> None:  # via fds above 10, so neither dup2 overwrites the other's source
+        a, b = fcntl.fcntl(commands_r, fcntl.F_DUPFD, 10), fcntl.fcntl(answers_w, fcntl.F_DUPFD, 10)
+        os.dup2(a, 3)
+        os.dup2(b, 4)
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
+    process = await asyncio.create_subprocess_exec(
+        CHROMIUM, *flags, pass_fds=(3, 4), preexec_fn=onto_3_and_4,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(commands_r)
+    os.close(answers_w)
+    reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(answers_r, "rb", buffering=0))
+    browser = Browser(process, reader, commands_w)
+    try:
+        await browser.send("Browser.getVersion")
+        yield browser
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(browser.send("Browser.close"), 5)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+        browser.pump.cancel()
+        transport.close()
+        os.close(commands_w)
+
+
+@dataclass
+class Dashboard:
+    """A running `tempo dashboard` process: its URL (with the token), and where it listens."""
+
+    url: str
+    base: str
+    token: str
+    process: object
+
+
+@contextlib.asynccontextmanager
+async def dashboard(temporal: DevServer, ensemble: str, home: Path, *args: str, **env: str):
+    """Run the real `tempo dashboard ENSEMBLE` as a subprocess; yield it once it printed its URL."""
+    import re
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "tempo.py"), "dashboard", ensemble, *args,
+        env=tempo_env(temporal, ensemble, home, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        found = re.search(r"(http://\S+)/\?token=(\S+)", line)
+        assert found, f"no URL printed: {line!r} {(await process.stderr.read(2000)).decode()!r}"
+        yield Dashboard(url=found.group(0), base=found.group(1), token=found.group(2), process=process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
