@@ -528,7 +528,8 @@ def git_facts(directory: str) -> tuple[str, str]:
     origin = git("config", "--get", "remote.origin.url")
     # A remote names the repo on every machine; credentials and ".git" are not part of the name.
     origin = re.sub(r"^([a-z+]+://)[^@/]*@", r"\1", origin).removesuffix(".git")
-    return origin or top, branch
+    common = git("rev-parse", "--path-format=absolute", "--git-common-dir")  # a worktree: its repository's
+    return origin or (str(Path(common).parent) if common else top), branch
 
 
 def temporal_binary() -> str | None:
@@ -555,7 +556,9 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
 
     argv = [binary, "server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "warn"]
     argv += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
-    argv += ["--db-filename", db] if db else []
+    # WAL and synchronous=NORMAL: a signal costs one fsync-free commit, not two syncs (a cue to 50
+    # players took ~300-800 ms, ~70 ms so); a crash of the machine may lose the last commits only.
+    argv += ["--db-filename", db, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"] if db else []
     argv += ["--http-port", str(http_port)] if http_port else []
     argv += ["--metrics-port", str(metrics_port)] if metrics_port else []
     for key in SEARCH_ATTRIBUTES:  # effective on a fresh database only; `register_search_attributes` does the rest
@@ -697,6 +700,134 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 # ---------------------------------------------------------------------------
+# Worktrees
+# A git worktree per player, beside its repository on branch tempo/<name>, and what makes one
+# safe to remove: nothing uncommitted, no commit that lives only on its branch.
+# ---------------------------------------------------------------------------
+
+WORKTREE_BRANCH = "tempo/"  # a player's worktree is on branch tempo/<name>
+# Untracked files tempo itself writes into a worktree (.mcp.json, hooks): they are no one's work.
+TEMPO_FILES = (".mcp.json", ".claude/settings.local.json")
+
+
+def git_out(directory: str | Path, *args: str) -> str:
+    """Run git in `directory`; return its output, or raise TempoError with git's own words."""
+    try:
+        done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TempoError(f"cannot run git in {directory}: {e}") from None
+    if done.returncode:
+        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise TempoError(f"git {args[0]} failed in {directory}: {why}")
+    return done.stdout.rstrip()
+
+
+def repo_layout(directory: str | Path) -> tuple[Path, str, Path]:
+    """Return (top of this checkout, path of `directory` inside it, top of the main checkout)."""
+    try:
+        top, prefix, common = git_out(directory, "rev-parse", "--path-format=absolute", "--show-toplevel",
+                                      "--show-prefix", "--git-common-dir").split("\n")
+    except ValueError:
+        raise TempoError(f"{directory} is not in a git work tree: a worktree needs a git repository") from None
+    except TempoError:
+        raise TempoError(f"{directory} is not in a git repository: a worktree needs one (`git init`, then commit)") from None
+    return Path(top), prefix, Path(common).parent
+
+
+def worktree_of(directory: str) -> str:
+    """Return the top of the linked worktree `directory` is in, or "" (a main checkout, or no git)."""
+    try:
+        top, _, main = repo_layout(directory)
+    except TempoError:
+        return ""
+    return str(top) if top != main else ""
+
+
+def worktree_origin(directory: str) -> str:
+    """Return the directory of the main checkout that `directory` (in a linked worktree) mirrors."""
+    top, prefix, main = repo_layout(directory)
+    return str(main / prefix).rstrip("/")
+
+
+def make_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
+    """Give player `name` its worktree on branch tempo/<name>, beside the repository of `directory`.
+
+    Return `directory`'s counterpart inside the worktree and what was done. The branch starts at
+    the recruiter's HEAD when the recruiter works in the same repository (else at its HEAD); a
+    worktree or branch left by an earlier player of that name is taken up again, work and all.
+    """
+    _, prefix, main = repo_layout(directory)
+    branch = WORKTREE_BRANCH + name
+    path = main.parent / f"{main.name}.tempo" / name
+    existing = {w["path"]: w.get("branch", "") for w in list_worktrees(main)}
+    if path.exists():
+        if existing.get(str(path)) != f"refs/heads/{branch}":
+            raise TempoError(f"{path} exists but is not the worktree of branch {branch}: move it away, or pick another name")
+        what = f"reused worktree {path} on branch {branch}"
+    elif git_out(main, "branch", "--list", branch):
+        git_out(main, "worktree", "add", str(path), branch)
+        what = f"worktree {path} on existing branch {branch}"
+    else:
+        try:
+            same_repo = repo_layout(recruiter_directory)[2] == main
+        except TempoError:
+            same_repo = False
+        base = git_out(recruiter_directory if same_repo else main, "rev-parse", "HEAD")
+        git_out(main, "worktree", "add", "-b", branch, str(path), base)
+        what = f"worktree {path} on new branch {branch} from {base[:10]}"
+    return path / prefix, what
+
+
+def list_worktrees(directory: str | Path) -> list[dict[str, str]]:
+    """Return the repository's worktrees as `git worktree list --porcelain` describes them."""
+    found, current = [], {}
+    for line in git_out(directory, "worktree", "list", "--porcelain").split("\n") + [""]:
+        if not line:
+            if current:
+                found.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(" ")
+        current[key] = value or "yes"
+    return [{**w, "path": str(Path(w["worktree"]))} for w in found if "worktree" in w]
+
+
+def worktree_state(path: str, branch: str) -> tuple[int, int]:
+    """Return (uncommitted changes, commits only on `branch`) of the worktree at `path`."""
+    status = git_out(path, "status", "--porcelain", "--untracked-files=all").split("\n")
+    changes = [line for line in status if line and not (line.startswith("?? ") and line[3:].endswith(TEMPO_FILES))]
+    # Commits no other branch or remote-tracking branch has: pushed or merged work is safe.
+    only_here = git_out(path, "rev-list", "--count", "HEAD", "--not", f"--exclude={branch}", "--branches", "--remotes")
+    return len(changes), int(only_here or 0)
+
+
+def tempo_worktrees(directory: str | Path) -> list[dict]:
+    """Return the players' worktrees of `directory`'s repository: name, branch, path, changes, unpushed."""
+    rows = []
+    for w in list_worktrees(directory):
+        branch = w.get("branch", "").removeprefix("refs/heads/")
+        if not branch.startswith(WORKTREE_BRANCH):
+            continue
+        row = {"name": branch.removeprefix(WORKTREE_BRANCH), "branch": branch, "path": w["path"],
+               "changes": 0, "unpushed": 0, "missing": not Path(w["path"]).is_dir()}
+        if not row["missing"]:
+            row["changes"], row["unpushed"] = worktree_state(w["path"], branch)
+        rows.append(row)
+    return rows
+
+
+def remove_worktree(directory: str | Path, row: dict) -> None:
+    """Remove a clean worktree and its branch (it holds nothing that is not elsewhere too)."""
+    if row["missing"]:
+        git_out(directory, "worktree", "prune")
+    else:
+        git_out(directory, "worktree", "remove", row["path"])
+    git_out(directory, "branch", "-D", row["branch"])
+    with contextlib.suppress(OSError):  # <repo>.tempo, once its last worktree is gone
+        Path(row["path"]).parent.rmdir()
+
+
+# ---------------------------------------------------------------------------
 # Session
 # This process's player: its workflow, a worker, and the long poll that pushes cues.
 # ---------------------------------------------------------------------------
@@ -778,6 +909,7 @@ class Session:
             pid=os.getpid(),
             agent=self.agent,
             started=utcnow(),
+            worktree=worktree_of(self.cfg.directory),
         )
 
     async def register(self) -> None:
@@ -1115,6 +1247,90 @@ class Session:
 
 
 # ---------------------------------------------------------------------------
+# Broadcast
+# One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
+# or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
+# ---------------------------------------------------------------------------
+
+EVERYONE = "all"
+ROLE_PREFIX = "role:"
+
+
+def recipient_words(to: "str | list[str]") -> list[str]:
+    """Split what `cue` got as `to` into words: names, `all`, `role:NAME` (commas, spaces, @ allowed)."""
+    items = [to] if isinstance(to, str) else list(to)
+    return [w.removeprefix("@") for item in items for w in re.split(r"[\s,]+", item or "") if w.removeprefix("@")]
+
+
+def is_broadcast(to: "str | list[str]") -> bool:
+    words = recipient_words(to)
+    return len(words) != 1 or words[0] == EVERYONE or words[0].startswith(ROLE_PREFIX)
+
+
+async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[str]", me: str) -> tuple[list[str], dict[str, str]]:
+    """Expand `to` into the names to cue (in order, once each, never me) and name -> why not."""
+    words = recipient_words(to)
+    if not words:
+        raise TempoError(f"no recipient: name a player, several (comma-separated), {EVERYONE!r} or '{ROLE_PREFIX}NAME'")
+    players = await list_players(client, ensemble)
+    names: dict[str, None] = {}
+    why_not: dict[str, str] = {}
+    for word in words:
+        if word == EVERYONE or word.startswith(ROLE_PREFIX):
+            kind = word.removeprefix(ROLE_PREFIX) if word != EVERYONE else ""
+            matched = [p.name for p in players if p.name != me and (not kind or kind in (p.role, p.agent))]
+            names.update(dict.fromkeys(matched))
+            if not matched:
+                why_not[word] = f"no other player{f' with role or type {kind!r}' if kind else ''} in ensemble {ensemble!r}"
+        elif word == me:
+            why_not[word] = "that is you"
+        elif not NAME_RE.match(word):
+            why_not[word] = "not a valid player name"
+        else:
+            names[word] = None
+    listed = {p.name for p in players}
+    # Visibility lags a moment behind a join or a rename: ask the unlisted ones directly.
+    unlisted = [n for n in names if n not in listed]
+    for name, found in zip(unlisted, await asyncio.gather(*(find_player(client, ensemble, n) for n in unlisted))):
+        if not found:
+            del names[name]
+            why_not[name] = f"no player named {name!r} in ensemble {ensemble!r}"
+    return list(names), why_not
+
+
+async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
+    """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+
+    await session.joined()
+    check_message(text)
+    me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
+    names, why_not = await resolve_recipients(client, ensemble, to, me)
+    sent_at = utcnow()
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+
+    async def signal(cue: "Cue") -> str:
+        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
+        try:
+            await handle.signal(PlayerWorkflow.cue, cue)
+            return ""
+        except RPCError as e:
+            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+
+    failures = await asyncio.gather(*(signal(c) for c in cues))
+    why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
+    sent = [c for c, why in zip(cues, failures) if not why]
+    if sent and session.info.role == "conductor":  # the conductor's history lists each cue out
+        await session.handle.signal(PlayerWorkflow.outgoing_batch, sent)
+    if not sent:
+        reasons = "; ".join(f"{k}: {v}" for k, v in why_not.items())
+        others = ", ".join(p.name for p in await list_players(client, ensemble) if p.name != me) or "nobody else yet"
+        raise TempoError(f"nobody got the cue ({reasons}); players: {others}")
+    return sent, why_not
+
+
+# ---------------------------------------------------------------------------
 # MCP server and tools
 # What Claude Code sees: the tools, the instructions, and cues pushed as channel events.
 # ---------------------------------------------------------------------------
@@ -1159,6 +1375,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "branch": p.branch,
         "host": p.host,
         "conductor": p.role == "conductor",
+        "worktree": p.worktree,
         **({"you": True} if p.name == me else {}),
     }
 
@@ -1183,16 +1400,27 @@ def build_server(session: "Session"):
         branch: str
         host: str
         conductor: bool
+        worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         you: bool = False
 
     class EnsembleResult(BaseModel):
         ensemble: str
         players: list[Player]
 
-    class CueResult(BaseModel):
+    class Delivery(BaseModel):
+        to: str
         message_id: str
+
+    class NotSent(BaseModel):
+        to: str
+        why: str
+
+    class CueResult(BaseModel):
+        message_id: str = Field(description="the cue's id; for a broadcast, each recipient's id is in `sent`")
         to: str
         sent_at: str
+        sent: list[Delivery] = Field(default=[], description="broadcast: who got it, each with its own cue id")
+        not_sent: list[NotSent] = Field(default=[], description="broadcast: who did not get it, and why")
 
     class Message(BaseModel):
         message_id: str
@@ -1258,12 +1486,20 @@ def build_server(session: "Session"):
 
     @mcp.tool(annotations=ToolAnnotations(title="Send a cue", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def cue(
-        to: Annotated[str, Field(description="the recipient's name, as `ensemble` lists it")],
+        to: Annotated[str | list[str], Field(description=(
+            "the recipient's name, as `ensemble` lists it; or several names (a list, or comma-separated), "
+            f"'{EVERYONE}' (every player but me), '{ROLE_PREFIX}conductor', '{ROLE_PREFIX}player', or a player type "
+            f"('{ROLE_PREFIX}claude', '{ROLE_PREFIX}copilot')"))],
         message: Annotated[str, Field(description=f"the message (at most {MAX_CUE_CHARS} characters)")],
     ) -> CueResult:
-        """Send a message to a player by name; it is pushed into their session at once."""
-        sent = await guarded(session.send(to, message))
-        return CueResult(message_id=sent.id, to=to, sent_at=sent.sent_at)
+        """Send a message to a player by name, or to several at once; it is pushed into their sessions at once."""
+        if not is_broadcast(to):
+            sent = await guarded(session.send(recipient_words(to)[0], message))
+            return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at)
+        cues, why_not = await guarded(broadcast(session, to, message))
+        return CueResult(message_id="", to=", ".join(recipient_words(to)), sent_at=cues[0].sent_at,
+                         sent=[Delivery(to=c.recipient, message_id=c.id) for c in cues],
+                         not_sent=[NotSent(to=k, why=v) for k, v in why_not.items()])
 
     @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
     async def set_name(

@@ -73,6 +73,7 @@ class PlayerInfo:
     pid: int = 0
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
+    worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
 
 
 @dataclass
@@ -339,6 +340,12 @@ class PlayerWorkflow:
         """Record a cue this player sent (the conductor's history shows cues out)."""
         if self.s.info.role == "conductor":
             self.record(cue, "out")
+
+    @workflow.signal
+    def outgoing_batch(self, cues: list[Cue]) -> None:
+        """Record the cues of one broadcast: one signal, where one per recipient would queue up."""
+        for cue in cues:
+            self.outgoing(cue)
 
     @workflow.signal
     def finish(self, request: EndRequest) -> None:
