@@ -1257,9 +1257,10 @@ ROLE_PREFIX = "role:"
 
 
 def recipient_words(to: "str | list[str]") -> list[str]:
-    """Split what `cue` got as `to` into words: names, `all`, `role:NAME` (commas, spaces, @ allowed)."""
+    """Split what `cue` got as `to` into words: names, `all`, `role:NAME` (comma-separated, @ allowed)."""
     items = [to] if isinstance(to, str) else list(to)
-    return [w.removeprefix("@") for item in items for w in re.split(r"[\s,]+", item or "") if w.removeprefix("@")]
+    words = (w.strip().removeprefix("@") for item in items for w in (item or "").split(","))
+    return [w for w in words if w]
 
 
 def is_broadcast(to: "str | list[str]") -> bool:
