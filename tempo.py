@@ -11,6 +11,8 @@ Usage:
   tempo preflight [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [options]
+  tempo lineup save <file> [<ensemble>] [options]
+  tempo worktrees [prune] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -25,6 +27,9 @@ Commands:
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`).
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
+  lineup      `lineup save FILE`: write the running ensemble as a lineup (start it with `up --lineup`).
+  worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
+              whose player is gone.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -38,6 +43,7 @@ Options:
   --skip-preflight                Do not run the preflight checks first.
   --background                    Run the server in the background.
   --json                          Machine-readable output.
+  --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
   -h, --help                      Show this help.
   --version                       Show the version.
 
@@ -1453,6 +1459,7 @@ def build_server(session: "Session"):
         workflow_id: str
         message_id: str = Field(description="the first cue's id; empty when no prompt was given")
         setup: str = Field(default="", description="what was set up in the directory first, if anything")
+        worktree: str = Field(default="", description="its own git worktree, when asked for one")
 
     class ReportResult(BaseModel):
         sent: bool
@@ -1463,6 +1470,19 @@ def build_server(session: "Session"):
     class TerminateResult(BaseModel):
         name: str
         ended: bool
+
+    class SeatResult(BaseModel):
+        name: str
+        state: Literal["running", "started", "failed"]
+        detail: str
+
+    class LineupResult(BaseModel):
+        ensemble: str
+        players: list[SeatResult]
+
+    class SavedLineup(BaseModel):
+        path: str
+        players: list[str]
 
     mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
 
@@ -1530,9 +1550,12 @@ def build_server(session: "Session"):
         directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
         prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
         agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
+        worktree: Annotated[bool, Field(description=(
+            "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
+            "so it never edits my files"))] = False,
     ) -> RecruitResult:
         """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
-        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent)))
+        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent, worktree)))
 
     @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def report(
@@ -1555,6 +1578,23 @@ def build_server(session: "Session"):
         """End another player's session by name (also cleans up sessions that died); it is told why."""
         info = await guarded(session.terminate(name))
         return TerminateResult(name=info.name, ended=True)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Start a lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=True))
+    async def load_lineup(
+        path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
+    ) -> LineupResult:
+        """Recruit every player of a lineup file that is not running yet, each in its own window; wait until they join."""
+        return LineupResult(**await guarded(start_lineup_file(session, path)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Save the lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def save_lineup(
+        path: Annotated[str, Field(description="the lineup file to write (TOML; relative to my directory)")],
+    ) -> SavedLineup:
+        """Write my ensemble's running players as a lineup file; `load_lineup` or `tempo up --lineup` starts it again."""
+        await guarded(session.joined())
+        file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
+        names = await guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
+        return SavedLineup(path=str(file), players=names)
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:
@@ -1713,17 +1753,18 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def launch_conductor(cfg: Config) -> tuple[str, str]:
+def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
     """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
-    argv, env = claude_command(cfg, conductor=True)
+    argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
         return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
     return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
 
 
-async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude") -> dict:
-    """Open a new session `name` in `directory`, wait until it has joined, then cue it `prompt`."""
+async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
+                         worktree: bool = False) -> dict:
+    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
     await session.joined()
@@ -1744,39 +1785,49 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
     path = path.resolve()
     setup = ""
+    if worktree:
+        path, setup = await asyncio.to_thread(make_worktree, path, name, session.cfg.directory)
     if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
         existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
         if SERVER_NAME not in existing.get("mcpServers", {}):
             what, written = write_mcp_json(str(path))
-            setup = f"{written} {what} so the new session loads tempo"
+            setup = "; ".join(filter(None, [setup, f"{written} {what} so the new session loads tempo"]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + session.cfg.recruit_timeout
-    while not await find_player(session.client, ensemble, name):
-        if loop.time() > deadline:
-            program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
-            raise TempoError(
-                f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-                f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
-                f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
-                f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
-            )
-        await asyncio.sleep(0.2)
+    if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
+        program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        raise TempoError(
+            f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
+            f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+            f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
+            f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
+        )
     sent = await session.send(name, prompt) if prompt else None
     return {
         "name": name,
         "directory": str(path),
+        "worktree": worktree_of(str(path)) if worktree else "",
         "agent": agent,
         "terminal": where,
         "workflow_id": workflow_id(ensemble, name),
         "message_id": sent.id if sent else "",
         "setup": setup,
     }
+
+
+async def wait_for_player(client: "Client", ensemble: str, name: str, timeout: float) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Wait up to `timeout` s until the player `name` has joined; return it, or None."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := await find_player(client, ensemble, name)):
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.2)
+    return found
 
 
 def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
@@ -2033,6 +2084,234 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
     if result is not None and result.returncode:
         raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
     return launch
+
+
+# ---------------------------------------------------------------------------
+# Lineups
+# A team in a TOML file: its ensemble, conductor and players (directory, first task, agent, own
+# worktree). `tempo up --lineup` and `load_lineup` start what is missing; `lineup save` writes one.
+# ---------------------------------------------------------------------------
+
+AGENTS = ("claude", "copilot")
+
+
+@dataclass
+class Seat:
+    """One session of a lineup: the conductor, or a player."""
+
+    name: str
+    directory: str  # absolute
+    prompt: str = ""
+    agent: str = "claude"
+    worktree: bool = False
+
+
+@dataclass
+class Lineup:
+    ensemble: str  # "" when the file does not say
+    conductor: Seat
+    players: list[Seat]
+
+
+# table ("" for the top) -> key -> (type, what it is): what a lineup may hold
+LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
+    "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
+         "player": (list, "an array of tables [[player]]")},
+    "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
+    "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
+               "agent": (str, "a string"), "worktree": (bool, "true or false")},
+}
+
+
+def lineup_lines(text: str) -> dict[tuple[str, int, str], int]:
+    """Map (table, index, key) to its line number ("" key: the table's header), for error messages."""
+    lines: dict[tuple[str, int, str], int] = {}
+    table, counts = "", {"": 0}
+    for number, line in enumerate(text.splitlines(), 1):
+        if header := re.match(r"\s*\[(\[?)\s*([\w-]+)\s*\]", line):
+            table = header[2]
+            counts[table] = counts.get(table, -1) + 1 if header[1] else 0
+            lines.setdefault((table, counts[table], ""), number)
+        elif key := re.match(r"\s*([\w-]+)\s*=", line):
+            lines.setdefault((table, counts[table], key[1]), number)
+    return lines
+
+
+def read_lineup(path: Path) -> Lineup:
+    """Read and check a lineup file; every problem is reported with its line, and nothing is started."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TempoError(f"cannot read the lineup {path}: {e.strerror or e}") from None
+    try:
+        doc = tomlkit.parse(text).unwrap()
+    except ParseError as e:
+        raise TempoError(f"{path}:{e.line}: not valid TOML ({e}); nothing was started") from None
+    where = lineup_lines(text)
+    problems: list[str] = []
+
+    def check(table: str, index: int, values: Any, label: str) -> dict:
+        """Return the known keys of one table with values of the right type; note every other."""
+        line = where.get((table, index, ""), 1)
+        if not isinstance(values, dict):
+            problems.append(f"{path}:{line}: {label} must be a table")
+            return {}
+        good = {}
+        for key, value in values.items():
+            line = where.get((table, index, key), where.get((table, index, ""), 1))
+            if key not in LINEUP_KEYS[table]:
+                problems.append(f"{path}:{line}: {label}: unknown key {key!r} (known: {', '.join(LINEUP_KEYS[table])})")
+            elif not isinstance(value, LINEUP_KEYS[table][key][0]):
+                problems.append(f"{path}:{line}: {label}: {key} must be {LINEUP_KEYS[table][key][1]}, not {value!r}")
+            else:
+                good[key] = value
+        return good
+
+    top = check("", 0, doc, "the lineup")
+    ensemble = top.get("ensemble", "")
+    if ensemble and not NAME_RE.match(ensemble):
+        problems.append(f"{path}:{where.get(('', 0, 'ensemble'), 1)}: invalid ensemble name {ensemble!r}: "
+                        "use 1-64 letters, digits, '-' or '_'")
+    conductor = seat(path, where, problems, 0, check("conductor", 0, top.get("conductor", {}), "[conductor]"), conductor=True)
+    players, names = [], set()
+    for index, table in enumerate(top.get("player", [])):
+        values = check("player", index, table, f"[[player]] {index + 1}")
+        player = seat(path, where, problems, index, values)
+        if player and player.name in names:
+            problems.append(f"{path}:{where.get(('player', index, 'name'), 1)}: the name {player.name!r} is used twice")
+        elif player:
+            names.add(player.name)
+            players.append(player)
+    if problems:
+        raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players)
+
+
+def seat(path: Path, where: dict, problems: list[str], index: int, values: dict, conductor: bool = False) -> Seat | None:
+    """Check one seat of a lineup (name, directory, agent, worktree, prompt); None if it is not valid."""
+    from tempo_workflows import CONDUCTOR
+
+    table = "conductor" if conductor else "player"
+    count = len(problems)
+
+    def problem(key: str, what: str) -> None:
+        line = where.get((table, index, key), where.get((table, index, ""), 1))
+        problems.append(f"{path}:{line}: {f'[[player]] {index + 1}' if not conductor else '[conductor]'}: {what}")
+
+    name = CONDUCTOR if conductor else values.get("name", "")
+    if not conductor and "name" not in values:
+        problem("", "the player has no name (name = \"...\")")
+    elif not NAME_RE.match(name) or (name == CONDUCTOR and not conductor):
+        problem("name", f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_' ('conductor' is reserved)")
+    directory = (path.parent / Path(values.get("directory", ".")).expanduser()).resolve()
+    if not directory.is_dir():
+        problem("directory", f"directory {str(directory)!r} does not exist")
+    agent = values.get("agent", "claude")
+    if agent not in AGENTS:
+        problem("agent", f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
+    if values.get("worktree") and directory.is_dir():
+        try:
+            repo_layout(directory)
+            git_out(directory, "rev-parse", "--verify", "HEAD")
+        except TempoError:
+            problem("worktree", f"worktree = true needs a git repository with a commit at {directory}")
+    try:
+        if values.get("prompt"):
+            check_message(values["prompt"])
+    except TempoError as e:
+        problem("prompt", f"the prompt: {e}")
+    if len(problems) > count:
+        return None
+    return Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
+                worktree=bool(values.get("worktree")))
+
+
+def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
+    """A Session that acts in the name of a running player (the conductor), without joining itself."""
+    handle, info = found
+    session = Session(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
+                                          conductor=info.role == "conductor"))
+    session.client, session.handle, session.info = client, handle, info
+    session.ready.set()
+    session.settled.set()
+    return session
+
+
+async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
+    """Recruit, all at once, each player of `lineup` not running yet; say what became of each."""
+    running = {p.name: p for p in await list_players(recruiter.client, recruiter.cfg.ensemble)}
+
+    async def one(seat: Seat) -> dict:
+        if seat.name in running:
+            return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
+        try:
+            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree)
+        except TempoError as e:
+            return {"name": seat.name, "state": "failed", "detail": str(e)}
+        setup = f" ({r['setup']})" if r["setup"] else ""
+        return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
+
+    return list(await asyncio.gather(*(one(s) for s in lineup.players)))
+
+
+async def start_lineup_file(session: "Session", file: str) -> dict:
+    """Start the players of the lineup `file` (relative to the session's directory) in the session's name."""
+    await session.joined()
+    path = Path(session.cfg.directory) / Path(file).expanduser()
+    lineup = read_lineup(path)
+    if lineup.ensemble and lineup.ensemble != session.cfg.ensemble:
+        raise TempoError(f"{path} is the lineup of ensemble {lineup.ensemble!r}, this is {session.cfg.ensemble!r}: "
+                         f"start it with `tempo up --lineup {path}`, or change its ensemble")
+    return {"ensemble": session.cfg.ensemble, "players": await start_lineup(session, lineup)}
+
+
+def relative_to(directory: str, base: Path) -> str:
+    path = Path(directory)
+    return str(path.relative_to(base)) if path.is_relative_to(base) else directory
+
+
+async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -> list[str]:
+    """Write the running ensemble as a lineup at `path`; keep the prompts of a lineup already there."""
+    import tomlkit
+
+    previous = read_lineup(path) if path.exists() else None  # never overwrite what we cannot read
+    prompts = {s.name: s.prompt for s in ([previous.conductor, *previous.players] if previous else [])}
+    players = await list_players(client, ensemble)
+    if not players:
+        raise TempoError(f"ensemble {ensemble!r} has no running players: nothing to save")
+    base = path.parent.resolve()
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(f"tempo lineup of ensemble {ensemble}: `tempo up --lineup {path.name}` starts it"))
+    doc["ensemble"] = ensemble
+    team = tomlkit.aot()
+    for p in players:
+        directory = p.directory
+        if p.worktree and p.host == host:  # a worktree is made again from its repository's directory
+            with contextlib.suppress(TempoError):
+                directory = worktree_origin(p.directory)
+        table = tomlkit.table()
+        if p.part:
+            table.add(tomlkit.comment(f"part: {' '.join(p.part.split())}"))
+        if p.role != "conductor":
+            table["name"] = p.name
+        table["directory"] = relative_to(directory, base)
+        if p.agent != "claude":
+            table["agent"] = p.agent
+        if p.worktree:
+            table["worktree"] = True
+        if prompts.get(p.name):
+            table["prompt"] = prompts[p.name]
+        if p.role == "conductor":
+            doc["conductor"] = table
+        else:
+            team.append(table)
+    if len(team):
+        doc["player"] = team
+    write_config_document(path, doc)
+    return [p.name for p in players]
 
 
 # ---------------------------------------------------------------------------
@@ -2323,10 +2602,15 @@ def cmd_server(args: dict) -> int:
 
 
 def cmd_up(args: dict) -> int:
-    return asyncio.run(up(resolve_config(args)))
+    cfg = resolve_config(args)
+    if not args.get("--lineup"):
+        return asyncio.run(up(cfg))
+    lineup = read_lineup(Path(args["--lineup"]))  # a malformed lineup stops here: nothing started
+    ensemble = args.get("<ensemble>") or lineup.ensemble or cfg.ensemble
+    return asyncio.run(up(dataclasses.replace(cfg, ensemble=ensemble, directory=lineup.conductor.directory), lineup))
 
 
-async def up(cfg: Config) -> int:
+async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     """Bootstrap: temporal CLI, server (started or reused), attributes, .mcp.json, conductor, next steps."""
     from tempo_workflows import CONDUCTOR
 
@@ -2357,14 +2641,86 @@ async def up(cfg: Config) -> int:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
         try:
-            emit(*launch_conductor(cfg))
+            emit(*launch_conductor(cfg, lineup.conductor.prompt if lineup else ""))
         except TempoError as e:  # the message carries the command to run by hand
             emit("todo", str(e))
+    if lineup:
+        await up_players(cfg, client, lineup, emit)
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
     out(f"  tempo status{ens}          see who is playing")
     return 1 if failed else 0
+
+
+async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callable[..., None]) -> None:
+    """Once the conductor has joined, recruit the lineup's missing players in its name."""
+    from tempo_workflows import CONDUCTOR
+
+    found = await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
+    if not found:
+        emit("fail", f"the conductor has not joined ensemble {cfg.ensemble} within {cfg.recruit_timeout:.0f}s, "
+                     "and players are recruited in its name: check its window, then run this again")
+        return
+    emit("ok", f"conductor joined ensemble {cfg.ensemble}")
+    for r in await start_lineup(acting_for(cfg, client, found), lineup):
+        emit("fail" if r["state"] == "failed" else "ok", f"player {r['name']}: {r['detail']}")
+
+
+# -- lineups and worktrees ----------------------------------------------------
+
+
+def cmd_lineup(args: dict) -> int:
+    cfg = resolve_config(args)
+    path = Path(args["<file>"]).expanduser().resolve()
+
+    async def save() -> list[str]:
+        return await write_lineup(await connect(cfg), cfg.ensemble, path, cfg.host)
+
+    names = asyncio.run(save())
+    out(f"saved ensemble {cfg.ensemble} ({len(names)} sessions: {', '.join(names)}) to {path}")
+    out(f"start it again with: tempo up --lineup {path}")
+    return 0
+
+
+def cmd_worktrees(args: dict) -> int:
+    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
+    cfg = resolve_config(args)
+    main = repo_layout(cfg.directory)[2]
+    rows = tempo_worktrees(main)
+    if not rows:
+        out(f"no player worktrees in {main} (recruit with worktree=true, or `worktree = true` in a lineup)")
+        return 0
+
+    async def playing() -> dict[str, "PlayerInfo"]:
+        return {p.worktree: p for p in await list_players(await connect(cfg, timeout=3)) if p.worktree and p.host == cfg.host}
+
+    try:
+        players = asyncio.run(playing())
+    except TempoError as e:
+        if args.get("prune"):
+            raise TempoError(f"cannot tell which players are gone: {first_line(e)}; nothing was pruned") from None
+        err(f"tempo: warning: cannot tell which players are running: {first_line(e)}")
+        players = None
+    for row in rows:
+        p = players.get(row["path"]) if players is not None else None
+        row["player"] = f"{p.name} in {p.ensemble}" if p else "gone" if players is not None else "?"
+        work = [f"{row['changes']} uncommitted" if row["changes"] else "",
+                f"{row['unpushed']} commits only on its branch" if row["unpushed"] else "",
+                "directory missing" if row["missing"] else ""]
+        row["state"] = ", ".join(filter(None, work)) or "clean"
+        if args.get("prune") and not p:
+            if row["changes"] or row["unpushed"]:
+                row["state"] = f"kept: {row['state']}"
+            else:
+                remove_worktree(main, row)
+                row["state"] = "removed"
+    columns = ["NAME", "BRANCH", "PLAYER", "STATE", "PATH"]
+    table = [columns, *([r["name"], r["branch"], r["player"], r["state"], r["path"]] for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for row in table:
+        out("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
 
 
 # -- sessions ---------------------------------------------------------------
@@ -2671,6 +3027,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "preflight": cmd_preflight,
     "serve": cmd_serve,
     "bridge": cmd_bridge,
+    "lineup": cmd_lineup,
+    "worktrees": cmd_worktrees,
     "help": cmd_help,
 }
 
