@@ -826,8 +826,8 @@ def remove_worktree(directory: str | Path, row: dict) -> None:
     """Remove a clean worktree and its branch (it holds nothing that is not elsewhere too)."""
     if row["missing"]:
         git_out(directory, "worktree", "prune")
-    else:
-        git_out(directory, "worktree", "remove", row["path"])
+    else:  # --force: the only untracked files left are the ones tempo wrote (TEMPO_FILES)
+        git_out(directory, "worktree", "remove", "--force", row["path"])
     git_out(directory, "branch", "-D", row["branch"])
     with contextlib.suppress(OSError):  # <repo>.tempo, once its last worktree is gone
         Path(row["path"]).parent.rmdir()

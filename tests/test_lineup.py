@@ -138,3 +138,89 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
     result = cli("lineup", "save", str(file), ensemble, **env)
     assert result.returncode == 0, result.stderr
     assert seats(tempo.read_lineup(file)) == seats(original)
+
+
+MALFORMED = """\
+ensemble = "two words"
+[conductor]
+directory = "."
+colour = "blue"
+[[player]]
+name = "api"
+directory = "nowhere"
+[[player]]
+name = "ui"
+agent = "gpt"
+worktree = "yes"
+[[player]]
+directory = "."
+[[player]]
+name = "docs"
+[[player]]
+name = "docs"
+"""
+
+
+def test_a_malformed_lineup_is_reported_by_line_and_nothing_starts(cli, stand_in, tmux_dir, shop):
+    file = shop / "team.toml"
+    file.write_text(MALFORMED)
+    env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    result = cli("up", "--lineup", str(file), **env)
+    assert result.returncode == 1 and result.stdout == ""
+    errors = result.stderr
+    assert f"the lineup {file} is not valid; nothing was started" in errors
+    for expected in (
+        f"{file}:1: invalid ensemble name 'two words'",
+        f"{file}:4: [conductor]: unknown key 'colour' (known: directory, prompt)",
+        f"{file}:7: [[player]] 1: directory '{shop / 'nowhere'}' does not exist",
+        f"{file}:10: [[player]] 2: unknown agent 'gpt': use 'claude' or 'copilot'",
+        f"{file}:11: [[player]] 2: worktree must be true or false, not 'yes'",
+        f"{file}:12: [[player]] 3: the player has no name",
+        f"{file}:17: the name 'docs' is used twice",
+    ):
+        assert expected in errors, errors
+    assert "Traceback" not in errors
+    # Broken TOML: its line, and nothing started either.
+    file.write_text('ensemble = "shop"\n[[player]]\nname = "api\n')
+    result = cli("up", "--lineup", str(file), **env)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"{file}:3: not valid TOML" in result.stderr and "nothing was started" in result.stderr
+    missing = cli("up", "--lineup", str(shop / "absent.toml"), **env)
+    assert missing.returncode == 1 and "cannot read the lineup" in missing.stderr
+    assert not list(stand_in.glob("*.json"))  # no session was launched
+    assert not (cli.home / ".claude-tempo" / "server.json").exists()  # and no server started
+    assert tmux(tmux_dir, "list-windows", "-a") == ""
+
+
+async def test_the_conductor_loads_and_saves_a_lineup_through_its_tools(temporal, ensemble, stand_in, tmux_dir, shop):
+    (shop / "team.toml").write_text(
+        f'ensemble = "{ensemble}"\n[[player]]\nname = "ui"\ndirectory = "web"\nprompt = "Own the web UI."\n'
+        '[[player]]\nname = "docs"\ndirectory = "docs"\nworktree = true\n'
+    )
+    (shop / "other.toml").write_text('ensemble = "elsewhere"\n')
+    env = recruiter_env(stand_in, tmux_dir, CLAUDE_TEMPO_CONDUCTOR="true")
+    async with play(temporal, ensemble, cwd=str(shop), **env) as boss:
+        loaded = await boss.call("load_lineup", path="team.toml")
+        assert loaded["ensemble"] == ensemble
+        assert {p["name"]: p["state"] for p in loaded["players"]} == {"ui": "started", "docs": "started"}
+        listing = {p["name"]: p for p in (await boss.call("ensemble"))["players"]}
+        assert listing["docs"]["worktree"] == str(shop.parent / "shop.tempo" / "docs")
+        assert listing["docs"]["branch"] == "tempo/docs" and listing["ui"]["worktree"] == ""
+        again = await boss.call("load_lineup", path="team.toml")
+        assert {p["name"]: p["state"] for p in again["players"]} == {"ui": "running", "docs": "running"}
+
+        saved = await boss.call("save_lineup", path="saved.toml")
+        assert saved["path"] == str(shop / "saved.toml") and sorted(saved["players"]) == ["conductor", "docs", "ui"]
+        copy = tempo.read_lineup(shop / "saved.toml")
+        assert copy.conductor.directory == str(shop)
+        assert sorted((s.name, s.directory, s.worktree) for s in copy.players) == [
+            ("docs", str(shop / "docs"), True), ("ui", str(shop / "web"), False)]
+
+        with pytest.raises(ToolFailed, match="lineup of ensemble 'elsewhere'"):
+            await boss.call("load_lineup", path="other.toml")
+        (shop / "broken.toml").write_text("[[player]]\nname = 'x'\ncolour = 1\n")
+        with pytest.raises(ToolFailed, match=r"broken.toml:3: \[\[player\]\] 1: unknown key 'colour'"):
+            await boss.call("load_lineup", path="broken.toml")
+        with pytest.raises(ToolFailed, match="not valid"):  # a file it cannot read is never overwritten
+            await boss.call("save_lineup", path="broken.toml")
+        assert (shop / "broken.toml").read_text() == "[[player]]\nname = 'x'\ncolour = 1\n"
