@@ -1346,7 +1346,8 @@ INSTRUCTIONS = """\
 You are a player in a tempo ensemble: other AI coding sessions you can find and message.
 Messages from them (cues) arrive by themselves as <channel source="claude-tempo" ...> events,
 with the sender in `from`; you do not need to poll. To answer, call the `cue` tool with the
-sender's name. `ensemble` lists who is there and what each works on; `set_name` gives you a
+sender's name; `cue` also reaches several players at once (a list of names, `all`, or
+`role:NAME`). `ensemble` lists who is there and what each works on; `set_name` gives you a
 name others can use; `set_part` tells them what you work on. If you suspect you missed
 messages (for example channels are not enabled in this session), `listen` returns every cue
 you have not yet read through it; each cue has a `message_id` and is pushed only once.
