@@ -64,6 +64,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -714,6 +715,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 WORKTREE_BRANCH = "tempo/"  # a player's worktree is on branch tempo/<name>
 # Untracked files tempo itself writes into a worktree (.mcp.json, hooks): they are no one's work.
 TEMPO_FILES = (".mcp.json", ".claude/settings.local.json")
+WORKTREE_LOCK = threading.Lock()  # a lineup recruits at once: git takes one worktree at a time
 
 
 def git_out(directory: str | Path, *args: str) -> str:
@@ -762,6 +764,11 @@ def make_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple
     the recruiter's HEAD when the recruiter works in the same repository (else at its HEAD); a
     worktree or branch left by an earlier player of that name is taken up again, work and all.
     """
+    with WORKTREE_LOCK:
+        return add_worktree(directory, name, recruiter_directory)
+
+
+def add_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
     _, prefix, main = repo_layout(directory)
     branch = WORKTREE_BRANCH + name
     path = main.parent / f"{main.name}.tempo" / name

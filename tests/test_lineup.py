@@ -125,6 +125,19 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
     assert sorted(windows) == sorted([f"tempo conductor {ensemble}", "tempo api", "tempo ui", "tempo docs"])
     assert len(await tempo.list_players(client, ensemble)) == 4
 
+    # One player ends: the next run starts that one only.
+    from tempo_workflows import EndRequest, PlayerWorkflow
+
+    handle, _ = await tempo.find_player(client, ensemble, "docs")
+    await handle.signal(PlayerWorkflow.finish, EndRequest(reason="closed its window"))
+    await handle.result()
+    third = cli("up", "--lineup", str(file), **env, timeout=300)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "✓ player docs: joined from" in third.stdout
+    assert "✓ player api: already running" in third.stdout and "✓ player ui: already running" in third.stdout
+    windows = tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").splitlines()
+    assert windows.count("tempo docs") == 2 and windows.count("tempo api") == windows.count("tempo ui") == 1
+
     # Saved as a new file: the same team (prompts are not known to a running ensemble).
     saved = shop / "saved.toml"
     result = cli("lineup", "save", str(saved), ensemble, **env)
