@@ -753,7 +753,7 @@ def worktree_of(directory: str) -> str:
 
 def worktree_origin(directory: str) -> str:
     """Return the directory of the main checkout that `directory` (in a linked worktree) mirrors."""
-    top, prefix, main = repo_layout(directory)
+    _, prefix, main = repo_layout(directory)
     return str(main / prefix).rstrip("/")
 
 
@@ -761,7 +761,7 @@ def make_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple
     """Give player `name` its worktree on branch tempo/<name>, beside the repository of `directory`.
 
     Return `directory`'s counterpart inside the worktree and what was done. The branch starts at
-    the recruiter's HEAD when the recruiter works in the same repository (else at its HEAD); a
+    the recruiter's HEAD when the recruiter works in the same repository (else at that one's HEAD); a
     worktree or branch left by an earlier player of that name is taken up again, work and all.
     """
     with WORKTREE_LOCK:
@@ -2713,8 +2713,8 @@ def cmd_worktrees(args: dict) -> int:
     for row in rows:
         p = players.get(row["path"]) if players is not None else None
         row["player"] = f"{p.name} in {p.ensemble}" if p else "gone" if players is not None else "?"
-        work = [f"{row['changes']} uncommitted" if row["changes"] else "",
-                f"{row['unpushed']} commits only on its branch" if row["unpushed"] else "",
+        work = [plural(row["changes"], "uncommitted change") if row["changes"] else "",
+                plural(row["unpushed"], "commit") + " only on its branch" if row["unpushed"] else "",
                 "directory missing" if row["missing"] else ""]
         row["state"] = ", ".join(filter(None, work)) or "clean"
         if args.get("prune") and not p:
@@ -2849,6 +2849,10 @@ def cmd_status(args: dict) -> int:
     for row in [columns, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def shorten(text: str, width: int) -> str:

@@ -55,8 +55,8 @@ async def test_worktrees_on_their_branches_and_a_dirty_one_kept_on_prune(cli, te
         listed = cli("worktrees", cwd=shop, TEMPORAL_ADDRESS=temporal.address)
         assert listed.returncode == 0, listed.stderr
         rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
-        assert f"api in {ensemble}" in rows["api"] and "1 uncommitted" in rows["api"]
-        assert "1 commits only on its branch" in rows["ui"] and "clean" in rows["docs"]
+        assert f"api in {ensemble}" in rows["api"] and "1 uncommitted change" in rows["api"]
+        assert "1 commit only on its branch" in rows["ui"] and "clean" in rows["docs"]
         # Nothing is pruned while its player plays.
         assert "removed" not in cli("worktrees", "prune", cwd=shop, TEMPORAL_ADDRESS=temporal.address).stdout
 
@@ -68,7 +68,7 @@ async def test_worktrees_on_their_branches_and_a_dirty_one_kept_on_prune(cli, te
     assert pruned.returncode == 0, pruned.stderr
     rows = {line.split()[0]: line for line in pruned.stdout.splitlines()[1:]}
     assert "gone" in rows["docs"] and "removed" in rows["docs"]
-    assert "kept: 1 uncommitted" in rows["api"] and "kept: 1 commits only on its branch" in rows["ui"]
+    assert "kept: 1 uncommitted change" in rows["api"] and "kept: 1 commit only on its branch" in rows["ui"]
     assert not (home / "docs").exists() and git(shop, "branch", "--list", "tempo/docs") == ""
     assert (home / "api" / "services/api" / "server.py").read_text() == "print('hi')\n"
     assert git(shop, "log", "-1", "--format=%s", "tempo/ui") == "ui work"
