@@ -80,7 +80,7 @@ async def test_worktrees_on_their_branches_and_a_dirty_one_kept_on_prune(cli, te
     assert sorted(p.name for p in home.iterdir()) == ["api"]
 
 
-async def test_a_worktree_needs_a_repository_and_a_kept_one_is_taken_up_again(temporal, ensemble, stand_in, tmux_dir, shop, tmp_path):
+async def test_a_worktree_needs_a_repository_and_a_kept_one_is_taken_up_again(cli, temporal, ensemble, stand_in, tmux_dir, shop, tmp_path):
     env = recruiter_env(stand_in, tmux_dir)
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -93,3 +93,9 @@ async def test_a_worktree_needs_a_repository_and_a_kept_one_is_taken_up_again(te
         second = await boss.call("recruit", name="api", directory="services/api", worktree=True)
         assert second["directory"] == first["directory"] and "reused worktree" in second["setup"]
         assert (shop.parent / "shop.tempo" / "api" / "notes.txt").read_text() == "keep me\n"
+    # Without Temporal nobody can tell whose player is gone: prune removes nothing.
+    blind = cli("worktrees", "prune", cwd=shop, TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert blind.returncode == 1 and "nothing was pruned" in blind.stderr
+    assert (shop.parent / "shop.tempo" / "api").is_dir()
+    outside = cli("worktrees", cwd=tmp_path / "plain")
+    assert outside.returncode == 1 and "is not in a git repository" in outside.stderr
