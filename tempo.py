@@ -94,6 +94,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
+AGENTS = ("claude", "copilot")  # what a player runs: Claude Code, or the Copilot bridge
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 CONNECT_TIMEOUT = 5.0
 
@@ -1780,7 +1781,9 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     ensemble = session.cfg.ensemble
     if name == CONDUCTOR:
         raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
-    if agent not in ("claude", "copilot"):
+    if name == EVERYONE:  # `cue` to "all" means everyone: a player of that name could never be cued alone
+        raise TempoError(f"the name {EVERYONE!r} is reserved: `cue` sends to {EVERYONE!r} as to everyone; pick another")
+    if agent not in AGENTS:
         raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
     if prompt:  # it becomes the first cue: the same limits
         check_message(prompt)
@@ -2100,9 +2103,6 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
 # worktree). `tempo up --lineup` and `load_lineup` start what is missing; `lineup save` writes one.
 # ---------------------------------------------------------------------------
 
-AGENTS = ("claude", "copilot")
-
-
 @dataclass
 class Seat:
     """One session of a lineup: the conductor, or a player."""
@@ -2212,8 +2212,8 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
     name = CONDUCTOR if conductor else values.get("name", "")
     if not conductor and "name" not in values:
         problem("", "the player has no name (name = \"...\")")
-    elif not NAME_RE.match(name) or (name == CONDUCTOR and not conductor):
-        problem("name", f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_' ('conductor' is reserved)")
+    elif not NAME_RE.match(name) or (name in (CONDUCTOR, EVERYONE) and not conductor):
+        problem("name", f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_' ({CONDUCTOR!r} and {EVERYONE!r} are reserved)")
     directory = (path.parent / Path(values.get("directory", ".")).expanduser()).resolve()
     if not directory.is_dir():
         problem("directory", f"directory {str(directory)!r} does not exist")

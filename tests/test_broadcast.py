@@ -81,6 +81,8 @@ async def test_nobody_to_cue_is_an_error_that_lists_the_players(temporal, ensemb
             await boss.call("cue", to="ghost, phantom", message="hello?")
         with pytest.raises(ToolFailed, match="no recipient"):
             await boss.call("cue", to=[], message="hello?")
+        with pytest.raises(ToolFailed, match="the name 'all' is reserved"):  # it could never be cued alone
+            await boss.call("recruit", name="all", directory=".")
     async with play(temporal, ensemble + "x") as alone:
         with pytest.raises(ToolFailed, match="nobody got the cue"):
             await alone.call("cue", to="all", message="anyone?")

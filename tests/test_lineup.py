@@ -237,3 +237,10 @@ async def test_the_conductor_loads_and_saves_a_lineup_through_its_tools(temporal
         with pytest.raises(ToolFailed, match="not valid"):  # a file it cannot read is never overwritten
             await boss.call("save_lineup", path="broken.toml")
         assert (shop / "broken.toml").read_text() == "[[player]]\nname = 'x'\ncolour = 1\n"
+
+
+def test_all_is_not_a_player_name_in_a_lineup(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('[[player]]\nname = "all"\n')
+    with pytest.raises(tempo.TempoError, match=r"team.toml:2: \[\[player\]\] 1: invalid name 'all'.*'all' are reserved"):
+        tempo.read_lineup(file)
