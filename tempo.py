@@ -13,6 +13,8 @@ Usage:
   tempo init [--user] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
+  tempo lineup save <file> [<ensemble>] [options]
+  tempo worktrees [prune] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -30,6 +32,9 @@ Commands:
   bridge      Run a GitHub Copilot CLI session as a player (experimental).
   hook        What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
   dashboard   Serve a live page of the ensemble (players, exchanges, a send box) on this machine.
+  lineup      `lineup save FILE`: write the running ensemble as a lineup (start it with `up --lineup`).
+  worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
+              whose player is gone.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -47,6 +52,7 @@ Options:
   --port=<port>                   Dashboard port (default: a free one).
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
+  --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
   -h, --help                      Show this help.
   --version                       Show the version.
 
@@ -158,6 +164,7 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -187,6 +194,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
+AGENTS = ("claude", "copilot")  # what a player runs: Claude Code, or the Copilot bridge
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 SEEN_WAIT = 0.25  # seconds `cue` waits for a read receipt before answering without one
 SENT_LIMIT = 200  # cues a session remembers sending, for `receipts`
@@ -635,7 +643,8 @@ def git_facts(directory: str) -> tuple[str, str]:
     origin = git("config", "--get", "remote.origin.url")
     # A remote names the repo on every machine; credentials and ".git" are not part of the name.
     origin = re.sub(r"^([a-z+]+://)[^@/]*@", r"\1", origin).removesuffix(".git")
-    return origin or top, branch
+    common = git("rev-parse", "--path-format=absolute", "--git-common-dir")  # a worktree: its repository's
+    return origin or (str(Path(common).parent) if common else top), branch
 
 
 def temporal_binary() -> str | None:
@@ -662,7 +671,9 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
 
     argv = [binary, "server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "warn"]
     argv += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
-    argv += ["--db-filename", db] if db else []
+    # WAL and synchronous=NORMAL: a signal costs one fsync-free commit, not two syncs (a cue to 50
+    # players took ~300-800 ms, ~70 ms so); a crash of the machine may lose the last commits only.
+    argv += ["--db-filename", db, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"] if db else []
     argv += ["--http-port", str(http_port)] if http_port else []
     argv += ["--metrics-port", str(metrics_port)] if metrics_port else []
     for key in SEARCH_ATTRIBUTES:  # effective on a fresh database only; `register_search_attributes` does the rest
@@ -1103,6 +1114,137 @@ async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
            f"--query {quoted} --reason 'not tempo' --yes{temporal_cli_auth(cfg)}; or give tempo a queue of its own: "
            "`tempo config set task_queue tempo` (or CLAUDE_TEMPO_TASK_QUEUE=tempo)")
     return note, fix
+# Worktrees
+# A git worktree per player, beside its repository on branch tempo/<name>, and what makes one
+# safe to remove: nothing uncommitted, no commit that lives only on its branch.
+# ---------------------------------------------------------------------------
+
+WORKTREE_BRANCH = "tempo/"  # a player's worktree is on branch tempo/<name>
+# Untracked files tempo itself writes into a worktree (.mcp.json, hooks): they are no one's work.
+TEMPO_FILES = (".mcp.json", ".claude/settings.local.json")
+WORKTREE_LOCK = threading.Lock()  # a lineup recruits at once: git takes one worktree at a time
+
+
+def git_out(directory: str | Path, *args: str) -> str:
+    """Run git in `directory`; return its output, or raise TempoError with git's own words."""
+    try:
+        done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TempoError(f"cannot run git in {directory}: {e}") from None
+    if done.returncode:
+        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise TempoError(f"git {args[0]} failed in {directory}: {why}")
+    return done.stdout.rstrip()
+
+
+def repo_layout(directory: str | Path) -> tuple[Path, str, Path]:
+    """Return (top of this checkout, path of `directory` inside it, top of the main checkout)."""
+    try:
+        top, prefix, common = git_out(directory, "rev-parse", "--path-format=absolute", "--show-toplevel",
+                                      "--show-prefix", "--git-common-dir").split("\n")
+    except ValueError:
+        raise TempoError(f"{directory} is not in a git work tree: a worktree needs a git repository") from None
+    except TempoError:
+        raise TempoError(f"{directory} is not in a git repository: a worktree needs one (`git init`, then commit)") from None
+    return Path(top), prefix, Path(common).parent
+
+
+def worktree_of(directory: str) -> str:
+    """Return the top of the linked worktree `directory` is in, or "" (a main checkout, or no git)."""
+    try:
+        top, _, main = repo_layout(directory)
+    except TempoError:
+        return ""
+    return str(top) if top != main else ""
+
+
+def worktree_origin(directory: str) -> str:
+    """Return the directory of the main checkout that `directory` (in a linked worktree) mirrors."""
+    _, prefix, main = repo_layout(directory)
+    return str(main / prefix).rstrip("/")
+
+
+def make_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
+    """Give player `name` its worktree on branch tempo/<name>, beside the repository of `directory`.
+
+    Return `directory`'s counterpart inside the worktree and what was done. The branch starts at
+    the recruiter's HEAD when the recruiter works in the same repository (else at that one's HEAD); a
+    worktree or branch left by an earlier player of that name is taken up again, work and all.
+    """
+    with WORKTREE_LOCK:
+        return add_worktree(directory, name, recruiter_directory)
+
+
+def add_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
+    _, prefix, main = repo_layout(directory)
+    branch = WORKTREE_BRANCH + name
+    path = main.parent / f"{main.name}.tempo" / name
+    existing = {w["path"]: w.get("branch", "") for w in list_worktrees(main)}
+    if path.exists():
+        if existing.get(str(path)) != f"refs/heads/{branch}":
+            raise TempoError(f"{path} exists but is not the worktree of branch {branch}: move it away, or pick another name")
+        what = f"reused worktree {path} on branch {branch}"
+    elif git_out(main, "branch", "--list", branch):
+        git_out(main, "worktree", "add", str(path), branch)
+        what = f"worktree {path} on existing branch {branch}"
+    else:
+        try:
+            same_repo = repo_layout(recruiter_directory)[2] == main
+        except TempoError:
+            same_repo = False
+        base = git_out(recruiter_directory if same_repo else main, "rev-parse", "HEAD")
+        git_out(main, "worktree", "add", "-b", branch, str(path), base)
+        what = f"worktree {path} on new branch {branch} from {base[:10]}"
+    return path / prefix, what
+
+
+def list_worktrees(directory: str | Path) -> list[dict[str, str]]:
+    """Return the repository's worktrees as `git worktree list --porcelain` describes them."""
+    found, current = [], {}
+    for line in git_out(directory, "worktree", "list", "--porcelain").split("\n") + [""]:
+        if not line:
+            if current:
+                found.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(" ")
+        current[key] = value or "yes"
+    return [{**w, "path": str(Path(w["worktree"]))} for w in found if "worktree" in w]
+
+
+def worktree_state(path: str, branch: str) -> tuple[int, int]:
+    """Return (uncommitted changes, commits only on `branch`) of the worktree at `path`."""
+    status = git_out(path, "status", "--porcelain", "--untracked-files=all").split("\n")
+    changes = [line for line in status if line and not (line.startswith("?? ") and line[3:].endswith(TEMPO_FILES))]
+    # Commits no other branch or remote-tracking branch has: pushed or merged work is safe.
+    only_here = git_out(path, "rev-list", "--count", "HEAD", "--not", f"--exclude={branch}", "--branches", "--remotes")
+    return len(changes), int(only_here or 0)
+
+
+def tempo_worktrees(directory: str | Path) -> list[dict]:
+    """Return the players' worktrees of `directory`'s repository: name, branch, path, changes, unpushed."""
+    rows = []
+    for w in list_worktrees(directory):
+        branch = w.get("branch", "").removeprefix("refs/heads/")
+        if not branch.startswith(WORKTREE_BRANCH):
+            continue
+        row = {"name": branch.removeprefix(WORKTREE_BRANCH), "branch": branch, "path": w["path"],
+               "changes": 0, "unpushed": 0, "missing": not Path(w["path"]).is_dir()}
+        if not row["missing"]:
+            row["changes"], row["unpushed"] = worktree_state(w["path"], branch)
+        rows.append(row)
+    return rows
+
+
+def remove_worktree(directory: str | Path, row: dict) -> None:
+    """Remove a clean worktree and its branch (it holds nothing that is not elsewhere too)."""
+    if row["missing"]:
+        git_out(directory, "worktree", "prune")
+    else:  # --force: the only untracked files left are the ones tempo wrote (TEMPO_FILES)
+        git_out(directory, "worktree", "remove", "--force", row["path"])
+    git_out(directory, "branch", "-D", row["branch"])
+    with contextlib.suppress(OSError):  # <repo>.tempo, once its last worktree is gone
+        Path(row["path"]).parent.rmdir()
 
 
 # ---------------------------------------------------------------------------
@@ -1191,6 +1333,7 @@ class Session:
             agent=self.agent,
             started=utcnow(),
             delivery=self.ladder.paths(),
+            worktree=worktree_of(self.cfg.directory),
         )
 
     async def register(self) -> None:
@@ -1397,10 +1540,15 @@ class Session:
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
         if self.info.role == "conductor":
             await self.handle.signal(PlayerWorkflow.outgoing, cue)
-        self.sent[cue.id] = cue
+        self.note_sent([cue])
+        return cue
+
+    def note_sent(self, cues: "list[Cue]") -> None:
+        """Remember my cues, so `receipts` can say whether they were seen."""
+        for cue in cues:
+            self.sent[cue.id] = cue
         while len(self.sent) > SENT_LIMIT:
             del self.sent[next(iter(self.sent))]
-        return cue
 
     async def seen_soon(self, cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
         """The cue's read receipt if its recipient's model sees it within `wait` s (else None)."""
@@ -1932,6 +2080,89 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
                 f.unlink()
 
     return close
+# Broadcast
+# One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
+# or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
+# ---------------------------------------------------------------------------
+
+EVERYONE = "all"
+ROLE_PREFIX = "role:"
+
+
+def recipient_words(to: "str | list[str]") -> list[str]:
+    """Split what `cue` got as `to` into words: names, `all`, `role:NAME` (comma-separated, @ allowed)."""
+    items = [to] if isinstance(to, str) else list(to)
+    words = (w.strip().removeprefix("@") for item in items for w in (item or "").split(","))
+    return [w for w in words if w]
+
+
+def is_broadcast(to: "str | list[str]") -> bool:
+    words = recipient_words(to)
+    return len(words) != 1 or words[0] == EVERYONE or words[0].startswith(ROLE_PREFIX)
+
+
+async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[str]", me: str) -> tuple[list[str], dict[str, str]]:
+    """Expand `to` into the names to cue (in order, once each, never me) and name -> why not."""
+    words = recipient_words(to)
+    if not words:
+        raise TempoError(f"no recipient: name a player, several (comma-separated), {EVERYONE!r} or '{ROLE_PREFIX}NAME'")
+    players = await list_players(client, ensemble)
+    names: dict[str, None] = {}
+    why_not: dict[str, str] = {}
+    for word in words:
+        if word == EVERYONE or word.startswith(ROLE_PREFIX):
+            kind = word.removeprefix(ROLE_PREFIX) if word != EVERYONE else ""
+            matched = [p.name for p in players if p.name != me and (not kind or kind in (p.role, p.agent))]
+            names.update(dict.fromkeys(matched))
+            if not matched:
+                why_not[word] = f"no other player{f' with role or type {kind!r}' if kind else ''} in ensemble {ensemble!r}"
+        elif word == me:
+            why_not[word] = "that is you"
+        elif not NAME_RE.match(word):
+            why_not[word] = "not a valid player name"
+        else:
+            names[word] = None
+    listed = {p.name for p in players}
+    # Visibility lags a moment behind a join or a rename: ask the unlisted ones directly.
+    unlisted = [n for n in names if n not in listed]
+    for name, found in zip(unlisted, await asyncio.gather(*(find_player(client, ensemble, n) for n in unlisted))):
+        if not found:
+            del names[name]
+            why_not[name] = f"no player named {name!r} in ensemble {ensemble!r}"
+    return list(names), why_not
+
+
+async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
+    """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+
+    await session.joined()
+    check_message(text)
+    me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
+    names, why_not = await resolve_recipients(client, ensemble, to, me)
+    sent_at = utcnow()
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+
+    async def signal(cue: "Cue") -> str:
+        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
+        try:
+            await handle.signal(PlayerWorkflow.cue, cue)
+            return ""
+        except RPCError as e:
+            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+
+    failures = await asyncio.gather(*(signal(c) for c in cues))
+    why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
+    sent = [c for c, why in zip(cues, failures) if not why]
+    session.note_sent(sent)
+    if sent and session.info.role == "conductor":  # the conductor's history lists each cue out
+        await session.handle.signal(PlayerWorkflow.outgoing_batch, sent)
+    if not sent:
+        reasons = "; ".join(f"{k}: {v}" for k, v in why_not.items())
+        others = ", ".join(p.name for p in await list_players(client, ensemble) if p.name != me) or "nobody else yet"
+        raise TempoError(f"nobody got the cue ({reasons}); players: {others}")
+    return sent, why_not
 
 
 # ---------------------------------------------------------------------------
@@ -1945,7 +2176,8 @@ Messages from them (cues) arrive by themselves, each shown to you once, by which
 there first: a <channel source="claude-tempo" ...> event, text added after a tool result or
 your prompt ("tempo: a new cue from ..."), a note when you are about to stop, or one that wakes
 you when idle. Each names its sender and a `message_id`; you do not need to poll. To answer,
-call the `cue` tool with the sender's name; `receipts` tells whether your cues were seen.
+call the `cue` tool with the sender's name; `cue` also reaches several players at once (a list
+of names, `all`, or `role:NAME`), and `receipts` tells whether your cues were seen.
 `ensemble` lists who is there, what each works on and their unread cues; `set_name` gives you a
 name others can use; `set_part` tells them what you work on. If you suspect you missed
 messages, `listen` returns every cue that has not reached you yet.
@@ -1983,6 +2215,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "conductor": p.role == "conductor",
         "unread": p.unread,
         "delivery": p.delivery,
+        "worktree": p.worktree,
         **({"you": True} if p.name == me else {}),
     }
 
@@ -2009,6 +2242,7 @@ def build_server(session: "Session"):
         conductor: bool
         unread: int = Field(0, description="cues that have not reached this player's model yet")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
+        worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -2019,11 +2253,21 @@ def build_server(session: "Session"):
         path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
         at: str
 
-    class CueResult(BaseModel):
+    class Delivery(BaseModel):
+        to: str
         message_id: str
+
+    class NotSent(BaseModel):
+        to: str
+        why: str
+
+    class CueResult(BaseModel):
+        message_id: str = Field(description="the cue's id; for a broadcast, each recipient's id is in `sent`")
         to: str
         sent_at: str
         seen: Seen | None = Field(None, description="set when the recipient's model saw it at once; else ask `receipts` later")
+        sent: list[Delivery] = Field(default=[], description="broadcast: who got it, each with its own cue id")
+        not_sent: list[NotSent] = Field(default=[], description="broadcast: who did not get it, and why")
 
     class ReceiptRow(BaseModel):
         message_id: str
@@ -2067,6 +2311,7 @@ def build_server(session: "Session"):
         workflow_id: str
         message_id: str = Field(description="the first cue's id; empty when no prompt was given")
         setup: str = Field(default="", description="what was set up in the directory first, if anything")
+        worktree: str = Field(default="", description="its own git worktree, when asked for one")
 
     class ReportResult(BaseModel):
         sent: bool
@@ -2077,6 +2322,19 @@ def build_server(session: "Session"):
     class TerminateResult(BaseModel):
         name: str
         ended: bool
+
+    class SeatResult(BaseModel):
+        name: str
+        state: Literal["running", "started", "failed"]
+        detail: str
+
+    class LineupResult(BaseModel):
+        ensemble: str
+        players: list[SeatResult]
+
+    class SavedLineup(BaseModel):
+        path: str
+        players: list[str]
 
     mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
 
@@ -2101,14 +2359,22 @@ def build_server(session: "Session"):
 
     @mcp.tool(annotations=ToolAnnotations(title="Send a cue", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def cue(
-        to: Annotated[str, Field(description="the recipient's name, as `ensemble` lists it")],
+        to: Annotated[str | list[str], Field(description=(
+            "the recipient's name, as `ensemble` lists it; or several names (a list, or comma-separated), "
+            f"'{EVERYONE}' (every player but me), '{ROLE_PREFIX}conductor', '{ROLE_PREFIX}player', or a player type "
+            f"('{ROLE_PREFIX}claude', '{ROLE_PREFIX}copilot')"))],
         message: Annotated[str, Field(description=f"the message (at most {MAX_CUE_CHARS} characters)")],
     ) -> CueResult:
-        """Send a message to a player by name; it is pushed into their session at once."""
-        sent = await guarded(session.send(to, message))
-        receipt = await session.seen_soon(sent)
-        return CueResult(message_id=sent.id, to=to, sent_at=sent.sent_at,
-                         seen=Seen(path=receipt.path, at=receipt.at) if receipt else None)
+        """Send a message to a player by name, or to several at once; it is pushed into their sessions at once."""
+        if not is_broadcast(to):
+            sent = await guarded(session.send(recipient_words(to)[0], message))
+            receipt = await session.seen_soon(sent)
+            return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at,
+                             seen=Seen(path=receipt.path, at=receipt.at) if receipt else None)
+        cues, why_not = await guarded(broadcast(session, to, message))
+        return CueResult(message_id="", to=", ".join(recipient_words(to)), sent_at=cues[0].sent_at,
+                         sent=[Delivery(to=c.recipient, message_id=c.id) for c in cues],
+                         not_sent=[NotSent(to=k, why=v) for k, v in why_not.items()])
 
     @mcp.tool(annotations=ToolAnnotations(title="Were my cues seen?", readOnlyHint=True, openWorldHint=False))
     async def receipts(
@@ -2145,9 +2411,12 @@ def build_server(session: "Session"):
         directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
         prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
         agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
+        worktree: Annotated[bool, Field(description=(
+            "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
+            "so it never edits my files"))] = False,
     ) -> RecruitResult:
         """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
-        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent)))
+        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent, worktree)))
 
     @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def report(
@@ -2170,6 +2439,23 @@ def build_server(session: "Session"):
         """End another player's session by name (also cleans up sessions that died); it is told why."""
         info = await guarded(session.terminate(name))
         return TerminateResult(name=info.name, ended=True)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Start a lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=True))
+    async def load_lineup(
+        path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
+    ) -> LineupResult:
+        """Recruit every player of a lineup file that is not running yet, each in its own window; wait until they join."""
+        return LineupResult(**await guarded(start_lineup_file(session, path)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Save the lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def save_lineup(
+        path: Annotated[str, Field(description="the lineup file to write (TOML; relative to my directory)")],
+    ) -> SavedLineup:
+        """Write my ensemble's running players as a lineup file; `load_lineup` or `tempo up --lineup` starts it again."""
+        await guarded(session.joined())
+        file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
+        names = await guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
+        return SavedLineup(path=str(file), players=names)
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:
@@ -2428,17 +2714,18 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def launch_conductor(cfg: Config) -> tuple[str, str]:
+def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
     """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
-    argv, env = claude_command(cfg, conductor=True)
+    argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
         return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
     return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
 
 
-async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude") -> dict:
-    """Open a new session `name` in `directory`, wait until it has joined, then cue it `prompt`."""
+async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
+                         worktree: bool = False) -> dict:
+    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
     await session.joined()
@@ -2446,7 +2733,9 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     ensemble = session.cfg.ensemble
     if name == CONDUCTOR:
         raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
-    if agent not in ("claude", "copilot"):
+    if name == EVERYONE:  # `cue` to "all" means everyone: a player of that name could never be cued alone
+        raise TempoError(f"the name {EVERYONE!r} is reserved: `cue` sends to {EVERYONE!r} as to everyone; pick another")
+    if agent not in AGENTS:
         raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
     if prompt:  # it becomes the first cue: the same limits
         check_message(prompt)
@@ -2459,42 +2748,52 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         raise TempoError(f"directory {str(path)!r} does not exist: create it, or recruit into an existing one")
     path = path.resolve()
     setup = ""
+    if worktree:
+        path, setup = await asyncio.to_thread(make_worktree, path, name, session.cfg.directory)
     if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
         existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
         if SERVER_NAME not in existing.get("mcpServers", {}):
             what, written = write_mcp_json(str(path))
-            setup = f"{written} {what} so the new session loads tempo"
+            setup = "; ".join(filter(None, [setup, f"{written} {what} so the new session loads tempo"]))
         if not hooks_installed(str(path)):
             what, written = install_hooks(str(path))
-            setup += ("; " if setup else "") + f"{written} {what} with tempo's hooks"
+            setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + session.cfg.recruit_timeout
-    while not await find_player(session.client, ensemble, name):
-        if loop.time() > deadline:
-            program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
-            raise TempoError(
-                f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-                f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
-                f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
-                f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
-            )
-        await asyncio.sleep(0.2)
+    if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
+        program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        raise TempoError(
+            f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
+            f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+            f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
+            f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
+        )
     sent = await session.send(name, prompt) if prompt else None
     return {
         "name": name,
         "directory": str(path),
+        "worktree": worktree_of(str(path)) if worktree else "",
         "agent": agent,
         "terminal": where,
         "workflow_id": workflow_id(ensemble, name),
         "message_id": sent.id if sent else "",
         "setup": setup,
     }
+
+
+async def wait_for_player(client: "Client", ensemble: str, name: str, timeout: float) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Wait up to `timeout` s until the player `name` has joined; return it, or None."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := await find_player(client, ensemble, name)):
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.2)
+    return found
 
 
 def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
@@ -2798,6 +3097,231 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
     if result is not None and result.returncode:
         raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
     return launch
+
+
+# ---------------------------------------------------------------------------
+# Lineups
+# A team in a TOML file: its ensemble, conductor and players (directory, first task, agent, own
+# worktree). `tempo up --lineup` and `load_lineup` start what is missing; `lineup save` writes one.
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Seat:
+    """One session of a lineup: the conductor, or a player."""
+
+    name: str
+    directory: str  # absolute
+    prompt: str = ""
+    agent: str = "claude"
+    worktree: bool = False
+
+
+@dataclass
+class Lineup:
+    ensemble: str  # "" when the file does not say
+    conductor: Seat
+    players: list[Seat]
+
+
+# table ("" for the top) -> key -> (type, what it is): what a lineup may hold
+LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
+    "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
+         "player": (list, "an array of tables [[player]]")},
+    "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
+    "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
+               "agent": (str, "a string"), "worktree": (bool, "true or false")},
+}
+
+
+def lineup_lines(text: str) -> dict[tuple[str, int, str], int]:
+    """Map (table, index, key) to its line number ("" key: the table's header), for error messages."""
+    lines: dict[tuple[str, int, str], int] = {}
+    table, counts = "", {"": 0}
+    for number, line in enumerate(text.splitlines(), 1):
+        if header := re.match(r"\s*\[(\[?)\s*([\w-]+)\s*\]", line):
+            table = header[2]
+            counts[table] = counts.get(table, -1) + 1 if header[1] else 0
+            lines.setdefault((table, counts[table], ""), number)
+        elif key := re.match(r"\s*([\w-]+)\s*=", line):
+            lines.setdefault((table, counts[table], key[1]), number)
+    return lines
+
+
+def read_lineup(path: Path) -> Lineup:
+    """Read and check a lineup file; every problem is reported with its line, and nothing is started."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TempoError(f"cannot read the lineup {path}: {e.strerror or e}") from None
+    try:
+        doc = tomlkit.parse(text).unwrap()
+    except ParseError as e:
+        raise TempoError(f"{path}:{e.line}: not valid TOML ({e}); nothing was started") from None
+    where = lineup_lines(text)
+    problems: list[str] = []
+
+    def check(table: str, index: int, values: Any, label: str) -> dict:
+        """Return the known keys of one table with values of the right type; note every other."""
+        line = where.get((table, index, ""), 1)
+        if not isinstance(values, dict):
+            problems.append(f"{path}:{line}: {label} must be a table")
+            return {}
+        good = {}
+        for key, value in values.items():
+            line = where.get((table, index, key), where.get((table, index, ""), 1))
+            if key not in LINEUP_KEYS[table]:
+                problems.append(f"{path}:{line}: {label}: unknown key {key!r} (known: {', '.join(LINEUP_KEYS[table])})")
+            elif not isinstance(value, LINEUP_KEYS[table][key][0]):
+                problems.append(f"{path}:{line}: {label}: {key} must be {LINEUP_KEYS[table][key][1]}, not {value!r}")
+            else:
+                good[key] = value
+        return good
+
+    top = check("", 0, doc, "the lineup")
+    ensemble = top.get("ensemble", "")
+    if ensemble and not NAME_RE.match(ensemble):
+        problems.append(f"{path}:{where.get(('', 0, 'ensemble'), 1)}: invalid ensemble name {ensemble!r}: "
+                        "use 1-64 letters, digits, '-' or '_'")
+    conductor = seat(path, where, problems, 0, check("conductor", 0, top.get("conductor", {}), "[conductor]"), conductor=True)
+    players, names = [], set()
+    for index, table in enumerate(top.get("player", [])):
+        values = check("player", index, table, f"[[player]] {index + 1}")
+        player = seat(path, where, problems, index, values)
+        if player and player.name in names:
+            problems.append(f"{path}:{where.get(('player', index, 'name'), 1)}: the name {player.name!r} is used twice")
+        elif player:
+            names.add(player.name)
+            players.append(player)
+    if problems:
+        raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players)
+
+
+def seat(path: Path, where: dict, problems: list[str], index: int, values: dict, conductor: bool = False) -> Seat | None:
+    """Check one seat of a lineup (name, directory, agent, worktree, prompt); None if it is not valid."""
+    from tempo_workflows import CONDUCTOR
+
+    table = "conductor" if conductor else "player"
+    count = len(problems)
+
+    def problem(key: str, what: str) -> None:
+        line = where.get((table, index, key), where.get((table, index, ""), 1))
+        problems.append(f"{path}:{line}: {f'[[player]] {index + 1}' if not conductor else '[conductor]'}: {what}")
+
+    name = CONDUCTOR if conductor else values.get("name", "")
+    if not conductor and "name" not in values:
+        problem("", "the player has no name (name = \"...\")")
+    elif not NAME_RE.match(name) or (name in (CONDUCTOR, EVERYONE) and not conductor):
+        problem("name", f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_' ({CONDUCTOR!r} and {EVERYONE!r} are reserved)")
+    directory = (path.parent / Path(values.get("directory", ".")).expanduser()).resolve()
+    if not directory.is_dir():
+        problem("directory", f"directory {str(directory)!r} does not exist")
+    agent = values.get("agent", "claude")
+    if agent not in AGENTS:
+        problem("agent", f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
+    if values.get("worktree") and directory.is_dir():
+        try:
+            repo_layout(directory)
+            git_out(directory, "rev-parse", "--verify", "HEAD")
+        except TempoError:
+            problem("worktree", f"worktree = true needs a git repository with a commit at {directory}")
+    try:
+        if values.get("prompt"):
+            check_message(values["prompt"])
+    except TempoError as e:
+        problem("prompt", f"the prompt: {e}")
+    if len(problems) > count:
+        return None
+    return Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
+                worktree=bool(values.get("worktree")))
+
+
+def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
+    """A Session that acts in the name of a running player (the conductor), without joining itself."""
+    handle, info = found
+    session = Session(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
+                                          conductor=info.role == "conductor"))
+    session.client, session.handle, session.info = client, handle, info
+    session.ready.set()
+    session.settled.set()
+    return session
+
+
+async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
+    """Recruit, all at once, each player of `lineup` not running yet; say what became of each."""
+    running = {p.name: p for p in await list_players(recruiter.client, recruiter.cfg.ensemble)}
+
+    async def one(seat: Seat) -> dict:
+        if seat.name in running:
+            return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
+        try:
+            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree)
+        except TempoError as e:
+            return {"name": seat.name, "state": "failed", "detail": str(e)}
+        setup = f" ({r['setup']})" if r["setup"] else ""
+        return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
+
+    return list(await asyncio.gather(*(one(s) for s in lineup.players)))
+
+
+async def start_lineup_file(session: "Session", file: str) -> dict:
+    """Start the players of the lineup `file` (relative to the session's directory) in the session's name."""
+    await session.joined()
+    path = Path(session.cfg.directory) / Path(file).expanduser()
+    lineup = read_lineup(path)
+    if lineup.ensemble and lineup.ensemble != session.cfg.ensemble:
+        raise TempoError(f"{path} is the lineup of ensemble {lineup.ensemble!r}, this is {session.cfg.ensemble!r}: "
+                         f"start it with `tempo up --lineup {path}`, or change its ensemble")
+    return {"ensemble": session.cfg.ensemble, "players": await start_lineup(session, lineup)}
+
+
+def relative_to(directory: str, base: Path) -> str:
+    path = Path(directory)
+    return str(path.relative_to(base)) if path.is_relative_to(base) else directory
+
+
+async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -> list[str]:
+    """Write the running ensemble as a lineup at `path`; keep the prompts of a lineup already there."""
+    import tomlkit
+
+    previous = read_lineup(path) if path.exists() else None  # never overwrite what we cannot read
+    prompts = {s.name: s.prompt for s in ([previous.conductor, *previous.players] if previous else [])}
+    players = await list_players(client, ensemble)
+    if not players:
+        raise TempoError(f"ensemble {ensemble!r} has no running players: nothing to save")
+    base = path.parent.resolve()
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(f"tempo lineup of ensemble {ensemble}: `tempo up --lineup {path.name}` starts it"))
+    doc["ensemble"] = ensemble
+    team = tomlkit.aot()
+    for p in players:
+        directory = p.directory
+        if p.worktree and p.host == host:  # a worktree is made again from its repository's directory
+            with contextlib.suppress(TempoError):
+                directory = worktree_origin(p.directory)
+        table = tomlkit.table()
+        if p.part:
+            table.add(tomlkit.comment(f"part: {' '.join(p.part.split())}"))
+        if p.role != "conductor":
+            table["name"] = p.name
+        table["directory"] = relative_to(directory, base)
+        if p.agent != "claude":
+            table["agent"] = p.agent
+        if p.worktree:
+            table["worktree"] = True
+        if prompts.get(p.name):
+            table["prompt"] = prompts[p.name]
+        if p.role == "conductor":
+            doc["conductor"] = table
+        else:
+            team.append(table)
+    if len(team):
+        doc["player"] = team
+    write_config_document(path, doc)
+    return [p.name for p in players]
 
 
 # ---------------------------------------------------------------------------
@@ -3812,10 +4336,15 @@ def cmd_server(args: dict) -> int:
 
 
 def cmd_up(args: dict) -> int:
-    return asyncio.run(up(resolve_config(args)))
+    cfg = resolve_config(args)
+    if not args.get("--lineup"):
+        return asyncio.run(up(cfg))
+    lineup = read_lineup(Path(args["--lineup"]))  # a malformed lineup stops here: nothing started
+    ensemble = args.get("<ensemble>") or lineup.ensemble or cfg.ensemble
+    return asyncio.run(up(dataclasses.replace(cfg, ensemble=ensemble, directory=lineup.conductor.directory), lineup))
 
 
-async def up(cfg: Config) -> int:
+async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     """Bootstrap: temporal CLI, server (started or reused), attributes, .mcp.json, conductor, next steps."""
     from tempo_workflows import CONDUCTOR
 
@@ -3850,15 +4379,87 @@ async def up(cfg: Config) -> int:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
         try:
-            emit(*launch_conductor(cfg))
+            emit(*launch_conductor(cfg, lineup.conductor.prompt if lineup else ""))
         except TempoError as e:  # the message carries the command to run by hand
             emit("todo", str(e))
+    if lineup:
+        await up_players(cfg, client, lineup, emit)
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
     out(f"  tempo status{ens}          see who is playing")
     out(f"  tempo dashboard{ens}       watch the ensemble live in a browser (--open opens it)")
     return 1 if failed else 0
+
+
+async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callable[..., None]) -> None:
+    """Once the conductor has joined, recruit the lineup's missing players in its name."""
+    from tempo_workflows import CONDUCTOR
+
+    found = await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
+    if not found:
+        emit("fail", f"the conductor has not joined ensemble {cfg.ensemble} within {cfg.recruit_timeout:.0f}s, "
+                     "and players are recruited in its name: check its window, then run this again")
+        return
+    emit("ok", f"conductor joined ensemble {cfg.ensemble}")
+    for r in await start_lineup(acting_for(cfg, client, found), lineup):
+        emit("fail" if r["state"] == "failed" else "ok", f"player {r['name']}: {r['detail']}")
+
+
+# -- lineups and worktrees ----------------------------------------------------
+
+
+def cmd_lineup(args: dict) -> int:
+    cfg = resolve_config(args)
+    path = Path(args["<file>"]).expanduser().resolve()
+
+    async def save() -> list[str]:
+        return await write_lineup(await connect(cfg), cfg.ensemble, path, cfg.host)
+
+    names = asyncio.run(save())
+    out(f"saved ensemble {cfg.ensemble} ({len(names)} sessions: {', '.join(names)}) to {path}")
+    out(f"start it again with: tempo up --lineup {path}")
+    return 0
+
+
+def cmd_worktrees(args: dict) -> int:
+    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
+    cfg = resolve_config(args)
+    main = repo_layout(cfg.directory)[2]
+    rows = tempo_worktrees(main)
+    if not rows:
+        out(f"no player worktrees in {main} (recruit with worktree=true, or `worktree = true` in a lineup)")
+        return 0
+
+    async def playing() -> dict[str, "PlayerInfo"]:
+        return {p.worktree: p for p in await list_players(await connect(cfg, timeout=3)) if p.worktree and p.host == cfg.host}
+
+    try:
+        players = asyncio.run(playing())
+    except TempoError as e:
+        if args.get("prune"):
+            raise TempoError(f"cannot tell which players are gone: {first_line(e)}; nothing was pruned") from None
+        err(f"tempo: warning: cannot tell which players are running: {first_line(e)}")
+        players = None
+    for row in rows:
+        p = players.get(row["path"]) if players is not None else None
+        row["player"] = f"{p.name} in {p.ensemble}" if p else "gone" if players is not None else "?"
+        work = [plural(row["changes"], "uncommitted change") if row["changes"] else "",
+                plural(row["unpushed"], "commit") + " only on its branch" if row["unpushed"] else "",
+                "directory missing" if row["missing"] else ""]
+        row["state"] = ", ".join(filter(None, work)) or "clean"
+        if args.get("prune") and not p:
+            if row["changes"] or row["unpushed"]:
+                row["state"] = f"kept: {row['state']}"
+            else:
+                remove_worktree(main, row)
+                row["state"] = "removed"
+    columns = ["NAME", "BRANCH", "PLAYER", "STATE", "PATH"]
+    table = [columns, *([r["name"], r["branch"], r["player"], r["state"], r["path"]] for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for row in table:
+        out("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
 
 
 # -- sessions ---------------------------------------------------------------
@@ -4003,6 +4604,10 @@ def cmd_status(args: dict) -> int:
     for row in [columns, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def shorten(text: str, width: int) -> str:
@@ -4205,6 +4810,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "serve": cmd_serve,
     "bridge": cmd_bridge,
     "dashboard": cmd_dashboard,
+    "lineup": cmd_lineup,
+    "worktrees": cmd_worktrees,
     "help": cmd_help,
 }
 

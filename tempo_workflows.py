@@ -80,6 +80,7 @@ class PlayerInfo:
     started: str = ""  # ISO 8601, UTC
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
+    worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
 
 
 @dataclass
@@ -404,6 +405,12 @@ class PlayerWorkflow:
     def receipt(self, receipt: Receipt) -> None:
         """A cue this conductor sent was seen by its recipient: note it in `history`."""
         self.note_seen(receipt)
+
+    @workflow.signal
+    def outgoing_batch(self, cues: list[Cue]) -> None:
+        """Record the cues of one broadcast: one signal, where one per recipient would queue up."""
+        for cue in cues:
+            self.outgoing(cue)
 
     @workflow.signal
     def finish(self, request: EndRequest) -> None:

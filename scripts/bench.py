@@ -8,7 +8,7 @@ Options:
   --quick      Smaller runs, for a smoke check.
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
-p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; `tempo serve` start to
+p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
 first `tools/list`; memory per session; `tempo hook` time (nothing pending / one cue) and the
 waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
@@ -41,6 +41,7 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "idle wake p50 ms": 500,
     "dashboard paint@200 ms": 1000,
     "dashboard exchange ms": 500,
+    "broadcast@50 ms": 250,
 }
 
 # Injected into the dashboard page before its own script: marks when the cards are painted and
@@ -128,6 +129,45 @@ async def ensemble_time(server: DevServer, sizes: tuple[int, ...]) -> None:
                    "ensemble@200 ms" if size == 200 else None)
             for i in range(size - 1):
                 await client.get_workflow_handle(workflow_id(name, f"p{i}")).terminate("bench done")
+
+
+async def broadcast_time(server: DevServer, size: int, conductor: bool) -> None:
+    """One `cue` to `all` of `size` players (registered workflows, as sessions make them)."""
+    from temporalio.worker import Worker
+    from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
+
+    client = await tempo.connect(tempo.Config(address=server.address))
+    # The players' workflows run on a worker of their own, as each runs on its own session's
+    # worker in real life, not on the sender's (which would then do 50 players' work per cue).
+    worker = Worker(client, task_queue="bench-players", workflows=[PlayerWorkflow])
+    running = asyncio.create_task(worker.run())
+    name = f"bench-bc{size}{'c' if conductor else ''}"
+    env = {"CLAUDE_TEMPO_CONDUCTOR": "true"} if conductor else {}
+    async with play(server, name, **env) as me:
+        await me.name()
+        for i in range(size):
+            info = PlayerInfo(ensemble=name, name=f"p{i}", host="bench", started=tempo.utcnow())
+            await client.start_workflow(
+                PlayerWorkflow.run, PlayerInput(info=info), id=workflow_id(name, info.name),
+                task_queue="bench-players", search_attributes=search_attributes(info),
+                memo={"info": tempo.dataclasses.asdict(info)},
+            )
+        deadline = time.monotonic() + 30
+        while len((await me.call("ensemble"))["players"]) <= size and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # visibility lists them all
+        samples = []
+        for i in range(12):
+            t0 = time.perf_counter()
+            result = await me.call("cue", to="all", message=f"m{i}")
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert len(result["sent"]) == size, result["not_sent"]
+            await asyncio.sleep(0.3)  # as a conductor would between broadcasts
+        report(f"cue to all {size} players{' (as conductor)' if conductor else ''}", statistics.median(samples[2:]),
+               "ms", "broadcast@50 ms")
+        for i in range(size):
+            await client.get_workflow_handle(workflow_id(name, f"p{i}")).terminate("bench done")
+    await worker.shutdown()
+    await running
 
 
 async def serve_ready(server: DevServer, runs: int) -> None:
@@ -304,6 +344,8 @@ async def run(args, server: DevServer) -> None:
     await cue_latency(server, int(args["--cues"]))
     await fan_out(server, 3 if quick else 5, 20 if quick else 50)
     await ensemble_time(server, (50,) if quick else (50, 200))
+    await broadcast_time(server, 50, conductor=False)
+    await broadcast_time(server, 50, conductor=True)
     await memory(server)
     await hooks(server, 10 if quick else 30)
     await idle_wake(server, 3 if quick else 7)

@@ -1,0 +1,246 @@
+"""Lineups: a team in a TOML file, started by `tempo up --lineup` (or `load_lineup`), saved back.
+
+Real dev server, real tmux on a private socket directory, stand-in `claude` executables that join
+through MCP (test_recruit's), a real git repository for the worktree player.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tempo
+from conftest import ROOT, ToolFailed, play, wait_until
+from test_recruit import STAND_IN, recruiter_env, tmux, tmux_dir  # noqa: F401 (tmux_dir is a fixture)
+
+pytestmark = pytest.mark.anyio
+
+LINEUP = """\
+# the shop team
+ensemble = "{ensemble}"
+
+[conductor]
+directory = "."
+prompt = "You lead this team: split the work, review results."
+
+[[player]]
+name = "api"
+directory = "services/api"
+prompt = "Own the HTTP API."
+worktree = true          # a git worktree of its own, on branch tempo/api
+
+[[player]]
+name = "ui"
+directory = "web"
+prompt = "Own the web UI."
+
+[[player]]
+name = "docs"
+directory = "docs"
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path) -> Path:
+    """test_recruit's stand-in `claude`, except that a conductor does not echo cues back (no ping-pong)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    echo = 'if cue.meta.get("kind") == "cue":'
+    source = STAND_IN.format(python=sys.executable, tempo=str(ROOT / "tempo.py"))
+    assert echo in source
+    source = source.replace(echo, echo[:-1] + ' and not os.environ.get("CLAUDE_TEMPO_CONDUCTOR"):')
+    claude = bindir / "claude"
+    claude.write_text(source)
+    claude.chmod(0o755)
+    return bindir
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def shop(tmp_path) -> Path:
+    """A git repository with one commit and the team's directories."""
+    repo = tmp_path / "shop"
+    for sub in ("services/api", "web", "docs"):
+        (repo / sub).mkdir(parents=True)
+        (repo / sub / "README").write_text(sub + "\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start", "--allow-empty")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "dirs")
+    return repo
+
+
+def seats(lineup: "tempo.Lineup") -> list[tuple]:
+    return sorted((s.name, s.directory, s.agent, s.worktree, s.prompt) for s in [lineup.conductor, *lineup.players])
+
+
+async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal, ensemble, stand_in, tmux_dir, shop):
+    file = shop / "team.toml"
+    file.write_text(LINEUP.format(ensemble=ensemble))
+    env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": temporal.address}
+    first = cli("up", "--lineup", str(file), **env, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for name in ("api", "ui", "docs"):
+        assert f"✓ player {name}: joined from" in first.stdout
+
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+    players = {p.name: p for p in await tempo.list_players(client, ensemble)}
+    assert sorted(players) == ["api", "conductor", "docs", "ui"]
+    assert players["conductor"].directory == str(shop)
+    assert players["ui"].directory == str(shop / "web") and players["ui"].worktree == ""
+    worktree = shop.parent / "shop.tempo" / "api"
+    assert players["api"].directory == str(worktree / "services/api")
+    assert (players["api"].worktree, players["api"].branch) == (str(worktree), "tempo/api")
+    assert git(shop, "rev-parse", "tempo/api") == git(shop, "rev-parse", "main")
+
+    # The conductor got its prompt; each player its task as a cue from the conductor, and answered it.
+    conductor = json.loads((stand_in / "unnamed.json").read_text())
+    assert conductor["argv"][-1] == "You lead this team: split the work, review results."
+    await wait_until(lambda: (stand_in / "api.cues.jsonl").exists(), timeout=30)
+    api_cues = [json.loads(line) for line in (stand_in / "api.cues.jsonl").read_text().splitlines()]
+    assert [(c["content"], c["meta"]["from"]) for c in api_cues if c["meta"]["kind"] == "cue"] == [("Own the HTTP API.", "conductor")]
+
+    def answers() -> list[str]:
+        path = stand_in / "unnamed.cues.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return sorted(c["content"] for c in map(json.loads, lines) if c["meta"]["kind"] == "cue")
+
+    await wait_until(lambda: len(answers()) == 2, timeout=30)
+    assert answers() == ["got: Own the HTTP API.", "got: Own the web UI."]
+    history = await client.get_workflow_handle(f"claude-session-{ensemble}-conductor").query("history")
+    assert sorted(h["recipient"] for h in history if h["direction"] == "out") == ["api", "ui"]
+
+    # Again: everything runs, nothing is doubled.
+    again = cli("up", "--lineup", str(file), **env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "✓ conductor already running" in again.stdout
+    for name in ("api", "ui", "docs"):
+        assert f"✓ player {name}: already running in" in again.stdout
+    windows = tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").splitlines()
+    assert sorted(windows) == sorted([f"tempo conductor {ensemble}", "tempo api", "tempo ui", "tempo docs"])
+    assert len(await tempo.list_players(client, ensemble)) == 4
+
+    # One player ends: the next run starts that one only.
+    from tempo_workflows import EndRequest, PlayerWorkflow
+
+    handle, _ = await tempo.find_player(client, ensemble, "docs")
+    await handle.signal(PlayerWorkflow.finish, EndRequest(reason="closed its window"))
+    await handle.result()
+    third = cli("up", "--lineup", str(file), **env, timeout=300)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "✓ player docs: joined from" in third.stdout
+    assert "✓ player api: already running" in third.stdout and "✓ player ui: already running" in third.stdout
+    windows = tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").splitlines()
+    assert windows.count("tempo docs") == 2 and windows.count("tempo api") == windows.count("tempo ui") == 1
+
+    # Saved as a new file: the same team (prompts are not known to a running ensemble).
+    saved = shop / "saved.toml"
+    result = cli("lineup", "save", str(saved), ensemble, **env)
+    assert result.returncode == 0, result.stderr
+    assert "saved ensemble" in result.stdout
+    original = tempo.read_lineup(file)
+    copy = tempo.read_lineup(saved)
+    assert copy.ensemble == original.ensemble == ensemble
+    assert [s[:4] for s in seats(copy)] == [s[:4] for s in seats(original)]
+    # Saved over the lineup it was started from: its prompts are kept, and it reads back the same.
+    result = cli("lineup", "save", str(file), ensemble, **env)
+    assert result.returncode == 0, result.stderr
+    assert seats(tempo.read_lineup(file)) == seats(original)
+
+
+MALFORMED = """\
+ensemble = "two words"
+[conductor]
+directory = "."
+colour = "blue"
+[[player]]
+name = "api"
+directory = "nowhere"
+[[player]]
+name = "ui"
+agent = "gpt"
+worktree = "yes"
+[[player]]
+directory = "."
+[[player]]
+name = "docs"
+[[player]]
+name = "docs"
+"""
+
+
+def test_a_malformed_lineup_is_reported_by_line_and_nothing_starts(cli, stand_in, tmux_dir, shop):
+    file = shop / "team.toml"
+    file.write_text(MALFORMED)
+    env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    result = cli("up", "--lineup", str(file), **env)
+    assert result.returncode == 1 and result.stdout == ""
+    errors = result.stderr
+    assert f"the lineup {file} is not valid; nothing was started" in errors
+    for expected in (
+        f"{file}:1: invalid ensemble name 'two words'",
+        f"{file}:4: [conductor]: unknown key 'colour' (known: directory, prompt)",
+        f"{file}:7: [[player]] 1: directory '{shop / 'nowhere'}' does not exist",
+        f"{file}:10: [[player]] 2: unknown agent 'gpt': use 'claude' or 'copilot'",
+        f"{file}:11: [[player]] 2: worktree must be true or false, not 'yes'",
+        f"{file}:12: [[player]] 3: the player has no name",
+        f"{file}:17: the name 'docs' is used twice",
+    ):
+        assert expected in errors, errors
+    assert "Traceback" not in errors
+    # Broken TOML: its line, and nothing started either.
+    file.write_text('ensemble = "shop"\n[[player]]\nname = "api\n')
+    result = cli("up", "--lineup", str(file), **env)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"{file}:3: not valid TOML" in result.stderr and "nothing was started" in result.stderr
+    missing = cli("up", "--lineup", str(shop / "absent.toml"), **env)
+    assert missing.returncode == 1 and "cannot read the lineup" in missing.stderr
+    assert not list(stand_in.glob("*.json"))  # no session was launched
+    assert not (cli.home / ".claude-tempo" / "server.json").exists()  # and no server started
+    assert tmux(tmux_dir, "list-windows", "-a") == ""
+
+
+async def test_the_conductor_loads_and_saves_a_lineup_through_its_tools(temporal, ensemble, stand_in, tmux_dir, shop):
+    (shop / "team.toml").write_text(
+        f'ensemble = "{ensemble}"\n[[player]]\nname = "ui"\ndirectory = "web"\nprompt = "Own the web UI."\n'
+        '[[player]]\nname = "docs"\ndirectory = "docs"\nworktree = true\n'
+    )
+    (shop / "other.toml").write_text('ensemble = "elsewhere"\n')
+    env = recruiter_env(stand_in, tmux_dir, CLAUDE_TEMPO_CONDUCTOR="true")
+    async with play(temporal, ensemble, cwd=str(shop), **env) as boss:
+        loaded = await boss.call("load_lineup", path="team.toml")
+        assert loaded["ensemble"] == ensemble
+        assert {p["name"]: p["state"] for p in loaded["players"]} == {"ui": "started", "docs": "started"}
+        listing = {p["name"]: p for p in (await boss.call("ensemble"))["players"]}
+        assert listing["docs"]["worktree"] == str(shop.parent / "shop.tempo" / "docs")
+        assert listing["docs"]["branch"] == "tempo/docs" and listing["ui"]["worktree"] == ""
+        again = await boss.call("load_lineup", path="team.toml")
+        assert {p["name"]: p["state"] for p in again["players"]} == {"ui": "running", "docs": "running"}
+
+        saved = await boss.call("save_lineup", path="saved.toml")
+        assert saved["path"] == str(shop / "saved.toml") and sorted(saved["players"]) == ["conductor", "docs", "ui"]
+        copy = tempo.read_lineup(shop / "saved.toml")
+        assert copy.conductor.directory == str(shop)
+        assert sorted((s.name, s.directory, s.worktree) for s in copy.players) == [
+            ("docs", str(shop / "docs"), True), ("ui", str(shop / "web"), False)]
+
+        with pytest.raises(ToolFailed, match="lineup of ensemble 'elsewhere'"):
+            await boss.call("load_lineup", path="other.toml")
+        (shop / "broken.toml").write_text("[[player]]\nname = 'x'\ncolour = 1\n")
+        with pytest.raises(ToolFailed, match=r"broken.toml:3: \[\[player\]\] 1: unknown key 'colour'"):
+            await boss.call("load_lineup", path="broken.toml")
+        with pytest.raises(ToolFailed, match="not valid"):  # a file it cannot read is never overwritten
+            await boss.call("save_lineup", path="broken.toml")
+        assert (shop / "broken.toml").read_text() == "[[player]]\nname = 'x'\ncolour = 1\n"
+
+
+def test_all_is_not_a_player_name_in_a_lineup(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('[[player]]\nname = "all"\n')
+    with pytest.raises(tempo.TempoError, match=r"team.toml:2: \[\[player\]\] 1: invalid name 'all'.*'all' are reserved"):
+        tempo.read_lineup(file)
