@@ -11,7 +11,8 @@ Usage:
   tempo preflight [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [options]
-  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text> (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
+  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
+      (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
   tempo schedule list [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
   tempo help
