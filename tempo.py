@@ -881,8 +881,8 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
                        when: dict[str, str | None], tz: str = "", why: str = "") -> dict:
     """Create the Temporal Schedule `name` that cues `to` with `text` as `when` says; return its view."""
     from temporalio.client import Schedule, ScheduleActionStartWorkflow, SchedulePolicy, ScheduleState
-    from tempo_workflows import ENSEMBLE, ScheduledCueInput, ScheduledCueWorkflow, schedule_id, scheduled_workflow_id
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
+    from tempo_workflows import ENSEMBLE, ScheduledCueInput, ScheduledCueWorkflow, schedule_id, scheduled_workflow_id
 
     validate_name(name, "schedule name")
     check_message(text)
@@ -927,12 +927,32 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
         raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
                          f"or delete that one first (`tempo schedule delete {name}`)") from None
     except RPCError as e:
-        if e.status == RPCStatusCode.INVALID_ARGUMENT and "time zone" in e.message:
+        invalid_spec = e.status == RPCStatusCode.INVALID_ARGUMENT and e.message.startswith("Invalid schedule spec: ")
+        if invalid_spec and "time zone" in e.message:
             raise TempoError(f"unknown time zone {memo['timezone']!r} ({e.message}): use an IANA name like Europe/Paris") from None
-        if e.status == RPCStatusCode.INVALID_ARGUMENT:  # only a cron is ours to get wrong: tempo builds the rest
+        if invalid_spec and memo["when"].startswith("cron "):  # only a cron is the user's to get wrong: tempo builds the rest
             reason = e.message.removeprefix("Invalid schedule spec: ")
             raise TempoError(f"invalid cron expression {memo['when'].removeprefix('cron ')!r}: {reason}; {CRON_HELP}") from None
-        raise unreachable(cfg, e) from None
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise unreachable(cfg, e) from None
+        raise refused(f"the schedule {name!r}", e) from None
+
+
+async def refusals_said(action, what: str):
+    """Await `action`; a refusal from Temporal (an RPC error) becomes a TempoError with the likeliest fix."""
+    from temporalio.service import RPCError
+
+    try:
+        return await action
+    except RPCError as e:
+        raise refused(what, e) from None
+
+
+def refused(what: str, e: Exception) -> TempoError:
+    """Say that Temporal refused `what`, and the likeliest fix."""
+    message = getattr(e, "message", "") or str(e)
+    fix = "register tempo's search attributes with `tempo server`" if "attribute" in message.lower() else "check it with `tempo status`"
+    return TempoError(f"Temporal refused {what}: {message}; {fix}")
 
 
 def schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]) -> dict:
@@ -1704,7 +1724,8 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
         """Cue players later or on a routine, as a Temporal Schedule: give exactly one of at, after, every or cron."""
         await guarded(session.joined())
         when = {"at": at, "after": after, "every": every, "cron": cron}
-        view = await guarded(add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why))
+        made = add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why)
+        view = await guarded(refusals_said(made, f"the schedule {name!r}"))
         return ScheduleView(**view)
 
     @mcp.tool(annotations=ToolAnnotations(title="List or change schedules", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
@@ -1719,8 +1740,10 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
         await guarded(session.joined())
         ensemble = session.cfg.ensemble
         if action == "list":
-            return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in await guarded(list_schedules(session.client, ensemble))])
-        view = await guarded(control_schedule(session.client, ensemble, name, action, session.info.name))
+            views = await guarded(refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
+            return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in views])
+        changed = control_schedule(session.client, ensemble, name, action, session.info.name)
+        view = await guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
         return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
 
 
@@ -2813,7 +2836,7 @@ def cmd_bridge(args: dict) -> int:
 
 def cmd_schedule(args: dict) -> int:
     cfg = resolve_config(args)
-    return asyncio.run(schedule_command(cfg, args))
+    return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
 
 
 async def schedule_command(cfg: Config, args: dict) -> int:
