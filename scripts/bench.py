@@ -9,7 +9,8 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; `tempo serve` start to
-first `tools/list`; memory per session. The sessions are real `tempo serve` processes driven by
+first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to
+notification. The sessions are real `tempo serve` processes driven by
 the MCP SDK's stdio client (the test harness in tests/conftest.py, reused here).
 """
 
@@ -145,6 +146,28 @@ async def memory(server: DevServer) -> None:
     report("memory per session (RSS of tempo serve)", rss_kib / 1024, "MiB")
 
 
+async def scheduled_cues(server: DevServer, n: int) -> None:
+    """The `schedule` tool's call (validate, create, describe), and a fire's trigger to the target's notification."""
+    from temporalio.client import ScheduleOverlapPolicy
+
+    client = await tempo.connect(tempo.Config(address=server.address))
+    async with play(server, "bench-schedule") as a, play(server, "bench-schedule") as b:
+        bob = await b.name()
+        created, fired = [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            made = await a.call("schedule", name=f"s{i}", to=bob, every="1h", message=f"m{i}")
+            created.append((time.perf_counter() - t0) * 1000)
+            handle = client.get_schedule_handle(made["schedule_id"])
+            await asyncio.sleep(1.01 - time.time() % 1)  # Temporal names a fire's run by its second: one a second
+            t0 = time.perf_counter()
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+            await b.next_cue()
+            fired.append((time.perf_counter() - t0) * 1000)
+    report(f"`schedule` tool call ({n} schedules)", statistics.median(created), "ms")
+    report(f"scheduled cue, trigger to notification ({n})", statistics.median(fired), "ms")
+
+
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
@@ -153,6 +176,7 @@ async def run(args, server: DevServer) -> None:
     await fan_out(server, 3 if quick else 5, 20 if quick else 50)
     await ensemble_time(server, (50,) if quick else (50, 200))
     await memory(server)
+    await scheduled_cues(server, 3 if quick else 15)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 
