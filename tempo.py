@@ -716,6 +716,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 # ---------------------------------------------------------------------------
 
 MIN_INTERVAL = timedelta(minutes=1)  # `every` more often than this is a flood, not a routine
+MAX_DELAY = timedelta(days=3650)  # `after` beyond this is a typo (and past datetime's range soon after)
 MIN_LEAD = timedelta(seconds=5)  # a one-off sooner than this could be due before its schedule exists
 NEXT_RUNS = 3  # next run times shown per schedule
 SCHEDULED_RUN_TIMEOUT = timedelta(days=1)  # a fire that no session's worker picks up for a day is dropped
@@ -739,9 +740,12 @@ def parse_duration(text: str, what: str) -> timedelta:
     """Return the duration `text` says ("90s", "20m", "1h30m", "2 days"), or raise TempoError."""
     s = (text or "").strip().lower()
     parts = DURATION_RE.findall(s)
-    if not parts or DURATION_RE.sub("", s).strip() or any(unit not in DURATION_UNITS for _, unit in parts):
-        raise TempoError(f"invalid {what} {text!r}: write a duration like 90s, 20m, 1h30m or 2d")
-    return timedelta(seconds=round(sum(float(n) * DURATION_UNITS[unit] for n, unit in parts)))
+    try:
+        if parts and not DURATION_RE.sub("", s).strip() and all(unit in DURATION_UNITS for _, unit in parts):
+            return timedelta(seconds=round(sum(float(n) * DURATION_UNITS[unit] for n, unit in parts)))
+    except OverflowError:
+        pass
+    raise TempoError(f"invalid {what} {text!r}: write a duration like 90s, 20m, 1h30m or 2d")
 
 
 def zone(name: str):
@@ -809,7 +813,10 @@ def spec_at(value: str, tz: str, now: datetime):
 
 
 def spec_after(value: str, tz: str, now: datetime):
-    when = now.replace(microsecond=0) + parse_duration(value, "delay")
+    delay = parse_duration(value, "delay")
+    if delay > MAX_DELAY:
+        raise TempoError(f"the delay {value!r} is over {MAX_DELAY.days} days: give a date with `at` instead")
+    when = now.replace(microsecond=0) + delay
     return once_spec(when, now, f"after {value!r}"), True, f"after {value} (at {when.astimezone(zone(tz)).isoformat()})"
 
 
