@@ -164,6 +164,8 @@ async def scheduled_cues(server: DevServer, n: int) -> None:
             await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
             await b.next_cue()
             fired.append((time.perf_counter() - t0) * 1000)
+        for i in range(n):
+            await a.call("schedules", action="delete", name=f"s{i}")
     report(f"`schedule` tool call ({n} schedules)", statistics.median(created), "ms")
     report(f"scheduled cue, trigger to notification ({n})", statistics.median(fired), "ms")
 

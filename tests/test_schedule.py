@@ -1,8 +1,17 @@
-"""Scheduled cues: real Temporal Schedules fire, cue the players, and are paused, resumed, deleted."""
+"""Scheduled cues: real Temporal Schedules fire, cue the players, and are paused, resumed, deleted.
+
+The time-skipping test server cannot help here: it does not implement schedules (CreateSchedule is
+"unimplemented"). Long intervals are checked on the dev server instead, by backfilling a day.
+"""
 
 import asyncio
 import contextlib
+import http.server
 import json
+import os
+import subprocess
+import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,7 +20,7 @@ from docopt import docopt
 from temporalio.client import ScheduleOverlapPolicy
 
 import tempo
-from conftest import ToolFailed, play, wait_until
+from conftest import ROOT, ToolFailed, play, wait_until
 from tempo_workflows import ENSEMBLE, schedule_id, workflow_id
 
 pytestmark = pytest.mark.anyio
@@ -341,3 +350,100 @@ async def test_cli_add_list_pause_resume_delete(cli, temporal, ensemble):
         bad = await asyncio.to_thread(cli, "schedule", "add", "x", ensemble, "--to", "bob", "--message", "m",
                                       "--every", "5s", **env)
         assert bad.returncode == 1 and "under 1 minute" in bad.stderr
+
+
+# -- the real Claude Code ----------------------------------------------------------------------
+
+
+class StandInModel:
+    """The Anthropic API as Claude Code calls it, scripted: wait for tempo's tools, call one, then stop."""
+
+    def __init__(self, tool: str, arguments: dict):
+        self.tool, self.arguments, self.result = tool, arguments, None
+        model = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                data = model.answer(body) if "count_tokens" not in self.path else {"input_tokens": 1}
+                stream = body.get("stream") and "count_tokens" not in self.path
+                raw = model.events(data) if stream else json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream" if stream else "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, body: dict) -> dict:
+        tools = {t.get("name") for t in body.get("tools", [])}
+        results = {c.get("tool_use_id"): c for m in body.get("messages", []) if isinstance(m.get("content"), list)
+                   for c in m["content"] if isinstance(c, dict) and c.get("type") == "tool_result"}
+        if "call" in results:
+            self.result = self.result or results["call"]
+            return self.message({"type": "text", "text": "done"}, "end_turn")
+        if self.tool in tools:
+            return self.message({"type": "tool_use", "id": "call", "name": self.tool, "input": self.arguments}, "tool_use")
+        if "WaitForMcpServers" in tools and "wait" not in results:  # -p mode does not wait for MCP servers itself
+            return self.message({"type": "tool_use", "id": "wait", "name": "WaitForMcpServers", "input": {}}, "tool_use")
+        return self.message({"type": "text", "text": "no tempo tools"}, "end_turn")
+
+    @staticmethod
+    def message(block: dict, stop: str) -> dict:
+        return {"id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [block],
+                "stop_reason": stop, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+    @staticmethod
+    def events(message: dict) -> bytes:
+        block = message["content"][0]
+        start = {**block, "input": {}} if block["type"] == "tool_use" else {"type": "text", "text": ""}
+        delta = ({"type": "input_json_delta", "partial_json": json.dumps(block["input"])} if block["type"] == "tool_use"
+                 else {"type": "text_delta", "text": block["text"]})
+        events = [
+            {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}},
+            {"type": "content_block_start", "index": 0, "content_block": start},
+            {"type": "content_block_delta", "index": 0, "delta": delta},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": 1}},
+            {"type": "message_stop"},
+        ]
+        return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+
+
+async def test_real_claude_code_schedules_a_cue_that_reaches_a_player(temporal, ensemble, tmp_path):
+    claude = ROOT / "node_modules" / ".bin" / "claude"
+    key = "sk-ant-api03-" + "k" * 40
+    home, project = tmp_path / "home", tmp_path / "project"
+    home.mkdir()
+    project.mkdir()
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True, "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(project): {"hasTrustDialogAccepted": True, "enableAllProjectMcpServers": True}},
+    }))
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"claude-tempo": {"command": sys.executable, "args": [str(ROOT / "tempo.py"), "serve"]}}}))
+    arguments = {"name": "wrap-up", "to": "bob", "message": "summarize your reviews", "cron": "0 17 * * 1-5",
+                 "timezone": "Europe/Paris", "why": "daily wrap-up"}
+    model = StandInModel("mcp__claude-tempo__schedule", arguments)
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": key,
+           "TEMPORAL_ADDRESS": temporal.address, "CLAUDE_TEMPO_ENSEMBLE": ensemble, "CLAUDE_TEMPO_PLAYER_NAME": "lead",
+           "CLAUDE_TEMPO_LOG": "WARNING", "PYTHONPATH": str(ROOT), "DISABLE_AUTOUPDATER": "1"}
+    try:
+        async with players(temporal, ensemble, "bob") as (bob,):
+            done = await asyncio.to_thread(subprocess.run, [str(claude), "-p", "set up the daily wrap-up", "--allowedTools", "mcp__claude-tempo"],
+                                           cwd=project, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0 and model.result, (done.stdout, done.stderr)
+            answer = json.loads(model.result["content"] if isinstance(model.result["content"], str) else model.result["content"][0]["text"])
+            assert (answer["schedule_id"], answer["creator"]) == (schedule_id(ensemble, "wrap-up"), "lead")
+            assert answer["next_runs"] == next_weekdays_at(17, "Europe/Paris", 3)
+            client = await client_for(temporal)
+            await fire(client, answer["schedule_id"])  # the session that made it has ended: bob's worker runs the fire
+            cue = await next_of_kind(bob, "scheduled")
+            assert (cue["content"], cue["meta"]["from"], cue["meta"]["source"]) == ("summarize your reviews", "lead", "wrap-up")
+    finally:
+        model.server.shutdown()
