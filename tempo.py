@@ -1083,7 +1083,7 @@ class Session:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
-        from temporalio.worker import Worker
+        from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
         from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
 
         delay = 0.5
@@ -1103,7 +1103,9 @@ class Session:
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
         worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow],
-                        activities=schedule_activities(self.client),  # scheduled cues run on whichever session is up
+                        # Scheduled cues run on whichever session is up; they are rare and small: one activity poll.
+                        activities=schedule_activities(self.client),
+                        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
                         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
         self.worker = worker
