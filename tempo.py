@@ -912,6 +912,7 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
         execution_timeout=SCHEDULED_RUN_TIMEOUT, typed_search_attributes=ensemble,
     )
     memo = {"name": name, "creator": creator, "why": why, "to": targets, "when": said, "timezone": tz, "created": utcnow(),
+            "spec": {kinds[0]: when[kinds[0]]},  # as given: enough to make it again (a lineup, an edit)
             "message": text if len(text) <= MEMO_MESSAGE_CHARS else text[: MEMO_MESSAGE_CHARS - 1] + "…"}
     schedule = Schedule(
         action=action, spec=spec, policy=SchedulePolicy(catchup_window=CATCHUP[once]),
@@ -970,6 +971,7 @@ def schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]
         "schedule_id": sid,
         "to": list(memo.get("to") or []),
         "when": memo.get("when", ""),
+        "spec": dict(memo.get("spec") or {}),
         "timezone": tz,
         "message": memo.get("message", ""),
         "creator": memo.get("creator", ""),
@@ -1706,6 +1708,7 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
         schedule_id: str = Field(description="the Temporal Schedule's ID (Web UI, `temporal schedule` CLI)")
         to: list[str]
         when: str
+        spec: dict[str, str] = Field(default_factory=dict, description="the option it was made with: at, after, every or cron")
         timezone: str
         message: str
         creator: str

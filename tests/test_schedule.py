@@ -88,6 +88,7 @@ async def test_every_schedule_fires_and_its_targets_receive_their_cues(temporal,
                                 why="keep the team in sync")
         assert made["schedule_id"] == schedule_id(ensemble, "standup") == f"claude-tempo-schedule-{ensemble}-standup"
         assert (made["to"], made["creator"], made["when"], made["paused"]) == (["bob"], "alice", "every 30m", False)
+        assert made["spec"] == {"every": "30m"}
         runs = [datetime.fromisoformat(t) for t in made["next_runs"]]
         assert len(runs) == 3 and all(b - a == timedelta(minutes=30) for a, b in zip(runs, runs[1:]))
         assert timedelta(minutes=29) < runs[0] - before <= timedelta(minutes=30, seconds=5)  # one interval from now
