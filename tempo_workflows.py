@@ -12,6 +12,10 @@ its next poll, so a cue is dropped from ``pending`` only once the session has
 it. A cue nobody collects for ``undelivered_timeout`` means the process is gone:
 the workflow hands its undelivered cues to the conductor and ends.
 
+Scheduled cues are Temporal Schedules whose action is a ScheduledCueWorkflow: one
+short run per fire that looks its targets up (an activity: visibility is not for
+workflow code), signals each its cue, hands on what nobody takes, and ends.
+
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
 Annotations are real types, not strings: the payload converter resolves a
