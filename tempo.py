@@ -15,6 +15,10 @@ Usage:
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
   tempo worktrees [prune] [options]
+  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
+      (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
+  tempo schedule list [<ensemble>] [--json] [options]
+  tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -35,6 +39,7 @@ Commands:
   lineup      `lineup save FILE`: write the running ensemble as a lineup (start it with `up --lineup`).
   worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
               whose player is gone.
+  schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -55,6 +60,14 @@ Options:
   --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
   -h, --help                      Show this help.
   --version                       Show the version.
+  --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
+  --message=<text>                The cue a schedule sends.
+  --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
+  --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
+  --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
+  --cron=<expr>                   On a five-field cron expression, in --timezone.
+  --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
+  --why=<text>                    Why the schedule exists (kept with it).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -1245,6 +1258,327 @@ def remove_worktree(directory: str | Path, row: dict) -> None:
     git_out(directory, "branch", "-D", row["branch"])
     with contextlib.suppress(OSError):  # <repo>.tempo, once its last worktree is gone
         Path(row["path"]).parent.rmdir()
+# Scheduled cues
+# Temporal Schedules that cue players later or on a routine (at, after, every, cron + time zone):
+# create, list, pause, resume, delete; and the activities their runs call on the session workers.
+# ---------------------------------------------------------------------------
+
+MIN_INTERVAL = timedelta(minutes=1)  # `every` more often than this is a flood, not a routine
+MAX_DELAY = timedelta(days=3650)  # `after` beyond this is a typo (and past datetime's range soon after)
+MIN_LEAD = timedelta(seconds=5)  # a one-off sooner than this could be due before its schedule exists
+NEXT_RUNS = 3  # next run times shown per schedule
+SCHEDULED_RUN_TIMEOUT = timedelta(days=1)  # a fire that no session's worker picks up for a day is dropped
+CATCHUP = {True: timedelta(days=1), False: timedelta(minutes=10)}  # once / recurring: fires missed while Temporal was down
+CLI_CREATOR = "cli"  # the sender of cues scheduled with `tempo schedule add` and no -n NAME
+MEMO_MESSAGE_CHARS = 200  # the memo keeps a preview; the whole cue is the action's input
+DURATION_UNITS = {
+    unit: seconds
+    for seconds, units in ((1, "s sec secs second seconds"), (60, "m min mins minute minutes"),
+                           (3600, "h hr hrs hour hours"), (86400, "d day days"), (604800, "w week weeks"))
+    for unit in units.split()
+}
+DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+TIME_OF_DAY_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+CRON_HELP = ("use five fields, minute hour day-of-month month day-of-week (for example '0 17 * * 1-5'), "
+             f"or one of {', '.join(CRON_MACROS)}")
+
+
+def parse_duration(text: str, what: str) -> timedelta:
+    """Return the duration `text` says ("90s", "20m", "1h30m", "2 days"), or raise TempoError."""
+    s = (text or "").strip().lower()
+    parts = DURATION_RE.findall(s)
+    try:
+        if parts and not DURATION_RE.sub("", s).strip() and all(unit in DURATION_UNITS for _, unit in parts):
+            return timedelta(seconds=round(sum(float(n) * DURATION_UNITS[unit] for n, unit in parts)))
+    except OverflowError:
+        pass
+    raise TempoError(f"invalid {what} {text!r}: write a duration like 90s, 20m, 1h30m or 2d")
+
+
+def zone(name: str):
+    """Return the time zone `name` (IANA, like Europe/Paris), or raise TempoError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TempoError(f"unknown time zone {name!r}: use an IANA name like Europe/Paris, America/New_York or UTC") from None
+
+
+def local_zone_name(env: dict | None = None) -> str:
+    """Return this machine's IANA time zone: $TZ, else where /etc/localtime points, else UTC."""
+    env = os.environ if env is None else env
+    candidates = [env.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        candidates.append(os.readlink("/etc/localtime").partition("zoneinfo/")[2])
+    for name in candidates:
+        with contextlib.suppress(TempoError):
+            if name:
+                zone(name)
+                return name
+    return "UTC"
+
+
+def parse_at(text: str, tz, now: datetime) -> datetime:
+    """Return the UTC time `text` names in `tz`: ISO 8601 date and time, or HH:MM (its next occurrence)."""
+    from datetime import time as clock
+
+    text = (text or "").strip()
+    try:
+        found = TIME_OF_DAY_RE.match(text)
+        if found:
+            at = clock(int(found[1]), int(found[2]), int(found[3] or 0))
+            today = now.astimezone(tz).date()
+            when = datetime.combine(today, at, tzinfo=tz)
+            if when <= now:
+                when = datetime.combine(today + timedelta(days=1), at, tzinfo=tz)
+        else:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            when = when if when.tzinfo else when.replace(tzinfo=tz)
+    except ValueError:
+        raise TempoError(f"invalid time {text!r}: write an ISO 8601 date and time (2026-12-01T09:00, with an "
+                         "offset like +01:00 or Z, or in `timezone`), or HH:MM for the next such time") from None
+    return when.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def once_spec(when: datetime, now: datetime, said: str):
+    """A one-off: a calendar matching exactly `when` (UTC); refuse a time not safely ahead."""
+    from temporalio.client import ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
+
+    if when < now + MIN_LEAD:
+        past = "is in the past" if when <= now else f"is less than {MIN_LEAD.seconds}s ahead"
+        raise TempoError(f"{said} ({when.isoformat()}) {past}: pick a later time, or send it now with `cue`")
+    r = ScheduleRange
+    calendar = ScheduleCalendarSpec(second=[r(when.second)], minute=[r(when.minute)], hour=[r(when.hour)],
+                                    day_of_month=[r(when.day)], month=[r(when.month)], year=[r(when.year)])
+    return ScheduleSpec(calendars=[calendar], time_zone_name="UTC")
+
+
+def spec_at(value: str, tz: str, now: datetime):
+    when = parse_at(value, zone(tz), now)
+    return once_spec(when, now, f"the time {value!r}"), True, f"at {when.astimezone(zone(tz)).isoformat()}"
+
+
+def spec_after(value: str, tz: str, now: datetime):
+    delay = parse_duration(value, "delay")
+    if delay > MAX_DELAY:
+        raise TempoError(f"the delay {value!r} is over {MAX_DELAY.days} days: give a date with `at` instead")
+    when = now.replace(microsecond=0) + delay
+    return once_spec(when, now, f"after {value!r}"), True, f"after {value} (at {when.astimezone(zone(tz)).isoformat()})"
+
+
+def spec_every(value: str, tz: str, now: datetime):
+    from temporalio.client import ScheduleIntervalSpec, ScheduleSpec
+
+    every = parse_duration(value, "interval")
+    if every < MIN_INTERVAL:
+        raise TempoError(f"the interval {value!r} is under 1 minute: scheduled cues repeat at most once a minute (every=1m)")
+    # Intervals count from the epoch: this offset makes the first fire one interval from now.
+    offset = timedelta(seconds=int(now.timestamp()) % int(every.total_seconds()))
+    return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every, offset=offset)]), False, f"every {value}"
+
+
+def spec_cron(value: str, tz: str, now: datetime):
+    from temporalio.client import ScheduleSpec
+
+    value = " ".join((value or "").split())
+    if not (len(value.split()) == 5 or value in CRON_MACROS):
+        raise TempoError(f"invalid cron expression {value!r}: {CRON_HELP}")
+    zone(tz)
+    return ScheduleSpec(cron_expressions=[value], time_zone_name=tz), False, f"cron {value}"
+
+
+# When a schedule fires: the option that says it -> (value, time zone, now) -> (spec, one-off?, description).
+WHEN: dict[str, Callable[[str, str, datetime], tuple[Any, bool, str]]] = {
+    "at": spec_at, "after": spec_after, "every": spec_every, "cron": spec_cron,
+}
+
+
+def split_targets(to: str | list[str], creator: str) -> list[str]:
+    """Return the targets `to` names: a name, names separated by commas, `all`, `role:NAME`; empty: the creator."""
+    items = to.split(",") if isinstance(to, str) else to
+    targets = list(dict.fromkeys(t.strip() for t in items if t.strip())) or [creator]
+    for target in targets:
+        if target != "all":
+            validate_name(target.removeprefix("role:"), "role" if target.startswith("role:") else "player name")
+    return targets
+
+
+async def schedule_targets(client: "Client", ensemble: str, to: list[str], creator: str) -> tuple[list[str], dict[str, str]]:
+    """Resolve `to` as the creator sees it: `all` leaves the creator out; naming oneself is a reminder."""
+    others = [t for t in to if t != creator]
+    names, missing = await resolve_recipients(client, ensemble, others, creator) if others else ([], {})
+    if len(others) < len(to):
+        mine, why = await resolve_recipients(client, ensemble, creator, "")
+        names, missing = [*names, *(n for n in mine if n not in names)], {**missing, **why}
+    return names, missing
+
+
+async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, to: str | list[str], text: str,
+                       when: dict[str, str | None], tz: str = "", why: str = "") -> dict:
+    """Create the Temporal Schedule `name` that cues `to` with `text` as `when` says; return its view."""
+    from temporalio.client import Schedule, ScheduleActionStartWorkflow, SchedulePolicy, ScheduleState
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+    from tempo_workflows import ENSEMBLE, ScheduledCueInput, ScheduledCueWorkflow, schedule_id, scheduled_workflow_id
+
+    validate_name(name, "schedule name")
+    check_message(text)
+    kinds = [k for k in WHEN if when.get(k)]
+    if len(kinds) != 1:
+        raise TempoError("say when the cue goes with exactly one of at, after, every or cron (for example every=30m)")
+    tz = tz or local_zone_name()
+    zone(tz)
+    targets = split_targets(to, creator)
+    _, missing = await schedule_targets(client, cfg.ensemble, targets, creator)
+    if missing:
+        players = ", ".join(p.name for p in await list_players(client, cfg.ensemble)) or "nobody yet"
+        raise TempoError(f"cannot schedule cues: {'; '.join(missing.values())}; players: {players}")
+    now = datetime.now(timezone.utc)
+    spec, once, said = WHEN[kinds[0]](when[kinds[0]], tz, now)
+    ensemble = TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)])
+    inp = ScheduledCueInput(ensemble=cfg.ensemble, schedule=name, creator=creator, to=targets, text=text, once=once)
+    action = ScheduleActionStartWorkflow(
+        ScheduledCueWorkflow.run, inp, id=scheduled_workflow_id(cfg.ensemble, name), task_queue=cfg.task_queue,
+        execution_timeout=SCHEDULED_RUN_TIMEOUT, typed_search_attributes=ensemble,
+    )
+    memo = {"name": name, "creator": creator, "why": why, "to": targets, "when": said, "timezone": tz, "created": utcnow(),
+            "spec": {kinds[0]: when[kinds[0]]},  # as given: enough to make it again (a lineup, an edit)
+            "message": text if len(text) <= MEMO_MESSAGE_CHARS else text[: MEMO_MESSAGE_CHARS - 1] + "…"}
+    schedule = Schedule(
+        action=action, spec=spec, policy=SchedulePolicy(catchup_window=CATCHUP[once]),
+        state=ScheduleState(note=f"created by {creator}" + (f": {why}" if why else ""), limited_actions=once,
+                            remaining_actions=1 if once else 0),
+    )
+    handle = await create_schedule(client, cfg, schedule_id(cfg.ensemble, name), schedule, memo, ensemble)
+    return await describe_schedule(handle)
+
+
+async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, memo: dict, attributes) -> Any:
+    """Create the schedule; turn Temporal's refusals into what the user should do."""
+    from temporalio.client import ScheduleAlreadyRunningError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    name = memo["name"]
+    try:
+        return await client.create_schedule(sid, schedule, memo=memo, search_attributes=attributes)
+    except ScheduleAlreadyRunningError:
+        raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
+                         f"or delete that one first (`tempo schedule delete {name}`)") from None
+    except RPCError as e:
+        invalid_spec = e.status == RPCStatusCode.INVALID_ARGUMENT and e.message.startswith("Invalid schedule spec: ")
+        if invalid_spec and "time zone" in e.message:
+            raise TempoError(f"unknown time zone {memo['timezone']!r} ({e.message}): use an IANA name like Europe/Paris") from None
+        if invalid_spec and memo["when"].startswith("cron "):  # only a cron is the user's to get wrong: tempo builds the rest
+            reason = e.message.removeprefix("Invalid schedule spec: ")
+            raise TempoError(f"invalid cron expression {memo['when'].removeprefix('cron ')!r}: {reason}; {CRON_HELP}") from None
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise unreachable(cfg, e) from None
+        raise refused(f"the schedule {name!r}", e) from None
+
+
+async def refusals_said(action, what: str):
+    """Await `action`; a refusal from Temporal (an RPC error) becomes a TempoError with the likeliest fix."""
+    from temporalio.service import RPCError
+
+    try:
+        return await action
+    except RPCError as e:
+        raise refused(what, e) from None
+
+
+def refused(what: str, e: Exception) -> TempoError:
+    """Say that Temporal refused `what`, and the likeliest fix."""
+    message = getattr(e, "message", "") or str(e)
+    fix = "register tempo's search attributes with `tempo server`" if "attribute" in message.lower() else "check it with `tempo status`"
+    return TempoError(f"Temporal refused {what}: {message}; {fix}")
+
+
+def schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]) -> dict:
+    """What `schedule`, `schedules` and `tempo schedule list` show of one schedule."""
+    tz = memo.get("timezone") or "UTC"
+    return {
+        "name": memo.get("name") or sid,
+        "schedule_id": sid,
+        "to": list(memo.get("to") or []),
+        "when": memo.get("when", ""),
+        "spec": dict(memo.get("spec") or {}),
+        "timezone": tz,
+        "message": memo.get("message", ""),
+        "creator": memo.get("creator", ""),
+        "why": memo.get("why", ""),
+        "paused": paused,
+        "next_runs": [t.astimezone(zone(tz)).isoformat() for t in next_times[:NEXT_RUNS]],
+    }
+
+
+async def describe_schedule(handle) -> dict:
+    desc = await handle.describe()
+    return schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, list(desc.info.next_action_times))
+
+
+async def list_schedules(client: "Client", ensemble: str) -> list[dict]:
+    """List the schedules of `ensemble` with one visibility call (it may lag a moment behind changes)."""
+    views = []
+    async for entry in await client.list_schedules(query=f"ClaudeTempoEnsemble = '{validate_name(ensemble, 'ensemble name')}'"):
+        paused = bool(entry.schedule and entry.schedule.state.paused)
+        views.append(schedule_view(entry.id, dict(await entry.memo()), paused, list(entry.info.next_action_times if entry.info else [])))
+    return sorted(views, key=lambda v: v["name"])
+
+
+# What `schedules` / `tempo schedule` can do to one schedule, and how it is said afterwards.
+SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
+    "pause": (lambda handle, who: handle.pause(note=f"paused by {who}"), "paused"),
+    "resume": (lambda handle, who: handle.unpause(note=f"resumed by {who}"), "resumed"),
+    "delete": (lambda handle, who: handle.delete(), "deleted"),
+}
+
+
+async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
+    """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import ENSEMBLE, schedule_id
+
+    if action not in SCHEDULE_CONTROLS:
+        raise TempoError(f"unknown action {action!r}: use {', '.join(map(repr, ['list', *SCHEDULE_CONTROLS]))}")
+    handle = client.get_schedule_handle(schedule_id(ensemble, validate_name(name or "", "schedule name")))
+    try:  # the ID holds the ensemble, but `a` + `b-c` and `a-b` + `c` meet: the attribute decides
+        desc = await handle.describe()
+        mine = desc.typed_search_attributes.get(ENSEMBLE) == ensemble
+    except RPCError as e:
+        if e.status != RPCStatusCode.NOT_FOUND:
+            raise TempoError(f"cannot read schedule {name!r}: {e.message}") from None
+        mine = False
+    if not mine:
+        names = ", ".join(v["name"] for v in await list_schedules(client, ensemble)) or "none"
+        raise TempoError(f"no schedule named {name!r} in ensemble {ensemble!r}; schedules: {names}")
+    control, _ = SCHEDULE_CONTROLS[action]
+    await control(handle, who)
+    if action == "delete":
+        return schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, [])
+    return await describe_schedule(handle)
+
+
+def schedule_activities(client: "Client") -> list:
+    """The activities scheduled cues call, bound to this session's client (for its worker)."""
+    from temporalio import activity
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import DELETE_SCHEDULE_ACTIVITY, RESOLVE_TARGETS_ACTIVITY, Targets, TargetsInput
+
+    @activity.defn(name=RESOLVE_TARGETS_ACTIVITY)
+    async def resolve_targets(inp: TargetsInput) -> Targets:
+        names, missing = await schedule_targets(client, inp.ensemble, inp.to, inp.creator)
+        return Targets(names=names, missing=missing)
+
+    @activity.defn(name=DELETE_SCHEDULE_ACTIVITY)
+    async def delete_schedule(sid: str) -> None:
+        try:
+            await client.get_schedule_handle(sid).delete()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:  # deleted by hand meanwhile: done all the same
+                raise
+
+    return [resolve_targets, delete_schedule]
 
 
 # ---------------------------------------------------------------------------
@@ -1284,8 +1618,8 @@ class Session:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
-        from temporalio.worker import Worker
-        from tempo_workflows import PlayerWorkflow
+        from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+        from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
 
         delay = 0.5
         while not self.closing:
@@ -1304,7 +1638,10 @@ class Session:
         self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow],
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow],
+                        # Scheduled cues run on whichever session is up; they are rare and small: one activity poll.
+                        activities=schedule_activities(self.client),
+                        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
                         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
         self.worker = worker
@@ -2184,7 +2521,10 @@ messages, `listen` returns every cue that has not reached you yet.
 `report` tells the conductor (if the ensemble has one) a result, a blocker or a question;
 `terminate` ends another player's session. The conductor also receives commands from outside
 (kind "command", with their `source`) and the cues of players that died (kind "undelivered",
-with `for` naming whom they were for); with no conductor, such a cue comes back to its sender."""
+with `for` naming whom they were for); with no conductor, such a cue comes back to its sender.
+`schedule` sends a cue later or on a routine (at a time, after a delay, every interval, on a cron
+in a time zone); `schedules` lists, pauses, resumes or deletes them. A scheduled cue arrives with
+kind "scheduled" and `source` naming its schedule."""
 
 
 def cue_view(cue: "Cue") -> dict:
@@ -2456,6 +2796,7 @@ def build_server(session: "Session"):
         file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
         names = await guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
         return SavedLineup(path=str(file), players=names)
+    schedule_tools(mcp, session, guarded)
 
     async def on_initialized(ctx, params) -> None:
         async def push(c: "Cue") -> None:
@@ -2470,6 +2811,69 @@ def build_server(session: "Session"):
     lowlevel.add_notification_handler("notifications/initialized", NotificationParams, on_initialized)
     options = lowlevel.create_initialization_options(experimental_capabilities={"claude/channel": {}})
     return mcp, lowlevel, options
+
+
+def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add the tools of scheduled cues to `mcp`: `schedule` creates one, `schedules` lists and changes them."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class ScheduleView(BaseModel):
+        name: str
+        schedule_id: str = Field(description="the Temporal Schedule's ID (Web UI, `temporal schedule` CLI)")
+        to: list[str]
+        when: str
+        spec: dict[str, str] = Field(default_factory=dict, description="the option it was made with: at, after, every or cron")
+        timezone: str
+        message: str
+        creator: str
+        why: str = ""
+        paused: bool = False
+        next_runs: list[str] = Field(description="the next times it fires, ISO 8601 in its time zone")
+
+    class SchedulesResult(BaseModel):
+        ensemble: str
+        schedules: list[ScheduleView]
+        done: str = Field(default="", description="what was done (pause, resume, delete)")
+
+    @mcp.tool(annotations=ToolAnnotations(title="Schedule a cue", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
+    async def schedule(
+        name: Annotated[str, Field(description="the schedule's name, unique in the ensemble: letters, digits, '-' and '_'")],
+        message: Annotated[str, Field(description=f"the cue it sends (at most {MAX_CUE_CHARS} characters)")],
+        to: Annotated[str, Field(description="a player's name, names separated by commas, `all` or `role:NAME`; empty: yourself")] = "",
+        at: Annotated[str, Field(description="once, at a time: 2026-12-01T09:00 (an offset like +01:00 or Z, or in `timezone`) or HH:MM for the next such time")] = "",
+        after: Annotated[str, Field(description="once, after a delay: 90s, 20m, 1h30m, 2d")] = "",
+        every: Annotated[str, Field(description="repeatedly, every interval of at least 1 minute: 30m, 2h, 1d (the first one interval from now)")] = "",
+        cron: Annotated[str, Field(description="on a five-field cron expression, minute hour day-of-month month day-of-week: '0 17 * * 1-5'")] = "",
+        timezone: Annotated[str, Field(description="IANA time zone for `at` and `cron`, like Europe/Paris; default: this machine's")] = "",
+        why: Annotated[str, Field(description="why the schedule exists; kept with it and shown by `schedules`")] = "",
+    ) -> ScheduleView:
+        """Cue players later or on a routine, as a Temporal Schedule: give exactly one of at, after, every or cron."""
+        await guarded(session.joined())
+        when = {"at": at, "after": after, "every": every, "cron": cron}
+        made = add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why)
+        view = await guarded(refusals_said(made, f"the schedule {name!r}"))
+        return ScheduleView(**view)
+
+    @mcp.tool(annotations=ToolAnnotations(title="List or change schedules", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
+    async def schedules(
+        action: Annotated[
+            Literal["list", "pause", "resume", "delete"],
+            Field(description="list: my ensemble's schedules and their next runs; pause, resume or delete the one named"),
+        ] = "list",
+        name: Annotated[str, Field(description="the schedule to pause, resume or delete")] = "",
+    ) -> SchedulesResult:
+        """List my ensemble's scheduled cues with their next runs, or pause, resume or delete one by name."""
+        await guarded(session.joined())
+        ensemble = session.cfg.ensemble
+        if action == "list":
+            views = await guarded(refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
+            return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in views])
+        changed = control_schedule(session.client, ensemble, name, action, session.info.name)
+        view = await guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
+        return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
 
 
 def import_temporal() -> None:
@@ -4793,6 +5197,41 @@ def cmd_dashboard(args: dict) -> int:
     return asyncio.run(run_dashboard(cfg, args["--host"], int(port), bool(args.get("--open"))))
 
 
+# -- schedule -----------------------------------------------------------------
+
+
+def cmd_schedule(args: dict) -> int:
+    cfg = resolve_config(args)
+    return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
+
+
+async def schedule_command(cfg: Config, args: dict) -> int:
+    """`tempo schedule add|list|pause|resume|delete`: as the tools do, for the ensemble `cfg` names."""
+    client = await connect(cfg)
+    who = cfg.name or CLI_CREATOR
+    if args["add"]:
+        when = {k: args[f"--{k}"] for k in WHEN}
+        view = await add_schedule(client, cfg, who, args["<schedule>"], args["--to"], args["--message"], when,
+                                  args["--timezone"] or "", args["--why"] or "")
+        out(f"scheduled {view['name']} ({view['schedule_id']}): {view['when']}, to {', '.join(view['to'])}")
+        out("next runs: " + (", ".join(view["next_runs"]) or "none"))
+        return 0
+    if args["list"]:
+        views = await list_schedules(client, cfg.ensemble)
+        if args["--json"]:
+            out(json.dumps({"ensemble": cfg.ensemble, "schedules": views}, indent=2))
+        elif not views:
+            out(f"no schedules in ensemble {cfg.ensemble}")
+        for v in [] if args["--json"] else views:
+            state = "paused" if v["paused"] else (v["next_runs"] or ["done"])[0]
+            out(f"{v['name']:<16} {shorten(v['when'], 34):<34} {shorten(','.join(v['to']), 16):<16} {state:<26} {shorten(v['message'], 40)}")
+        return 0
+    action = next(a for a in SCHEDULE_CONTROLS if args[a])
+    view = await control_schedule(client, cfg.ensemble, args["<schedule>"], action, who)
+    out(f"{SCHEDULE_CONTROLS[action][1]} schedule {view['name']} of ensemble {cfg.ensemble}")
+    return 0
+
+
 def cmd_help(args: dict) -> int:
     out(__doc__.strip())
     return 0
@@ -4812,6 +5251,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "dashboard": cmd_dashboard,
     "lineup": cmd_lineup,
     "worktrees": cmd_worktrees,
+    "schedule": cmd_schedule,
     "help": cmd_help,
 }
 

@@ -14,6 +14,10 @@ the workflow hands its undelivered cues to the conductor and ends. A watcher (th
 dashboard) follows the conductor's ``history`` the same way, never by a timer: its
 ``watch`` Update is answered when an exchange is recorded after its cursor.
 
+Scheduled cues are Temporal Schedules whose action is a ScheduledCueWorkflow: one
+short run per fire that looks its targets up (an activity: visibility is not for
+workflow code), signals each its cue, hands on what nobody takes, and ends.
+
 Only the standard library and temporalio are imported here (the workflow
 sandbox re-imports this module); ``tempo.py`` imports it, never the reverse.
 Annotations are real types, not strings: the payload converter resolves a
@@ -25,10 +29,10 @@ deadlock detector on every retry, and never recovers).
 import asyncio
 import contextlib
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 
@@ -91,7 +95,7 @@ class Cue:
     sender: str
     text: str
     sent_at: str = ""  # ISO 8601, UTC, set by the sender
-    kind: str = "cue"  # cue | command | report | joined | undelivered | notice
+    kind: str = "cue"  # cue | command | report | joined | undelivered | notice | scheduled
     source: str = ""  # command source (discord, cli, ...) or report type
     recipient: str = ""  # for cues handed over from a dead player: whom they were for
     queued_at: str = ""  # set by the workflow when the cue arrives
@@ -615,6 +619,113 @@ class PlayerWorkflow:
         )
         del self.s.history[:-HISTORY_LIMIT]
         self.s.recorded += 1
+
+
+
+# ---------------------------------------------------------------------------
+# Scheduled cues
+# A Temporal Schedule starts one ScheduledCueWorkflow per fire: it cues the targets it names
+# (kind "scheduled", `source` the schedule's name), hands on what nobody can take, and ends.
+# ---------------------------------------------------------------------------
+
+RESOLVE_TARGETS_ACTIVITY = "tempo-resolve-targets"  # activities in tempo.py, run by every session's worker
+DELETE_SCHEDULE_ACTIVITY = "tempo-delete-schedule"
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_RETRY = RetryPolicy(maximum_attempts=5)
+
+
+def schedule_id(ensemble: str, name: str) -> str:
+    """Return the ID of the Temporal Schedule `name` in `ensemble`."""
+    return f"claude-tempo-schedule-{ensemble}-{name}"
+
+
+def scheduled_workflow_id(ensemble: str, name: str) -> str:
+    """Return the ID prefix of the runs a schedule starts (Temporal appends the fire time)."""
+    return f"claude-tempo-scheduled-{ensemble}-{name}"
+
+
+@dataclass
+class ScheduledCueInput:
+    """What one fire of a schedule does: cue `to` (names, `all`, `role:NAME`) with `text`."""
+
+    ensemble: str
+    schedule: str  # the schedule's name
+    creator: str  # the sender of the cues; undelivered cues come back here with no conductor
+    to: list[str]
+    text: str
+    once: bool = False  # a one-off: delete the schedule after this fire
+
+
+@dataclass
+class TargetsInput:
+    """The resolving activity's input: whom `to` names in `ensemble`, seen by `creator`."""
+
+    ensemble: str
+    to: list[str]
+    creator: str
+
+
+@dataclass
+class Targets:
+    """The players to cue, and for each target that cannot be cued, why not."""
+
+    names: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ScheduledCueResult:
+    """Who got the cue, and where each undelivered one went (conductor, creator, or nobody: "")."""
+
+    delivered: list[str] = field(default_factory=list)
+    undelivered: dict[str, str] = field(default_factory=dict)
+
+
+@workflow.defn
+class ScheduledCueWorkflow:
+    """One fire of a schedule: resolve the targets (an activity: it needs visibility), cue them, end."""
+
+    @workflow.run
+    async def run(self, inp: ScheduledCueInput) -> ScheduledCueResult:
+        targets = await workflow.execute_activity(
+            RESOLVE_TARGETS_ACTIVITY, TargetsInput(inp.ensemble, inp.to, inp.creator), result_type=Targets,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        run = workflow.info().workflow_id  # unique per fire: a retried signal is still one cue
+        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule)
+        result = ScheduledCueResult()
+        for name in targets.names:
+            if await signal_player(workflow_id(inp.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name)):
+                result.delivered.append(name)
+            else:  # it left between the lookup and now
+                targets.missing[name] = "not running"
+        for name, why in targets.missing.items():
+            workflow.logger.info("scheduled cue %s not delivered to %s: %s", run, name, why)
+            handed = replace(cue, id=f"{cue.id}-{name}-undelivered", kind="undelivered", recipient=name)
+            result.undelivered[name] = await self.hand_on(inp, handed)
+        if inp.once:
+            await workflow.execute_activity(
+                DELETE_SCHEDULE_ACTIVITY, schedule_id(inp.ensemble, inp.schedule),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+        return result
+
+    async def hand_on(self, inp: ScheduledCueInput, cue: Cue) -> str:
+        """Give an undelivered cue to the conductor, else back to the creator; return who took it."""
+        for taker in (CONDUCTOR, inp.creator):
+            if taker != cue.recipient and await signal_player(workflow_id(inp.ensemble, taker), cue):
+                return taker
+        return ""
+
+
+async def signal_player(target: str, cue: Cue) -> bool:
+    """Signal `cue` to the player workflow `target`; False when that player is not running."""
+    try:
+        await workflow.get_external_workflow_handle(target).signal("cue", cue)
+        return True
+    except Exception as e:  # not found / already closed
+        workflow.logger.info("signal to %s failed: %s", target, e)
+        return False
 
 
 def now() -> str:

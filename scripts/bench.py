@@ -9,7 +9,7 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
-first `tools/list`; memory per session; `tempo hook` time (nothing pending / one cue) and the
+first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
 waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
 headless Chromium). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
@@ -335,6 +335,28 @@ async def dashboard_latency(server: DevServer, home: Path, n: int) -> None:
     report(f"dashboard: report call to the page (median of {n})", statistics.median(figures["report"]), "ms",
            "dashboard exchange ms")
     report(f"dashboard: set_part call to the page (median of {n})", statistics.median(figures["set_part"]), "ms")
+async def scheduled_cues(server: DevServer, n: int) -> None:
+    """The `schedule` tool's call (validate, create, describe), and a fire's trigger to the target's notification."""
+    from temporalio.client import ScheduleOverlapPolicy
+
+    client = await tempo.connect(tempo.Config(address=server.address))
+    async with play(server, "bench-schedule") as a, play(server, "bench-schedule") as b:
+        bob = await b.name()
+        created, fired = [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            made = await a.call("schedule", name=f"s{i}", to=bob, every="1h", message=f"m{i}")
+            created.append((time.perf_counter() - t0) * 1000)
+            handle = client.get_schedule_handle(made["schedule_id"])
+            await asyncio.sleep(1.01 - time.time() % 1)  # Temporal names a fire's run by its second: one a second
+            t0 = time.perf_counter()
+            await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+            await b.next_cue()
+            fired.append((time.perf_counter() - t0) * 1000)
+        for i in range(n):
+            await a.call("schedules", action="delete", name=f"s{i}")
+    report(f"`schedule` tool call ({n} schedules)", statistics.median(created), "ms")
+    report(f"scheduled cue, trigger to notification ({n})", statistics.median(fired), "ms")
 
 
 async def run(args, server: DevServer) -> None:
@@ -352,6 +374,7 @@ async def run(args, server: DevServer) -> None:
     with tempfile.TemporaryDirectory() as home:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)
+    await scheduled_cues(server, 3 if quick else 15)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 
