@@ -3219,9 +3219,9 @@ def tempo_command() -> list[str]:
 TERMINALS = ("tmux", "ghostty", "iterm", "terminal", "gnome-terminal", "konsole", "xterm", "cmd", "powershell")
 TERMINAL_ALIASES = {"iterm2": "iterm", "terminal.app": "terminal", "apple_terminal": "terminal", "pwsh": "powershell",
                     "cmd.exe": "cmd", "powershell.exe": "powershell"}
-# A child session must not inherit who its parent is: it would claim the parent's name or the conductor's.
-# The launching session's own identity: a new window is another session (and Claude Code refuses
-# to start inside another one while CLAUDECODE is set).
+# A child session must not inherit who its parent is: it would claim the parent's name or the
+# conductor's, or pass for the launching Claude Code session (which refuses to start inside another
+# one while CLAUDECODE is set).
 PARENT_ONLY_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDECODE", "CLAUDE_CODE_SESSION_ID",
                    "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_PROJECT_DIR")
 SECRET_ENV = ("TEMPORAL_API_KEY",)
