@@ -50,6 +50,7 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -390,11 +391,24 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
                 tls=tls,
                 rpc_metadata=cfg.rpc_metadata,
                 connect_timeout=timedelta(seconds=timeout),
+                runtime=core_runtime(),
             ),
             timeout + 1,
         )
     except Exception as e:
         raise unreachable(cfg, e) from None
+
+
+@functools.cache
+def core_runtime() -> Any:
+    """The SDK's Rust core, logging through Python's `logging` (stderr), never to stdout, the MCP stream.
+
+    Its own default writes to stdout: a worker that wakes from SIGSTOP logs "Task not found" there."""
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    forward = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    logs = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forward)
+    return Runtime(telemetry=TelemetryConfig(logging=logs))
 
 
 def tls_config(cfg: Config) -> "bool | Any":
@@ -918,7 +932,7 @@ class Session:
 
     async def recover(self, handle: "WorkflowHandle") -> bool:
         """The player ended while this process lived: rejoin if the session was only away, else leave."""
-        departure = await player_departure(handle)
+        departure = await player_departure(self.client, handle)
         if not departure.away or self.closing:
             await self.left(departure.reason)
             return False
@@ -1152,11 +1166,15 @@ async def is_stale(handle: "WorkflowHandle", poll_wait: float) -> bool:
 
 
 async def still_running(handle: "WorkflowHandle") -> bool:
+    """Whether `handle`'s player runs (a newer player that took its name since is another player)."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError, RPCStatusCode
 
     try:
-        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        described = await handle.describe()
+        first = described.raw_description.workflow_execution_info.first_run_id
+        ours = not handle.first_execution_run_id or not first or first == handle.first_execution_run_id
+        return described.status == WorkflowExecutionStatus.RUNNING and ours
     except RPCError as e:
         return e.status != RPCStatusCode.NOT_FOUND  # not found: the server lost it (or never had it)
     except Exception:
@@ -1165,7 +1183,7 @@ async def still_running(handle: "WorkflowHandle") -> bool:
 
 async def end_reason(handle: "WorkflowHandle") -> str:
     """Why the player ended: its workflow's result, when it ended on its own."""
-    try:
+    try:  # a handle from start_workflow follows its own runs, never a newer player's
         return await asyncio.wait_for(handle.result(), 5)
     except Exception:
         return f"its workflow {handle.id} is no longer running"
@@ -1199,12 +1217,18 @@ def seconds_since(stamp: str) -> float:
 AWAY_GRACE = 10.0  # seconds past a poll's end (or a cue's arrival) before a silent session counts as away
 
 
-async def player_departure(handle: "WorkflowHandle") -> "Departure":
+async def player_departure(client: "Client", handle: "WorkflowHandle") -> "Departure":
     """How a player ended, read from its closed run; a player the server lost counts as away."""
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import Departure, PlayerWorkflow
 
     reason = await end_reason(handle)  # also waits until the hand-over is done
+    try:  # its name may already be another player's: ask the latest run that ended, ours
+        closed = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}' AND ExecutionStatus != 'Running'")]
+        last = max(closed, key=lambda w: w.close_time or datetime.min.replace(tzinfo=timezone.utc), default=None)
+        handle = client.get_workflow_handle(handle.id, run_id=last.run_id) if last else handle
+    except Exception as e:
+        log.warning("cannot list the runs of %s: %s", handle.id, e)
     for attempt in range(5):
         try:
             return await handle.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=10))

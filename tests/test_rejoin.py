@@ -42,7 +42,7 @@ async def ended(client, ensemble: str, name: str) -> bool:
     return not await tempo.still_running(client.get_workflow_handle(workflow_id(ensemble, name)))
 
 
-async def until_kind(player, kind: str, timeout: float = 30) -> list[dict]:
+async def until_kind(player, kind: str, timeout: float = 60) -> list[dict]:
     """Collect notifications up to and including the first of `kind`."""
     got = []
     while not got or got[-1]["meta"]["kind"] != kind:
@@ -65,7 +65,7 @@ async def test_a_stopped_session_rejoins_and_hears_what_went_to_the_conductor(te
             await boss.call("cue", to="sleeper", message="task one")
             handed = [c for c in await until_kind(conductor, "undelivered") if c["meta"]["kind"] == "undelivered"]
             assert [(c["content"], c["meta"]["for"]) for c in handed] == [("task one", "sleeper")]
-            await wait_until(lambda: ended(client, ensemble, "sleeper"))
+            await wait_until(lambda: ended(client, ensemble, "sleeper"), timeout=40)
             assert "sleeper" not in await names(boss)
 
         told = await until_kind(sleeper, "notice")
@@ -101,7 +101,7 @@ async def test_without_a_conductor_the_returning_session_hears_what_went_back_to
             await boss.call("cue", to="sleeper", message="anyone there?")
             back = [c for c in await until_kind(boss, "undelivered") if c["meta"]["kind"] == "undelivered"]
             assert [c["content"] for c in back] == ["anyone there?"]
-            await wait_until(lambda: ended(client, ensemble, "sleeper"))
+            await wait_until(lambda: ended(client, ensemble, "sleeper"), timeout=40)
         told = await until_kind(sleeper, "notice")
         assert [c for c in told if c["meta"]["kind"] == "cue"] == []
         assert "- from boss, returned to boss: anyone there?" in told[-1]["content"]
@@ -128,12 +128,13 @@ async def test_past_the_idle_timeout_the_session_rejoins_with_nothing_handed_ove
 
 async def test_a_name_taken_meanwhile_gives_a_temporary_name_and_says_so(temporal, ensemble):
     client = await tempo.connect(tempo.Config(address=temporal.address))
-    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="sleeper", **AWAY) as sleeper:
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="sleeper", **AWAY) as sleeper, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bystander"):  # its worker runs the workflows
         pid = await pid_of(client, ensemble, "sleeper")
         with stopped(pid):
             await client.get_workflow_handle(workflow_id(ensemble, "sleeper")).signal(
                 "cue", {"id": "c1", "sender": "outside", "text": "are you there?"})
-            await wait_until(lambda: ended(client, ensemble, "sleeper"))
+            await wait_until(lambda: ended(client, ensemble, "sleeper"), timeout=40)
             async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="sleeper") as newcomer:
                 assert await newcomer.name() == "sleeper"
                 os.kill(pid, signal.SIGCONT)
@@ -156,7 +157,7 @@ async def test_the_conductor_comes_back_as_the_conductor_with_its_history(tempor
             await worker.call("report", type="question", message="while you slept")
             back = [c for c in await until_kind(worker, "undelivered") if c["meta"]["kind"] == "undelivered"]
             assert [c["content"] for c in back] == ["while you slept"]
-            await wait_until(lambda: ended(client, ensemble, "conductor"))
+            await wait_until(lambda: ended(client, ensemble, "conductor"), timeout=40)
         notice = (await until_kind(conductor, "notice"))[-1]["content"]
         assert "You are back as conductor (the conductor)" in notice and "returned to worker: while you slept" in notice
         await wait_until(lambda: names_include(worker, "conductor"), timeout=15)
