@@ -84,6 +84,19 @@ def temporal(tmp_path_factory) -> DevServer:
 
 
 @pytest.fixture
+def own_server(tmp_path):
+    """A dev server of this test's own (port, database): restarting it disturbs nobody else."""
+    binary = tempo.temporal_binary()
+    port = free_port()
+    db = str(tmp_path / "temporal.db")
+    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

@@ -198,3 +198,44 @@ async def test_status_shows_an_away_session_as_away(temporal, ensemble, cli):
         again = cli("status", ensemble, "--json", TEMPORAL_ADDRESS=temporal.address)
         assert {p["name"]: p["away"] for p in json.loads(again.stdout)["players"]} == {
             "sleeper": False, "awake": False}
+
+
+async def test_a_server_outage_past_the_timeout_with_a_cue_waiting(own_server, ensemble):
+    """The dev server goes down while a cue waits, and stays down past the undelivered timeout."""
+    loop = asyncio.get_running_loop()
+    client = await tempo.connect(tempo.Config(address=own_server.address))
+    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="boss") as boss, \
+            play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="sleeper", **AWAY) as sleeper:
+        pid = await pid_of(client, ensemble, "sleeper")
+        with stopped(pid):  # so that the cue is still waiting when the server goes down
+            await boss.call("cue", to="sleeper", message="during the outage")
+            own_server.process.kill()
+            own_server.process.wait(10)
+        await asyncio.sleep(4)  # down, past the 2 s timeout
+        await loop.run_in_executor(None, own_server.start)
+
+        # Exactly once: delivered to the sleeper, or returned to boss and the sleeper told so.
+        to_sleeper = []
+        while not any(c["meta"]["kind"] == "cue" for c in to_sleeper) and not any(
+                c["meta"]["kind"] == "notice" for c in to_sleeper):
+            to_sleeper.append(await sleeper.next_cue(timeout=60))
+        to_sleeper += await drain(sleeper)
+        delivered = [c for c in to_sleeper if c["meta"]["kind"] == "cue" and c["content"] == "during the outage"]
+        notices = [c["content"] for c in to_sleeper if c["meta"]["kind"] == "notice"]
+        returned = [c for c in await drain(boss) if c["meta"]["kind"] == "undelivered"]
+        if delivered:
+            assert len(delivered) == 1 and returned == [] and notices == []
+        else:
+            assert [c["content"] for c in returned] == ["during the outage"]
+            assert len(notices) == 1 and "- from boss, returned to boss: during the outage" in notices[0]
+        await wait_until(lambda: names_include(boss, "sleeper"), timeout=30)
+        await boss.call("cue", to="sleeper", message="after the outage")
+        assert (await sleeper.next_cue(timeout=30))["content"] == "after the outage"
+
+
+async def drain(player, quiet: float = 2.0) -> list[dict]:
+    got = []
+    with contextlib.suppress(asyncio.TimeoutError):
+        while True:
+            got.append(await player.next_cue(timeout=quiet))
+    return got
