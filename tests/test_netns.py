@@ -74,6 +74,13 @@ class Lan:
 def lan():
     if os.geteuid() != 0 or not shutil.which("ip"):
         pytest.fail("the network tests need root and iproute2 (apt-get install iproute2), as in CI")
+    with new_lan() as net:
+        yield net
+
+
+@contextlib.contextmanager
+def new_lan():
+    """A LAN of namespaces, removed at the end with everything still running in it."""
     tag = f"t{uuid.uuid4().hex[:6]}"
     net = Lan(tag=tag)
     try:
@@ -100,6 +107,10 @@ def lan():
 
 @pytest.fixture
 def far_server(lan, tmp_path) -> DevServer:
+    return start_far_server(lan, tmp_path)
+
+
+def start_far_server(lan: Lan, tmp_path: Path) -> DevServer:
     """The Temporal dev server on a machine of its own (namespace `server`)."""
     lan.host("server", SERVER_IP)
     # All addresses of its own namespace: the dev server's services also dial each other on loopback.
