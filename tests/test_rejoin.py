@@ -50,6 +50,11 @@ async def until_kind(player, kind: str, timeout: float = 60) -> list[dict]:
     return got
 
 
+async def handed_back(player) -> list[str]:
+    """The texts of the hand-overs (kind `undelivered`) up to the first one."""
+    return [c["content"] for c in await until_kind(player, "undelivered") if c["meta"]["kind"] == "undelivered"]
+
+
 async def names(player) -> list[str]:
     return sorted(p["name"] for p in (await player.call("ensemble"))["players"])
 
@@ -99,8 +104,7 @@ async def test_without_a_conductor_the_returning_session_hears_what_went_back_to
         pid = await pid_of(client, ensemble, "sleeper")
         with stopped(pid):
             await boss.call("cue", to="sleeper", message="anyone there?")
-            back = [c for c in await until_kind(boss, "undelivered") if c["meta"]["kind"] == "undelivered"]
-            assert [c["content"] for c in back] == ["anyone there?"]
+            assert await handed_back(boss) == ["anyone there?"]
             await wait_until(lambda: ended(client, ensemble, "sleeper"), timeout=40)
         told = await until_kind(sleeper, "notice")
         assert [c for c in told if c["meta"]["kind"] == "cue"] == []
@@ -155,8 +159,7 @@ async def test_the_conductor_comes_back_as_the_conductor_with_its_history(tempor
         pid = await pid_of(client, ensemble, "conductor")
         with stopped(pid):
             await worker.call("report", type="question", message="while you slept")
-            back = [c for c in await until_kind(worker, "undelivered") if c["meta"]["kind"] == "undelivered"]
-            assert [c["content"] for c in back] == ["while you slept"]
+            assert await handed_back(worker) == ["while you slept"]
             await wait_until(lambda: ended(client, ensemble, "conductor"), timeout=40)
         notice = (await until_kind(conductor, "notice"))[-1]["content"]
         assert "You are back as conductor (the conductor)" in notice and "returned to worker: while you slept" in notice
