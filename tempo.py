@@ -816,7 +816,7 @@ class Session:
         """Start the player workflow for `info`; its ID is the name, so exactly one claim wins."""
         from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
         from temporalio.exceptions import WorkflowAlreadyStartedError
-        from tempo_workflows import EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
+        from tempo_workflows import TASK_TIMEOUT, EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
         inp = PlayerInput(info=info, previous_name=previous_name, **player_limits(self.cfg), **state)
         wid = workflow_id(info.ensemble, info.name)
@@ -829,6 +829,7 @@ class Session:
                     task_queue=self.cfg.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=search_attributes(info),
                     memo={"info": dataclasses.asdict(info)},
                 )

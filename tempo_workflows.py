@@ -38,6 +38,10 @@ DEFAULT_TASK_QUEUE = "claude-tempo"
 CONDUCTOR = "conductor"  # the conductor's name, reserved for it
 UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
+# Seconds a worker has for one workflow task (Temporal's default is 10). Every session runs a
+# worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
+# long a cue to anyone waits before another session's worker runs it.
+TASK_TIMEOUT = 4.0
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
