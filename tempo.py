@@ -1287,20 +1287,20 @@ def away_since(presence: dict) -> float:
     return max(silent, waiting) if max(silent, waiting) > AWAY_GRACE else 0.0
 
 
-def away_fields(seconds: float) -> dict[str, Any]:
-    return {"away": seconds > 0, "away_for": round(seconds)}
+def away_fields(seconds: float | None) -> dict[str, Any]:
+    return {"away": seconds != 0, "away_for": None if seconds is None else round(seconds)}
 
 
-async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float]:
-    """Seconds away of each listed player (0: active), asked of all at once."""
+async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float | None]:
+    """Seconds away of each listed player (0: active; None: away, since when unknown), asked of all at once."""
     from tempo_workflows import PlayerWorkflow, workflow_id
 
-    async def ask(p: "PlayerInfo") -> float:
+    async def ask(p: "PlayerInfo") -> float | None:
         handle = client.get_workflow_handle(workflow_id(p.ensemble, p.name))
         try:
-            return away_since(await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=5)))
+            return away_since(await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=3)))
         except Exception:
-            return 0.0  # an old run without the query, or a busy worker: say nothing rather than guess
+            return None  # no session's worker answered for it: nobody is there
 
     return list(await asyncio.gather(*(ask(p) for p in players)))
 
@@ -2440,7 +2440,7 @@ def cmd_status(args: dict) -> int:
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
-           f"away {duration(p['away_for'])}" if p["away"] else "active"]
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else "active"]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]

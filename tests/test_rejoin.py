@@ -15,7 +15,7 @@ import pytest
 
 import tempo
 from conftest import play, wait_until
-from tempo_workflows import PlayerWorkflow, workflow_id
+from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
 pytestmark = pytest.mark.anyio
 
@@ -201,6 +201,17 @@ async def test_status_shows_an_away_session_as_away(temporal, ensemble, cli):
         again = cli("status", ensemble, "--json", TEMPORAL_ADDRESS=temporal.address)
         assert {p["name"]: p["away"] for p in json.loads(again.stdout)["players"]} == {
             "sleeper": False, "awake": False}
+
+        # A player no session's worker answers for (its queue has none): nobody is there.
+        info = PlayerInfo(ensemble=ensemble, name="ghost")
+        ghost = await client.start_workflow(PlayerWorkflow.run, PlayerInput(info=info), id=workflow_id(ensemble, "ghost"),
+                                            task_queue=f"nobody-{ensemble}", search_attributes=search_attributes(info),
+                                            memo={"info": info.__dict__})
+        try:
+            listed = json.loads(cli("status", ensemble, "--json", TEMPORAL_ADDRESS=temporal.address).stdout)["players"]
+            assert {p["name"]: (p["away"], p["away_for"]) for p in listed}["ghost"] == (True, None)
+        finally:
+            await ghost.terminate()
 
 
 async def test_a_server_outage_past_the_timeout_with_a_cue_waiting(own_server, ensemble):
