@@ -933,11 +933,12 @@ class Session:
 
     async def recover(self, handle: "WorkflowHandle") -> bool:
         """The player ended while this process lived: rejoin if the session was only away, else leave."""
-        departure = await player_departure(self.client, handle)
+        run = await closed_run(self.client, handle)
+        departure = await player_departure(run)
         if not departure.away or self.closing:
             await self.left(departure.reason)
             return False
-        await self.rejoin(handle, departure)
+        await self.rejoin(run, departure)
         return not self.closing
 
     async def rejoin(self, old: "WorkflowHandle", departure: "Departure") -> None:
@@ -1218,18 +1219,28 @@ def seconds_since(stamp: str) -> float:
 AWAY_GRACE = 10.0  # seconds past a poll's end (or a cue's arrival) before a silent session counts as away
 
 
-async def player_departure(client: "Client", handle: "WorkflowHandle") -> "Departure":
-    """How a player ended, read from its closed run; a player the server lost counts as away."""
+async def closed_run(client: "Client", handle: "WorkflowHandle") -> "WorkflowHandle":
+    """The run in which `handle`'s player ended (its name may already be another player's: the last to complete)."""
+    await end_reason(handle)  # waits until it has ended, its hand-over done
+    chain = handle.first_execution_run_id  # runs continued as new share their first run
+    for _ in range(3):  # visibility may lag a moment behind the end
+        try:
+            closed = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}' AND ExecutionStatus = 'Completed'")]
+        except Exception as e:
+            log.warning("cannot list the runs of %s: %s", handle.id, e)
+            break
+        ours = [w for w in closed if not chain or w.raw_info.first_run_id in ("", chain)]
+        if ours:
+            return client.get_workflow_handle(handle.id, run_id=max(ours, key=lambda w: w.close_time).run_id)
+        await asyncio.sleep(0.2)
+    return handle
+
+
+async def player_departure(handle: "WorkflowHandle") -> "Departure":
+    """How the player of `handle` (a closed run) ended; a player the server lost counts as away."""
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import Departure, PlayerWorkflow
 
-    reason = await end_reason(handle)  # also waits until the hand-over is done
-    try:  # its name may already be another player's: ask the latest run that ended, ours
-        closed = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}' AND ExecutionStatus != 'Running'")]
-        last = max(closed, key=lambda w: w.close_time or datetime.min.replace(tzinfo=timezone.utc), default=None)
-        handle = client.get_workflow_handle(handle.id, run_id=last.run_id) if last else handle
-    except Exception as e:
-        log.warning("cannot list the runs of %s: %s", handle.id, e)
     for attempt in range(5):
         try:
             return await handle.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=10))
@@ -1241,7 +1252,7 @@ async def player_departure(client: "Client", handle: "WorkflowHandle") -> "Depar
             failure = e
         await asyncio.sleep(0.5 * (attempt + 1))
     log.warning("cannot read how %s ended (%s): taking its end as final", handle.id, failure)
-    return Departure(reason=reason)
+    return Departure(reason=await end_reason(handle))
 
 
 async def answered_late(handle: "WorkflowHandle", asked: float, cfg: Config) -> bool:
