@@ -173,11 +173,13 @@ if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in 
 import asyncio  # noqa: E402  (the hook fast path above runs without these)
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -186,7 +188,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, PlayerInfo, Receipt
+    from tempo_workflows import Cue, Departure, PlayerInfo, Receipt
 
 __version__ = "0.1.0"
 
@@ -219,7 +221,7 @@ class TempoError(Exception):
 
 
 class NameTaken(TempoError):
-    """The name is held by another running player (the one failure worth trying another name for)."""
+    """A player name another running session holds (a session then joins under a temporary name)."""
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -284,12 +286,13 @@ class Config:
     directory: str = ""
     host: str = ""
     poll_wait: float = POLL_WAIT
-    undelivered_timeout: float = 180.0
-    idle_timeout: float = 86400.0
+    # None: the player workflow's own default (tempo_workflows owns the timeouts; see player_limits)
+    undelivered_timeout: float | None = None
+    idle_timeout: float | None = None
     home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
     recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
-    cues_per_run: int = 500  # continue-as-new threshold; low values only for tests
+    cues_per_run: int | None = None  # continue-as-new threshold; low values only for tests
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -514,11 +517,24 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
                 tls=tls,
                 rpc_metadata=cfg.rpc_metadata,
                 connect_timeout=timedelta(seconds=timeout),
+                runtime=core_runtime(),
             ),
             timeout + 1,
         )
     except Exception as e:
         raise connection_error(cfg, e) from None
+
+
+@functools.cache
+def core_runtime() -> Any:
+    """The SDK's Rust core, logging through Python's `logging` (stderr), never to stdout, the MCP stream.
+
+    Its own default writes to stdout: a worker that wakes from SIGSTOP logs "Task not found" there."""
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    forward = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    logs = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forward)
+    return Runtime(telemetry=TelemetryConfig(logging=logs))
 
 
 def tls_config(cfg: Config) -> "bool | Any":
@@ -1621,17 +1637,11 @@ class Session:
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
         from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
 
-        delay = 0.5
-        while not self.closing:
-            try:
-                self.client = await connect(self.cfg)
-                break
-            except TempoError as e:
-                self.failure = e
-                self.settled.set()
-                log.warning("%s; retrying in %.0fs", e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        def failed(e: TempoError) -> None:
+            self.failure = e
+            self.settled.set()
+
+        self.client = await retrying(lambda: connect(self.cfg), lambda: self.closing, failed)
         if self.closing:
             return
         self.failure = None
@@ -1654,67 +1664,49 @@ class Session:
             self.ready.set()
             self.settled.set()
 
-    def describe_self(self, name: str) -> "PlayerInfo":
-        from tempo_workflows import PlayerInfo
-
-        repo, branch = git_facts(self.cfg.directory)
-        return PlayerInfo(
-            ensemble=self.cfg.ensemble,
-            name=name,
-            role="conductor" if self.cfg.conductor else "player",
-            directory=self.cfg.directory,
-            repo=repo,
-            branch=branch,
-            host=self.cfg.host,
-            pid=os.getpid(),
-            agent=self.agent,
-            started=utcnow(),
-            delivery=self.ladder.paths(),
-            worktree=worktree_of(self.cfg.directory),
-        )
-
     async def register(self) -> None:
         """Start this session's player workflow under its name (or a random id)."""
         from tempo_workflows import CONDUCTOR
 
         if self.cfg.conductor:
-            self.info = self.describe_self(CONDUCTOR)
+            self.info = describe_session(self.cfg, CONDUCTOR, self.agent, self.ladder.paths())
             self.handle = await self.claim(self.info)
             return
         wanted = self.cfg.name
-        if wanted:
+        try:
+            if wanted == CONDUCTOR:
+                raise TempoError(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
+            validate_name(wanted) if wanted else None
+        except TempoError as e:
+            self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
+            wanted = ""
+        await self.take_name(describe_session(self.cfg, wanted, self.agent, self.ladder.paths()), self.notices)
+
+    async def take_name(self, info: "PlayerInfo", notices: list[str], **state: Any) -> None:
+        """Claim `info.name`; if it is taken, say so in `notices` and take a temporary name as a player."""
+        if info.name:
             try:
-                if wanted == CONDUCTOR:
-                    raise NameTaken(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
-                validate_name(wanted)
-                self.info = self.describe_self(wanted)
-                self.handle = await self.claim(self.info)
+                self.handle, self.info = await self.claim(info, **state), info
                 return
-            except NameTaken as e:  # any other failure (an RPC error) is reported as itself
-                self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
+            except NameTaken as e:
+                notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
         for _ in range(3):
-            self.info = self.describe_self(uuid.uuid4().hex[:8])
+            temporary = dataclasses.replace(info, name=uuid.uuid4().hex[:8], role="player")
             try:
-                self.handle = await self.claim(self.info)
+                self.handle, self.info = await self.claim(temporary, **state), temporary
                 return
             except NameTaken:
                 continue
         raise TempoError("could not register this session: three random names were all taken")
 
-    async def claim(self, info: "PlayerInfo", previous_name: str = "") -> "WorkflowHandle":
+    async def claim(self, info: "PlayerInfo", previous_name: str = "", **state: Any) -> "WorkflowHandle":
         """Start the player workflow for `info`; its ID is the name, so exactly one claim wins."""
         from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
         from temporalio.exceptions import WorkflowAlreadyStartedError
-        from tempo_workflows import PlayerInput, PlayerWorkflow, search_attributes, workflow_id
+        from tempo_workflows import TASK_TIMEOUT, EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
-        inp = PlayerInput(
-            info=info,
-            undelivered_timeout=self.cfg.undelivered_timeout,
-            idle_timeout=self.cfg.idle_timeout,
-            cues_per_run=self.cfg.cues_per_run,
-            previous_name=previous_name,
-            attributes=None if self.attributes is None else sorted(self.attributes),
-        )
+        inp = PlayerInput(info=info, previous_name=previous_name, **player_limits(self.cfg), **state,
+                          attributes=None if self.attributes is None else sorted(self.attributes))
         wid = workflow_id(info.ensemble, info.name)
         for attempt in range(2):
             try:
@@ -1725,33 +1717,20 @@ class Session:
                     task_queue=self.cfg.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=search_attributes(info, inp.attributes),
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
                 holder = await find_player(self.client, info.ensemble, info.name)
-                if attempt == 0 and holder and await self.is_stale(holder[0]):
-                    from tempo_workflows import EndRequest
-
-                    await holder[0].signal(PlayerWorkflow.finish, EndRequest(reason="its session stopped answering; name taken over"))
-                    await holder[0].result(rpc_timeout=timedelta(seconds=10))
+                if attempt == 0 and holder and await is_stale(holder[0], self.cfg.poll_wait):
+                    await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
+                                     wait=10, strict=True)
                     continue
                 raise NameTaken(name_taken(info, holder[1] if holder else None)) from None
             except Exception as e:
                 raise TempoError(f"could not register player {info.name!r} with Temporal: {short_reason(e)}") from None
         raise NameTaken(name_taken(info, None))
-
-    async def is_stale(self, handle: "WorkflowHandle") -> bool:
-        """A holder whose session has not polled for longer than a poll lasts is gone."""
-        from tempo_workflows import PlayerWorkflow
-
-        try:
-            status = await handle.query(PlayerWorkflow.status)
-        except Exception:
-            return False
-        last = datetime.fromisoformat(status["last_contact"])
-        grace = min(30.0, self.cfg.poll_wait)  # a live session polls again right after each answer
-        return (datetime.now(timezone.utc) - last).total_seconds() > self.cfg.poll_wait + grace
 
     async def joined(self) -> "Session":
         """Wait until this session has joined its ensemble; raise the reason if it could not."""
@@ -1791,7 +1770,7 @@ class Session:
         seen: list = []
         delay = 0.1
         while not self.closing:
-            handle = self.handle
+            handle, asked = self.handle, time.time()
             seen += self.ladder.take_receipts()  # ride on the poll: no extra RPC for a cue seen at once
             try:
                 result = await handle.execute_update(
@@ -1807,8 +1786,10 @@ class Session:
                 if self.closing:
                     return
                 gone = getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle
-                if gone and not await self.still_running(handle):
-                    await self.left(await self.end_reason(handle))
+                if gone and not await still_running(handle):
+                    if await self.recover(handle):  # only away: back under its name, told what it missed
+                        ack, seen = [], []
+                        continue
                     return
                 log.warning("poll failed (%s: %s); retrying in %.1fs", type(e).__name__, e, delay)
                 await asyncio.sleep(delay)
@@ -1819,6 +1800,8 @@ class Session:
                 ack = []  # renamed: the old player hands its cues over to the new one
                 continue
             ack = []
+            if result.cues and await answered_late(handle, asked, self.cfg):  # these cues went to others
+                result = dataclasses.replace(result, cues=[], ended="ended while this session was away")
             for cue in result.cues:
                 if cue.id not in self.seen:
                     self.seen[cue.id] = None
@@ -1827,27 +1810,48 @@ class Session:
                     await self.ladder.arrive(cue)
                 ack.append(cue.id)
             if result.ended and not result.moved_to and handle is self.handle:
-                await self.left(result.ended)
+                if await self.recover(handle):
+                    continue
                 return
-
-    async def still_running(self, handle: "WorkflowHandle") -> bool:
-        from temporalio.client import WorkflowExecutionStatus
-
-        try:
-            return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        except Exception:
-            return True  # cannot tell: keep polling
-
-    async def end_reason(self, handle: "WorkflowHandle") -> str:
-        """Why the player ended: its workflow's result, when it ended on its own."""
-        try:
-            return await asyncio.wait_for(handle.result(), 5)
-        except Exception:
-            return f"its workflow {handle.id} is no longer running"
 
     async def left(self, reason: str) -> None:
         self.ended = reason
         await self.notify_text(f"You have left the ensemble {self.cfg.ensemble}: {reason}.")
+
+    # -- coming back (after sleep, a lost network, a server outage) ----------
+
+    async def recover(self, handle: "WorkflowHandle") -> bool:
+        """The player ended while this process lived: rejoin if the session was only away, else leave."""
+        run = await closed_run(self.client, handle)
+        departure = await player_departure(run)
+        if not departure.away or self.closing:
+            await self.left(departure.reason)
+            return False
+        await self.rejoin(run, departure)
+        return not self.closing
+
+    async def rejoin(self, old: "WorkflowHandle", departure: "Departure") -> None:
+        """Take the name (and role) back, else a temporary one; then tell the model once what it missed."""
+        from tempo_workflows import PlayerWorkflow
+
+        gone, away_for = self.info, seconds_since(departure.last_contact)
+        state: dict[str, Any] = {"away_for": max(away_for, 1.0)}
+        if gone.role == "conductor":  # the conductor's history stays with the conductor
+            with contextlib.suppress(Exception):
+                state["history"] = await old.query(PlayerWorkflow.history)
+        self.ready.clear()  # tools wait (briefly) for the new player rather than use the old one
+        notices: list[str] = []
+        try:  # while Temporal is out of reach, the name waits for us
+            await retrying(lambda: self.take_name(dataclasses.replace(gone, started=utcnow(), pid=os.getpid()), notices, **state),
+                           lambda: self.closing)
+        finally:
+            self.ready.set()
+        if self.closing:
+            return
+        self.ended = ""
+        self.ladder.forget([c.id for c in departure.handed])  # they are others' now: no path shows them as new
+        log.warning("%s rejoined %s as %s after %.0fs away", gone.name, self.cfg.ensemble, self.info.name, away_for)
+        await self.notify_text(welcome_back(departure, gone, self.info, away_for, notices, self.seen))
 
     async def notify_text(self, text: str) -> None:
         from tempo_workflows import Cue
@@ -1947,7 +1951,7 @@ class Session:
     async def terminate(self, name: str) -> "PlayerInfo":
         """End the player `name` (its session, if alive, is told why); wait until it is gone."""
         from temporalio.service import RPCError
-        from tempo_workflows import EndRequest, PlayerWorkflow
+        from tempo_workflows import EndRequest
 
         await self.joined()
         if name == self.info.name:
@@ -1956,14 +1960,10 @@ class Session:
         if not found:
             raise await self.unknown(name)
         handle, info = found
-        try:
-            await handle.signal(PlayerWorkflow.finish, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name))
+        try:  # once the tool returns, `ensemble` no longer lists it
+            await end_player(handle, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name), wait=10)
         except RPCError as e:
             raise unreachable(self.cfg, e) from None
-        try:  # once the tool returns, `ensemble` no longer lists it
-            await handle.result(rpc_timeout=timedelta(seconds=10))
-        except Exception as e:
-            log.warning("player %s did not end cleanly: %s", handle.id, e)
         return info
 
     async def unknown(self, name: str) -> TempoError:
@@ -1973,7 +1973,7 @@ class Session:
 
     async def rename(self, name: str) -> "PlayerInfo":
         """Take a new name: claim it atomically, then hand everything over from the old one."""
-        from tempo_workflows import CONDUCTOR, EndRequest, PlayerWorkflow
+        from tempo_workflows import CONDUCTOR, EndRequest
 
         await self.joined()
         validate_name(name)
@@ -1987,13 +1987,8 @@ class Session:
         info = dataclasses.replace(self.info, name=name)
         self.handle = await self.claim(info, previous_name=old_name)
         self.info = info
-        await old_handle.signal(
-            PlayerWorkflow.finish, EndRequest(reason=f"renamed to {name}", moved_to=self.handle.id)
-        )
-        try:  # once the old name is gone, `ensemble` shows one of me, not two
-            await old_handle.result(rpc_timeout=timedelta(seconds=5))
-        except Exception as e:
-            log.warning("old player %s did not end cleanly: %s", old_handle.id, e)
+        # once the old name is gone, `ensemble` shows one of me, not two
+        await end_player(old_handle, EndRequest(reason=f"renamed to {name}", moved_to=self.handle.id), wait=5)
         return info
 
     async def set_part(self, part: str) -> "PlayerInfo":
@@ -2059,16 +2054,14 @@ class Session:
 
     async def close(self, reason: str = "session ended") -> None:
         """Leave the ensemble: end the player workflow and stop the worker."""
-        from tempo_workflows import EndRequest, PlayerWorkflow
+        from tempo_workflows import EndRequest
 
         if self.closing:
             return
         self.closing = True
         if self.handle and not self.ended:
             try:
-                await self.handle.signal(
-                    PlayerWorkflow.finish, EndRequest(reason=reason), rpc_timeout=timedelta(seconds=3)
-                )
+                await end_player(self.handle, EndRequest(reason=reason), wait=0)
             except Exception as e:
                 log.warning("could not end player workflow: %s", e)
         for task in self.tasks:
@@ -2078,6 +2071,212 @@ class Session:
                 await asyncio.wait_for(self.worker.shutdown(), 3)
             except Exception:
                 pass
+
+
+# -- the player workflow's lifecycle, for the Session ---------------------------
+
+
+def describe_session(cfg: Config, name: str, agent: str = "claude", delivery: str = "") -> "PlayerInfo":
+    """Describe this process's session as the player `name` (its role from the configuration)."""
+    from tempo_workflows import PlayerInfo
+
+    repo, branch = git_facts(cfg.directory)
+    return PlayerInfo(
+        ensemble=cfg.ensemble,
+        name=name,
+        role="conductor" if cfg.conductor else "player",
+        directory=cfg.directory,
+        repo=repo,
+        branch=branch,
+        host=cfg.host,
+        pid=os.getpid(),
+        agent=agent,
+        started=utcnow(),
+        delivery=delivery,
+        worktree=worktree_of(cfg.directory),
+    )
+
+
+def player_limits(cfg: Config) -> dict[str, Any]:
+    """The timeouts and thresholds `cfg` overrides; the rest keep the defaults tempo_workflows defines."""
+    limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "cues_per_run": cfg.cues_per_run}
+    return {key: value for key, value in limits.items() if value is not None}
+
+
+async def end_player(handle: "WorkflowHandle", request: Any, wait: float, strict: bool = False) -> None:
+    """End a player (signal `finish`) and wait up to `wait` s until it is gone; `strict` raises if it lingers."""
+    from tempo_workflows import PlayerWorkflow
+
+    await handle.signal(PlayerWorkflow.finish, request, rpc_timeout=timedelta(seconds=max(wait, 3)))
+    if not wait:
+        return
+    try:
+        await handle.result(rpc_timeout=timedelta(seconds=wait))
+    except Exception as e:
+        if strict:
+            raise
+        log.warning("player %s did not end cleanly: %s", handle.id, e)
+
+
+async def is_stale(handle: "WorkflowHandle", poll_wait: float) -> bool:
+    """A holder whose session has not polled for longer than a poll lasts is gone."""
+    from tempo_workflows import PlayerWorkflow
+
+    try:
+        status = await handle.query(PlayerWorkflow.status)
+    except Exception:
+        return False
+    grace = min(30.0, poll_wait)  # a live session polls again right after each answer
+    return seconds_since(status["last_contact"]) > poll_wait + grace
+
+
+async def still_running(handle: "WorkflowHandle") -> bool:
+    """Whether `handle`'s player runs (a newer player that took its name since is another player)."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        described = await handle.describe()
+        first = described.raw_description.workflow_execution_info.first_run_id
+        ours = not handle.first_execution_run_id or not first or first == handle.first_execution_run_id
+        return described.status == WorkflowExecutionStatus.RUNNING and ours
+    except RPCError as e:
+        return e.status != RPCStatusCode.NOT_FOUND  # not found: the server lost it (or never had it)
+    except Exception:
+        return True  # cannot tell: keep polling
+
+
+async def end_reason(handle: "WorkflowHandle") -> str:
+    """Why the player ended: its workflow's result, when it ended on its own."""
+    try:  # a handle from start_workflow follows its own runs, never a newer player's
+        return await asyncio.wait_for(handle.result(), 5)
+    except Exception:
+        return f"its workflow {handle.id} is no longer running"
+
+
+async def retrying(attempt: Callable[[], Any], stop: Callable[[], bool], failed: Callable[[TempoError], None] = log.debug) -> Any:
+    """Await `attempt()` until it succeeds (Temporal unreachable: retry, 0.5 s up to 10 s apart) or `stop()`."""
+    delay = 0.5
+    while not stop():
+        try:
+            return await attempt()
+        except TempoError as e:
+            failed(e)
+            log.warning("%s; retrying in %.0fs", e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+    return None
+
+
+def seconds_since(stamp: str) -> float:
+    """Seconds from an ISO 8601 stamp (a workflow's `now()`) to this machine's clock."""
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+# ---------------------------------------------------------------------------
+# Coming back
+# A session whose player ended while it was away (asleep, offline, the server down) rejoins:
+# how it ended, what the model is told, and how `tempo status` tells away from active.
+# ---------------------------------------------------------------------------
+
+AWAY_GRACE = 10.0  # seconds past a poll's end (or a cue's arrival) before a silent session counts as away
+
+
+async def closed_run(client: "Client", handle: "WorkflowHandle") -> "WorkflowHandle":
+    """The run in which `handle`'s player ended (its name may already be another player's: the last to complete)."""
+    await end_reason(handle)  # waits until it has ended, its hand-over done
+    chain = handle.first_execution_run_id  # runs continued as new share their first run
+    for _ in range(3):  # visibility may lag a moment behind the end
+        try:
+            closed = [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}' AND ExecutionStatus = 'Completed'")]
+        except Exception as e:
+            log.warning("cannot list the runs of %s: %s", handle.id, e)
+            break
+        ours = [w for w in closed if not chain or w.raw_info.first_run_id in ("", chain)]
+        if ours:
+            return client.get_workflow_handle(handle.id, run_id=max(ours, key=lambda w: w.close_time).run_id)
+        await asyncio.sleep(0.2)
+    return handle
+
+
+async def player_departure(handle: "WorkflowHandle") -> "Departure":
+    """How the player of `handle` (a closed run) ended; a player the server lost counts as away."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import Departure, PlayerWorkflow
+
+    for attempt in range(5):
+        try:
+            return await handle.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=10))
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return Departure(reason="the Temporal server no longer knows this player", away=True)
+            failure = e
+        except Exception as e:
+            failure = e
+        await asyncio.sleep(0.5 * (attempt + 1))
+    log.warning("cannot read how %s ended (%s): taking its end as final", handle.id, failure)
+    return Departure(reason=await end_reason(handle))
+
+
+async def answered_late(handle: "WorkflowHandle", asked: float, cfg: Config) -> bool:
+    """A poll answered only after its player could have ended (this process stopped, the link down): did it?"""
+    from tempo_workflows import UNDELIVERED_TIMEOUT, PlayerWorkflow
+
+    if time.time() - asked < min(cfg.poll_wait, cfg.undelivered_timeout or UNDELIVERED_TIMEOUT):
+        return False
+    try:
+        return bool((await handle.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=10))).reason)
+    except Exception:
+        return not await still_running(handle)
+
+
+def welcome_back(departure: "Departure", gone: "PlayerInfo", back: "PlayerInfo", away_for: float,
+                 notices: list[str], pushed: dict[str, None]) -> str:
+    """What the returning model reads, once: how long it was away, under which name it is back, what it missed."""
+    from tempo_workflows import duration
+
+    as_who = f"as {back.name}" + (" (the conductor)" if back.role == "conductor" else "")
+    lines = [f"You were away from ensemble {gone.ensemble} for {duration(away_for)} (this computer slept, "
+             f"lost its network, or could not reach Temporal; your player ended: {departure.reason}). "
+             f"You are back {as_who}" + (f", part kept: {back.part}" if back.part else "") + "."]
+    lines += notices
+    if departure.handed:
+        lines.append(f"While you were away, {len(departure.handed)} cue(s) to you went to others; "
+                     "they are theirs now, so do not act on them unless asked again:")
+        for cue in departure.handed:
+            taker = "given to the conductor" if cue.recipient == "conductor" else f"returned to {cue.recipient}"
+            known = " (you had received it before you left)" if cue.id in pushed else ""
+            lines.append(f"- from {cue.sender}, {taker}{known}: {shorten(cue.text, 200)}")
+    else:
+        lines.append("No cue to you was handed over while you were away.")
+    return "\n".join(lines)
+
+
+def away_since(presence: dict) -> float:
+    """Seconds a player's session has been away (0: active): no poll held, cues waiting or the poll long over."""
+    if presence["polling"]:
+        return 0.0
+    silent = seconds_since(presence["last_contact"]) - (presence["wait"] or POLL_WAIT)
+    waiting = seconds_since(presence["oldest"]) if presence["oldest"] else 0.0
+    return max(silent, waiting) if max(silent, waiting) > AWAY_GRACE else 0.0
+
+
+def away_fields(seconds: float | None) -> dict[str, Any]:
+    return {"away": seconds != 0, "away_for": None if seconds is None else round(seconds)}
+
+
+async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float | None]:
+    """Seconds away of each listed player (0: active; None: away, since when unknown), asked of all at once."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    async def ask(p: "PlayerInfo") -> float | None:
+        handle = client.get_workflow_handle(workflow_id(p.ensemble, p.name))
+        try:
+            return away_since(await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=3)))
+        except Exception:
+            return None  # no session's worker answered for it: nobody is there
+
+    return list(await asyncio.gather(*(ask(p) for p in players)))
 
 
 # ---------------------------------------------------------------------------
@@ -2215,6 +2414,13 @@ class Ladder:
             del self.shown[next(iter(self.shown))]
         if self.receipts and self.sender is None:
             self.sender = asyncio.create_task(self.send_receipts())
+
+    def forget(self, ids: list[str]) -> None:
+        """Cues that went to others while this session was away: not this model's to see any more."""
+        for i in ids:
+            self.unread.pop(i, None)
+            self.pushed.pop(i, None)
+        self.inbox = [c for c in self.inbox if c.id not in ids]
 
     def take_receipts(self) -> "list[Receipt]":
         receipts, self.receipts = self.receipts, []
@@ -4972,6 +5178,8 @@ def cmd_status(args: dict) -> int:
     if ensemble:
         validate_name(ensemble, "ensemble name")
     status = asyncio.run(gather_status(cfg, ensemble))
+    from tempo_workflows import duration
+
     t = status["temporal"]
     if args.get("--json"):
         out(json.dumps(status, indent=2))
@@ -4995,12 +5203,15 @@ def cmd_status(args: dict) -> int:
     if not players:
         out(f"no active sessions in {f'ensemble {ensemble}' if ensemble else 'any ensemble'}")
         return 0
-    out(f"{len(players)} active session{'s' if len(players) != 1 else ''} in "
+    active = sum(not p["away"] for p in players)
+    gone = f", {len(players) - active} away," if active < len(players) else ""
+    out(f"{active} active session{'s' if active != 1 else ''}{gone} in "
         f"{f'ensemble {ensemble}' if ensemble else 'all ensembles'}:")
-    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "UNREAD", "DELIVERY"]
+    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else "active",
            str(p.get("unread", 0)), p.get("delivery", "")]
         for p in players
     ]

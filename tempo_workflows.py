@@ -45,6 +45,10 @@ DEFAULT_TASK_QUEUE = "claude-tempo"
 CONDUCTOR = "conductor"  # the conductor's name, reserved for it
 UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
+# Seconds a worker has for one workflow task (Temporal's default is 10). Every session runs a
+# worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
+# long a cue to anyone waits before another session's worker runs it.
+TASK_TIMEOUT = 4.0
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
@@ -150,6 +154,7 @@ class EndRequest:
     reason: str
     by: str = ""
     moved_to: str = ""
+    away: bool = False  # set by the workflow's own deadlines: the session was only away, it may rejoin
 
 
 @dataclass
@@ -189,6 +194,18 @@ class PlayerInput:
     continued: bool = False
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
     recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
+    away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
+
+
+@dataclass
+class Departure:
+    """How a player ended, read from its closed run: whether its session was only away, what was handed over."""
+
+    reason: str
+    away: bool = False
+    last_contact: str = ""  # ISO 8601: the session's last poll
+    ended_at: str = ""
+    handed: list[Cue] = field(default_factory=list)  # each handed-over cue, `recipient` = who took it
 
 
 @dataclass
@@ -250,6 +267,9 @@ class PlayerWorkflow:
         self.untimed = False  # the run loop waits without a deadline (while a poll is held)
         self.received_this_run = 0
         self.wake = False
+        self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
+        self.ended_at = ""
+        self.last_wait = 0.0  # how long the session's latest poll asked to be held
 
     # -- run ----------------------------------------------------------------
 
@@ -279,6 +299,7 @@ class PlayerWorkflow:
             except asyncio.TimeoutError:
                 self.check_deadlines()
         await self.release_polls()
+        self.ended_at = now()
         await self.hand_over()
         return self.end.reason
 
@@ -300,9 +321,9 @@ class PlayerWorkflow:
         s = self.s
         t = parse(now())
         if s.pending and t - parse(s.pending[0].queued_at) >= s.undelivered_timeout:
-            self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone")
+            self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
         elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
-            self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s")
+            self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
 
     async def release_polls(self) -> None:
         """Answer every waiting poll, then wait until no handler runs (before closing the run)."""
@@ -318,6 +339,8 @@ class PlayerWorkflow:
         text = (
             f"{self.s.previous_name} is now known as {info.name}"
             if self.s.previous_name
+            else f"{info.name} is back after {duration(self.s.away_for)}"
+            if self.s.away_for
             else f"{info.name} joined ({info.host}:{info.directory})"
         )
         await self.signal_conductor(
@@ -346,8 +369,13 @@ class PlayerWorkflow:
             return True  # news of the past: nothing left to redo
         handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
         if info.role != "conductor" and await self.signal_conductor(handed):
-            return True
-        return await self.signal(workflow_id(info.ensemble, cue.sender), handed)
+            return self.handed_to(cue, CONDUCTOR)
+        return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
+
+    def handed_to(self, cue: Cue, taker: str) -> bool:
+        """Remember that `taker` took `cue`, so a returning session hears of it once."""
+        self.handed.append(replace(cue, recipient=taker))
+        return True
 
     async def signal_conductor(self, cue: Cue) -> bool:
         return await self.signal(workflow_id(self.s.info.ensemble, CONDUCTOR), cue)
@@ -431,6 +459,7 @@ class PlayerWorkflow:
         self.acknowledge(request.ack)
         await self.relay(self.apply_seen(request.seen))
         self.s.last_contact = now()
+        self.last_wait = request.wait
         self.poll_generation += 1
         generation = self.poll_generation
         self.polls_waiting += 1
@@ -531,6 +560,24 @@ class PlayerWorkflow:
             "received": self.s.received,
             "unread": self.unread(),
             "ending": self.end.reason if self.end else "",
+        }
+
+    @workflow.query
+    def departure(self) -> Departure:
+        """How this player ended (empty reason while it runs): asked by a session that comes back."""
+        end = self.end or EndRequest(reason="")
+        return Departure(reason=end.reason, away=end.away, last_contact=self.s.last_contact,
+                         ended_at=self.ended_at, handed=list(self.handed))
+
+    @workflow.query
+    def presence(self) -> dict:
+        """What `tempo status` needs to tell an away session from an active one."""
+        return {
+            "last_contact": self.s.last_contact,
+            "polling": self.polls_waiting > 0,
+            "wait": self.last_wait,
+            "pending": len(self.s.pending),
+            "oldest": self.s.pending[0].queued_at if self.s.pending else "",
         }
 
     # -- helpers --------------------------------------------------------------
@@ -730,6 +777,14 @@ async def signal_player(target: str, cue: Cue) -> bool:
 
 def now() -> str:
     return workflow.now().isoformat()
+
+
+def duration(seconds: float) -> str:
+    """Say how long in words a person reads at a glance: "40 seconds", "1 minute", "12 minutes"."""
+    if seconds < 90:
+        return f"{round(seconds)} second{'s' if round(seconds) != 1 else ''}"
+    minutes = round(seconds / 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{minutes / 60:.1f} hours"
 
 
 def parse(stamp: str) -> float:

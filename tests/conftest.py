@@ -9,11 +9,14 @@ does, and collects the channel notifications it pushes.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +31,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 free_port = tempo.free_port  # a free loopback port, as tempo picks one for the Web UI
+
+# Agent CLIs a developer may have installed: tests use the pinned ones in ROOT/node_modules, or
+# stand-ins of their own, never these (a `claude` on PATH would turn "claude missing" into found).
+USER_TOOLS = ("claude", "copilot")
+SHADOWS = Path(tempfile.mkdtemp(prefix="tempo-test-path-"))
+atexit.register(shutil.rmtree, SHADOWS, True)
+
+
+def tools_path(base: str | None = None) -> str:
+    """PATH as the tests see it: the user's PATH, each folder holding a USER_TOOLS program shadowed
+    by a folder of links to everything else in it (so /usr/bin keeps sh, git and tmux)."""
+    folders = []
+    for folder in (base if base is not None else os.environ.get("PATH", "")).split(os.pathsep):
+        if folder and any(os.access(os.path.join(folder, tool), os.X_OK) for tool in USER_TOOLS):
+            folder = shadow(folder)
+        folders.append(folder)
+    return os.pathsep.join(folders)
+
+
+def shadow(folder: str) -> str:
+    copy = SHADOWS / str(abs(hash(folder)))
+    if not copy.exists():
+        copy.mkdir()
+        for entry in os.scandir(folder):
+            if entry.name not in USER_TOOLS:
+                (copy / entry.name).symlink_to(entry.path)
+    return str(copy)
 
 
 @dataclass
@@ -85,6 +115,19 @@ def temporal(tmp_path_factory) -> DevServer:
 
 
 @pytest.fixture
+def own_server(tmp_path):
+    """A dev server of this test's own (port, database): restarting it disturbs nobody else."""
+    binary = tempo.temporal_binary()
+    port = free_port()
+    db = str(tmp_path / "temporal.db")
+    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
@@ -102,7 +145,7 @@ def tempo_env(temporal: DevServer, ensemble: str, home: Path | None = None, **ex
         "TEMPORAL_NAMESPACE": "default",
         "CLAUDE_TEMPO_ENSEMBLE": ensemble,
         "CLAUDE_TEMPO_LOG": "WARNING",
-        "PATH": os.environ.get("PATH", ""),
+        "PATH": tools_path(),
         "PYTHONPATH": str(ROOT),
     }
     if home:
@@ -239,7 +282,7 @@ def cli(tmp_path) -> Cli:
     env = {
         "HOME": str(home),
         "CLAUDE_TEMPO_HOME": str(home / ".claude-tempo"),
-        "PATH": os.environ.get("PATH", ""),
+        "PATH": tools_path(),
         "PYTHONPATH": str(ROOT),
         "PYTHONIOENCODING": "utf-8",
         "CLAUDE_TEMPO_LOG": "WARNING",

@@ -13,7 +13,7 @@ import pytest
 from docopt import docopt
 
 import tempo
-from conftest import free_port, play, wait_until
+from conftest import free_port, play, tools_path, wait_until
 
 # -- parsing is data: usage + argv -> the options a command sees ---------------------------------
 
@@ -189,7 +189,7 @@ def test_up_is_idempotent_and_prints_a_working_conductor_command(cli, temporal, 
 
     # The printed command is what a terminal will run: it starts claude as this ensemble's conductor.
     folder, record = standin
-    subprocess.run(["sh", "-c", command], env={"PATH": f"{folder}:{os.environ['PATH']}"}, check=False, timeout=30)
+    subprocess.run(["sh", "-c", command], env={"PATH": f"{folder}:{tools_path()}"}, check=False, timeout=30)
     started = json.loads(record.read_text())
     assert started["argv"][1:] == tempo.CHANNELS_FLAG and started["cwd"] == str(project)
     assert started["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true"
@@ -220,7 +220,7 @@ def test_preflight_fails_with_fixes_then_passes(cli, temporal, tmp_path, standin
 
     folder, _ = standin
     assert cli("init", "-d", str(project)).returncode == 0
-    passing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=f"{folder}:{os.environ['PATH']}")
+    passing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=f"{folder}:{tools_path()}")
     assert passing.returncode == 0, passing.stdout
     assert "✗" not in passing.stdout and passing.stdout.count("✓") == 6
     assert f"✓ Claude Code hooks installed ({project / '.claude' / 'settings.local.json'})" in passing.stdout
@@ -231,7 +231,7 @@ def test_start_execs_claude_in_the_directory_with_the_session_environment(cli, t
     project = tmp_path / "project"
     project.mkdir()
     assert cli("init", "-d", str(project)).returncode == 0
-    path = f"{folder}:{os.environ['PATH']}"
+    path = f"{folder}:{tools_path()}"
     result = cli("start", ensemble, "-n", "alice", "-d", str(project),
                  TEMPORAL_ADDRESS=temporal.address, PATH=path, CLAUDE_TEMPO_CONDUCTOR="true")
     assert result.returncode == 7, result.stderr  # exec: claude's exit code is tempo's
@@ -251,7 +251,7 @@ def test_start_execs_claude_in_the_directory_with_the_session_environment(cli, t
 def test_start_stops_at_a_failed_preflight_or_a_missing_claude(cli, temporal, ensemble, tmp_path, standin):
     folder, record = standin
     failed = cli("start", ensemble, "-d", str(tmp_path), TEMPORAL_ADDRESS=temporal.address,
-                 PATH=f"{folder}:{os.environ['PATH']}")
+                 PATH=f"{folder}:{tools_path()}")
     assert failed.returncode == 1
     assert "✗" in failed.stderr and "tempo: error: preflight failed" in failed.stderr and "--skip-preflight" in failed.stderr
     assert not record.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tempo
-from conftest import DevServer, free_port, play, wait_until
+from conftest import play, wait_until
 from tempo_workflows import (
     CONDUCTOR,
     Cue,
@@ -283,19 +283,6 @@ async def test_chatty_player_keeps_working_across_many_runs(temporal, ensemble):
 
 
 # -- the server restarts ----------------------------------------------------------
-
-
-@pytest.fixture
-def own_server(tmp_path):
-    """A dev server of this test's own (port, database): restarting it disturbs nobody else."""
-    binary = tempo.temporal_binary()
-    port = free_port()
-    db = str(tmp_path / "temporal.db")
-    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
-    server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_server_restart_loses_and_duplicates_nothing(own_server, ensemble):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, ToolFailed, play, wait_until
+from conftest import ROOT, ToolFailed, play, tools_path, wait_until
 
 STAND_IN = '''#!{python}
 """Stand-in for `claude`: record how it was started, then join as a player and echo cues back."""
@@ -94,7 +94,7 @@ def recruiter_env(stand_in: Path, tmux_dir: str, **extra: str) -> dict:
     return {
         "CLAUDE_TEMPO_TERMINAL": "tmux",
         "TMUX_TMPDIR": tmux_dir,
-        "PATH": f"{stand_in}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{stand_in}{os.pathsep}{tools_path()}",
         "SHELL": "/bin/sh",
         "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "60",  # a slow shared machine; the default is 15 s
         **extra,
