@@ -1891,41 +1891,6 @@ class Session:
         while len(self.sent) > SENT_LIMIT:
             del self.sent[next(iter(self.sent))]
 
-    async def seen_soon(self, cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
-        """The cue's read receipt if its recipient's model sees it within `wait` s (else None)."""
-        from tempo_workflows import PlayerWorkflow, WaitSeen, workflow_id
-
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, cue.recipient))
-        try:
-            receipt = await handle.execute_update(PlayerWorkflow.wait_seen, WaitSeen(id=cue.id, wait=wait),
-                                                  rpc_timeout=timedelta(seconds=wait + 5))
-        except Exception:  # ended meanwhile, or busy: `receipts` can tell later
-            return None
-        return receipt if receipt.path else None
-
-    async def receipts(self, ids: list[str] | None = None) -> "list[dict]":
-        """Whether my recent cues (or those named) reached their recipients' models, and how."""
-        from tempo_workflows import PlayerWorkflow, workflow_id
-
-        await self.joined()
-        cues = [self.sent[i] for i in ids if i in self.sent] if ids else list(self.sent.values())[-50:]
-        if ids and len(cues) < len(ids):
-            missing = ", ".join(i for i in ids if i not in self.sent)
-            raise TempoError(f"no cue of mine with message_id {missing} (this session remembers its last {SENT_LIMIT})")
-        found: dict[str, Any] = {}
-        for to in dict.fromkeys(c.recipient for c in cues):
-            handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
-            with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
-                for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
-                    found[r.id] = r
-        rows = []
-        for c in cues:
-            r = found.get(c.id)
-            state = "seen" if r and r.path else "unread" if r else "unknown"
-            rows.append({"message_id": c.id, "to": c.recipient, "sent_at": c.sent_at, "state": state,
-                         "path": r.path if r else "", "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
-        return rows
-
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
         from temporalio.service import RPCError, RPCStatusCode
@@ -2022,33 +1987,10 @@ class Session:
     def take_inbox(self) -> "list[Cue]":
         return self.ladder.listen()
 
-    async def introduction(self) -> str:
-        """What SessionStart tells the model: who it is, who is there, how cues reach it."""
-        try:
-            await asyncio.wait_for(self.joined(), 5)
-            players = await self.players()
-        except (TempoError, asyncio.TimeoutError) as e:
-            return f"tempo: this session is not in an ensemble yet ({first_line(e) or 'still joining'})."
-        others = [f"{p.name}{' (conductor)' if p.role == 'conductor' else ''}{': ' + p.part if p.part else ''}"
-                  for p in players if p.name != self.info.name]
-        return (f"tempo: you are {self.info.name!r}{' (the conductor)' if self.info.role == 'conductor' else ''} in "
-                f"the ensemble {self.cfg.ensemble!r}. " + (f"Also there: {'; '.join(others)}. " if others else "Nobody else is there yet. ")
-                + "Cues from other players reach you by themselves; answer with the `cue` tool.")
-
     def delivery_changed(self) -> None:
-        """Tell the workflow which delivery paths are live (shown by `ensemble` and `tempo status`)."""
+        """A delivery path came alive or went: say so in the memo, in the background."""
         if self.info and not self.closing:
-            self.tasks.append(asyncio.ensure_future(self.describe_delivery()))
-
-    async def describe_delivery(self) -> None:
-        from tempo_workflows import PlayerWorkflow
-
-        paths = self.ladder.paths()
-        if self.info.delivery == paths:
-            return
-        self.info.delivery = paths
-        with contextlib.suppress(Exception):
-            await self.handle.execute_update(PlayerWorkflow.describe, self.info, rpc_timeout=timedelta(seconds=10))
+            self.tasks.append(asyncio.ensure_future(publish_delivery(self)))
 
     # -- end ------------------------------------------------------------------
 
@@ -2470,7 +2412,7 @@ class Ladder:
 
     async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
         self.busy_since = None
-        intro = await self.session.introduction()
+        intro = await introduction(self.session)
         cues = self.available()
         text = intro + ("\n\n" + cue_text(cues) if cues else "")
         return context("SessionStart", text), cues, "hook"
@@ -2530,6 +2472,69 @@ class Ladder:
         words += ["hooks"] if self.hooks else []
         words += ["waiter"] if self.waiters else []
         return " ".join(words)
+
+
+async def seen_soon(session: "Session", cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
+    """The cue's read receipt if its recipient's model sees it within `wait` s (else None)."""
+    from tempo_workflows import PlayerWorkflow, WaitSeen, workflow_id
+
+    handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(session.cfg.ensemble, cue.recipient))
+    try:
+        receipt = await handle.execute_update(PlayerWorkflow.wait_seen, WaitSeen(id=cue.id, wait=wait),
+                                              rpc_timeout=timedelta(seconds=wait + 5))
+    except Exception:  # ended meanwhile, or busy: `receipts` can tell later
+        return None
+    return receipt if receipt.path else None
+
+
+async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "list[dict]":
+    """Whether my recent cues (or those named) reached their recipients' models, and how."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    await session.joined()
+    cues = [session.sent[i] for i in ids if i in session.sent] if ids else list(session.sent.values())[-50:]
+    if ids and len(cues) < len(ids):
+        missing = ", ".join(i for i in ids if i not in session.sent)
+        raise TempoError(f"no cue of mine with message_id {missing} (this session remembers its last {SENT_LIMIT})")
+    found: dict[str, Any] = {}
+    for to in dict.fromkeys(c.recipient for c in cues):
+        handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(session.cfg.ensemble, to))
+        with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
+            for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
+                found[r.id] = r
+    rows = []
+    for c in cues:
+        r = found.get(c.id)
+        state = "seen" if r and r.path else "unread" if r else "unknown"
+        rows.append({"message_id": c.id, "to": c.recipient, "sent_at": c.sent_at, "state": state,
+                     "path": r.path if r else "", "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
+    return rows
+
+
+async def introduction(session: "Session") -> str:
+    """What SessionStart tells the model: who it is, who is there, how cues reach it."""
+    try:
+        await asyncio.wait_for(session.joined(), 5)
+        players = await session.players()
+    except (TempoError, asyncio.TimeoutError) as e:
+        return f"tempo: this session is not in an ensemble yet ({first_line(e) or 'still joining'})."
+    others = [f"{p.name}{' (conductor)' if p.role == 'conductor' else ''}{': ' + p.part if p.part else ''}"
+              for p in players if p.name != session.info.name]
+    return (f"tempo: you are {session.info.name!r}{' (the conductor)' if session.info.role == 'conductor' else ''} in "
+            f"the ensemble {session.cfg.ensemble!r}. " + (f"Also there: {'; '.join(others)}. " if others else "Nobody else is there yet. ")
+            + "Cues from other players reach you by themselves; answer with the `cue` tool.")
+
+
+async def publish_delivery(session: "Session") -> None:
+    """Tell the workflow which delivery paths are live (shown by `ensemble` and `tempo status`)."""
+    from tempo_workflows import PlayerWorkflow
+
+    paths = session.ladder.paths()
+    if session.info.delivery == paths:
+        return
+    session.info.delivery = paths
+    with contextlib.suppress(Exception):
+        await session.handle.execute_update(PlayerWorkflow.describe, session.info, rpc_timeout=timedelta(seconds=10))
 
 
 def context(event: str, text: str) -> dict:
@@ -2914,7 +2919,7 @@ def build_server(session: "Session"):
         """Send a message to a player by name, or to several at once; it is pushed into their sessions at once."""
         if not is_broadcast(to):
             sent = await guarded(session.send(recipient_words(to)[0], message))
-            receipt = await session.seen_soon(sent)
+            receipt = await seen_soon(session, sent)
             return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at,
                              seen=Seen(path=receipt.path, at=receipt.at) if receipt else None)
         cues, why_not = await guarded(broadcast(session, to, message))
@@ -2927,7 +2932,7 @@ def build_server(session: "Session"):
         message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
     ) -> ReceiptsResult:
         """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, or unknown."""
-        return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(session.receipts(message_ids))])
+        return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(sent_receipts(session, message_ids))])
 
     @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
     async def set_name(
