@@ -2006,14 +2006,26 @@ ARGUMENT_MATCHERS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+# Shell commands that only read, by the CLI's name for them (1.0.102 marks every command `read_only: false`).
+READ_ONLY_SHELL = frozenset((
+    "cat", "df", "diff", "du", "echo", "find", "git blame", "git diff", "git log", "git ls-files", "git rev-parse",
+    "git show", "git status", "grep", "head", "ls", "pwd", "stat", "tail", "true", "wc", "which", "whoami",
+))
+# ...unless the line writes or runs something after all: a redirection, a substitution, find's actions, --output.
+SHELL_WRITES = re.compile(r">|`|\$\(|<\(|\s-(exec|execdir|delete|ok|okdir|fprint\w*|fls)\b|--output")
+
+
 def read_only(request) -> bool:
-    """Reading files, tempo's own tools, MCP tools that say they only read, shell commands the CLI judges read-only."""
+    """Reading files, tempo's own tools, MCP tools that say they only read, and shell commands that only read."""
     kind = getattr(request, "kind", "")
     if kind == "mcp":
         return request.server_name == SERVER_NAME or bool(request.read_only)
     if kind == "shell":
         commands = getattr(request, "commands", [])
-        return bool(commands) and all(c.read_only for c in commands) and not request.has_write_file_redirection
+        if commands and all(c.read_only for c in commands) and not request.has_write_file_redirection:
+            return True
+        _, names = tool_use(request)
+        return bool(names) and all(n in READ_ONLY_SHELL for n in names) and not SHELL_WRITES.search(request.full_command_text)
     return kind == "read"
 
 
@@ -2108,14 +2120,18 @@ class CopilotPlayer:
     async def prompt(self, text: str, timeout: float) -> str | None:
         """Send one prompt; return None once a model request carrying it succeeded, else why not."""
         outcome = asyncio.get_running_loop().create_future()
-        self.waiting = {"outcome": outcome, "message": "", "interaction": "", "called": False}
+        self.waiting = {"outcome": outcome, "message": "", "interaction": "", "called": False, "failure": ""}
         try:
             message_id = await self.agent.send(text, mode="immediate")  # steers a busy turn at its next model call
             self.waiting["message"] = message_id
             self.waiting["interaction"] = self.interactions.get(message_id, "")
             return await asyncio.wait_for(outcome, timeout)
         except asyncio.TimeoutError:
-            return f"no answer from Copilot's model within {timeout:.0f}s"
+            if not self.waiting.get("failure"):
+                return f"no answer from Copilot's model within {timeout:.0f}s"
+            with contextlib.suppress(Exception):  # stop the CLI's own retries: the cue is about to go elsewhere
+                await self.agent.abort()
+            return f"its model keeps failing: {self.waiting['failure']}"
         except Exception as e:
             return f"Copilot refused the prompt: {copilot_failure(e)}"
         finally:
@@ -2133,12 +2149,15 @@ class CopilotPlayer:
         elif kind == "assistant.message" and data.content and not event.agent_id:
             out(f"copilot: {data.content}")
         elif kind == "session.error":
-            err(f"tempo bridge: Copilot: {data.message}")
+            if not waiting:  # else the cue's own retry line says it
+                err(f"tempo bridge: Copilot: {data.message}")
             self.settle(data.message.splitlines()[0])
         if not waiting or not waiting["interaction"] or getattr(data, "interaction_id", None) not in (None, waiting["interaction"]):
             return
         if kind == "model.call_start":
             waiting["called"] = True
+        elif kind == "model.call_failure":
+            waiting["failure"] = " ".join(filter(None, (data.error_code, data.error_message))) or "model call failed"
         elif kind == "model.call_finished" and waiting["called"] and getattr(data.outcome, "value", "") == "success":
             self.settle(None)
         elif kind == "session.idle":
@@ -2216,7 +2235,8 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
-    http = Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning"))
+    http = Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning",
+                                 timeout_graceful_shutdown=2))
     tasks = [asyncio.create_task(http.serve(sockets=[sock])), asyncio.create_task(session.start())]
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
@@ -2247,7 +2267,8 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
         for task in (playing, stopping):
             task.cancel()
         await asyncio.gather(playing, stopping, return_exceptions=True)
-        http.should_exit = True
+        http.should_exit = True  # let uvicorn end its lifespan itself: cancelling it prints a traceback
+        await asyncio.wait(tasks[:1], timeout=5)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -2317,7 +2338,7 @@ def first_line(e: BaseException | str) -> str:
     return getattr(e, "reason", "") or short_reason(e)
 
 
-async def preflight_checks(cfg: Config) -> list[Check]:
+async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
     """Check what a session needs: Python, Temporal (with tempo's attributes), claude, the server command, .mcp.json."""
     import shutil
 
@@ -2335,6 +2356,8 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     except Exception as e:
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
                             "register tempo's search attributes with `tempo server` (on Temporal Cloud: add them in the namespace settings)"))
+    if agent == "copilot":  # the bridge serves tempo's tools itself: no claude, no .mcp.json
+        return checks + await copilot_checks(cfg)
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -2357,6 +2380,75 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     return checks
 
 
+async def copilot_checks(cfg: Config) -> list[Check]:
+    """Check what the Copilot bridge needs: the SDK, the CLI, and a model (GitHub sign-in, or your own provider)."""
+    try:
+        copilot = copilot_sdk()
+        cli = copilot_cli()
+    except TempoError as e:
+        what, _, fix = str(e).partition(": ")
+        return [Check(False, what, fix)]
+    from importlib.metadata import version
+
+    checks = [Check(True, f"Copilot SDK {version('github-copilot-sdk')}")]
+    client = copilot.CopilotClient(connection=copilot.RuntimeConnection.for_stdio(path=cli), env=copilot_env(cfg))
+    try:
+        logging.getLogger("copilot").setLevel(logging.CRITICAL)
+        provider = copilot_provider(cfg)  # a half-set provider stops the CLI itself: say why first
+        await asyncio.wait_for(client.start(), 30)
+        checks.append(Check(True, f"Copilot CLI {(await client.get_status()).version} at {cli}"))
+        if provider:
+            checks.append(await provider_check(provider, cfg.copilot_model))
+        else:
+            auth = await client.get_auth_status()
+            checks.append(Check(auth.isAuthenticated, f"Copilot signed in to GitHub as {auth.login}" if auth.isAuthenticated
+                                else f"Copilot is not signed in ({auth.statusMessage}) and no model provider is set", COPILOT_SIGN_IN))
+    except TempoError as e:
+        checks.append(Check(False, str(e).split(": ")[0], str(e).partition(": ")[2]))
+    except Exception as e:
+        checks.append(Check(False, f"the Copilot CLI at {cli} does not start: {copilot_failure(e)}",
+                            "install the version the SDK supports (npm install -g @github/copilot), or set COPILOT_CLI_PATH"))
+    finally:
+        await quietly(client.stop())
+    try:
+        policy = PermissionPolicy(cfg.copilot_allow_tools)
+        extra = "every tool (--allow-all-tools)" if policy.allow_all else (
+            "read-only tools and tempo's" + (f", and {cfg.copilot_allow_tools}" if policy.rules else ""))
+        checks.append(Check(True, f"bridge permission policy allows {extra}"))
+    except TempoError as e:
+        checks.append(Check(False, str(e).split(": ")[0], "fix copilot_allow_tools (`tempo config show`) or --allow-tool"))
+    return checks
+
+
+async def provider_check(provider: dict, model: str) -> Check:
+    """Ask the provider's model list: any HTTP answer but a refused key means the bridge can reach it."""
+    import urllib.error
+    import urllib.request
+
+    url = provider["base_url"].rstrip("/") + "/models"
+    key = provider.get("api_key", "")
+    header = {"azure": "api-key", "anthropic": "x-api-key"}.get(provider["type"], "Authorization")
+    headers = {header: key if header != "Authorization" else f"Bearer {key}"} if key else {}
+    where = f"model provider {provider['base_url']} ({provider['type']}, model {model})"
+
+    def ask() -> int:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        status = await asyncio.to_thread(ask)
+    except (OSError, ValueError) as e:
+        return Check(False, f"{where} unreachable: {getattr(e, 'reason', e)}",
+                     "start your model server (for example `ollama serve`), or fix COPILOT_PROVIDER_BASE_URL / copilot_provider_url")
+    if status in (401, 403):
+        return Check(False, f"{where} refused the API key (HTTP {status})",
+                     "set COPILOT_PROVIDER_API_KEY, or `tempo config set copilot_api_key KEY`")
+    return Check(True, f"{where} reachable")
+
+
 def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool:
     for c in checks:
         step("ok" if c.ok else "fail", c.text, "" if c.ok else c.fix, emit)
@@ -2365,7 +2457,10 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 
 def cmd_preflight(args: dict) -> int:
     cfg = resolve_config(args)
-    return 0 if print_checks(asyncio.run(preflight_checks(cfg))) else 1
+    agent = args.get("--agent") or "claude"
+    if agent not in ("claude", "copilot"):
+        raise TempoError(f"unknown agent {agent!r}: use --agent claude or --agent copilot")
+    return 0 if print_checks(asyncio.run(preflight_checks(cfg, agent))) else 1
 
 
 def cmd_init(args: dict) -> int:

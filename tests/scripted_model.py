@@ -31,6 +31,7 @@ class Request:
     at: float  # time.monotonic() when it arrived
     path: str
     body: dict
+    reply: Reply | None = None  # what the script answered
 
     def messages(self) -> list[dict]:
         return self.body.get("messages", [])
@@ -86,13 +87,15 @@ class ScriptedModel:
                 except ValueError:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
                 request = Request(at=time.monotonic(), path=self.path, body=body)
+                known = self.path.rstrip("/").endswith("/chat/completions")
+                request.reply = model.script(request) if known else Reply(status=404)
                 with model.arrived:
                     model.requests.append(request)
                     model.arrived.notify_all()
-                if not self.path.rstrip("/").endswith("/chat/completions"):
+                if not known:
                     self.send_json(404, {"error": {"message": f"no such path {self.path}"}})
                     return
-                reply = model.script(request)
+                reply = request.reply
                 if reply.status != 200:
                     self.send_json(reply.status, {"error": {"message": reply.text or "scripted failure",
                                                             "type": "scripted", "code": str(reply.status)}})

@@ -157,3 +157,201 @@ async def test_a_cue_reaches_the_model_and_its_answer_comes_back_through_tempo(t
             await asyncio.to_thread(model.wait_for, lambda r: any("message_id" in t for t in r.tool_results()))
             await bridge.wait_for_line(r"^copilot: done$")
             assert "Traceback" not in bridge.output
+
+
+@needs_cli
+@pytest.mark.anyio
+async def test_a_tool_outside_the_policy_is_denied_and_the_conductor_hears_it(temporal, ensemble, tmp_path):
+    def script(request: Request) -> Reply:
+        text = cue_text(request)
+        if "make a file" in text:
+            return Reply(tool_calls=[("bash", {"command": "touch made-by-copilot.txt", "description": "make it"})])
+        if "list files" in text:  # read-only: allowed without asking
+            return Reply(tool_calls=[("bash", {"command": "ls", "description": "look"})])
+        return Reply(text="understood")
+
+    with ScriptedModel(script) as model:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+                running_bridge(temporal, ensemble, tmp_path, model) as bridge:
+            joined = await conductor.next_cue()
+            assert joined["meta"]["kind"] == "joined"
+            await conductor.call("cue", to="copilot-1", message="please make a file")
+            question = await conductor.next_cue(timeout=30)
+            assert question["meta"]["kind"] == "report" and question["meta"]["source"] == "question"
+            assert question["meta"]["from"] == "copilot-1"
+            assert "touch made-by-copilot.txt" in question["content"] and "--allow-tool 'shell(touch:*)'" in question["content"]
+            # The model reads the denial as the tool's result, and nothing was written.
+            denied = await asyncio.to_thread(model.wait_for, lambda r: any("bridge policy" in t for t in r.tool_results()))
+            assert "does not allow the shell command `touch made-by-copilot.txt`" in denied.tool_results()[-1]
+            assert not (tmp_path / "work" / "made-by-copilot.txt").exists()
+            assert "denied the shell command `touch made-by-copilot.txt`" in bridge.output
+
+            await conductor.call("cue", to="copilot-1", message="please list files")
+            listed = await asyncio.to_thread(model.wait_for, lambda r: any("exit code 0" in t for t in r.tool_results()))
+            assert "rejected" not in listed.tool_results()[-1]
+
+
+@needs_cli
+@pytest.mark.anyio
+async def test_a_failed_prompt_is_shown_retried_and_then_handed_to_the_conductor(temporal, ensemble, tmp_path):
+    failures = {"left": 4, "forever": False}  # the CLI tries a failing request 3 times itself
+
+    def script(request: Request) -> Reply:
+        if failures["forever"] or failures["left"] > 0:
+            failures["left"] -= 1
+            return Reply(text="bad key", status=401)
+        return Reply(text="on it")
+
+    with ScriptedModel(script) as model:
+        # The bridge hands a cue on after half the undelivered timeout (8 s here, 90 s by default).
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+                running_bridge(temporal, ensemble, tmp_path, model, CLAUDE_TEMPO_UNDELIVERED_TIMEOUT="16") as bridge:
+            await conductor.next_cue()  # joined
+            # A model that fails for a moment: the cue is retried until it reaches it, and counts as delivered.
+            await conductor.call("cue", to="copilot-1", message="first task")
+            await bridge.wait_for_line(r"did not reach Copilot's model: Authentication failed with provider")
+            await bridge.wait_for_line(r"retrying in \d+s")
+            first = await asyncio.to_thread(model.wait_for, lambda r: "first task" in cue_text(r) and r.reply.status == 200)
+            assert "first task" in first.last_user_text()
+            await bridge.wait_for_line(r"^copilot: on it$")
+
+            # A model that keeps failing: the cue goes to the conductor, as a dead player's cues do.
+            failures["forever"] = True
+            sent = await conductor.call("cue", to="copilot-1", message="second task")
+            handed = await conductor.next_cue(timeout=40)
+            assert handed["meta"]["kind"] == "undelivered" and handed["meta"]["for"] == "copilot-1"
+            assert handed["content"] == "second task" and handed["meta"]["message_id"] == sent["message_id"] + "-undelivered"
+            await bridge.wait_for_line(r"the cue from conductor went to conductor instead")
+            assert bridge.output.count("went to conductor instead") == 1  # the first cue was not handed on
+            assert "Traceback" not in bridge.output
+
+
+async def still_listed(temporal, ensemble: str, name: str) -> bool:
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+    return bool(await tempo.find_player(client, ensemble, name))
+
+
+@needs_cli
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl+C", "Ctrl+D"])
+async def test_the_bridge_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_path, how):
+    with ScriptedModel() as model:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+                running_bridge(temporal, ensemble, tmp_path, model, tty=how != "SIGTERM") as bridge:
+            await conductor.next_cue()  # joined
+            assert await still_listed(temporal, ensemble, "copilot-1")
+            if how == "SIGTERM":
+                bridge.process.terminate()
+            elif how == "Ctrl+C":  # the terminal signals the whole foreground group: tempo and the Copilot CLI
+                os.killpg(bridge.process.pid, signal.SIGINT)
+            else:
+                bridge.type(b"\x04")
+            code = await asyncio.to_thread(bridge.exit_code)
+            assert code == 0, bridge.output
+            assert not await still_listed(temporal, ensemble, "copilot-1")
+            assert "Traceback" not in bridge.output and "Error" not in bridge.output, bridge.output
+
+
+def shell(command: str, *segments: tuple[str, str]):
+    """A shell permission request as the Copilot CLI 1.0.102 sends it (it marks nothing read-only)."""
+    from copilot.generated.session_events import (PermissionRequestShell, PermissionRequestShellCommand,
+                                                  PermissionRequestShellCommandSegment)
+
+    return PermissionRequestShell(
+        can_offer_session_approval=False, commands=[PermissionRequestShellCommand(identifier=command, read_only=False)],
+        full_command_text=command, has_write_file_redirection=False, intention="", possible_paths=[], possible_urls=[],
+        command_segments=[PermissionRequestShellCommandSegment(full_command_text=t, identifier=i) for t, i in segments],
+    )
+
+
+def other(kind: str, **fields):
+    from copilot.generated import session_events as events
+
+    cls = {"write": events.PermissionRequestWrite, "read": events.PermissionRequestRead,
+           "mcp": events.PermissionRequestMcp, "url": events.PermissionRequestUrl}[kind]
+    defaults = {"write": dict(can_offer_session_approval=False, diff="", intention=""),
+                "read": dict(intention=""), "mcp": dict(tool_title="", read_only=False), "url": dict(intention="")}[kind]
+    return cls(**{**defaults, **fields})
+
+
+POLICY_CASES = [  # (allowed patterns, request, allowed?)
+    ("", lambda: shell("ls -la | wc -l", ("ls -la", "ls"), ("wc -l", "wc")), True),
+    ("", lambda: shell("git status && git log -1", ("git status", "git status"), ("git log -1", "git log")), True),
+    ("", lambda: shell("echo hi > f", ("echo hi", "echo")), False),  # the CLI drops the redirection from the segment
+    ("", lambda: shell("find . -name x -delete", ("find . -name x -delete", "find")), False),
+    ("", lambda: shell("cat $(rm -rf x)", ("cat $(rm -rf x)", "cat")), False),
+    ("", lambda: shell("touch x", ("touch x", "touch")), False),
+    ("shell(touch)", lambda: shell("touch x", ("touch x", "touch")), True),
+    ("shell(git:*)", lambda: shell("git push", ("git push", "git push")), True),
+    ("shell(git:*)", lambda: shell("gitea push", ("gitea push", "gitea")), False),
+    ("shell(git push)", lambda: shell("git push && rm x", ("git push", "git push"), ("rm x", "rm")), False),
+    ("shell", lambda: shell("make", ("make", "make")), True),
+    ("", lambda: other("read", path="/etc/passwd"), True),
+    ("", lambda: other("write", file_name="/w/a.py"), False),
+    ("write(a.py)", lambda: other("write", file_name="/w/src/a.py"), True),
+    ("write(/w/src)", lambda: other("write", file_name="/w/src/a.py"), True),
+    ("write(/w/src)", lambda: other("write", file_name="/w/other/a.py"), False),
+    ("", lambda: other("mcp", server_name="claude-tempo", tool_name="terminate"), True),  # tempo's own tools
+    ("", lambda: other("mcp", server_name="github", tool_name="create_issue"), False),
+    ("", lambda: other("mcp", server_name="github", tool_name="get_issue", read_only=True), True),
+    ("github(create_issue)", lambda: other("mcp", server_name="github", tool_name="create_issue"), True),
+    ("github", lambda: other("mcp", server_name="github", tool_name="merge"), True),
+    ("", lambda: other("url", url="https://example.com/x"), False),
+    ("url(*.github.com)", lambda: other("url", url="https://api.github.com/repos"), True),
+    ("url(github.com)", lambda: other("url", url="http://github.com/"), False),  # patterns are https unless told
+    ("*", lambda: other("write", file_name="/anything"), True),  # --allow-all-tools
+]
+
+
+@pytest.mark.parametrize("patterns,request_,allowed", POLICY_CASES)
+def test_the_permission_policy(patterns, request_, allowed):
+    assert tempo.PermissionPolicy(patterns).allows(request_()) is allowed
+
+
+def test_a_bad_tool_pattern_is_an_error():
+    with pytest.raises(tempo.TempoError, match=r"cannot read the tool pattern 'shell\(git'"):
+        tempo.PermissionPolicy("write,shell(git")
+
+
+@needs_cli
+def test_preflight_for_copilot_checks_the_cli_and_the_model_provider(cli, tmp_path):
+    env = dict(COPILOT_CLI_PATH=str(COPILOT_CLI), TEMPORAL_ADDRESS="127.0.0.1:9")
+    with ScriptedModel() as model:
+        done = cli("preflight", "--agent", "copilot", COPILOT_PROVIDER_BASE_URL=model.base_url, COPILOT_MODEL="m",
+                   COPILOT_PROVIDER_API_KEY="sk-secret-never-shown", **env)
+    assert "✓ Copilot SDK " in done.stdout
+    assert f"✓ Copilot CLI 1.0.102 at {COPILOT_CLI}" in done.stdout
+    assert f"✓ model provider {model.base_url} (openai, model m) reachable" in done.stdout
+    assert "✓ bridge permission policy allows read-only tools and tempo's" in done.stdout
+    assert "claude" not in done.stdout  # the bridge needs neither claude nor .mcp.json
+    assert "sk-secret" not in done.stdout + done.stderr
+
+    done = cli("preflight", "--agent", "copilot", COPILOT_PROVIDER_BASE_URL="http://127.0.0.1:9/v1", **env)
+    assert "✗ a Copilot provider (http://127.0.0.1:9/v1) needs a model" in done.stdout
+    assert "fix: set COPILOT_MODEL" in done.stdout and done.returncode == 1
+
+    done = cli("preflight", "--agent", "copilot", **env)  # no provider, and a fresh HOME: not signed in
+    assert "✗ Copilot is not signed in" in done.stdout
+    assert "fix: sign in once by running `copilot` and typing /login" in done.stdout
+
+
+def run_bridge(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def test_without_the_sdk_it_says_what_to_install():
+    # sys.modules[name] = None is how Python itself marks a module as not importable.
+    done = run_bridge("import sys; sys.modules['copilot'] = None; import tempo; sys.exit(tempo.main(['bridge']))")
+    assert done.returncode == 1
+    assert "tempo: error: the Copilot bridge needs the GitHub Copilot SDK: pip install 'claude-tempo[copilot]'" in done.stderr
+
+
+def test_without_the_copilot_cli_it_says_what_to_install(tmp_path):
+    env = {"PATH": os.path.dirname(sys.executable), "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path),
+           "COPILOT_CLI_PATH": ""}
+    done = run_bridge("import sys, tempo; sys.exit(tempo.main(['bridge']))", **env)
+    assert done.returncode == 1
+    assert "needs the GitHub Copilot CLI: run `python -m copilot download-runtime`" in done.stderr
+    done = run_bridge("import sys, tempo; sys.exit(tempo.main(['bridge']))", **{**env, "COPILOT_CLI_PATH": "/nope"})
+    assert "COPILOT_CLI_PATH='/nope' is not a file" in done.stderr
