@@ -25,6 +25,7 @@ import pytest
 
 import tempo
 from conftest import ROOT, play, tempo_env, wait_until
+from test_recruit import cue_matching, tmux_dir  # noqa: F401 (a fixture)
 from scripted_model import Reply, Request, ScriptedModel
 
 COPILOT_CLI = ROOT / "node_modules" / "@github" / "copilot-linux-x64" / "copilot"
@@ -250,6 +251,45 @@ async def test_the_bridge_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_pa
             assert code == 0, bridge.output
             assert not await still_listed(temporal, ensemble, "copilot-1")
             assert "Traceback" not in bridge.output and "Error" not in bridge.output, bridge.output
+
+
+
+@needs_cli
+@pytest.mark.anyio
+async def test_recruit_starts_a_copilot_player_on_the_model_asked_for(temporal, ensemble, tmp_path, tmux_dir):
+    from test_recruit import recruiter_env
+
+    def script(request: Request) -> Reply:
+        if "[tempo cue from conductor" in cue_text(request) and "count the files" in cue_text(request):
+            return Reply(tool_calls=[("claude-tempo-cue", {"to": "conductor", "message": "three files"})])
+        return Reply(text="ok")
+
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    with ScriptedModel(script) as model:
+        env = recruiter_env(tmp_path / "no-bin", tmux_dir, CLAUDE_TEMPO_CONDUCTOR="true", HOME=str(home),
+                            COPILOT_CLI_PATH=str(COPILOT_CLI), COPILOT_PROVIDER_BASE_URL=model.base_url,
+                            COPILOT_MODEL="the-default-model")
+        async with play(temporal, ensemble, **env) as conductor:
+            result = await conductor.call("recruit", name="copilot-2", directory=str(work), prompt="count the files",
+                                          agent="copilot", model="the-asked-model")
+            assert result["agent"] == "copilot" and result["message_id"]
+            request = await asyncio.to_thread(model.wait_for, lambda r: "count the files" in cue_text(r), 60)
+            assert request.body["model"] == "the-asked-model"
+            answer = await cue_matching(conductor, "three files")
+            assert answer["meta"]["from"] == "copilot-2"
+
+
+def test_a_recruited_bridge_gets_its_model_and_provider_but_never_the_key():
+    cfg = tempo.Config(copilot_model="m", copilot_provider_url="http://127.0.0.1:11434/v1", copilot_api_key="sk-secret-1",
+                       copilot_allow_tools="write")
+    env = tempo.bridge_env(cfg)
+    assert env["COPILOT_BRIDGE_MODEL"] == "m" and env["COPILOT_PROVIDER_BASE_URL"] == "http://127.0.0.1:11434/v1"
+    assert env["CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS"] == "write"
+    script = tempo.launch_script([*tempo.tempo_command(), "bridge"], env, "/tmp")
+    assert "sk-secret-1" not in script and "COPILOT_PROVIDER_API_KEY" not in script
 
 
 def shell(command: str, *segments: tuple[str, str]):
