@@ -1124,6 +1124,9 @@ class Session:
                 )
             except Exception as e:
                 log.warning("could not end player workflow: %s", e)
+            else:  # this process's worker may be the only one left to run the player's last workflow task
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.handle.result(), 3)
         for task in self.tasks:
             task.cancel()
         if getattr(self, "worker", None):
@@ -2726,6 +2729,10 @@ def config_value(key: str, value: str) -> str:
         raise TempoError(f"address {value!r} needs a port: host:port, for example localhost:7233")
     if key == "tls" and value.lower() not in ("true", "false"):
         raise TempoError("tls is 'true' or 'false'")
+    if key == "copilot_provider_type" and value not in PROVIDER_TYPES:
+        raise TempoError(f"copilot_provider_type is one of {', '.join(PROVIDER_TYPES)}")
+    if key == "copilot_allow_tools":
+        PermissionPolicy(value)  # a pattern it cannot read is an error now, not when a bridge starts
     if key in ("tls_cert", "tls_key", "tls_ca"):
         value = str(Path(value).expanduser().absolute())
         if not Path(value).is_file():
@@ -2771,8 +2778,9 @@ def config_show(args: dict, path: Path) -> int:
     values["tls"] = "" if cfg.tls is None else str(cfg.tls).lower()
     shown = {k: masked(k, str(v)) or "-" for k, v in values.items()}
     width = max(len(v) for v in shown.values())
+    keys = max(map(len, CONFIG_KEYS))
     for key in CONFIG_KEYS:
-        out(f"{key:<16} {shown[key]:<{width}}  {cfg.sources.get(key, 'default')}")
+        out(f"{key:<{keys}} {shown[key]:<{width}}  {cfg.sources.get(key, 'default')}")
     return 0
 
 

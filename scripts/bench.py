@@ -9,8 +9,10 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; `tempo serve` start to
-first `tools/list`; memory per session. The sessions are real `tempo serve` processes driven by
-the MCP SDK's stdio client (the test harness in tests/conftest.py, reused here).
+first `tools/list`; memory per session; the Copilot bridge's start to ready and cue to model
+request (the real Copilot CLI from node_modules on a scripted loopback model). The sessions are
+real `tempo serve` processes driven by the MCP SDK's stdio client (the test harness in
+tests/conftest.py and tests/test_bridge.py, reused here).
 """
 
 import asyncio
@@ -145,6 +147,31 @@ async def memory(server: DevServer) -> None:
     report("memory per session (RSS of tempo serve)", rss_kib / 1024, "MiB")
 
 
+async def copilot_bridge(server: DevServer, starts: int, cues: int) -> None:
+    from scripted_model import ScriptedModel
+    from test_bridge import COPILOT_CLI, cue_text, running_bridge
+
+    if not COPILOT_CLI.is_file():
+        print("copilot bridge: skipped (npm ci installs the Copilot CLI into node_modules)", flush=True)
+        return
+    ready, latency = [], []
+    with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
+        for i in range(starts):
+            t0 = time.perf_counter()
+            async with running_bridge(server, "bench-copilot", Path(tmp) / f"s{i}", model):
+                ready.append(time.perf_counter() - t0)
+        async with play(server, "bench-copilot") as alice, running_bridge(server, "bench-copilot", Path(tmp) / "c", model):
+            for i in range(cues + 2):  # the first two warm up the CLI and the connections
+                t0 = time.monotonic()
+                sent = await alice.call("cue", to="copilot-1", message=f"m{i}")
+                request = await asyncio.to_thread(model.wait_for, lambda r: sent["message_id"] in cue_text(r))
+                if i >= 2:
+                    latency.append((request.at - t0) * 1000)
+                await asyncio.sleep(0.3)  # let the model's turn end
+    report(f"copilot bridge start to ready (median of {starts})", statistics.median(ready), "s")
+    report(f"cue to Copilot model request (median of {cues})", statistics.median(latency), "ms")
+
+
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
@@ -153,6 +180,7 @@ async def run(args, server: DevServer) -> None:
     await fan_out(server, 3 if quick else 5, 20 if quick else 50)
     await ensemble_time(server, (50,) if quick else (50, 200))
     await memory(server)
+    await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 

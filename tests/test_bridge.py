@@ -91,10 +91,13 @@ class Bridge:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        """Leave as a user does (SIGTERM), so the name is free again at once; kill what is left."""
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+            self.process.terminate()
+            self.process.wait(15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
         if self.master is not None:
             with contextlib.suppress(OSError):
                 os.close(self.master)
@@ -114,7 +117,7 @@ def bridge_env(temporal, ensemble: str, home: Path, model: ScriptedModel, **extr
 async def running_bridge(temporal, ensemble: str, tmp_path: Path, model: ScriptedModel, *args: str,
                          tty: bool = False, name: str = "copilot-1", **env: str):
     home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     bridge = Bridge([sys.executable, str(ROOT / "tempo.py"), "bridge", *args],
@@ -395,3 +398,25 @@ def test_without_the_copilot_cli_it_says_what_to_install(tmp_path):
     assert "needs the GitHub Copilot CLI: run `python -m copilot download-runtime`" in done.stderr
     done = run_bridge("import sys, tempo; sys.exit(tempo.main(['bridge']))", **{**env, "COPILOT_CLI_PATH": "/nope"})
     assert "COPILOT_CLI_PATH='/nope' is not a file" in done.stderr
+
+
+def test_model_and_provider_come_from_flags_environment_or_config_keys(cli):
+    for key, value in (("copilot_provider_url", "http://127.0.0.1:11434/v1"), ("copilot_model", "from-file"),
+                       ("copilot_api_key", "sk-secret-from-file-1234")):
+        done = cli("config", "set", key, value)
+        assert done.returncode == 0 and "sk-secret-from-file" not in done.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in cli("config", "show").stdout.splitlines()[1:]}
+    assert rows["copilot_api_key"] == ["****1234", "file"] and rows["copilot_model"] == ["from-file", "file"]
+    rows = {line.split()[0]: line.split()[1:] for line in cli("config", "show", COPILOT_MODEL="from-env").stdout.splitlines()[1:]}
+    assert rows["copilot_model"] == ["from-env", "env"]
+    rows = {line.split()[0]: line.split()[1:] for line in
+            cli("config", "show", "--model", "from-flag", COPILOT_BRIDGE_MODEL="bridge", COPILOT_MODEL="x").stdout.splitlines()[1:]}
+    assert rows["copilot_model"] == ["from-flag", "flag"]
+
+    cfg = tempo.resolve_config({}, {"HOME": str(cli.home), "CLAUDE_TEMPO_HOME": cli.env["CLAUDE_TEMPO_HOME"],
+                                    "COPILOT_BRIDGE_MODEL": "bridge", "COPILOT_MODEL": "cli-wide"})
+    assert tempo.copilot_provider(cfg) == {"type": "openai", "base_url": "http://127.0.0.1:11434/v1",
+                                           "api_key": "sk-secret-from-file-1234"}
+    assert cfg.copilot_model == "bridge"  # COPILOT_BRIDGE_MODEL is for the bridge only: it wins
+    assert "copilot_provider_type is one of openai, azure, anthropic" in cli("config", "set", "copilot_provider_type", "bad").stderr
+    assert "cannot read the tool pattern" in cli("config", "set", "copilot_allow_tools", "shell(git").stderr
