@@ -1919,16 +1919,19 @@ def copilot_env(cfg: Config) -> dict[str, str]:
     return env
 
 
-@contextlib.asynccontextmanager
-async def copilot_agent(cfg: Config, mcp_servers: dict, player: "CopilotPlayer"):
-    """Open a Copilot CLI session through the SDK, with `mcp_servers`, its events and permissions to `player`."""
+def copilot_client(cfg: Config):
+    """Return the SDK's client for the Copilot CLI (not started yet)."""
     copilot = copilot_sdk()
     logging.getLogger("copilot").setLevel(logging.CRITICAL)  # it logs tracebacks for what we report in a line
-
     connection = copilot.RuntimeConnection.for_stdio(path=copilot_cli())
-    client = copilot.CopilotClient(connection=connection, working_directory=cfg.directory, env=copilot_env(cfg))
+    return copilot.CopilotClient(connection=connection, working_directory=cfg.directory, env=copilot_env(cfg))
+
+
+@contextlib.asynccontextmanager
+async def copilot_agent(cfg: Config, client, starting: asyncio.Task, mcp_servers: dict, player: "CopilotPlayer"):
+    """Open a Copilot session on the `starting` client, with `mcp_servers`, its events and permissions to `player`."""
     try:
-        await client.start()
+        await starting
         session = await client.create_session(
             on_permission_request=player.on_permission,
             working_directory=cfg.directory,
@@ -1938,17 +1941,14 @@ async def copilot_agent(cfg: Config, mcp_servers: dict, player: "CopilotPlayer")
             system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
         )
     except (TempoError, asyncio.CancelledError):
-        await asyncio.shield(quietly(client.stop()))
         raise
     except Exception as e:
-        await asyncio.shield(quietly(client.stop()))
         raise TempoError(f"the Copilot CLI ({copilot_cli()}) did not start a session: {copilot_failure(e)}") from None
     session.on(player.on_event)
     try:
         yield session
     finally:
         await asyncio.shield(quietly(session.disconnect()))
-        await asyncio.shield(quietly(client.stop()))
 
 
 async def quietly(action) -> None:
@@ -2232,6 +2232,9 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
     session = Session(cfg, agent="copilot")
     player = CopilotPlayer(session, PermissionPolicy(cfg.copilot_allow_tools))
     copilot_provider(cfg)  # a half-set provider is an error before anything starts
+    client = copilot_client(cfg)
+    starting = asyncio.create_task(client.start())
+    await asyncio.sleep(0)  # the CLI process boots (about a second) while tempo loads and joins
     mcp, _, _ = build_server(session)
     # The tools act as this player: a secret path keeps other local processes from borrowing it.
     path = f"/{uuid.uuid4().hex}/mcp"
@@ -2248,7 +2251,7 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
         await session.joined()
         session.start_delivery(player.push)  # before Copilot connects, so its MCP client cannot claim delivery
         servers = {SERVER_NAME: {"type": "http", "url": url, "tools": ["*"]}}
-        async with copilot_agent(cfg, servers, player) as agent:
+        async with copilot_agent(cfg, client, starting, servers, player) as agent:
             player.open(agent)
             model = f" on {cfg.copilot_model}" + (f" at {cfg.copilot_provider_url}" if cfg.copilot_provider_url else "")
             err(f"tempo bridge: Copilot{model if cfg.copilot_model else ''} joined ensemble {cfg.ensemble} as "
@@ -2267,9 +2270,10 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
             playing.result()  # a TempoError: the bridge could not start
     finally:
         await asyncio.shield(session.close("bridge stopped"))  # first: its cues go on to the conductor
-        for task in (playing, stopping):
+        for task in (playing, stopping, starting):
             task.cancel()
-        await asyncio.gather(playing, stopping, return_exceptions=True)
+        await asyncio.gather(playing, stopping, starting, return_exceptions=True)
+        await asyncio.shield(quietly(client.stop()))
         http.should_exit = True  # let uvicorn end its lifespan itself: cancelling it prints a traceback
         await asyncio.wait(tasks[:1], timeout=5)
         for task in tasks:
@@ -2386,7 +2390,7 @@ async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
 async def copilot_checks(cfg: Config) -> list[Check]:
     """Check what the Copilot bridge needs: the SDK, the CLI, and a model (GitHub sign-in, or your own provider)."""
     try:
-        copilot = copilot_sdk()
+        client = copilot_client(cfg)
         cli = copilot_cli()
     except TempoError as e:
         what, _, fix = str(e).partition(": ")
@@ -2394,9 +2398,7 @@ async def copilot_checks(cfg: Config) -> list[Check]:
     from importlib.metadata import version
 
     checks = [Check(True, f"Copilot SDK {version('github-copilot-sdk')}")]
-    client = copilot.CopilotClient(connection=copilot.RuntimeConnection.for_stdio(path=cli), env=copilot_env(cfg))
     try:
-        logging.getLogger("copilot").setLevel(logging.CRITICAL)
         provider = copilot_provider(cfg)  # a half-set provider stops the CLI itself: say why first
         await asyncio.wait_for(client.start(), 30)
         checks.append(Check(True, f"Copilot CLI {(await client.get_status()).version} at {cli}"))
