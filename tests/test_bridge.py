@@ -140,7 +140,7 @@ needs_cli = pytest.mark.skipif(not COPILOT_CLI.is_file(), reason="npm ci install
 
 @needs_cli
 @pytest.mark.anyio
-async def test_a_cue_reaches_the_model_and_its_answer_comes_back_through_tempo(temporal, ensemble, tmp_path):
+async def test_a_cue_reaches_the_model_its_answer_comes_back_and_sigterm_leaves(temporal, ensemble, tmp_path):
     def script(request: Request) -> Reply:
         if "[tempo cue from alice" in cue_text(request):
             return Reply(tool_calls=[("claude-tempo-cue", {"to": "alice", "message": "looks fine to me"})])
@@ -160,12 +160,12 @@ async def test_a_cue_reaches_the_model_and_its_answer_comes_back_through_tempo(t
             # The tool result went back to the model, and the bridge showed the model's last words.
             await asyncio.to_thread(model.wait_for, lambda r: any("message_id" in t for t in r.tool_results()))
             await bridge.wait_for_line(r"^copilot: done$")
-            assert "Traceback" not in bridge.output
+            await leaves_cleanly(bridge, temporal, ensemble, "SIGTERM")
 
 
 @needs_cli
 @pytest.mark.anyio
-async def test_a_tool_outside_the_policy_is_denied_and_the_conductor_hears_it(temporal, ensemble, tmp_path):
+async def test_a_tool_outside_the_policy_is_denied_the_conductor_hears_it_and_ctrl_d_leaves(temporal, ensemble, tmp_path):
     def script(request: Request) -> Reply:
         text = cue_text(request)
         if "make a file" in text:
@@ -176,7 +176,7 @@ async def test_a_tool_outside_the_policy_is_denied_and_the_conductor_hears_it(te
 
     with ScriptedModel(script) as model:
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
-                running_bridge(temporal, ensemble, tmp_path, model) as bridge:
+                running_bridge(temporal, ensemble, tmp_path, model, tty=True) as bridge:
             joined = await conductor.next_cue()
             assert joined["meta"]["kind"] == "joined"
             await conductor.call("cue", to="copilot-1", message="please make a file")
@@ -193,6 +193,7 @@ async def test_a_tool_outside_the_policy_is_denied_and_the_conductor_hears_it(te
             await conductor.call("cue", to="copilot-1", message="please list files")
             listed = await asyncio.to_thread(model.wait_for, lambda r: any("exit code 0" in t for t in r.tool_results()))
             assert "rejected" not in listed.tool_results()[-1]
+            await leaves_cleanly(bridge, temporal, ensemble, "Ctrl+D")
 
 
 @needs_cli
@@ -207,9 +208,9 @@ async def test_a_failed_prompt_is_shown_retried_and_then_handed_to_the_conductor
         return Reply(text="on it")
 
     with ScriptedModel(script) as model:
-        # The bridge hands a cue on after half the undelivered timeout (8 s here, 90 s by default).
+        # The bridge hands a cue on after half the undelivered timeout (6 s here, 90 s by default).
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
-                running_bridge(temporal, ensemble, tmp_path, model, CLAUDE_TEMPO_UNDELIVERED_TIMEOUT="16") as bridge:
+                running_bridge(temporal, ensemble, tmp_path, model, CLAUDE_TEMPO_UNDELIVERED_TIMEOUT="12") as bridge:
             await conductor.next_cue()  # joined
             # A model that fails for a moment: the cue is retried until it reaches it, and counts as delivered.
             await conductor.call("cue", to="copilot-1", message="first task")
@@ -235,27 +236,30 @@ async def still_listed(temporal, ensemble: str, name: str) -> bool:
     return bool(await tempo.find_player(client, ensemble, name))
 
 
+async def leaves_cleanly(bridge: Bridge, temporal, ensemble: str, how: str) -> None:
+    """End the bridge as a user does; it must exit 0, without a traceback, and be gone from the ensemble."""
+    assert await still_listed(temporal, ensemble, "copilot-1")
+    if how == "SIGTERM":
+        bridge.process.terminate()
+    elif how == "Ctrl+C":  # the terminal signals the whole foreground group: tempo and the Copilot CLI
+        os.killpg(bridge.process.pid, signal.SIGINT)
+    else:  # Ctrl+D: the end of what is typed at the bridge's terminal
+        bridge.type(b"\x04")
+    code = await asyncio.to_thread(bridge.exit_code)
+    assert code == 0, bridge.output
+    assert not await still_listed(temporal, ensemble, "copilot-1")
+    assert "Traceback" not in bridge.output and "Error" not in bridge.output, bridge.output
+
+
 @needs_cli
 @pytest.mark.anyio
-@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl+C", "Ctrl+D"])
-async def test_the_bridge_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_path, how):
+async def test_ctrl_c_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_path):
+    # SIGTERM and Ctrl+D end the tests above; Ctrl+C reaches the Copilot CLI as well.
     with ScriptedModel() as model:
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
-                running_bridge(temporal, ensemble, tmp_path, model, tty=how != "SIGTERM") as bridge:
+                running_bridge(temporal, ensemble, tmp_path, model, tty=True) as bridge:
             await conductor.next_cue()  # joined
-            assert await still_listed(temporal, ensemble, "copilot-1")
-            if how == "SIGTERM":
-                bridge.process.terminate()
-            elif how == "Ctrl+C":  # the terminal signals the whole foreground group: tempo and the Copilot CLI
-                os.killpg(bridge.process.pid, signal.SIGINT)
-            else:
-                bridge.type(b"\x04")
-            code = await asyncio.to_thread(bridge.exit_code)
-            assert code == 0, bridge.output
-            assert not await still_listed(temporal, ensemble, "copilot-1")
-            assert "Traceback" not in bridge.output and "Error" not in bridge.output, bridge.output
-
-
+            await leaves_cleanly(bridge, temporal, ensemble, "Ctrl+C")
 
 @needs_cli
 @pytest.mark.anyio
