@@ -1938,6 +1938,7 @@ async def copilot_agent(cfg: Config, client, starting: asyncio.Task, mcp_servers
             mcp_servers=mcp_servers,
             model=cfg.copilot_model or None,
             provider=copilot_provider(cfg),
+            streaming=True,  # the first streamed bytes tell the bridge that the model has read a cue
             system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
         )
     except (TempoError, asyncio.CancelledError):
@@ -2073,6 +2074,9 @@ def describe_use(request) -> tuple[str, str]:
 # -- the player: cues in as prompts, delivered once Copilot's model has them ------------------------
 
 
+PROBE_EVERY = 10.0  # seconds between tries of a model that keeps failing; other cues go on meanwhile
+
+
 class CopilotPlayer:
     """The bridge's Copilot session as a player: each cue a prompt, delivered once a model request carried it."""
 
@@ -2083,7 +2087,9 @@ class CopilotPlayer:
         self.opened = asyncio.Event()
         # Hand a cue on well before the workflow would judge this whole player dead (it waits this twice).
         self.patience = session.cfg.undelivered_timeout / 2
-        self.failing_since: float | None = None
+        self.failing_since: float | None = None  # loop time of the first failed prompt since the last success
+        self.last_try = 0.0
+        self.reports: set[asyncio.Task] = set()
         self.interactions: dict[str, str] = {}  # Copilot's message id -> its interaction (turn) id
         self.waiting: dict[str, Any] = {}  # the cue prompt in flight: message id, interaction, outcome
 
@@ -2102,17 +2108,20 @@ class CopilotPlayer:
         loop = asyncio.get_running_loop()
         delay = 2.0
         while True:
-            cause = await self.prompt(cue_prompt(cue), timeout=max(self.patience, 5))
-            if cause is None:
-                self.failing_since = None
-                # The cue has reached Copilot's model: this is the moment a read receipt records.
-                return
-            self.failing_since = self.failing_since or loop.time()
-            err(f"tempo bridge: a cue from {cue.sender} did not reach Copilot's model: {cause}")
+            failing_for = loop.time() - self.failing_since if self.failing_since is not None else 0.0
+            if failing_for < self.patience or loop.time() - self.last_try >= PROBE_EVERY:
+                self.last_try = loop.time()  # past its patience, the bridge only probes now and then
+                cause = await self.prompt(cue_prompt(cue), timeout=max(5.0, self.patience - failing_for))
+                if cause is None:
+                    self.failing_since = None
+                    # The cue has reached Copilot's model: this is the moment a read receipt records.
+                    return
+                err(f"tempo bridge: a cue from {cue.sender} did not reach Copilot's model: {cause}")
+                self.failing_since = self.last_try if self.failing_since is None else self.failing_since
             if loop.time() - self.failing_since >= self.patience:
                 taker = await hand_on(self.session, cue)
                 if taker:
-                    err(f"tempo bridge: Copilot has not taken a prompt for {self.patience:.0f}s: "
+                    err(f"tempo bridge: Copilot has not taken a prompt for {loop.time() - self.failing_since:.0f}s: "
                         f"the cue from {cue.sender} went to {taker} instead")
                     return
                 err("tempo bridge: nobody can take it instead (no conductor, sender gone): it stays pending")
@@ -2161,6 +2170,8 @@ class CopilotPlayer:
             waiting["called"] = True
         elif kind == "model.call_failure":
             waiting["failure"] = " ".join(filter(None, (data.error_code, data.error_message))) or "model call failed"
+        elif kind == "assistant.streaming_delta" and waiting["called"]:
+            self.settle(None)  # the model is answering: it has read the prompt
         elif kind == "model.call_finished" and waiting["called"] and getattr(data.outcome, "value", "") == "success":
             self.settle(None)
         elif kind == "session.idle":
@@ -2183,10 +2194,11 @@ class CopilotPlayer:
         what, pattern = describe_use(request)
         name = self.session.info.name if self.session.info else "the bridge"
         err(f"tempo bridge: denied {what}; to allow it, start the bridge with --allow-tool '{pattern}'")
-        asyncio.create_task(self.ask_conductor(
+        self.reports.add(task := asyncio.create_task(self.ask_conductor(
             f"{name} (Copilot) was denied {what}: the bridge's permission policy does not allow it. To allow it, "
             f"restart that bridge with --allow-tool '{pattern}' (or `tempo config set copilot_allow_tools {pattern}`), "
-            f"or cue {name} another way to do it."))
+            f"or cue {name} another way to do it.")))
+        task.add_done_callback(self.reports.discard)
         return PermissionDecisionReject(
             feedback=f"tempo's bridge policy does not allow {what} here. The conductor has been told and may allow "
                      "it; meanwhile continue without it, or ask with the claude-tempo report tool.")

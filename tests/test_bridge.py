@@ -228,7 +228,23 @@ async def test_a_failed_prompt_is_shown_retried_and_then_handed_to_the_conductor
             assert handed["content"] == "second task" and handed["meta"]["message_id"] == sent["message_id"] + "-undelivered"
             await bridge.wait_for_line(r"the cue from conductor went to conductor instead")
             assert bridge.output.count("went to conductor instead") == 1  # the first cue was not handed on
+            assert await still_listed(temporal, ensemble, "copilot-1")  # the bridge handed it on, and stays
             assert "Traceback" not in bridge.output
+
+
+@needs_cli
+@pytest.mark.anyio
+async def test_with_no_conductor_an_undeliverable_cue_goes_back_to_its_sender(temporal, ensemble, tmp_path):
+    with ScriptedModel(lambda request: Reply(text="model down", status=503)) as model:
+        async with play(temporal, ensemble) as alice, \
+                running_bridge(temporal, ensemble, tmp_path, model, CLAUDE_TEMPO_UNDELIVERED_TIMEOUT="12") as bridge:
+            await alice.call("set_name", name="alice")
+            await alice.call("cue", to="copilot-1", message="are you there?")
+            back = await alice.next_cue(timeout=60)
+            assert back["meta"]["kind"] == "undelivered" and back["meta"]["for"] == "copilot-1"
+            assert back["content"] == "are you there?"
+            await bridge.wait_for_line(r"the cue from alice went to alice instead")
+            assert await still_listed(temporal, ensemble, "copilot-1")
 
 
 async def still_listed(temporal, ensemble: str, name: str) -> bool:
