@@ -1882,7 +1882,7 @@ def cue_prompt(cue: "Cue") -> str:
     if cue.kind == "notice":
         return f"[tempo] {cue.text}"
     return (f'[tempo cue from {cue.sender}, message_id {cue.id}]\n{cue.text}\n\n'
-            f'(To answer, call the claude-tempo tool `cue` with to="{cue.sender}".)')
+            f'(To answer, call the tool {SERVER_NAME}-cue with to="{cue.sender}".)')
 
 
 PROVIDER_TYPES = ("openai", "azure", "anthropic")
@@ -2232,7 +2232,7 @@ async def hand_on(session: "Session", cue: "Cue") -> str:
     return ""
 
 
-async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> int:
+async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
     """Run a Copilot session as the player of `cfg` until `stop` is set (or a signal, or the end of typed input)."""
     import uvicorn
 
@@ -2268,11 +2268,15 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
             model = f" on {cfg.copilot_model}" + (f" at {cfg.copilot_provider_url}" if cfg.copilot_provider_url else "")
             err(f"tempo bridge: Copilot{model if cfg.copilot_model else ''} joined ensemble {cfg.ensemble} as "
                 f"{session.info.name}; type to talk to it, Ctrl+D or Ctrl+C to leave")
-            if ready:
-                ready.set()
             if sys.stdin and sys.stdin.isatty():
                 tasks.append(asyncio.create_task(type_prompts(agent, stop)))
-            await stop.wait()
+            exited, stopped = cli_exit(client), asyncio.create_task(stop.wait())
+            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            await asyncio.sleep(0.2)  # Ctrl+C reaches the CLI too: that exit is no failure
+            if not stop.is_set():
+                raise TempoError(f"the Copilot CLI exited (status {exited.result()}), so this bridge has left ensemble "
+                                 f"{cfg.ensemble} (its cues went on to the conductor); start it again with `tempo bridge`")
 
     playing = asyncio.create_task(play())
     stopping = asyncio.create_task(stop.wait())
@@ -2292,6 +2296,24 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None, ready: async
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return 0
+
+
+def cli_exit(client) -> asyncio.Future:
+    """A future of the Copilot CLI's exit status (never done if this SDK hides its process)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    process = getattr(client, "_process", None)  # the SDK has no public hook for the CLI's exit
+
+    def wait() -> None:  # a daemon thread: it must not hold up the bridge's own exit
+        status = process.wait()
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(lambda: exited.done() or exited.set_result(status))
+
+    if process is not None:
+        threading.Thread(target=wait, daemon=True).start()
+    return exited
 
 
 async def type_prompts(agent, stop: asyncio.Event) -> None:

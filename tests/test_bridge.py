@@ -277,6 +277,24 @@ async def test_ctrl_c_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_path):
             await conductor.next_cue()  # joined
             await leaves_cleanly(bridge, temporal, ensemble, "Ctrl+C")
 
+
+@needs_cli
+@pytest.mark.anyio
+async def test_if_the_copilot_cli_dies_the_bridge_says_so_and_leaves(temporal, ensemble, tmp_path):
+    with ScriptedModel() as model:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+                running_bridge(temporal, ensemble, tmp_path, model) as bridge:
+            await conductor.next_cue()  # joined
+            children = subprocess.run(["pgrep", "-P", str(bridge.process.pid)], capture_output=True, text=True).stdout
+            cli = [int(pid) for pid in children.split() if Path(f"/proc/{pid}/exe").resolve() == COPILOT_CLI.resolve()]
+            assert len(cli) == 1
+            os.kill(cli[0], signal.SIGKILL)
+            assert await asyncio.to_thread(bridge.exit_code) == 1
+            assert "tempo: error: the Copilot CLI exited (status -9), so this bridge has left ensemble" in bridge.output
+            assert not await still_listed(temporal, ensemble, "copilot-1")
+            assert "Traceback" not in bridge.output
+
+
 @needs_cli
 @pytest.mark.anyio
 async def test_recruit_starts_a_copilot_player_on_the_model_asked_for(temporal, ensemble, tmp_path, tmux_dir):
