@@ -247,6 +247,16 @@ async def test_with_no_conductor_an_undeliverable_cue_goes_back_to_its_sender(te
             assert await still_listed(temporal, ensemble, "copilot-1")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 async def still_listed(temporal, ensemble: str, name: str) -> bool:
     client = await tempo.connect(tempo.Config(address=temporal.address))
     return bool(await tempo.find_player(client, ensemble, name))
@@ -285,8 +295,7 @@ async def test_if_the_copilot_cli_dies_the_bridge_says_so_and_leaves(temporal, e
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
                 running_bridge(temporal, ensemble, tmp_path, model) as bridge:
             await conductor.next_cue()  # joined
-            children = subprocess.run(["pgrep", "-P", str(bridge.process.pid)], capture_output=True, text=True).stdout
-            cli = [int(pid) for pid in children.split() if Path(f"/proc/{pid}/exe").resolve() == COPILOT_CLI.resolve()]
+            cli = [pid for pid in children(bridge.process.pid) if Path(f"/proc/{pid}/exe").resolve() == COPILOT_CLI.resolve()]
             assert len(cli) == 1
             os.kill(cli[0], signal.SIGKILL)
             assert await asyncio.to_thread(bridge.exit_code) == 1
