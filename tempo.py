@@ -2078,7 +2078,7 @@ PROBE_EVERY = 10.0  # seconds between tries of a model that keeps failing; other
 
 
 class CopilotPlayer:
-    """The bridge's Copilot session as a player: each cue a prompt, delivered once a model request carried it."""
+    """The bridge's Copilot session as a player: each cue a prompt, delivered once the model answers a request with it."""
 
     def __init__(self, session: "Session", policy: PermissionPolicy) -> None:
         self.session = session
@@ -2130,7 +2130,7 @@ class CopilotPlayer:
             delay = min(delay * 2, 30)
 
     async def prompt(self, text: str, timeout: float) -> str | None:
-        """Send one prompt; return None once a model request carrying it succeeded, else why not."""
+        """Send one prompt; return None once the model answers a request that carries it, else why not."""
         outcome = asyncio.get_running_loop().create_future()
         self.waiting = {"outcome": outcome, "message": "", "interaction": "", "called": False, "failure": ""}
         try:
