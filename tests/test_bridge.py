@@ -278,12 +278,14 @@ async def leaves_cleanly(bridge: Bridge, temporal, ensemble: str, how: str) -> N
 
 @needs_cli
 @pytest.mark.anyio
-async def test_ctrl_c_leaves_the_ensemble_cleanly(temporal, ensemble, tmp_path):
+async def test_typed_lines_are_prompts_and_ctrl_c_leaves_cleanly(temporal, ensemble, tmp_path):
     # SIGTERM and Ctrl+D end the tests above; Ctrl+C reaches the Copilot CLI as well.
-    with ScriptedModel() as model:
+    with ScriptedModel(lambda request: Reply(text=f"you said {request.last_user_text().split()[-1]}")) as model:
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
                 running_bridge(temporal, ensemble, tmp_path, model, tty=True) as bridge:
             await conductor.next_cue()  # joined
+            bridge.type(b"hello copilot\n")
+            await bridge.wait_for_line(r"^copilot: you said copilot$")
             await leaves_cleanly(bridge, temporal, ensemble, "Ctrl+C")
 
 
