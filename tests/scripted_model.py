@@ -31,6 +31,7 @@ class Request:
     at: float  # time.monotonic() when it arrived
     path: str
     body: dict
+    headers: dict = field(default_factory=dict)  # names in lower case
     reply: Reply | None = None  # what the script answered
 
     def messages(self) -> list[dict]:
@@ -86,7 +87,7 @@ class ScriptedModel:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
-                request = Request(at=time.monotonic(), path=self.path, body=body)
+                request = Request(at=time.monotonic(), path=self.path, body=body, headers={k.lower(): v for k, v in self.headers.items()})
                 known = self.path.rstrip("/").endswith("/chat/completions")
                 request.reply = model.script(request) if known else Reply(status=404)
                 with model.arrived:

@@ -145,14 +145,19 @@ async def test_a_cue_reaches_the_model_its_answer_comes_back_and_sigterm_leaves(
             return Reply(tool_calls=[("claude-tempo-cue", {"to": "alice", "message": "looks fine to me"})])
         return Reply(text="done")
 
+    key = "sk-test-provider-key-0123"
     with ScriptedModel(script) as model:
-        async with play(temporal, ensemble) as alice, running_bridge(temporal, ensemble, tmp_path, model) as bridge:
+        async with play(temporal, ensemble) as alice, \
+                running_bridge(temporal, ensemble, tmp_path, model, COPILOT_PROVIDER_API_KEY=key) as bridge:
             await alice.call("set_name", name="alice")
             sent = await alice.call("cue", to="copilot-1", message="please review `x` for $bugs")
             request = await asyncio.to_thread(model.wait_for, lambda r: sent["message_id"] in cue_text(r))
             assert "please review `x` for $bugs" in request.last_user_text()
             assert "claude-tempo-cue" in request.tool_names()  # tempo's tools, as Copilot names MCP tools
             assert request.body["model"] == "scripted-model"
+            assert request.headers.get("authorization") == f"Bearer {key}"  # the key reaches the provider ...
+            for pid in [bridge.process.pid, *children(bridge.process.pid)]:  # ... and no command line
+                assert key not in Path(f"/proc/{pid}/cmdline").read_text()
 
             answer = await alice.next_cue(timeout=30)
             assert answer["content"] == "looks fine to me" and answer["meta"]["from"] == "copilot-1"
@@ -160,6 +165,7 @@ async def test_a_cue_reaches_the_model_its_answer_comes_back_and_sigterm_leaves(
             await asyncio.to_thread(model.wait_for, lambda r: any("message_id" in t for t in r.tool_results()))
             await bridge.wait_for_line(r"^copilot: done$")
             await leaves_cleanly(bridge, temporal, ensemble, "SIGTERM")
+            assert key not in bridge.output
 
 
 @needs_cli
