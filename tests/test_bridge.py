@@ -203,6 +203,28 @@ async def test_a_tool_outside_the_policy_is_denied_the_conductor_hears_it_and_ct
 
 @needs_cli
 @pytest.mark.anyio
+async def test_a_busy_copilot_reads_a_cue_at_its_next_model_call(temporal, ensemble, tmp_path):
+    def script(request: Request) -> Reply:
+        if "start the long job" in cue_text(request):
+            return Reply(tool_calls=[("bash", {"command": "sleep 60", "description": "the long job"})])
+        return Reply(text="noted")
+
+    with ScriptedModel(script) as model:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+                running_bridge(temporal, ensemble, tmp_path, model, "--allow-tool", "shell(sleep)") as bridge:
+            await conductor.next_cue()  # joined
+            await conductor.call("cue", to="copilot-1", message="start the long job")
+            await asyncio.to_thread(model.wait_for, lambda r: "start the long job" in cue_text(r))
+            await asyncio.sleep(1)  # the job is running
+            await conductor.call("cue", to="copilot-1", message="also check the logs")
+            steered = await asyncio.to_thread(model.wait_for, lambda r: "also check the logs" in r.last_user_text())
+            assert not any("exit code" in t for t in steered.tool_results())  # the job had not finished
+            await bridge.wait_for_line(r"^copilot: noted$")
+            assert conductor.notifications.empty() and "did not reach" not in bridge.output
+
+
+@needs_cli
+@pytest.mark.anyio
 async def test_a_failed_prompt_is_shown_retried_and_then_handed_to_the_conductor(temporal, ensemble, tmp_path):
     failures = {"left": 4, "forever": False}  # the CLI tries a failing request 3 times itself
 
