@@ -1836,8 +1836,9 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
 
 # ---------------------------------------------------------------------------
 # Copilot bridge (experimental)
-# A GitHub Copilot CLI session, driven through the Copilot SDK, as a player: tempo's tools are
-# its MCP server (over loopback HTTP, served by this process), and each cue becomes a prompt.
+# A GitHub Copilot CLI session (GitHub's models or the user's own provider), driven through the
+# Copilot SDK, as a player: tempo's tools are its MCP server (loopback HTTP, served here), each cue
+# a prompt delivered once the model has it, and a permission policy stands in for a person.
 # ---------------------------------------------------------------------------
 
 COPILOT_INSTALL = "pip install 'claude-tempo[copilot]' (the github-copilot-sdk package)"
