@@ -7,9 +7,9 @@ Usage:
   tempo start [<ensemble>] [options]
   tempo status [<ensemble>] [--json] [options]
   tempo config [show | set <key> <value> | unset <key>] [options]
-  tempo preflight [options]
+  tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
-  tempo bridge [<ensemble>] [options]
+  tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
   tempo init [--user] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
@@ -68,6 +68,12 @@ Options:
   --cron=<expr>                   On a five-field cron expression, in --timezone.
   --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
   --why=<text>                    Why the schedule exists (kept with it).
+  --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
+  --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
+  --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
+  --provider-type=<type>          bridge: openai (the default), azure or anthropic.
+  --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
+  --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -293,6 +299,12 @@ class Config:
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
     recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
     cues_per_run: int | None = None  # continue-as-new threshold; low values only for tests
+    copilot_model: str = ""  # the Copilot bridge's model and bring-your-own-key provider (empty: GitHub's)
+    copilot_provider_url: str = ""
+    copilot_provider_type: str = ""
+    copilot_wire_api: str = ""
+    copilot_api_key: str = ""
+    copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -309,8 +321,14 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "profile": ("--profile", ("TEMPORAL_PROFILE",), "", "Temporal CLI config profile to read"),
     "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), "claude-tempo", "task queue of the player workflows"),
     "ensemble": ("<ensemble>", ("CLAUDE_TEMPO_ENSEMBLE",), DEFAULT_ENSEMBLE, "default ensemble"),
+    "copilot_model": ("--model", ("COPILOT_BRIDGE_MODEL", "COPILOT_MODEL"), "", "Copilot bridge: the model (required with a provider)"),
+    "copilot_provider_url": ("--provider-url", ("COPILOT_PROVIDER_BASE_URL",), "", "Copilot bridge: your model endpoint (bring your own key)"),
+    "copilot_provider_type": ("--provider-type", ("COPILOT_PROVIDER_TYPE",), "", "Copilot bridge: openai, azure or anthropic"),
+    "copilot_wire_api": (None, ("COPILOT_PROVIDER_WIRE_API",), "", "Copilot bridge: completions or responses"),
+    "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
+    "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
 }
-SECRET_KEYS = ("api_key",)
+SECRET_KEYS = ("api_key", "copilot_api_key")
 
 
 def truthy(value: str | None) -> bool:
@@ -427,8 +445,8 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
 
     def layer(key: str) -> tuple[str, str] | None:
         flag, variables, _, _ = CONFIG_KEYS[key]
-        if flag and args.get(flag):
-            return args[flag], "flag"
+        if flag and args.get(flag):  # a repeatable flag gives a list
+            return (",".join(args[flag]) if isinstance(args[flag], list) else args[flag]), "flag"
         for var in variables:
             if env.get(var):
                 return env[var], "env"
@@ -465,6 +483,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
         home=str(home),
         sources=sources,
+        **{key: values[key] for key in CONFIG_KEYS if key.startswith("copilot_")},
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -2006,6 +2025,9 @@ class Session:
                 await end_player(self.handle, EndRequest(reason=reason), wait=0)
             except Exception as e:
                 log.warning("could not end player workflow: %s", e)
+            else:  # this process's worker may be the only one left to run the player's last workflow task
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.handle.result(), 3)
         for task in self.tasks:
             task.cancel()
         if getattr(self, "worker", None):
@@ -2965,9 +2987,10 @@ def build_server(session: "Session"):
         worktree: Annotated[bool, Field(description=(
             "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
             "so it never edits my files"))] = False,
+        model: Annotated[str, Field(description="copilot only: the model it runs (default: the configured one)")] = "",
     ) -> RecruitResult:
         """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
-        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent, worktree)))
+        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent, worktree, model)))
 
     @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def report(
@@ -3339,7 +3362,7 @@ def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
-                         worktree: bool = False) -> dict:
+                         worktree: bool = False, model: str = "") -> dict:
     """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
@@ -3377,6 +3400,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
+        env.update(bridge_env(dataclasses.replace(child, copilot_model=model or child.copilot_model)))
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
@@ -3409,6 +3433,17 @@ async def wait_for_player(client: "Client", ensemble: str, name: str, timeout: f
             return None
         await asyncio.sleep(0.2)
     return found
+
+
+def bridge_env(cfg: Config) -> dict[str, str]:
+    """The environment a recruited bridge gets: its model and provider, never the provider's key."""
+    env = {var: getattr(cfg, key) for key, var in (
+        ("copilot_model", "COPILOT_BRIDGE_MODEL"), ("copilot_provider_url", "COPILOT_PROVIDER_BASE_URL"),
+        ("copilot_provider_type", "COPILOT_PROVIDER_TYPE"), ("copilot_wire_api", "COPILOT_PROVIDER_WIRE_API"),
+        ("copilot_allow_tools", "CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS")) if getattr(cfg, key)}
+    if os.environ.get("COPILOT_CLI_PATH"):  # the window's login shell may not set it
+        env["COPILOT_CLI_PATH"] = os.environ["COPILOT_CLI_PATH"]
+    return env
 
 
 def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
@@ -3941,8 +3976,9 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
 
 # ---------------------------------------------------------------------------
 # Copilot bridge (experimental)
-# A GitHub Copilot CLI session, driven through the Copilot SDK, as a player: tempo's tools are
-# its MCP server (over loopback HTTP, served by this process), and each cue becomes a prompt.
+# A GitHub Copilot CLI session (GitHub's models or the user's own provider), driven through the
+# Copilot SDK, as a player: tempo's tools are its MCP server (loopback HTTP, served here), each cue
+# a prompt delivered once the model has it, and a permission policy stands in for a person.
 # ---------------------------------------------------------------------------
 
 COPILOT_INSTALL = "pip install 'claude-tempo[copilot]' (the github-copilot-sdk package)"
@@ -3987,85 +4023,458 @@ def cue_prompt(cue: "Cue") -> str:
     if cue.kind == "notice":
         return f"[tempo] {cue.text}"
     return (f'[tempo cue from {cue.sender}, message_id {cue.id}]\n{cue.text}\n\n'
-            f'(To answer, call the claude-tempo tool `cue` with to="{cue.sender}".)')
+            f'(To answer, call the tool {SERVER_NAME}-cue with to="{cue.sender}".)')
+
+
+PROVIDER_TYPES = ("openai", "azure", "anthropic")
+COPILOT_SIGN_IN = ("sign in once by running `copilot` and typing /login (GitHub's models), or bring your own model: "
+                   "COPILOT_PROVIDER_BASE_URL and COPILOT_MODEL (or `tempo config set copilot_provider_url URL` "
+                   "and `tempo config set copilot_model NAME`)")
+
+
+def copilot_provider(cfg: Config) -> dict | None:
+    """Return the SDK session's bring-your-own-key provider (None: GitHub's models); raise if it is half set."""
+    if not cfg.copilot_provider_url:
+        return None
+    kind = cfg.copilot_provider_type or "openai"
+    if kind not in PROVIDER_TYPES:
+        raise TempoError(f"unknown Copilot provider type {kind!r}: use {', '.join(PROVIDER_TYPES)} "
+                         "(COPILOT_PROVIDER_TYPE, --provider-type or `tempo config set copilot_provider_type`)")
+    if not cfg.copilot_model:
+        raise TempoError(f"a Copilot provider ({cfg.copilot_provider_url}) needs a model: set COPILOT_MODEL, "
+                         "pass --model, or `tempo config set copilot_model NAME`")
+    provider = {"type": kind, "base_url": cfg.copilot_provider_url}
+    if cfg.copilot_wire_api:
+        provider["wire_api"] = cfg.copilot_wire_api
+    if cfg.copilot_api_key:  # handed to the CLI over its stdio: never in an argv, a window script or output
+        provider["api_key"] = cfg.copilot_api_key
+    return provider
+
+
+def copilot_env(cfg: Config) -> dict[str, str]:
+    """The CLI's environment: ours, plus the provider's address and model (COPILOT_OFFLINE needs them there)."""
+    env = dict(os.environ)
+    if cfg.copilot_provider_url:
+        env.update(COPILOT_PROVIDER_BASE_URL=cfg.copilot_provider_url, COPILOT_MODEL=cfg.copilot_model,
+                   COPILOT_PROVIDER_TYPE=cfg.copilot_provider_type or "openai")
+    return env
+
+
+def copilot_client(cfg: Config):
+    """Return the SDK's client for the Copilot CLI (not started yet)."""
+    copilot = copilot_sdk()
+    logging.getLogger("copilot").setLevel(logging.CRITICAL)  # it logs tracebacks for what we report in a line
+    connection = copilot.RuntimeConnection.for_stdio(path=copilot_cli())
+    return copilot.CopilotClient(connection=connection, working_directory=cfg.directory, env=copilot_env(cfg))
 
 
 @contextlib.asynccontextmanager
-async def copilot_agent(cfg: Config, mcp_servers: dict):
-    """Open a Copilot CLI session through the SDK, with `mcp_servers`; yield it (it has `send`)."""
-    copilot = copilot_sdk()
-    from copilot.generated.session_events import AssistantMessageData
-    from copilot.session import PermissionHandler
-
-    connection = copilot.RuntimeConnection.for_stdio(path=copilot_cli())
-    async with copilot.CopilotClient(connection=connection, working_directory=cfg.directory) as client:
+async def copilot_agent(cfg: Config, client, starting: asyncio.Task, mcp_servers: dict, player: "CopilotPlayer"):
+    """Open a Copilot session on the `starting` client, with `mcp_servers`, its events and permissions to `player`."""
+    try:
+        await starting
         session = await client.create_session(
-            # Nobody sits at a bridge to answer permission prompts: it acts like `copilot --allow-all-tools`.
-            on_permission_request=PermissionHandler.approve_all,
+            on_permission_request=player.on_permission,
             working_directory=cfg.directory,
             mcp_servers=mcp_servers,
+            model=cfg.copilot_model or None,
+            provider=copilot_provider(cfg),
+            streaming=True,  # the first streamed bytes tell the bridge that the model has read a cue
             system_message={"mode": "append", "content": INSTRUCTIONS.replace("<channel", "[tempo cue")},
-            **({"model": os.environ["COPILOT_BRIDGE_MODEL"]} if os.environ.get("COPILOT_BRIDGE_MODEL") else {}),
         )
+    except (TempoError, asyncio.CancelledError):
+        raise
+    except Exception as e:
+        raise TempoError(f"the Copilot CLI ({copilot_cli()}) did not start a session: {copilot_failure(e)}") from None
+    session.on(player.on_event)
+    try:
+        yield session
+    finally:
+        await asyncio.shield(quietly(session.disconnect()))
 
-        def show(event) -> None:
-            if isinstance(event.data, AssistantMessageData) and event.data.content and not event.agent_id:
-                out(f"copilot: {event.data.content}")
 
-        session.on(show)
+async def quietly(action) -> None:
+    """Await a goodbye that may fail because the other side has already gone (Ctrl+C reaches the CLI too)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(action, 5)
+
+
+def copilot_failure(e: BaseException) -> str:
+    """The CLI's own words from an SDK error (its stderr), else the error's first line."""
+    text = str(e)
+    said = text.partition("stderr:")[2].strip()
+    return (said or text).splitlines()[0] if (said or text).strip() else type(e).__name__
+
+
+# -- permission policy: what Copilot may do without a person at the bridge --------------------------
+
+PATTERN_RE = re.compile(r"^\s*([^()\s]+)\s*(?:\((.*)\))?\s*$")
+
+
+def tool_use(request) -> tuple[str, list[str]]:
+    """Return (the pattern kind a permission request answers to, what it touches)."""
+    kind = getattr(request, "kind", "")
+    if kind == "shell":
+        segments = getattr(request, "command_segments", None) or getattr(request, "commands", [])
+        return "shell", [c.identifier for c in segments]
+    if kind == "mcp":
+        return request.server_name, [request.tool_name]
+    if kind == "custom-tool":
+        return request.tool_name, []
+    subject = {"write": "file_name", "read": "path", "url": "url"}.get(kind)
+    return kind, [getattr(request, subject, "")] if subject else []
+
+
+def shell_matches(arg: str, command: str) -> bool:
+    if arg.endswith(":*"):  # shell(git:*): git and any git subcommand
+        return command == arg[:-2] or command.startswith(arg[:-2] + " ")
+    return command == arg
+
+
+def path_matches(arg: str, path: str) -> bool:
+    if os.path.isabs(arg):  # write(/abs/file) or a directory and what is under it
+        return path == arg or path.startswith(arg.rstrip("/") + "/")
+    tail = Path(arg).parts  # write(.env): that name in any directory
+    return Path(path).parts[-len(tail):] == tail
+
+
+def url_matches(arg: str, url: str) -> bool:
+    import fnmatch
+    from urllib.parse import urlsplit
+
+    want, got = urlsplit(arg if "://" in arg else f"https://{arg}"), urlsplit(url)
+    return want.scheme == got.scheme and fnmatch.fnmatch(got.hostname or "", want.hostname or "")
+
+
+ARGUMENT_MATCHERS: dict[str, Callable[[str, str], bool]] = {
+    "shell": shell_matches, "write": path_matches, "read": path_matches, "url": url_matches,
+}
+
+
+# Shell commands that only read, by the CLI's name for them (1.0.102 marks every command `read_only: false`).
+READ_ONLY_SHELL = frozenset((
+    "cat", "df", "diff", "du", "echo", "find", "git blame", "git diff", "git log", "git ls-files", "git rev-parse",
+    "git show", "git status", "grep", "head", "ls", "pwd", "stat", "tail", "true", "wc", "which", "whoami",
+))
+# ...unless the line writes or runs something after all: a redirection, a substitution, find's actions, --output.
+SHELL_WRITES = re.compile(r">|`|\$\(|<\(|\s-(exec|execdir|delete|ok|okdir|fprint\w*|fls)\b|--output")
+
+
+def read_only(request) -> bool:
+    """Reading files, tempo's own tools, MCP tools that say they only read, and shell commands that only read."""
+    kind = getattr(request, "kind", "")
+    if kind == "mcp":
+        return request.server_name == SERVER_NAME or bool(request.read_only)
+    if kind == "shell":
+        commands = getattr(request, "commands", [])
+        if commands and all(c.read_only for c in commands) and not request.has_write_file_redirection:
+            return True
+        _, names = tool_use(request)
+        return bool(names) and all(n in READ_ONLY_SHELL for n in names) and not SHELL_WRITES.search(request.full_command_text)
+    return kind == "read"
+
+
+class PermissionPolicy:
+    """What the bridge lets Copilot do unasked: read-only tools, tempo's tools, and the user's patterns."""
+
+    def __init__(self, patterns: str = "") -> None:
+        self.rules: list[tuple[str, str | None]] = []
+        for pattern in filter(str.strip, patterns.split(",")):
+            match = PATTERN_RE.match(pattern)
+            if not match:
+                raise TempoError(f"cannot read the tool pattern {pattern!r}: use kind or kind(argument), "
+                                 "for example shell(git:*), write, url(github.com) or an MCP server's name")
+            self.rules.append((match[1], match[2]))
+        self.allow_all = ("*", None) in self.rules
+
+    def allows(self, request) -> bool:
+        if self.allow_all or read_only(request):
+            return True
+        kind, subjects = tool_use(request)
+        matcher = ARGUMENT_MATCHERS.get(kind, str.__eq__)
+        return any(k == kind and (arg is None or all(matcher(arg, s) for s in subjects)) for k, arg in self.rules)
+
+
+def describe_use(request) -> tuple[str, str]:
+    """Return (what the request would do, in words; the --allow-tool pattern that would allow it)."""
+    kind, subjects = tool_use(request)
+    if kind == "shell":
+        stems = sorted({s.split()[0] for s in subjects if s.strip()}) or ["COMMAND"]
+        return f"the shell command `{request.full_command_text}`", f"shell({stems[0]}:*)"
+    if getattr(request, "kind", "") == "mcp":
+        return f"the MCP tool {request.tool_name} of server {kind}", f"{kind}({request.tool_name})"
+    if kind == "write":
+        return f"writing {subjects[0]}", f"write({subjects[0]})"
+    if kind == "url":
+        from urllib.parse import urlsplit
+
+        return f"fetching {subjects[0]}", f"url({urlsplit(subjects[0]).hostname or subjects[0]})"
+    return f"a {kind} request", kind
+
+
+# -- the player: cues in as prompts, delivered once Copilot's model has them ------------------------
+
+
+PROBE_EVERY = 10.0  # seconds between tries of a model that keeps failing; other cues go on meanwhile
+
+
+class CopilotPlayer:
+    """The bridge's Copilot session as a player: each cue a prompt, delivered once the model answers a request with it."""
+
+    def __init__(self, session: "Session", policy: PermissionPolicy) -> None:
+        self.session = session
+        self.policy = policy
+        self.agent = None
+        self.opened = asyncio.Event()
+        # Hand a cue on well before the workflow would judge this whole player dead (it waits this twice).
+        self.patience = session.cfg.undelivered_timeout / 2
+        self.failing_since: float | None = None  # loop time of the first failed prompt since the last success
+        self.last_try = 0.0
+        self.reports: set[asyncio.Task] = set()
+        self.interactions: dict[str, str] = {}  # Copilot's message id -> its interaction (turn) id
+        self.waiting: dict[str, Any] = {}  # the cue prompt in flight: message id, interaction, outcome
+
+    def open(self, agent) -> None:
+        self.agent = agent
+        self.opened.set()
+
+    async def push(self, cue: "Cue") -> None:
+        """Deliver one cue (Session's push): return once Copilot's model has it, or it was handed on."""
+        await self.opened.wait()
+        if cue.kind == "notice":  # the session's own news: shown, and told to Copilot, never handed on
+            err(f"tempo bridge: {cue.text}")
+            with contextlib.suppress(Exception):
+                await self.agent.send(cue_prompt(cue), mode="enqueue")
+            return
+        loop = asyncio.get_running_loop()
+        delay = 2.0
+        while True:
+            failing_for = loop.time() - self.failing_since if self.failing_since is not None else 0.0
+            if failing_for < self.patience or loop.time() - self.last_try >= PROBE_EVERY:
+                self.last_try = loop.time()  # past its patience, the bridge only probes now and then
+                cause = await self.prompt(cue_prompt(cue), timeout=max(5.0, self.patience - failing_for))
+                if cause is None:
+                    self.failing_since = None
+                    # The cue has reached Copilot's model: this is the moment a read receipt records.
+                    return
+                err(f"tempo bridge: a cue from {cue.sender} did not reach Copilot's model: {cause}")
+                self.failing_since = self.last_try if self.failing_since is None else self.failing_since
+            if loop.time() - self.failing_since >= self.patience:
+                taker = await hand_on(self.session, cue)
+                if taker:
+                    err(f"tempo bridge: Copilot has not taken a prompt for {loop.time() - self.failing_since:.0f}s: "
+                        f"the cue from {cue.sender} went to {taker} instead")
+                    return
+                err("tempo bridge: nobody can take it instead (no conductor, sender gone): it stays pending")
+            err(f"tempo bridge: retrying in {delay:.0f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+    async def prompt(self, text: str, timeout: float) -> str | None:
+        """Send one prompt; return None once the model answers a request that carries it, else why not."""
+        outcome = asyncio.get_running_loop().create_future()
+        self.waiting = {"outcome": outcome, "message": "", "interaction": "", "called": False, "failure": ""}
         try:
-            yield session
+            message_id = await self.agent.send(text, mode="immediate")  # steers a busy turn at its next model call
+            self.waiting["message"] = message_id
+            self.waiting["interaction"] = self.interactions.get(message_id, "")
+            return await asyncio.wait_for(outcome, timeout)
+        except asyncio.TimeoutError:
+            if not self.waiting.get("failure"):
+                return f"no answer from Copilot's model within {timeout:.0f}s"
+            with contextlib.suppress(Exception):  # stop the CLI's own retries: the cue is about to go elsewhere
+                await self.agent.abort()
+            return f"its model keeps failing: {self.waiting['failure']}"
+        except Exception as e:
+            return f"Copilot refused the prompt: {copilot_failure(e)}"
         finally:
-            await session.disconnect()
+            self.waiting = {}
+
+    def on_event(self, event) -> None:
+        """Follow Copilot's session events: show its words and errors, settle the prompt in flight."""
+        kind, data, waiting = getattr(event.type, "value", str(event.type)), event.data, self.waiting
+        if kind == "user.message" and getattr(data, "message_id", None):
+            self.interactions[data.message_id] = data.interaction_id or ""
+            while len(self.interactions) > 100:
+                del self.interactions[next(iter(self.interactions))]
+            if waiting and data.message_id == waiting["message"]:
+                waiting["interaction"] = data.interaction_id or ""
+        elif kind == "assistant.message" and data.content and not event.agent_id:
+            out(f"copilot: {data.content}")
+        elif kind == "session.error":
+            if not waiting:  # else the cue's own retry line says it
+                err(f"tempo bridge: Copilot: {data.message}")
+            self.settle(data.message.splitlines()[0])
+        if not waiting or not waiting["interaction"] or getattr(data, "interaction_id", None) not in (None, waiting["interaction"]):
+            return
+        if kind == "model.call_start":
+            waiting["called"] = True
+        elif kind == "model.call_failure":
+            waiting["failure"] = " ".join(filter(None, (data.error_code, data.error_message))) or "model call failed"
+        elif kind == "assistant.streaming_delta" and waiting["called"]:
+            self.settle(None)  # the model is answering: it has read the prompt
+        elif kind == "model.call_finished" and waiting["called"] and getattr(data.outcome, "value", "") == "success":
+            self.settle(None)
+        elif kind == "session.idle":
+            self.settle("Copilot's turn ended without an answer from its model")
+
+    def settle(self, cause: str | None) -> None:
+        outcome = self.waiting.get("outcome")
+        if outcome and not outcome.done():
+            outcome.set_result(cause)
+
+    async def on_permission(self, request, invocation):
+        """Answer Copilot's permission request by the policy; a denial is explained to the model and the conductor."""
+        from copilot.generated.rpc import PermissionDecisionApproveOnce, PermissionDecisionReject
+        from copilot.session import PermissionHandler
+
+        if self.policy.allow_all:
+            return PermissionHandler.approve_all(request, invocation)
+        if self.policy.allows(request):
+            return PermissionDecisionApproveOnce()
+        what, pattern = describe_use(request)
+        name = self.session.info.name if self.session.info else "the bridge"
+        err(f"tempo bridge: denied {what}; to allow it, start the bridge with --allow-tool '{pattern}'")
+        self.reports.add(task := asyncio.create_task(self.ask_conductor(
+            f"{name} (Copilot) was denied {what}: the bridge's permission policy does not allow it. To allow it, "
+            f"restart that bridge with --allow-tool '{pattern}' (or `tempo config set copilot_allow_tools {pattern}`), "
+            f"or cue {name} another way to do it.")))
+        task.add_done_callback(self.reports.discard)
+        return PermissionDecisionReject(
+            feedback=f"tempo's bridge policy does not allow {what} here. The conductor has been told and may allow "
+                     "it; meanwhile continue without it, or ask with the claude-tempo report tool.")
+
+    async def ask_conductor(self, text: str) -> None:
+        try:
+            if not await self.session.report("question", text):
+                err("tempo bridge: (no conductor in this ensemble to tell)")
+        except TempoError as e:
+            err(f"tempo bridge: could not tell the conductor: {e}")
 
 
-async def bridge(cfg: Config, *, open_agent: Callable = copilot_agent, stop: asyncio.Event | None = None) -> int:
-    """Run a Copilot session as the player of `cfg` until `stop` is set (or SIGTERM, or stdin ends)."""
+async def hand_on(session: "Session", cue: "Cue") -> str:
+    """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import CONDUCTOR, PlayerWorkflow, workflow_id
+
+    if cue.kind == "joined":
+        return "nobody (news of a join)"
+    handed = dataclasses.replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=session.info.name,
+                                 queued_at="")
+    for target in dict.fromkeys((CONDUCTOR, cue.sender)):
+        if target == session.info.name:
+            continue
+        try:
+            await session.client.get_workflow_handle(workflow_id(session.cfg.ensemble, target)).signal(PlayerWorkflow.cue, handed)
+            return target
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                log.warning("could not hand a cue on to %s: %s", target, e)
+    return ""
+
+
+async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
+    """Run a Copilot session as the player of `cfg` until `stop` is set (or a signal, or the end of typed input)."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # the bridge handles signals; uvicorn would re-raise them at its exit
+            yield
+
     session = Session(cfg, agent="copilot")
+    player = CopilotPlayer(session, PermissionPolicy(cfg.copilot_allow_tools))
+    copilot_provider(cfg)  # a half-set provider is an error before anything starts
+    client = copilot_client(cfg)
+    starting = asyncio.create_task(client.start())
+    await asyncio.sleep(0)  # the CLI process boots (about a second) while tempo loads and joins
     mcp, _, _ = build_server(session)
     # The tools act as this player: a secret path keeps other local processes from borrowing it.
     path = f"/{uuid.uuid4().hex}/mcp"
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
-    http = uvicorn.Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning"))
+    http = Server(uvicorn.Config(mcp.streamable_http_app(streamable_http_path=path), log_level="warning",
+                                 timeout_graceful_shutdown=2))
     tasks = [asyncio.create_task(http.serve(sockets=[sock])), asyncio.create_task(session.start())]
     stop = stop or asyncio.Event()
     stop_on_signals(stop)
-    loop = asyncio.get_running_loop()
-    agent_ready: asyncio.Future = loop.create_future()
 
-    async def push(cue: "Cue") -> None:  # the same push path as a channel event, into a prompt
-        agent = await agent_ready
-        await agent.send(cue_prompt(cue), mode="enqueue")
-
-    try:
+    async def play() -> None:
         await session.joined()
-        session.start_delivery(push)  # before Copilot connects, so its MCP client cannot claim delivery
+        session.start_delivery(player.push)  # before Copilot connects, so its MCP client cannot claim delivery
         servers = {SERVER_NAME: {"type": "http", "url": url, "tools": ["*"]}}
-        async with open_agent(cfg, servers) as agent:
-            agent_ready.set_result(agent)
-            err(f"tempo bridge: Copilot joined ensemble {cfg.ensemble} as {session.info.name}; "
-                "type to talk to it, Ctrl+D or Ctrl+C to leave")
-            if sys.stdin.isatty():
+        async with copilot_agent(cfg, client, starting, servers, player) as agent:
+            player.open(agent)
+            model = f" on {cfg.copilot_model}" + (f" at {cfg.copilot_provider_url}" if cfg.copilot_provider_url else "")
+            err(f"tempo bridge: Copilot{model if cfg.copilot_model else ''} joined ensemble {cfg.ensemble} as "
+                f"{session.info.name}; type to talk to it, Ctrl+D or Ctrl+C to leave")
+            if sys.stdin and sys.stdin.isatty():
                 tasks.append(asyncio.create_task(type_prompts(agent, stop)))
-            await stop.wait()
+            exited, stopped = cli_exit(client), asyncio.create_task(stop.wait())
+            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            await asyncio.sleep(0.2)  # Ctrl+C reaches the CLI too: that exit is no failure
+            if not stop.is_set():
+                raise TempoError(f"the Copilot CLI exited (status {exited.result()}), so this bridge has left ensemble "
+                                 f"{cfg.ensemble} (its cues went on to the conductor); start it again with `tempo bridge`")
+
+    playing = asyncio.create_task(play())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({playing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if playing.done():
+            playing.result()  # a TempoError: the bridge could not start
     finally:
-        http.should_exit = True
-        await asyncio.shield(session.close("bridge stopped"))
+        await asyncio.shield(session.close("bridge stopped"))  # first: its cues go on to the conductor
+        for task in (playing, stopping, starting):
+            task.cancel()
+        await asyncio.gather(playing, stopping, starting, return_exceptions=True)
+        await asyncio.shield(quietly(client.stop()))
+        http.should_exit = True  # let uvicorn end its lifespan itself: cancelling it prints a traceback
+        await asyncio.wait(tasks[:1], timeout=5)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return 0
 
 
+def cli_exit(client) -> asyncio.Future:
+    """A future of the Copilot CLI's exit status (never done if this SDK hides its process)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    process = getattr(client, "_process", None)  # the SDK has no public hook for the CLI's exit
+
+    def wait() -> None:  # a daemon thread: it must not hold up the bridge's own exit
+        status = process.wait()
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(lambda: exited.done() or exited.set_result(status))
+
+    if process is not None:
+        threading.Thread(target=wait, daemon=True).start()
+    return exited
+
+
 async def type_prompts(agent, stop: asyncio.Event) -> None:
-    """Send each line typed at the bridge's terminal to Copilot; stop at end of input."""
-    while line := await asyncio.to_thread(sys.stdin.readline):
+    """Send each line typed at the bridge's terminal to Copilot; stop at end of input (Ctrl+D)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue = asyncio.Queue()
+
+    def read() -> None:  # a daemon thread: a read blocked on the terminal must not hold up the exit
+        with contextlib.suppress(RuntimeError, ValueError, OSError):  # the loop closed, or stdin did
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while (line := await lines.get()) is not None:
         if line.strip():
-            await agent.send(line.strip(), mode="enqueue")
+            with contextlib.suppress(Exception):
+                await agent.send(line.strip(), mode="enqueue")
     stop.set()
 
 
@@ -4816,7 +5225,7 @@ def first_line(e: BaseException | str) -> str:
     return getattr(e, "reason", "") or short_reason(e)
 
 
-async def preflight_checks(cfg: Config) -> list[Check]:
+async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
     """Check what a session needs: Python, Temporal (with tempo's attributes), claude, the server command, .mcp.json."""
     import shutil
 
@@ -4841,6 +5250,8 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     except Exception as e:  # reachable, but a call failed: say which error the server gave
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
                             "check the namespace and your permissions in it (`tempo config show`)"))
+    if agent == "copilot":  # the bridge serves tempo's tools itself: no claude, no .mcp.json
+        return checks + await copilot_checks(cfg)
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -4867,6 +5278,73 @@ async def preflight_checks(cfg: Config) -> list[Check]:
     return checks
 
 
+async def copilot_checks(cfg: Config) -> list[Check]:
+    """Check what the Copilot bridge needs: the SDK, the CLI, and a model (GitHub sign-in, or your own provider)."""
+    try:
+        client = copilot_client(cfg)
+        cli = copilot_cli()
+    except TempoError as e:
+        what, _, fix = str(e).partition(": ")
+        return [Check(False, what, fix)]
+    from importlib.metadata import version
+
+    checks = [Check(True, f"Copilot SDK {version('github-copilot-sdk')}")]
+    try:
+        provider = copilot_provider(cfg)  # a half-set provider stops the CLI itself: say why first
+        await asyncio.wait_for(client.start(), 30)
+        checks.append(Check(True, f"Copilot CLI {(await client.get_status()).version} at {cli}"))
+        if provider:
+            checks.append(await provider_check(provider, cfg.copilot_model))
+        else:
+            auth = await client.get_auth_status()
+            checks.append(Check(auth.isAuthenticated, f"Copilot signed in to GitHub as {auth.login}" if auth.isAuthenticated
+                                else f"Copilot is not signed in ({auth.statusMessage}) and no model provider is set", COPILOT_SIGN_IN))
+    except TempoError as e:
+        checks.append(Check(False, str(e).split(": ")[0], str(e).partition(": ")[2]))
+    except Exception as e:
+        checks.append(Check(False, f"the Copilot CLI at {cli} does not start: {copilot_failure(e)}",
+                            "install the version the SDK supports (npm install -g @github/copilot), or set COPILOT_CLI_PATH"))
+    finally:
+        await quietly(client.stop())
+    try:
+        policy = PermissionPolicy(cfg.copilot_allow_tools)
+        extra = "every tool (--allow-all-tools)" if policy.allow_all else (
+            "read-only tools and tempo's" + (f", and {cfg.copilot_allow_tools}" if policy.rules else ""))
+        checks.append(Check(True, f"bridge permission policy allows {extra}"))
+    except TempoError as e:
+        checks.append(Check(False, str(e).split(": ")[0], "fix copilot_allow_tools (`tempo config show`) or --allow-tool"))
+    return checks
+
+
+async def provider_check(provider: dict, model: str) -> Check:
+    """Ask the provider's model list: any HTTP answer but a refused key means the bridge can reach it."""
+    import urllib.error
+    import urllib.request
+
+    url = provider["base_url"].rstrip("/") + "/models"
+    key = provider.get("api_key", "")
+    header = {"azure": "api-key", "anthropic": "x-api-key"}.get(provider["type"], "Authorization")
+    headers = {header: key if header != "Authorization" else f"Bearer {key}"} if key else {}
+    where = f"model provider {provider['base_url']} ({provider['type']}, model {model})"
+
+    def ask() -> int:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        status = await asyncio.to_thread(ask)
+    except (OSError, ValueError) as e:
+        return Check(False, f"{where} unreachable: {getattr(e, 'reason', e)}",
+                     "start your model server (for example `ollama serve`), or fix COPILOT_PROVIDER_BASE_URL / copilot_provider_url")
+    if status in (401, 403):
+        return Check(False, f"{where} refused the API key (HTTP {status})",
+                     "set COPILOT_PROVIDER_API_KEY, or `tempo config set copilot_api_key KEY`")
+    return Check(True, f"{where} reachable")
+
+
 def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool:
     for c in checks:
         step(c.state or ("ok" if c.ok else "fail"), c.text, "" if c.ok and not c.state else c.fix, emit)
@@ -4875,7 +5353,10 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 
 def cmd_preflight(args: dict) -> int:
     cfg = resolve_config(args)
-    return 0 if print_checks(asyncio.run(preflight_checks(cfg))) else 1
+    agent = args.get("--agent") or "claude"
+    if agent not in ("claude", "copilot"):
+        raise TempoError(f"unknown agent {agent!r}: use --agent claude or --agent copilot")
+    return 0 if print_checks(asyncio.run(preflight_checks(cfg, agent))) else 1
 
 
 def cmd_init(args: dict) -> int:
@@ -5265,6 +5746,10 @@ def config_value(key: str, value: str) -> str:
         raise TempoError(f"address {value!r} needs a port: host:port, for example localhost:7233")
     if key == "tls" and value.lower() not in ("true", "false"):
         raise TempoError("tls is 'true' or 'false'")
+    if key == "copilot_provider_type" and value not in PROVIDER_TYPES:
+        raise TempoError(f"copilot_provider_type is one of {', '.join(PROVIDER_TYPES)}")
+    if key == "copilot_allow_tools":
+        PermissionPolicy(value)  # a pattern it cannot read is an error now, not when a bridge starts
     if key in ("tls_cert", "tls_key", "tls_ca"):
         value = str(Path(value).expanduser().absolute())
         if not Path(value).is_file():
@@ -5312,8 +5797,9 @@ def config_show(args: dict, path: Path) -> int:
     values["tls"] = "" if cfg.tls is None else str(cfg.tls).lower()
     shown = {k: masked(k, str(v)) or "-" for k, v in values.items()}
     width = max(len(v) for v in shown.values())
+    keys = max(map(len, CONFIG_KEYS))
     for key in CONFIG_KEYS:
-        out(f"{key:<16} {shown[key]:<{width}}  {cfg.sources.get(key, 'default')}")
+        out(f"{key:<{keys}} {shown[key]:<{width}}  {cfg.sources.get(key, 'default')}")
     return 0
 
 
@@ -5400,7 +5886,10 @@ def cmd_bridge(args: dict) -> int:
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
     copilot_cli()
-    return asyncio.run(bridge(bridge_config(resolve_config(args))))
+    cfg = bridge_config(resolve_config(args))
+    if args.get("--allow-all-tools"):
+        cfg.copilot_allow_tools = "*"
+    return asyncio.run(bridge(cfg))
 
 
 def cmd_dashboard(args: dict) -> int:

@@ -12,7 +12,8 @@ p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to
 first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
 waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
-headless Chromium). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
+headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
+Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
 
@@ -357,6 +358,29 @@ async def scheduled_cues(server: DevServer, n: int) -> None:
             await a.call("schedules", action="delete", name=f"s{i}")
     report(f"`schedule` tool call ({n} schedules)", statistics.median(created), "ms")
     report(f"scheduled cue, trigger to notification ({n})", statistics.median(fired), "ms")
+async def copilot_bridge(server: DevServer, starts: int, cues: int) -> None:
+    from scripted_model import ScriptedModel
+    from test_bridge import COPILOT_CLI, cue_text, running_bridge
+
+    if not COPILOT_CLI.is_file():
+        print("copilot bridge: skipped (npm ci installs the Copilot CLI into node_modules)", flush=True)
+        return
+    ready, latency = [], []
+    with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
+        for i in range(starts):
+            t0 = time.perf_counter()
+            async with running_bridge(server, "bench-copilot", Path(tmp) / f"s{i}", model):
+                ready.append(time.perf_counter() - t0)
+        async with play(server, "bench-copilot") as alice, running_bridge(server, "bench-copilot", Path(tmp) / "c", model):
+            for i in range(cues + 2):  # the first two warm up the CLI and the connections
+                t0 = time.monotonic()
+                sent = await alice.call("cue", to="copilot-1", message=f"m{i}")
+                request = await asyncio.to_thread(model.wait_for, lambda r: sent["message_id"] in cue_text(r))
+                if i >= 2:
+                    latency.append((request.at - t0) * 1000)
+                await asyncio.sleep(0.3)  # let the model's turn end
+    report(f"copilot bridge start to ready (median of {starts})", statistics.median(ready), "s")
+    report(f"cue to Copilot model request (median of {cues})", statistics.median(latency), "ms")
 
 
 async def run(args, server: DevServer) -> None:
@@ -375,6 +399,7 @@ async def run(args, server: DevServer) -> None:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)
     await scheduled_cues(server, 3 if quick else 15)
+    await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 
