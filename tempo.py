@@ -2318,8 +2318,8 @@ class Ladder:
         if not self.claude:  # a plain MCP client: the channel push is all there is
             self.inbox.append(cue)
             del self.inbox[:-500]
-            await self.session.push(cue)
-            self.mark_seen([cue], "prompt" if self.session.agent == "copilot" else "channel")
+            if await self.session.push(cue) is not False:  # a bridge's push says False when it handed the cue on
+                self.mark_seen([cue], "prompt" if self.session.agent == "copilot" else "channel")
             return
         self.unread[cue.id] = cue
         if self.channels != "off":
@@ -4226,8 +4226,10 @@ class CopilotPlayer:
         self.policy = policy
         self.agent = None
         self.opened = asyncio.Event()
+        from tempo_workflows import UNDELIVERED_TIMEOUT
+
         # Hand a cue on well before the workflow would judge this whole player dead (it waits this twice).
-        self.patience = session.cfg.undelivered_timeout / 2
+        self.patience = (session.cfg.undelivered_timeout or UNDELIVERED_TIMEOUT) / 2
         self.failing_since: float | None = None  # loop time of the first failed prompt since the last success
         self.last_try = 0.0
         self.reports: set[asyncio.Task] = set()
@@ -4238,8 +4240,8 @@ class CopilotPlayer:
         self.agent = agent
         self.opened.set()
 
-    async def push(self, cue: "Cue") -> None:
-        """Deliver one cue (Session's push): return once Copilot's model has it, or it was handed on."""
+    async def push(self, cue: "Cue") -> bool | None:
+        """Deliver one cue (Session's push): True once Copilot's model has it, False once it was handed on."""
         await self.opened.wait()
         if cue.kind == "notice":  # the session's own news: shown, and told to Copilot, never handed on
             err(f"tempo bridge: {cue.text}")
@@ -4255,8 +4257,7 @@ class CopilotPlayer:
                 cause = await self.prompt(cue_prompt(cue), timeout=max(5.0, self.patience - failing_for))
                 if cause is None:
                     self.failing_since = None
-                    # The cue has reached Copilot's model: this is the moment a read receipt records.
-                    return
+                    return True  # the cue has reached Copilot's model: its read receipt says "prompt"
                 err(f"tempo bridge: a cue from {cue.sender} did not reach Copilot's model: {cause}")
                 self.failing_since = self.last_try if self.failing_since is None else self.failing_since
             if loop.time() - self.failing_since >= self.patience:
@@ -4264,7 +4265,7 @@ class CopilotPlayer:
                 if taker:
                     err(f"tempo bridge: Copilot has not taken a prompt for {loop.time() - self.failing_since:.0f}s: "
                         f"the cue from {cue.sender} went to {taker} instead")
-                    return
+                    return False
                 err("tempo bridge: nobody can take it instead (no conductor, sender gone): it stays pending")
             err(f"tempo bridge: retrying in {delay:.0f}s")
             await asyncio.sleep(delay)
@@ -5647,8 +5648,10 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
         note, fix = await foreign_workflows(client, cfg)
         if note:
             temporal["foreign_note"], temporal["foreign_fix"] = note, fix
-        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor"}
-                   for p in await list_players(client, ensemble, attributes=present)]
+        found = await list_players(client, ensemble, attributes=present)
+        away = await presences(client, found)
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds)}
+                   for p, seconds in zip(found, away)]
     except TempoError as e:
         temporal["error"] = first_line(e)
         if getattr(e, "fix", ""):
