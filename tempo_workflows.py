@@ -51,6 +51,8 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 TASK_TIMEOUT = 4.0
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
+LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
+RECONNECT_GRACE = 10.0  # s a session gets to reach the server again after an outage (its retries back off to 5 s)
 RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
 UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept for a hand-over
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
@@ -267,6 +269,7 @@ class PlayerWorkflow:
         self.untimed = False  # the run loop waits without a deadline (while a poll is held)
         self.received_this_run = 0
         self.wake = False
+        self.grace_until = 0.0  # after an outage, the session may take until then to acknowledge
         self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
         self.ended_at = ""
         self.last_wait = 0.0  # how long the session's latest poll asked to be held
@@ -310,7 +313,7 @@ class PlayerWorkflow:
         """Seconds until the player should be judged dead: a stale cue, or silence."""
         s = self.s
         if s.pending:
-            due = parse(s.pending[0].queued_at) + s.undelivered_timeout
+            due = max(self.undelivered_since() + s.undelivered_timeout, self.grace_until)
         elif self.polls_waiting:
             return None  # the session is holding a poll: alive until that poll ends
         else:
@@ -320,10 +323,20 @@ class PlayerWorkflow:
     def check_deadlines(self) -> None:
         s = self.s
         t = parse(now())
-        if s.pending and t - parse(s.pending[0].queued_at) >= s.undelivered_timeout:
+        if s.pending and t >= self.grace_until and t - self.undelivered_since() >= s.undelivered_timeout:
+            if t - (self.undelivered_since() + s.undelivered_timeout) > LATE_TIMER and not self.grace_until:
+                # The timer fired late: the server (or every worker) was down, and the session could not
+                # acknowledge meanwhile. Give it the time to reach the server again before judging it gone.
+                self.grace_until = t + RECONNECT_GRACE
+                return
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
         elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
+
+    def undelivered_since(self) -> float:
+        """When the oldest pending cue began to wait for the session: its arrival, or the session's
+        latest poll if that came later (a poll answered with it; its ack comes with the next one)."""
+        return max(parse(self.s.pending[0].queued_at), parse(self.s.last_contact))
 
     async def release_polls(self) -> None:
         """Answer every waiting poll, then wait until no handler runs (before closing the run)."""
@@ -589,6 +602,7 @@ class PlayerWorkflow:
             self.s.unseen += [c for c in self.s.pending if c.id in done and c.id not in self.receipts]
             self.s.pending = [c for c in self.s.pending if c.id not in done]
             del self.s.unseen[:-UNSEEN_LIMIT]
+            self.grace_until = 0.0 if not self.s.pending else self.grace_until
 
     def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
         """Record read receipts; return those a conductor should hear about (cues it sent)."""
