@@ -2795,16 +2795,48 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
 
 def build_server(session: "Session"):
     """Return the MCP server whose tools act for `session`."""
-    from typing import Annotated, Literal
+    from typing import Literal
 
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
-    from mcp_types import Notification, NotificationParams, ToolAnnotations
-    from pydantic import BaseModel, Field
+    from mcp_types import Notification, NotificationParams
 
     class ChannelNotification(Notification[dict, Literal["notifications/claude/channel"]]):
         method: Literal["notifications/claude/channel"] = "notifications/claude/channel"
         params: dict
+
+    mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+
+    async def guarded(action):
+        try:
+            return await action
+        except TempoError as e:
+            raise ToolError(str(e)) from None
+
+    for add_tools in TOOL_GROUPS:
+        add_tools(mcp, session, guarded)
+
+    async def on_initialized(ctx, params) -> None:
+        async def push(c: "Cue") -> None:
+            await ctx.session.send_notification(ChannelNotification(params=channel_params(c)))
+
+        session.handshake.set()
+        session.start_delivery(push)
+
+    # MCPServer has no public hook for either: the channel capability and the moment the
+    # client is ready for notifications both live on its low-level server.
+    lowlevel = mcp._lowlevel_server
+    lowlevel.add_notification_handler("notifications/initialized", NotificationParams, on_initialized)
+    options = lowlevel.create_initialization_options(experimental_capabilities={"claude/channel": {}})
+    return mcp, lowlevel, options
+
+
+def player_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add to `mcp` the tools of the players: who is there (`ensemble`), my name and my part."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
 
     class Player(BaseModel):
         name: str
@@ -2821,6 +2853,52 @@ def build_server(session: "Session"):
     class EnsembleResult(BaseModel):
         ensemble: str
         players: list[Player]
+
+    class NameResult(BaseModel):
+        name: str
+        ensemble: str
+        workflow_id: str
+
+    class PartResult(BaseModel):
+        name: str
+        part: str
+
+    @mcp.tool(annotations=ToolAnnotations(title="List the ensemble", readOnlyHint=True, openWorldHint=False))
+    async def ensemble(
+        scope: Annotated[
+            Literal["all", "machine", "repo"],
+            Field(description="all: every player; machine: on my host; repo: in my git repository"),
+        ] = "all",
+    ) -> EnsembleResult:
+        """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
+        players = await guarded(session.players(scope))
+        return EnsembleResult(
+            ensemble=session.cfg.ensemble, players=[Player(**player_view(p, session.info.name)) for p in players]
+        )
+
+    @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def set_name(
+        name: Annotated[str, Field(description="letters, digits, '-' and '_'; unique in the ensemble")],
+    ) -> NameResult:
+        """Set my human-readable name, unique in the ensemble; others cue me by it."""
+        info = await guarded(session.rename(name))
+        return NameResult(name=info.name, ensemble=info.ensemble, workflow_id=session.handle.id)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Set my part", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def set_part(
+        part: Annotated[str, Field(description=f"what I am working on (at most {MAX_PART_CHARS} characters)")],
+    ) -> PartResult:
+        """Describe what I am working on; shown by `ensemble` and `tempo status`."""
+        info = await guarded(session.set_part(part))
+        return PartResult(name=info.name, part=info.part)
+
+
+def message_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add to `mcp` the tools of the cues: send (`cue`, to one or many), ask whether they were seen (`receipts`), read (`listen`)."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
 
     class Seen(BaseModel):
         path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
@@ -2867,69 +2945,6 @@ def build_server(session: "Session"):
     class ListenResult(BaseModel):
         messages: list[Message]
 
-    class NameResult(BaseModel):
-        name: str
-        ensemble: str
-        workflow_id: str
-
-    class PartResult(BaseModel):
-        name: str
-        part: str
-
-    class RecruitResult(BaseModel):
-        name: str
-        directory: str
-        agent: str
-        terminal: str
-        workflow_id: str
-        message_id: str = Field(description="the first cue's id; empty when no prompt was given")
-        setup: str = Field(default="", description="what was set up in the directory first, if anything")
-        worktree: str = Field(default="", description="its own git worktree, when asked for one")
-
-    class ReportResult(BaseModel):
-        sent: bool
-        to: str = ""
-        message_id: str = ""
-        note: str = ""
-
-    class TerminateResult(BaseModel):
-        name: str
-        ended: bool
-
-    class SeatResult(BaseModel):
-        name: str
-        state: Literal["running", "started", "failed"]
-        detail: str
-
-    class LineupResult(BaseModel):
-        ensemble: str
-        players: list[SeatResult]
-
-    class SavedLineup(BaseModel):
-        path: str
-        players: list[str]
-
-    mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
-
-    async def guarded(action):
-        try:
-            return await action
-        except TempoError as e:
-            raise ToolError(str(e)) from None
-
-    @mcp.tool(annotations=ToolAnnotations(title="List the ensemble", readOnlyHint=True, openWorldHint=False))
-    async def ensemble(
-        scope: Annotated[
-            Literal["all", "machine", "repo"],
-            Field(description="all: every player; machine: on my host; repo: in my git repository"),
-        ] = "all",
-    ) -> EnsembleResult:
-        """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
-        players = await guarded(session.players(scope))
-        return EnsembleResult(
-            ensemble=session.cfg.ensemble, players=[Player(**player_view(p, session.info.name)) for p in players]
-        )
-
     @mcp.tool(annotations=ToolAnnotations(title="Send a cue", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def cue(
         to: Annotated[str | list[str], Field(description=(
@@ -2956,27 +2971,39 @@ def build_server(session: "Session"):
         """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, or unknown."""
         return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(sent_receipts(session, message_ids))])
 
-    @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def set_name(
-        name: Annotated[str, Field(description="letters, digits, '-' and '_'; unique in the ensemble")],
-    ) -> NameResult:
-        """Set my human-readable name, unique in the ensemble; others cue me by it."""
-        info = await guarded(session.rename(name))
-        return NameResult(name=info.name, ensemble=info.ensemble, workflow_id=session.handle.id)
-
-    @mcp.tool(annotations=ToolAnnotations(title="Set my part", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def set_part(
-        part: Annotated[str, Field(description=f"what I am working on (at most {MAX_PART_CHARS} characters)")],
-    ) -> PartResult:
-        """Describe what I am working on; shown by `ensemble` and `tempo status`."""
-        info = await guarded(session.set_part(part))
-        return PartResult(name=info.name, part=info.part)
-
     @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def listen() -> ListenResult:
-        """Return the cues I have not read through `listen` yet (and mark them read)."""
+        """Return the cues that have not reached me by any other path (and mark them read)."""
         await guarded(session.joined())
         return ListenResult(messages=[Message(**cue_view(c)) for c in session.take_inbox()])
+
+
+def team_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add to `mcp` the tools of the team: `recruit`, `report`, `terminate`."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class RecruitResult(BaseModel):
+        name: str
+        directory: str
+        agent: str
+        terminal: str
+        workflow_id: str
+        message_id: str = Field(description="the first cue's id; empty when no prompt was given")
+        setup: str = Field(default="", description="what was set up in the directory first, if anything")
+        worktree: str = Field(default="", description="its own git worktree, when asked for one")
+
+    class ReportResult(BaseModel):
+        sent: bool
+        to: str = ""
+        message_id: str = ""
+        note: str = ""
+
+    class TerminateResult(BaseModel):
+        name: str
+        ended: bool
 
     @mcp.tool(annotations=ToolAnnotations(title="Recruit a new session", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True))
     async def recruit(
@@ -3014,6 +3041,29 @@ def build_server(session: "Session"):
         info = await guarded(session.terminate(name))
         return TerminateResult(name=info.name, ended=True)
 
+
+
+
+def lineup_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add to `mcp` the tools of lineups: start one (`load_lineup`), write the running team as one (`save_lineup`)."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class SeatResult(BaseModel):
+        name: str
+        state: Literal["running", "started", "failed"]
+        detail: str
+
+    class LineupResult(BaseModel):
+        ensemble: str
+        players: list[SeatResult]
+
+    class SavedLineup(BaseModel):
+        path: str
+        players: list[str]
+
     @mcp.tool(annotations=ToolAnnotations(title="Start a lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=True))
     async def load_lineup(
         path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
@@ -3030,21 +3080,6 @@ def build_server(session: "Session"):
         file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
         names = await guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
         return SavedLineup(path=str(file), players=names)
-    schedule_tools(mcp, session, guarded)
-
-    async def on_initialized(ctx, params) -> None:
-        async def push(c: "Cue") -> None:
-            await ctx.session.send_notification(ChannelNotification(params=channel_params(c)))
-
-        session.handshake.set()
-        session.start_delivery(push)
-
-    # MCPServer has no public hook for either: the channel capability and the moment the
-    # client is ready for notifications both live on its low-level server.
-    lowlevel = mcp._lowlevel_server
-    lowlevel.add_notification_handler("notifications/initialized", NotificationParams, on_initialized)
-    options = lowlevel.create_initialization_options(experimental_capabilities={"claude/channel": {}})
-    return mcp, lowlevel, options
 
 
 def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
@@ -3108,6 +3143,10 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
         changed = control_schedule(session.client, ensemble, name, action, session.info.name)
         view = await guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
         return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
+
+
+# The MCP tools, by what they are about; each group adds its tools (and their result types).
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools)
 
 
 def import_temporal() -> None:
