@@ -1162,6 +1162,9 @@ async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
            f"--query {quoted} --reason 'not tempo' --yes{temporal_cli_auth(cfg)}; or give tempo a queue of its own: "
            "`tempo config set task_queue tempo` (or CLAUDE_TEMPO_TASK_QUEUE=tempo)")
     return note, fix
+
+
+# ---------------------------------------------------------------------------
 # Worktrees
 # A git worktree per player, beside its repository on branch tempo/<name>, and what makes one
 # safe to remove: nothing uncommitted, no commit that lives only on its branch.
@@ -1293,6 +1296,9 @@ def remove_worktree(directory: str | Path, row: dict) -> None:
     git_out(directory, "branch", "-D", row["branch"])
     with contextlib.suppress(OSError):  # <repo>.tempo, once its last worktree is gone
         Path(row["path"]).parent.rmdir()
+
+
+# ---------------------------------------------------------------------------
 # Scheduled cues
 # Temporal Schedules that cue players later or on a routine (at, after, every, cron + time zone):
 # create, list, pause, resume, delete; and the activities their runs call on the session workers.
@@ -2253,8 +2259,6 @@ async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float
 CHANNEL_GRACE = 2.0  # s a channel push may take to show in the transcript before hooks show it instead
 CHANNEL_TRUST = 60.0  # ... when channels are known to work (the model may be busy: the event queues)
 BUSY_STALE = 20.0  # s without a hook event after which a "busy" model may be idle after all (Esc)
-HOOK_EVENTS_BUSY = ("UserPromptSubmit", "PreToolUse", "PostToolUse")
-CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse")  # take hookSpecificOutput.additionalContext
 
 
 def cue_lines(cues: "list[Cue]") -> str:
@@ -2650,6 +2654,9 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
                 f.unlink()
 
     return close
+
+
+# ---------------------------------------------------------------------------
 # Broadcast
 # One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
 # or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
