@@ -2584,6 +2584,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
     run.mkdir(mode=0o700, parents=True, exist_ok=True)
     if hasattr(os, "getuid") and run.stat().st_uid != os.getuid():
         raise TempoError(f"{run} belongs to another user: tempo's hooks cannot use it")
+    run.chmod(0o700)  # however it was made: only this user may reach the sessions
     keys = [f"p-{os.getppid()}"] + [f"s-{''.join(c for c in sid if c.isalnum())[:32]}" for sid in ladder.session_ids]
     paths = [run / f"{key}.sock" for key in keys]
 
