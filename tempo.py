@@ -2313,6 +2313,7 @@ class Ladder:
         self.last_event = 0.0
         self.hooks = False  # a hook has called in
         self.waiter: asyncio.Future | None = None
+        self.offered: set[str] = set()  # ids a hook is showing right now (until it says it printed them)
         self.waiters = 0  # waiters armed over the session's life
 
     # -- arrival ----------------------------------------------------------------
@@ -2340,7 +2341,7 @@ class Ladder:
         ready = []
         for cue in self.unread.values():
             at = self.pushed.get(cue.id)
-            if at is not None and now - at < trust:
+            if cue.id in self.offered or (at is not None and now - at < trust):
                 continue
             if at is not None and self.channels == "unknown":
                 self.channels = "off"  # pushed, never shown: this Claude Code has no channels
@@ -2375,6 +2376,7 @@ class Ladder:
         for cue in cues:
             self.unread.pop(cue.id, None)
             self.pushed.pop(cue.id, None)
+            self.offered.discard(cue.id)
             self.shown[cue.id] = path
             if cue.kind != "notice":
                 self.receipts.append(Receipt(id=cue.id, path=path, at=utcnow()))
@@ -2430,11 +2432,19 @@ class Ladder:
         if data.get("session_id"):
             self.session_ids.add(str(data["session_id"]))
         if request.get("op") == "wait":
-            return await self.wait(hung_up)
-        event = str(data.get("hook_event_name", ""))
-        self.last_event = asyncio.get_running_loop().time()
-        handler = HOOK_ANSWERS.get(event)
-        return await handler(self, data) if handler else ({}, [], "")
+            answer = await self.wait(hung_up)
+        else:
+            self.last_event = asyncio.get_running_loop().time()
+            handler = HOOK_ANSWERS.get(str(data.get("hook_event_name", "")))
+            answer = await handler(self, data) if handler else ({}, [], "")
+        self.offered.update(c.id for c in answer[1])  # no other path takes them while this hook shows them
+        return answer
+
+    def release(self, cues: "list[Cue]") -> None:
+        """A hook that showed nothing after all (it went away): its cues are free for the next path."""
+        if any(c.id in self.offered for c in cues):
+            self.offered.difference_update(c.id for c in cues)
+            self.changed.set()
 
     async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
         self.busy_since = None
@@ -2590,6 +2600,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
     paths = [run / f"{key}.sock" for key in keys]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cues: "list[Cue]" = []
         try:
             request = json.loads(await reader.readline() or b"{}")
             hung_up = asyncio.ensure_future(reader.read(1))  # the hook's process ended (or claude did)
@@ -2604,6 +2615,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
         except Exception as e:  # a hook that went away: its cues stay unread for the next path
             log.debug("hook connection: %s", e)
         finally:
+            ladder.release(cues)
             writer.close()
 
     if not hasattr(asyncio, "start_unix_server"):  # Windows: loopback, and a token only this user can read

@@ -164,3 +164,34 @@ async def test_the_conductors_history_records_when_each_cue_was_seen(temporal, e
         assert lines[("out", "take the API")].startswith("hook at ")
         assert lines[("in", "API done")].startswith("channel at ")
         assert out["message_id"] in {h["id"] for h in await handle.query("history")}
+
+
+async def test_a_cue_a_hook_is_showing_is_kept_from_other_paths_and_comes_back_if_the_hook_dies(temporal, ensemble):
+    import socket
+
+    import tempo
+
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        await a.call("cue", to="bob", message="only once, please")
+        endpoint = os.path.join(tempo.runtime_dir(), tempo.endpoint_keys(sid)[0] + ".sock")
+        request = json.dumps({"op": "hook", "input": {"session_id": sid, "hook_event_name": "PostToolUse"}}).encode()
+
+        def first_hook() -> tuple[socket.socket, str]:  # a hook that got its answer but has not printed it yet
+            while True:
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(endpoint)
+                sock.sendall(request + b"\n")
+                answer = sock.makefile("rb").readline().decode()
+                if "only once, please" in answer:
+                    return sock, answer
+                sock.close()
+
+        sock, answer = await asyncio.wait_for(asyncio.to_thread(first_hook), 15)
+        assert json.loads(answer)["ack"] is True
+        assert hook("PostToolUse", sid).stdout == ""  # reserved for the hook that is showing it
+        sock.close()  # ... which dies before it printed: the cue is free again
+        again = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
+        assert "only once, please" in again
+        assert hook("PostToolUse", sid).stdout == ""
