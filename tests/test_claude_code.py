@@ -229,6 +229,32 @@ async def _carol_has(player, path: str) -> bool:
     return bool(carol) and path in carol["delivery"].split()
 
 
+async def test_a_cue_to_a_working_interactive_session_reaches_its_model_before_it_idles(player_project, model, temporal, ensemble):
+    """Mid-turn in tmux: the cue joins the model's context after its tool call (PostToolUse), or at its Stop."""
+    directory, env = player_project
+    loop = asyncio.get_running_loop()
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        sent = {}
+
+        def reply(body):
+            if not sent:  # the turn starts: the cue comes in now, while the model works
+                sent.update(asyncio.run_coroutine_threadsafe(
+                    alice.call("cue", to="carol", message="the schema changed"), loop).result(30))
+                return [tool_use("mcp__claude-tempo__ensemble", {})]
+            return ["done"]
+
+        with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
+            await asyncio.to_thread(session.wait_screen, "? for shortcuts")
+            await wait_until(lambda: players(alice, 2), timeout=30)
+            model.reply = reply
+            await asyncio.to_thread(session.type, "who is here?")
+            shown_it = await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "the schema changed"), 30)
+            assert shown(shown_it).count(sent["message_id"]) == 1
+            receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
+            assert receipt["path"] in ("hook", "stop")  # before the session idled, not by waking it
+
+
 async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player_project, model, temporal, ensemble):
     """A cue arrives while the model works: a hook hands it over before `claude -p` ends, once."""
     from claude_code import shown
