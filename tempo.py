@@ -1701,6 +1701,7 @@ class Session:
         try:
             if wanted == CONDUCTOR:
                 raise TempoError(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
+            check_free_word(wanted)
             validate_name(wanted) if wanted else None
         except TempoError as e:
             self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
@@ -1971,6 +1972,7 @@ class Session:
             raise TempoError("the conductor keeps the name 'conductor'")
         if name == CONDUCTOR:
             raise TempoError(f"the name {CONDUCTOR!r} is reserved for the ensemble's conductor")
+        check_free_word(name)
         if name == self.info.name:
             return self.info
         old_handle, old_name = self.handle, self.info.name
@@ -2678,6 +2680,12 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
 
 EVERYONE = "all"
 ROLE_PREFIX = "role:"
+
+
+def check_free_word(name: str) -> None:
+    """`all` means everyone in `cue`: a player of that name could never be cued alone."""
+    if name == EVERYONE:
+        raise TempoError(f"the name {EVERYONE!r} is reserved: `cue` sends to {EVERYONE!r} as to everyone; pick another")
 
 
 def recipient_words(to: "str | list[str]") -> list[str]:
@@ -3431,8 +3439,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     ensemble = session.cfg.ensemble
     if name == CONDUCTOR:
         raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
-    if name == EVERYONE:  # `cue` to "all" means everyone: a player of that name could never be cued alone
-        raise TempoError(f"the name {EVERYONE!r} is reserved: `cue` sends to {EVERYONE!r} as to everyone; pick another")
+    check_free_word(name)
     if agent not in AGENTS:
         raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
     if prompt:  # it becomes the first cue: the same limits

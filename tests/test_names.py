@@ -39,10 +39,16 @@ async def test_taken_name_is_refused_naming_the_holder(temporal, ensemble, tmp_p
         assert await b.name() == before  # a failed claim changes nothing
 
 
-async def test_conductor_is_reserved(temporal, ensemble):
+async def test_conductor_and_all_are_reserved(temporal, ensemble):
     async with play(temporal, ensemble) as a:
         with pytest.raises(ToolFailed, match="reserved"):
             await a.call("set_name", name="conductor")
+        with pytest.raises(ToolFailed, match="'all' is reserved: `cue` sends to 'all' as to everyone"):
+            await a.call("set_name", name="all")  # `cue` to all means everyone
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="all") as b:
+        notice = await b.next_cue()
+        assert "'all' is reserved" in notice["content"] and "temporary name" in notice["content"]
+        assert await b.name() != "all"
 
 
 async def test_the_same_name_may_live_in_two_ensembles(temporal, ensemble):
