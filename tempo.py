@@ -3838,15 +3838,20 @@ class Lineup:
     ensemble: str  # "" when the file does not say
     conductor: Seat
     players: list[Seat]
+    schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
+
+
+SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timezone", "why")
 
 
 # table ("" for the top) -> key -> (type, what it is): what a lineup may hold
 LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
-         "player": (list, "an array of tables [[player]]")},
+         "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]")},
     "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
                "agent": (str, "a string"), "worktree": (bool, "true or false")},
+    "schedule": {key: (str, "a string") for key in SCHEDULE_KEYS},
 }
 
 
@@ -3912,9 +3917,41 @@ def read_lineup(path: Path) -> Lineup:
         elif player:
             names.add(player.name)
             players.append(player)
+    schedules: list[dict] = []
+    for index, table in enumerate(top.get("schedule", [])):
+        values = check("schedule", index, table, f"[[schedule]] {index + 1}")
+        planned = planned_schedule(path, where, problems, index, values)
+        if planned and planned["name"] in {s["name"] for s in schedules}:
+            problems.append(f"{path}:{where.get(('schedule', index, 'name'), 1)}: the schedule {planned['name']!r} is named twice")
+        elif planned:
+            schedules.append(planned)
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
-    return Lineup(ensemble=ensemble, conductor=conductor, players=players)
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules)
+
+
+def planned_schedule(path: Path, where: dict, problems: list[str], index: int, values: dict) -> dict | None:
+    """Check one [[schedule]] of a lineup as `tempo schedule add` would (its targets: when it is made)."""
+    count = len(problems)
+
+    def problem(key: str, what: str) -> None:
+        line = where.get(("schedule", index, key), where.get(("schedule", index, ""), 1))
+        problems.append(f"{path}:{line}: [[schedule]] {index + 1}: {what}")
+
+    kinds = [k for k in WHEN if values.get(k)]
+    if len(kinds) != 1:
+        problem("", f"say when with exactly one of {', '.join(WHEN)} (for example every = \"30m\")")
+    checks = [("name", lambda: validate_name(values.get("name", ""), "schedule name")),
+              ("message", lambda: check_message(values.get("message", ""))),
+              ("timezone", lambda: zone(values.get("timezone") or local_zone_name())),
+              *((k, lambda k=k: WHEN[k](values[k], values.get("timezone") or local_zone_name(), datetime.now(timezone.utc)))
+                for k in kinds[:1])]
+    for key, run in checks:
+        try:
+            run()
+        except TempoError as e:
+            problem(key, str(e))
+    return {k: values[k] for k in SCHEDULE_KEYS if values.get(k)} if len(problems) == count else None
 
 
 def seat(path: Path, where: dict, problems: list[str], index: int, values: dict, conductor: bool = False) -> Seat | None:
@@ -3981,7 +4018,30 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         setup = f" ({r['setup']})" if r["setup"] else ""
         return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
 
-    return list(await asyncio.gather(*(one(s) for s in lineup.players)))
+    players = list(await asyncio.gather(*(one(s) for s in lineup.players)))
+    return players + await start_schedules(recruiter, lineup)
+
+
+async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
+    """Make each schedule of `lineup` that does not exist yet (once its players have joined: they are its targets)."""
+    from tempo_workflows import schedule_id
+
+    rows = []
+    for plan in lineup.schedules:
+        label, sid = f"schedule {plan['name']}", schedule_id(recruiter.cfg.ensemble, plan["name"])
+        try:
+            await recruiter.client.get_schedule_handle(sid).describe()
+            rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
+            continue
+        except Exception:  # not there yet: make it
+            pass
+        try:
+            view = await add_schedule(recruiter.client, recruiter.cfg, recruiter.info.name, plan["name"], plan.get("to", ""),
+                                      plan["message"], {k: plan.get(k) for k in WHEN}, plan.get("timezone", ""), plan.get("why", ""))
+            rows.append({"name": label, "state": "started", "detail": f"{view['when']}, to {', '.join(view['to'])}"})
+        except TempoError as e:
+            rows.append({"name": label, "state": "failed", "detail": str(e)})
+    return rows
 
 
 async def start_lineup_file(session: "Session", file: str) -> dict:
@@ -4037,8 +4097,30 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
             team.append(table)
     if len(team):
         doc["player"] = team
+    plans = await saved_schedules(client, ensemble)
+    if plans:
+        doc["schedule"] = tomlkit.aot()
+        for plan in plans:
+            doc["schedule"].append(plan)
     write_config_document(path, doc)
     return [p.name for p in players]
+
+
+async def saved_schedules(client: "Client", ensemble: str) -> list[dict]:
+    """The ensemble's schedules as lineup [[schedule]] tables (the whole message, from each schedule's action)."""
+    plans = []
+    for view in await list_schedules(client, ensemble):
+        with contextlib.suppress(Exception):  # deleted meanwhile
+            from tempo_workflows import ScheduledCueInput
+
+            action = (await client.get_schedule_handle(view["schedule_id"]).describe()).schedule.action
+            inp = action.args[0]
+            if not isinstance(inp, (dict, ScheduledCueInput)):  # a described schedule's input is still a payload
+                inp = (await client.data_converter.decode([inp], [ScheduledCueInput]))[0]
+            text = inp["text"] if isinstance(inp, dict) else inp.text
+            plans.append({"name": view["name"], "to": ", ".join(view["to"]), "message": text, **view["spec"],
+                          **({"timezone": view["timezone"]} if view["timezone"] else {}), **({"why": view["why"]} if view["why"] else {})})
+    return plans
 
 
 # ---------------------------------------------------------------------------
@@ -5567,7 +5649,8 @@ async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callab
         return
     emit("ok", f"conductor joined ensemble {cfg.ensemble}")
     for r in await start_lineup(acting_for(cfg, client, found), lineup):
-        emit("fail" if r["state"] == "failed" else "ok", f"player {r['name']}: {r['detail']}")
+        what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
+        emit("fail" if r["state"] == "failed" else "ok", f"{what}: {r['detail']}")
 
 
 # -- lineups and worktrees ----------------------------------------------------

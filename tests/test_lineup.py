@@ -39,6 +39,13 @@ prompt = "Own the web UI."
 [[player]]
 name = "docs"
 directory = "docs"
+
+[[schedule]]
+name = "standup"
+to = "api, ui"
+every = "30m"
+message = "Tell the team what changed."
+why = "keep the team in sync"
 """
 
 
@@ -87,6 +94,7 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
     assert first.returncode == 0, first.stdout + first.stderr
     for name in ("api", "ui", "docs"):
         assert f"✓ player {name}: joined from" in first.stdout
+    assert "✓ schedule standup: every 30m, to api, ui" in first.stdout  # once its targets had joined
 
     client = await tempo.connect(tempo.Config(address=temporal.address))
     players = {p.name: p for p in await tempo.list_players(client, ensemble)}
@@ -121,6 +129,7 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
     assert "✓ conductor already running" in again.stdout
     for name in ("api", "ui", "docs"):
         assert f"✓ player {name}: already running in" in again.stdout
+    assert "✓ schedule standup: already scheduled" in again.stdout
     windows = tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").splitlines()
     assert sorted(windows) == sorted([f"tempo conductor {ensemble}", "tempo api", "tempo ui", "tempo docs"])
     assert len(await tempo.list_players(client, ensemble)) == 4
@@ -147,6 +156,7 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
     copy = tempo.read_lineup(saved)
     assert copy.ensemble == original.ensemble == ensemble
     assert [s[:4] for s in seats(copy)] == [s[:4] for s in seats(original)]
+    assert [{k: v for k, v in plan.items() if k != "timezone"} for plan in copy.schedules] == original.schedules
     # Saved over the lineup it was started from: its prompts are kept, and it reads back the same.
     result = cli("lineup", "save", str(file), ensemble, **env)
     assert result.returncode == 0, result.stderr
@@ -171,6 +181,14 @@ directory = "."
 name = "docs"
 [[player]]
 name = "docs"
+[[schedule]]
+name = "standup"
+every = "30s"
+at = "17:00"
+message = "status?"
+[[schedule]]
+name = "nightly"
+cron = "every night"
 """
 
 
@@ -190,6 +208,9 @@ def test_a_malformed_lineup_is_reported_by_line_and_nothing_starts(cli, stand_in
         f"{file}:11: [[player]] 2: worktree must be true or false, not 'yes'",
         f"{file}:12: [[player]] 3: the player has no name",
         f"{file}:17: the name 'docs' is used twice",
+        f"{file}:18: [[schedule]] 1: say when with exactly one of at, after, every, cron",
+        f"{file}:25: [[schedule]] 2: invalid cron expression 'every night'",
+        f"{file}:23: [[schedule]] 2: the message is empty",
     ):
         assert expected in errors, errors
     assert "Traceback" not in errors
