@@ -2634,12 +2634,16 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
         with contextlib.suppress(FileNotFoundError):
             alias.unlink()
         alias.symlink_to(primary.name)
+    return closer(server, paths)
 
+
+def closer(server: asyncio.AbstractServer, files: list[Path]) -> Callable[[], None]:
+    """What closes an endpoint: the server, then the files that lead to it."""
     def close() -> None:
         server.close()
-        for p in paths:
+        for f in files:
             with contextlib.suppress(OSError):
-                p.unlink()
+                f.unlink()
 
     return close
 
@@ -2662,14 +2666,7 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
         fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out_file:
             json.dump({"port": port, "token": token}, out_file)
-
-    def close() -> None:
-        server.close()
-        for f in files:
-            with contextlib.suppress(OSError):
-                f.unlink()
-
-    return close
+    return closer(server, files)
 
 
 # ---------------------------------------------------------------------------

@@ -223,6 +223,12 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert all(shown(b).count(sent["message_id"]) == 1 for b in later)
 
 
+def cue_mid_turn(sender, loop, text: str) -> dict:
+    """From the scripted model's thread, while carol's model works: `sender` cues carol (once she has joined)."""
+    asyncio.run_coroutine_threadsafe(wait_until(lambda: players(sender, 2), timeout=30), loop).result(40)
+    return asyncio.run_coroutine_threadsafe(sender.call("cue", to="carol", message=text), loop).result(30)
+
+
 async def _carol_has(player, path: str) -> bool:
     listing = await player.call("ensemble")
     carol = next((p for p in listing["players"] if p["name"] == "carol"), None)
@@ -239,8 +245,7 @@ async def test_a_cue_to_a_working_interactive_session_reaches_its_model_before_i
 
         def reply(body):
             if not sent:  # the turn starts: the cue comes in now, while the model works
-                sent.update(asyncio.run_coroutine_threadsafe(
-                    alice.call("cue", to="carol", message="the schema changed"), loop).result(30))
+                sent.update(cue_mid_turn(alice, loop, "the schema changed"))
                 return [tool_use("mcp__claude-tempo__ensemble", {})]
             return ["done"]
 
@@ -267,9 +272,7 @@ async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player
 
         def reply(body):
             if len(body["messages"]) == 1:  # the model starts working: the cue comes in now
-                asyncio.run_coroutine_threadsafe(wait_until(lambda: players(alice, 2), timeout=30), loop).result(40)
-                sent.update(asyncio.run_coroutine_threadsafe(
-                    alice.call("cue", to="carol", message="stop: the API changed"), loop).result(30))
+                sent.update(cue_mid_turn(alice, loop, "stop: the API changed"))
                 return [tool_use("mcp__claude-tempo__ensemble", {})]
             if "stop: the API changed" in shown(body) and "listen" not in json.dumps(body["messages"][-2:]):
                 return [tool_use("mcp__claude-tempo__listen", {})]  # does listen show it again? it must not
