@@ -3338,12 +3338,61 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
     servers = data.setdefault("mcpServers", {})
     command = server_command()
     current = servers.get(SERVER_NAME)
+    if isinstance(current, dict) and starts_this_tempo(current, directory):
+        return "unchanged", path  # as written: `${HOME}/.local/bin/tempo` or `tempo` stay portable
     entry = {**(current if isinstance(current, dict) else {}), "command": command[0], "args": command[1:]}
     if entry == current:
         return "unchanged", path
     servers[SERVER_NAME] = entry
     write_json_file(path, data, created)
     return ("created" if created else "updated" if current else "merged"), path
+
+
+# Claude Code expands ${VAR} and ${VAR:-default} in an .mcp.json entry's command, args, env, url and
+# headers (a variable set but empty stays empty; an unset one without default stays as written).
+CLAUDE_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_like_claude(text: str, env: dict | None = None) -> tuple[str, list[str]]:
+    """`text` with its variables expanded as Claude Code does; and the names it left unexpanded (unset, no default)."""
+    env = os.environ if env is None else env
+    missing: list[str] = []
+
+    def value(m: re.Match) -> str:
+        if m.group(1) in env:
+            return env[m.group(1)]
+        if m.group(2) is not None:
+            return m.group(2)
+        missing.append(m.group(1))
+        return m.group(0)
+
+    return CLAUDE_VAR_RE.sub(value, text), missing
+
+
+def mcp_entry_argv(entry: dict, directory: str) -> tuple[list[str], list[str]]:
+    """What an .mcp.json entry starts, as Claude Code reads it: expanded, its program found (on the
+    entry's PATH when it names one); and the variables that are unset. Nothing is run."""
+    import shutil
+
+    missing: list[str] = []
+    words = []
+    for word in [entry.get("command", ""), *(entry.get("args") or [])]:
+        text, unset = expand_like_claude(str(word))
+        words.append(text)
+        missing += unset
+    env = {k: expand_like_claude(str(v))[0] for k, v in (entry.get("env") or {}).items()} if isinstance(entry.get("env"), dict) else {}
+    program = words[0]
+    if program and not os.path.isabs(program):
+        found = (str(Path(directory) / program) if os.sep in program or "/" in program
+                 else shutil.which(program, path=env.get("PATH") or os.environ.get("PATH")))
+        words[0] = found or program
+    return words, missing
+
+
+def starts_this_tempo(entry: dict, directory: str) -> bool:
+    """Whether an .mcp.json entry, read as Claude Code reads it, starts this tempo's MCP server."""
+    words, missing = mcp_entry_argv(entry, directory)
+    return not missing and words[-1:] == ["serve"] and _runs_this_tempo(words[:-1])
 
 
 def remove_mcp_json(directory: str) -> tuple[str, Path]:
@@ -3353,8 +3402,7 @@ def remove_mcp_json(directory: str) -> tuple[str, Path]:
     entry = (data or {}).get("mcpServers", {}).get(SERVER_NAME)
     if entry is None:
         return "absent", path
-    words = [entry.get("command"), *entry.get("args", [])] if isinstance(entry, dict) else []
-    if not (all(isinstance(w, str) for w in words) and words[-1:] == ["serve"] and _runs_this_tempo(words[:-1])):
+    if not (isinstance(entry, dict) and starts_this_tempo(entry, directory)):
         return "it starts another program, not this tempo", path
     del data["mcpServers"][SERVER_NAME]
     write_json_file(path, data, False)
@@ -5522,10 +5570,19 @@ async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
         if not isinstance(entry, dict):
             checks.append(Check(False, f"{path} has no {SERVER_NAME!r} server" if data is not None else f"{path} missing",
                                 f"run `tempo init` in {cfg.directory}"))
-        else:
-            problem = command_resolvable([entry.get("command", ""), *entry.get("args", [])])
-            checks.append(Check(not problem, f"{path} starts {entry.get('command')}" + (f": {problem}" if problem else ""),
-                                f"run `tempo init` in {cfg.directory}"))
+        else:  # judged as Claude Code reads it: variables expanded, a bare program found on PATH
+            argv, missing = mcp_entry_argv(entry, cfg.directory)
+            written = " ".join(str(w) for w in [entry.get("command", ""), *(entry.get("args") or [])])
+            shown = " ".join(argv) + ("" if " ".join(argv) == written else f" (written {written})")
+            if missing:
+                names = ", ".join(dict.fromkeys(missing))
+                checks.append(Check(False, f"{path} starts {written}: {names} not set, so Claude Code cannot expand it",
+                                    f"set {names} where Claude Code starts (for example `export {missing[0]}=...`), "
+                                    f"or give a default in the file: ${{{missing[0]}:-...}}"))
+            else:
+                problem = command_resolvable(argv)
+                checks.append(Check(not problem, f"{path} starts {shown}" + (f": {problem}" if problem else ""),
+                                    f"fix that command in {path}, or run `tempo init` in {cfg.directory} to write this tempo's"))
     except TempoError as e:
         checks.append(Check(False, str(e).split(";")[0], f"fix {path}, then run `tempo init`"))
     hooks = hooks_installed(cfg.directory)
