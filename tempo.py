@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [options]
+  tempo init [--user] [--no-approve] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -58,6 +58,7 @@ Options:
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
   --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
+  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
   -h, --help                      Show this help.
   --version                       Show the version.
   --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
@@ -305,6 +306,7 @@ class Config:
     copilot_wire_api: str = ""
     copilot_api_key: str = ""
     copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
+    approve: bool = True  # approve tempo's own MCP server and tools in the sessions tempo starts (see approve_tempo)
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -327,6 +329,7 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "copilot_wire_api": (None, ("COPILOT_PROVIDER_WIRE_API",), "", "Copilot bridge: completions or responses"),
     "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
     "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
+    "approve": (None, ("CLAUDE_TEMPO_APPROVE",), "true", "true/false: approve tempo's own MCP server and tools in Claude Code"),
 }
 SECRET_KEYS = ("api_key", "copilot_api_key")
 
@@ -484,6 +487,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         home=str(home),
         sources=sources,
         **{key: values[key] for key in CONFIG_KEYS if key.startswith("copilot_")},
+        approve=truthy(values["approve"]) and not args.get("--no-approve"),
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -3373,6 +3377,64 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "updated" if installed else "merged"), path
 
 
+TEMPO_TOOLS = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of tempo's server
+
+
+def approve_tempo(directory: str) -> tuple[str, Path]:
+    """Approve tempo's own MCP server and its tools (nothing else) in the project's settings.local.json.
+
+    Without it, a session in a directory Claude Code has not seen .mcp.json in stops at "New MCP
+    server found" and then asks before every tempo tool call: nobody is at a recruited window.
+    """
+    path = settings_path(directory)
+    data = read_json_file(path)
+    created = data is None
+    data = {} if data is None else data
+    servers = data.get("enabledMcpjsonServers", []) if isinstance(data, dict) else None
+    permissions = data.get("permissions", {}) if isinstance(data, dict) else None
+    allow = permissions.get("allow", []) if isinstance(permissions, dict) else None
+    if not isinstance(servers, list) or not isinstance(allow, list):
+        raise TempoError(f"{path} is not Claude Code settings (\"enabledMcpjsonServers\" and \"permissions.allow\" "
+                         "are lists); tempo leaves it untouched: fix it, or approve tempo yourself in Claude Code")
+    if SERVER_NAME in servers and TEMPO_TOOLS in allow:
+        return "unchanged", path
+    if SERVER_NAME not in servers:
+        data["enabledMcpjsonServers"] = [*servers, SERVER_NAME]
+    if TEMPO_TOOLS not in allow:
+        data["permissions"] = {**permissions, "allow": [*allow, TEMPO_TOOLS]}
+    write_json_file(path, data, created)
+    return ("created" if created else "merged"), path
+
+
+APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
+
+
+def claude_trusts(directory: str) -> bool:
+    """Whether Claude Code trusts `directory`: it, a parent, or its repository's main work tree was trusted."""
+    config = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home()) / ".claude.json"
+    try:
+        projects = json.loads(config.read_text(encoding="utf-8")).get("projects", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    places = [Path(directory).resolve()]
+    try:  # a worktree of a trusted repository is trusted (2.1.197, measured)
+        places.append(repo_layout(directory)[2])
+    except TempoError:
+        pass
+    for place in places:
+        for p in (place, *place.parents):
+            entry = projects.get(str(p)) if isinstance(projects, dict) else None
+            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted"):
+                return True
+    return False
+
+
+def untrusted_note(directory: str) -> str:
+    """What to do when Claude Code will ask whether to trust `directory` (a dialog tempo does not answer)."""
+    return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
+            f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+
+
 def hooks_installed(directory: str) -> Path | None:
     """The settings file that gives sessions in `directory` tempo's hooks, if any."""
     for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
@@ -3396,8 +3458,8 @@ def hooks_installed(directory: str) -> Path | None:
 def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prompt: str = "") -> tuple[list[str], dict[str, str]]:
     """Return the argv and the environment additions that start Claude Code as a tempo session."""
     argv = ["claude", *CHANNELS_FLAG]
-    if prompt:
-        argv.append(prompt)
+    if prompt:  # the channels flag takes any number of entries (2.1.197): `--` ends them, so a prompt is no entry
+        argv += ["--", prompt]
     env = {"CLAUDE_TEMPO_ENSEMBLE": cfg.ensemble, "TEMPORAL_ADDRESS": cfg.address, "TEMPORAL_NAMESPACE": cfg.namespace}
     for var, value in (
         ("CLAUDE_TEMPO_PLAYER_NAME", name),
@@ -3417,13 +3479,21 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
-    """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
+def launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
+    """Start the ensemble's conductor in a new terminal window; return (state, what happened, the window)."""
     argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
-        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
+        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}", None
+    if not window_claude():  # a window that could only say "claude: not found"
+        return "fail", f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has: {CLAUDE_INSTALL}", None
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
-    return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
+    return "ok", f"a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else ""), launch
+
+
+def lineup_conductor_prompt(ensemble: str, players: int) -> str:
+    """A lineup conductor's first prompt: its task comes once its players are there to hear it."""
+    return (f"You are the conductor of the tempo ensemble {ensemble}. Its {players} players are joining now; "
+            "your task arrives next, as a command from the lineup, once they have joined. Wait for it.")
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
@@ -3460,8 +3530,15 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if not hooks_installed(str(path)):
             what, written = install_hooks(str(path))
             setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
+        if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
+            setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
+        if not claude_trusts(str(path)):
+            setup = "; ".join(filter(None, [setup, untrusted_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
+        raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
+                         f"so {name!r} was not started: {CLAUDE_INSTALL}")
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
         env.update(bridge_env(dataclasses.replace(child, copilot_model=model or child.copilot_model)))
@@ -3469,9 +3546,11 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
         program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-            f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+            f"{session.cfg.recruit_timeout:.0f}s. " + (f"Its window shows:\n{tail}\n" if tail else "")
+            + f"Check that window: is `{program}` installed and signed in, "
             f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
             f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
         )
@@ -3546,6 +3625,7 @@ class Launch:
     argv: list[str] | str
     note: str = ""
     detached: bool = False  # the process lives as long as its window: start it, do not wait
+    pane: str = ""  # tmux: the new window's pane, to read its last lines when the session does not join
 
 
 def shell_word(s: str) -> str:
@@ -3589,6 +3669,8 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str =
         'rm -f -- "$0"',
         *([read_secrets] if secrets else []),
         f"cd -- {shell_word(cwd)} || exit 1",
+        # The login shell's PATH first (fnm/nvm/Homebrew's `claude`), then the launcher's: nothing it found goes missing.
+        f'export PATH="$PATH"{shell_word(os.pathsep + os.environ.get("PATH", ""))}',
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
         *([DEV_CHANNELS_CONFIRM] if CHANNELS_FLAG[0] in argv else []),
@@ -3636,6 +3718,9 @@ def applescript_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+TMUX_PANE_ID = ["-P", "-F", "#{pane_id}"]  # tmux prints the new window's pane
+
+
 def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
@@ -3655,14 +3740,15 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     run = f"/bin/sh {shell_word(script)}"
     # A login, interactive shell first: that is where fnm/nvm/Homebrew put `claude` on PATH.
     login = [shell, "-l", "-i", "-c", run]
-    if terminal == "tmux":
+    if terminal == "tmux":  # tmux runs its argument with `$SHELL -c`, no login shell: hand it the login line
+        window = " ".join(map(shell_word, login))
         if inside_tmux:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-n", title, "-c", cwd, window],
                           note="a new window in this tmux session")
         if tmux_session_exists:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-t", f"{tmux_session}:", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-t", f"{tmux_session}:", "-n", title, "-c", cwd, window],
                           note=f"a new window in tmux session {tmux_session}; attach with `tmux attach -t {tmux_session}`")
-        return Launch(terminal, ["tmux", "new-session", "-d", "-s", tmux_session, "-n", title, "-c", cwd, run],
+        return Launch(terminal, ["tmux", "new-session", "-d", *TMUX_PANE_ID, "-s", tmux_session, "-n", title, "-c", cwd, window],
                       note=f"a detached tmux session; attach with `tmux attach -t {tmux_session}`")
     if terminal == "ghostty":
         options = [f"--working-directory={cwd}", f"--title={title}", "-e", *login]
@@ -3810,7 +3896,36 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
         raise failed(e) from None
     if result is not None and result.returncode:
         raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
+    if terminal == "tmux" and result is not None:
+        launch.pane = result.stdout.strip()
     return launch
+
+
+def window_tail(launch: "Launch | None", lines: int = 8) -> str:
+    """The last lines a tmux window shows (what its session said before it failed to join), or ""."""
+    if not launch or not launch.pane:
+        return ""
+    try:
+        shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", launch.pane], capture_output=True, text=True,
+                               timeout=10, env={k: v for k, v in os.environ.items() if k != "TMUX_PANE"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    tail = [line.rstrip() for line in shown.splitlines() if line.strip()][-lines:]
+    return "\n".join(f"    | {line}" for line in tail)
+
+
+def window_claude() -> str | None:
+    """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
+    import shutil
+
+    if os.name == "nt":
+        return shutil.which("claude")
+    try:  # an interactive login shell may print to stdout: the PATH is its last line
+        shown = subprocess.run([login_shell(), "-l", "-i", "-c", 'printf "\\n%s\\n" "$PATH"'], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=15).stdout.strip().rsplit("\n", 1)[-1]
+    except (OSError, subprocess.SubprocessError):
+        shown = ""
+    return shutil.which("claude", path=os.pathsep.join(filter(None, [shown, os.environ.get("PATH", "")])))
 
 
 # ---------------------------------------------------------------------------
@@ -5516,6 +5631,9 @@ def cmd_init(args: dict) -> int:
     what, path = install_hooks(str(directory), user=bool(args.get("--user")))
     out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
         "(cues reach Claude Code's model even where channels are off)")
+    if resolve_config(args).approve:
+        what, path = approve_tempo(str(directory))
+        out(f"{path}: {APPROVED_NOTE}")
     return 0
 
 
@@ -5611,22 +5729,47 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         return 1
     if note:
         emit("todo", note, fix)
-    for write in (write_mcp_json, install_hooks):
+    for write in (write_mcp_json, install_hooks, *([approve_tempo] if cfg.approve else [])):
         try:
             what, path = write(cfg.directory)
-            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
+            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}"
+                       + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
         except TempoError as e:
             emit("fail", str(e))
+    if not claude_trusts(cfg.directory):
+        emit("todo", untrusted_note(cfg.directory))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
+    task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
+        # A lineup's players must be there for the conductor's first turn: its task is handed over once they joined.
+        first = lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
         try:
-            emit(*launch_conductor(cfg, lineup.conductor.prompt if lineup else ""))
+            state, what, launch = launch_conductor(cfg, first)
         except TempoError as e:  # the message carries the command to run by hand
-            emit("todo", str(e))
+            state, what, launch = "todo", str(e), None
+        if state == "fail":
+            emit(state, what)
+            return 1
+        holder = launch and await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
+        if not launch:  # the user starts it by hand
+            emit(state, what)
+            lineup = None
+        elif not holder:
+            tail = window_tail(launch)
+            emit("fail", f"conductor opened in {what}, but it has not joined ensemble {cfg.ensemble} within "
+                         f"{cfg.recruit_timeout:.0f}s" + (f"; its window shows:\n{tail}" if tail else ": check its window"))
+            return 1
+        else:
+            emit("ok", f"conductor joined ensemble {cfg.ensemble} ({what})")
     if lineup:
-        await up_players(cfg, client, lineup, emit)
+        await up_players(cfg, client, lineup, holder, emit)
+        if task and lineup.players:
+            from tempo_workflows import Command, PlayerWorkflow
+
+            await holder[0].signal(PlayerWorkflow.command, Command(text=task, source="lineup"))
+            emit("ok", "conductor's task handed over (its players are there)")
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
@@ -5635,19 +5778,13 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     return 1 if failed else 0
 
 
-async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callable[..., None]) -> None:
-    """Once the conductor has joined, recruit the lineup's missing players in its name."""
-    from tempo_workflows import CONDUCTOR
-
-    found = await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
-    if not found:
-        emit("fail", f"the conductor has not joined ensemble {cfg.ensemble} within {cfg.recruit_timeout:.0f}s, "
-                     "and players are recruited in its name: check its window, then run this again")
-        return
-    emit("ok", f"conductor joined ensemble {cfg.ensemble}")
-    for r in await start_lineup(acting_for(cfg, client, found), lineup):
+async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
+                     emit: Callable[..., None]) -> None:
+    """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
+    for r in await start_lineup(acting_for(cfg, client, conductor), lineup):
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
-        emit("fail" if r["state"] == "failed" else "ok", f"{what}: {r['detail']}")
+        state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
+        emit(state, f"{what}: {r['detail']}")
 
 
 # -- lineups and worktrees ----------------------------------------------------
@@ -5735,6 +5872,8 @@ def start_session(args: dict, conductor: bool) -> int:
         what, path = install_hooks(cfg.directory)
         if what != "unchanged":
             err(f"tempo: {path}: tempo's hooks {what}")
+        if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
+            err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
     except TempoError as e:
         err(f"tempo: warning: {e}")
     if not args.get("--skip-preflight"):
