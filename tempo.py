@@ -649,7 +649,13 @@ async def list_players(client: "Client", ensemble: str | None = None, host: str 
 
 
 async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
-    """Return the handle and description of the running player `name`, or None."""
+    """Return the handle and description of the running player `name` of `ensemble`, or None."""
+    found = await _id_holder(client, ensemble, name)
+    return found if found and found[1].ensemble == ensemble else None  # the ID may be another ensemble's
+
+
+async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
     from tempo_workflows import PlayerWorkflow, workflow_id
@@ -664,8 +670,59 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return None
 
 
+class NotInEnsemble(Exception):
+    """No player of that name in the ensemble: none runs under its ID, or the one that does is another ensemble's."""
+
+
+DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
+
+
+async def deliver_cue(client: "Client", cue: "Cue") -> None:
+    """Hand `cue` to the player `cue.recipient` of `cue.ensemble` in one round trip, or raise NotInEnsemble.
+
+    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
+    workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
+    sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
+    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker.
+    """
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
+
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(cue.ensemble, cue.recipient))
+    try:
+        await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        return
+    except WorkflowUpdateFailedError as e:
+        if getattr(e.cause, "type", "") == NOT_HERE:
+            raise NotInEnsemble(str(e.cause)) from None
+        if "not found" not in str(e.cause).lower() and "unknown update" not in str(e.cause).lower():
+            raise NotInEnsemble(str(e.cause)) from None  # the run ended while the update waited
+        # a worker of an older tempo runs it: it knows only the signal
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        if e.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+    try:
+        await handle.signal(PlayerWorkflow.cue, cue)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        raise
+
+
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
     """Say who holds the name `info` wanted, and what to do instead."""
+    from tempo_workflows import workflow_id
+
+    if holder and holder.ensemble != info.ensemble:  # same ID, another ensemble: the name itself is free here
+        what = "the conductor" if holder.role == "conductor" else f"the player {holder.name!r}"
+        mine = "the conductor" if info.role == "conductor" else f"the name {info.name!r}"
+        other = "conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)" if info.role == "conductor" else \
+            f"pick another name (for example {_other_name(info.name)!r})"
+        return (f"{mine} cannot be taken in ensemble {info.ensemble!r}: its workflow ID "
+                f"{workflow_id(info.ensemble, info.name)} is already {what} of ensemble {holder.ensemble!r}; {other}")
     where = (
         f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
         if holder
@@ -677,6 +734,11 @@ def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
             "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
         )
     return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
+
+
+def _other_name(name: str) -> str:
+    """A name like `name` whose ID is less likely to meet another ensemble's: no '-' (the IDs' separator)."""
+    return name.replace("-", "_") if "-" in name else f"{name}_2"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -1508,6 +1570,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
     try:
         return await client.create_schedule(sid, schedule, memo=memo, search_attributes=attributes)
     except ScheduleAlreadyRunningError:
+        theirs = cfg.ensemble
+        with contextlib.suppress(Exception):
+            theirs = _schedule_ensemble(await client.get_schedule_handle(sid).describe())
+        if theirs != cfg.ensemble:  # `a` + `b-c` and `a-b` + `c` share an ID
+            raise TempoError(f"the schedule name {name!r} cannot be used in ensemble {cfg.ensemble!r}: its ID {sid} is "
+                                 f"already a schedule of ensemble {theirs!r}; pick another name (for example "
+                                 f"{_other_name(name)!r})")
         raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
                          f"or delete that one first (`tempo schedule delete {name}`)") from None
     except RPCError as e:
@@ -1520,6 +1589,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
         if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise unreachable(cfg, e) from None
         raise refused(f"the schedule {name!r}", e) from None
+
+
+def _schedule_ensemble(desc) -> str:
+    """The ensemble a described schedule belongs to: its search attribute (tempo always sets it)."""
+    from tempo_workflows import ENSEMBLE
+
+    return desc.typed_search_attributes.get(ENSEMBLE) or ""
 
 
 async def refusals_said(action, what: str):
@@ -1582,14 +1658,14 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, schedule_id
+    from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
         raise TempoError(f"unknown action {action!r}: use {', '.join(map(repr, ['list', *SCHEDULE_CONTROLS]))}")
     handle = client.get_schedule_handle(schedule_id(ensemble, validate_name(name or "", "schedule name")))
     try:  # the ID holds the ensemble, but `a` + `b-c` and `a-b` + `c` meet: the attribute decides
         desc = await handle.describe()
-        mine = desc.typed_search_attributes.get(ENSEMBLE) == ensemble
+        mine = _schedule_ensemble(desc) == ensemble
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise TempoError(f"cannot read schedule {name!r}: {e.message}") from None
@@ -1752,8 +1828,9 @@ class Session:
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
-                holder = await find_player(self.client, info.ensemble, info.name)
-                if attempt == 0 and holder and await is_stale(holder[0], self.cfg.poll_wait):
+                holder = await _id_holder(self.client, info.ensemble, info.name)
+                foreign = holder and holder[1].ensemble != info.ensemble  # never take over another ensemble's
+                if attempt == 0 and holder and not foreign and await is_stale(holder[0], self.cfg.poll_wait):
                     await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
                                      wait=10, strict=True)
                     continue
@@ -1893,19 +1970,19 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+        from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
         check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
-        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            raise await self.unknown(to) from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                raise await self.unknown(to) from None
             if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise unreachable(self.cfg, e) from None
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
@@ -1923,8 +2000,8 @@ class Session:
 
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
-        from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+        from temporalio.service import RPCError
+        from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
         if kind not in REPORT_TYPES:
@@ -1933,13 +2010,12 @@ class Session:
         if self.info.role == "conductor":
             raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
-                  source=kind, recipient=CONDUCTOR)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+                  source=kind, recipient=CONDUCTOR, ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            return None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return None
             raise unreachable(self.cfg, e) from None
         return cue
 
@@ -2734,23 +2810,24 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
     check_message(text)
     me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
     names, why_not = await resolve_recipients(client, ensemble, to, me)
     sent_at = utcnow()
-    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n, ensemble=ensemble) for n in names]
 
     async def signal(cue: "Cue") -> str:
-        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(client, cue)
             return ""
+        except NotInEnsemble:
+            return "it left the ensemble a moment ago"
         except RPCError as e:
-            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+            return f"Temporal refused: {e.message}"
 
     failures = await asyncio.gather(*(signal(c) for c in cues))
     why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
@@ -4142,10 +4219,10 @@ async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     for plan in lineup.schedules:
         label, sid = f"schedule {plan['name']}", schedule_id(recruiter.cfg.ensemble, plan["name"])
         try:
-            await recruiter.client.get_schedule_handle(sid).describe()
-            rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
-            continue
-        except Exception:  # not there yet: make it
+            if _schedule_ensemble(await recruiter.client.get_schedule_handle(sid).describe()) == recruiter.cfg.ensemble:
+                rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
+                continue
+        except Exception:  # not there yet: make it (another ensemble's under that ID: making it says so)
             pass
         try:
             view = await add_schedule(recruiter.client, recruiter.cfg, recruiter.info.name, plan["name"], plan.get("to", ""),
@@ -4616,22 +4693,23 @@ class CopilotPlayer:
 
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import CONDUCTOR, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
         return "nobody (news of a join)"
     handed = dataclasses.replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=session.info.name,
-                                 queued_at="")
+                                 queued_at="", ensemble=session.cfg.ensemble)
     for target in dict.fromkeys((CONDUCTOR, cue.sender)):
         if target == session.info.name:
             continue
         try:
-            await session.client.get_workflow_handle(workflow_id(session.cfg.ensemble, target)).signal(PlayerWorkflow.cue, handed)
+            await deliver_cue(session.client, dataclasses.replace(handed, recipient=target))
             return target
+        except NotInEnsemble:
+            continue
         except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                log.warning("could not hand a cue on to %s: %s", target, e)
+            log.warning("could not hand a cue on to %s: %s", target, e)
     return ""
 
 
@@ -5036,16 +5114,22 @@ class Watcher:
         check_message(text)
         validate_name(to, "player name")
         handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
-        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to)
+        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            if to == CONDUCTOR:
+            if to != CONDUCTOR:
+                await deliver_cue(self.client, cue)
+            elif (held := await _id_holder(self.client, self.cfg.ensemble, CONDUCTOR)) and held[1].ensemble == self.cfg.ensemble:
+                # `command` is the conductor's public signal: its ID may be another ensemble's player
                 await handle.signal(PlayerWorkflow.command, Command(text=text, source=DASHBOARD_SENDER))
             else:
-                await handle.signal(PlayerWorkflow.cue, cue)
+                raise NotInEnsemble(CONDUCTOR)
+        except NotInEnsemble:
+            names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+            raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
-                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
+            if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the command
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}") from None
             raise unreachable(self.cfg, e) from None
         if to == CONDUCTOR:
             return {"to": to, "kind": "command"}

@@ -68,6 +68,10 @@ ROLE = SearchAttributeKey.for_keyword("ClaudeTempoRole")
 SEARCH_ATTRIBUTES = (ENSEMBLE, PLAYER_ID, HOST, REPO, BRANCH, ROLE)
 
 
+# What `deliver` says when a cue is addressed to another ensemble than the player's.
+NOT_HERE = "not in this ensemble"
+
+
 def workflow_id(ensemble: str, name: str) -> str:
     """Return the workflow ID of the player `name` in `ensemble`."""
     return f"claude-session-{ensemble}-{name}"
@@ -105,6 +109,10 @@ class Cue:
     source: str = ""  # command source (discord, cli, ...) or report type
     recipient: str = ""  # for cues handed over from a dead player: whom they were for
     queued_at: str = ""  # set by the workflow when the cue arrives
+    # The ensemble it is addressed to: IDs are ambiguous across ensembles (`shop` + `ops-bot` and
+    # `shop-ops` + `bot` share one), so a player takes only cues for its own ensemble ("" = unsaid:
+    # claude-tempo 0.3 and outside clients, taken as before).
+    ensemble: str = ""
 
 
 @dataclass
@@ -357,7 +365,8 @@ class PlayerWorkflow:
             else f"{info.name} joined ({info.host}:{info.directory})"
         )
         await self.signal_conductor(
-            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined")
+            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
+                ensemble=info.ensemble)
         )
 
     async def hand_over(self) -> None:
@@ -380,7 +389,8 @@ class PlayerWorkflow:
             return await self.signal(end.moved_to, cue)
         if cue.kind in ("joined", "notice"):
             return True  # news of the past: nothing left to redo
-        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
+        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="",
+                         ensemble=info.ensemble)
         if info.role != "conductor" and await self.signal_conductor(handed):
             return self.handed_to(cue, CONDUCTOR)
         return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
@@ -411,6 +421,9 @@ class PlayerWorkflow:
         """Receive a cue (or a report, a join notice, a handed-over cue)."""
         if cue.id in self.seen:
             return
+        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
+            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
+            return
         self.remember(cue.id)
         cue.queued_at = now()
         self.s.pending.append(cue)
@@ -424,6 +437,9 @@ class PlayerWorkflow:
     @workflow.signal
     def command(self, command: Command) -> None:
         """Public API of the conductor: a command from outside (Discord, a dashboard, ...)."""
+        if self.s.info.role != "conductor":  # `claude-session-shop-x-conductor` may be shop's player `x-conductor`
+            workflow.logger.warning("command to %s dropped: not a conductor", workflow.info().workflow_id)
+            return
         self.cue(
             Cue(
                 id=f"command-{workflow.uuid4()}",
@@ -432,6 +448,7 @@ class PlayerWorkflow:
                 sent_at=now(),
                 kind="command",
                 source=command.source,
+                ensemble=self.s.info.ensemble,
             )
         )
 
@@ -465,6 +482,17 @@ class PlayerWorkflow:
             self.wake = True
 
     # -- updates ------------------------------------------------------------
+
+    @workflow.update
+    def deliver(self, cue: Cue) -> str:
+        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's."""
+        self.cue(cue)
+        return self.s.info.ensemble
+
+    @deliver.validator
+    def validate_deliver(self, cue: Cue) -> None:
+        if not self.addressed_here(cue):
+            raise ApplicationError(f"{NOT_HERE}: {self.s.info.ensemble}", type=NOT_HERE, non_retryable=True)
 
     @workflow.update
     async def poll(self, request: PollInput) -> PollResult:
@@ -594,6 +622,9 @@ class PlayerWorkflow:
         }
 
     # -- helpers --------------------------------------------------------------
+
+    def addressed_here(self, cue: Cue) -> bool:
+        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
 
     def acknowledge(self, ids: list[str]) -> None:
         """The session has these cues: they wait for its model now, not for its process."""
@@ -753,7 +784,8 @@ class ScheduledCueWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
         run = workflow.info().workflow_id  # unique per fire: a retried signal is still one cue
-        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule)
+        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule,
+                  ensemble=inp.ensemble)
         result = ScheduledCueResult()
         for name in targets.names:
             if await signal_player(workflow_id(inp.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name)):
