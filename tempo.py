@@ -18,6 +18,8 @@ Usage:
   tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
       (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
   tempo schedule list [<ensemble>] [--json] [options]
+  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+  tempo permits [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
   tempo help
   tempo (-h | --help | --version)
@@ -40,6 +42,8 @@ Commands:
   worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
               whose player is gone.
   schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+  permit      Answer a player's permission request (allow, or deny with --reason its model reads).
+  permits     The permission requests waiting for an answer.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -75,6 +79,7 @@ Options:
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
   --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
   --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
+  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -156,6 +161,8 @@ def hook_client(argv: list[str]) -> int:
         if op == "wait" and os.environ.get("CLAUDE_CODE_ENTRYPOINT", "cli") != "cli":
             return 0  # headless (`claude -p`, the SDK) runs async hooks in line: a waiter would hang it
         event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
+        if event == "PermissionRequest":
+            return permission_client(data)
         sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
         if sock is None:
             return 0
@@ -172,6 +179,25 @@ def hook_client(argv: list[str]) -> int:
             return int(answer.get("exit", 0))
     except Exception:
         return 0
+
+
+def permission_client(data: dict) -> int:
+    """The PermissionRequest hook: wait for the ensemble's answer, asking again (same request id) if serve restarts."""
+    data["tempo_request_id"] = "perm-" + os.urandom(6).hex()  # one request, however many serves it is asked of
+    keys = endpoint_keys(str(data.get("session_id", "")))
+    wait = HOOK_CONNECT_WAIT["SessionStart"]
+    while True:
+        sock = open_endpoint(keys, wait)
+        if sock is None:
+            return 0  # no serve: Claude Code's own dialog shows
+        with sock:
+            sock.sendall(json.dumps({"op": "hook", "input": data}).encode() + b"\n")
+            line = sock.makefile("rb").readline()
+        if line:
+            sys.stdout.write(json.loads(line).get("stdout", ""))
+            sys.stdout.flush()
+            return 0
+        wait = HOOK_CONNECT_WAIT["wait"]  # the serve went away mid-wait: give its successor time to start
 
 
 if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
@@ -195,7 +221,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, PlayerInfo, Receipt
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt
 
 __version__ = "0.1.0"
 
@@ -307,6 +333,9 @@ class Config:
     copilot_api_key: str = ""
     copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
     approve: bool = True  # approve tempo's own MCP server and tools in the sessions tempo starts (see approve_tempo)
+    permit_allow: str = ""  # standing rules in Claude Code's syntax (Bash(npm test:*), Edit(src/**)), comma-separated
+    permit_deny: str = ""
+    permit_timeout: str = ""  # seconds a permission request waits for an answer (see CONFIG_KEYS for the default)
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -330,6 +359,9 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
     "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
     "approve": (None, ("CLAUDE_TEMPO_APPROVE",), "true", "true/false: approve tempo's own MCP server and tools in Claude Code"),
+    "permit_allow": (None, ("CLAUDE_TEMPO_PERMIT_ALLOW",), "", "permission requests allowed unasked: Bash(npm test:*), Edit(src/**), ..."),
+    "permit_deny": (None, ("CLAUDE_TEMPO_PERMIT_DENY",), "", "permission requests denied unasked (checked before permit_allow)"),
+    "permit_timeout": (None, ("CLAUDE_TEMPO_PERMIT_TIMEOUT",), "180", "seconds a permission request waits for an answer before the agent's own dialog shows"),
 }
 SECRET_KEYS = ("api_key", "copilot_api_key")
 
@@ -486,7 +518,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
         home=str(home),
         sources=sources,
-        **{key: values[key] for key in CONFIG_KEYS if key.startswith("copilot_")},
+        **{key: values[key] for key in CONFIG_KEYS if key.startswith(("copilot_", "permit_"))},
         approve=truthy(values["approve"]) and not args.get("--no-approve"),
     )
     for field_name, var in (
@@ -2397,6 +2429,7 @@ class Ladder:
         self.waiter: asyncio.Future | None = None
         self.offered: set[str] = set()  # ids a hook is showing right now (until it says it printed them)
         self.waiters = 0  # waiters armed over the session's life
+        self.waiting_said = ""  # what the workflow was last told this session waits for (see the permission relay)
 
     # -- arrival ----------------------------------------------------------------
 
@@ -2515,6 +2548,8 @@ class Ladder:
             self.session_ids.add(str(data["session_id"]))
         if request.get("op") == "wait":
             answer = await self.wait(hung_up)
+        elif data.get("hook_event_name") == "PermissionRequest":  # it waits for an answer, and must know if the hook goes
+            answer = await relay_permission(self, data, hung_up)
         else:
             self.last_event = asyncio.get_running_loop().time()
             handler = HOOK_ANSWERS.get(str(data.get("hook_event_name", "")))
@@ -2540,6 +2575,8 @@ class Ladder:
         event = str(data.get("hook_event_name"))
         if self.busy_since is None:
             self.busy_since = asyncio.get_running_loop().time()
+        if self.waiting_said:  # it works again: no longer waiting at its screen
+            await say_waiting(self, "")
         cues = self.available()
         return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
 
@@ -2750,6 +2787,234 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
 
 
 # ---------------------------------------------------------------------------
+# Permission relay
+# An agent's permission dialog, asked of the ensemble instead of an unwatched window: Claude Code's
+# PermissionRequest hook (and the Copilot bridge) hand the request to this serve, which records it on
+# the player's workflow (one answer, applied once) and waits; standing rules answer first.
+# ---------------------------------------------------------------------------
+
+PERMIT_HOOK_TIMEOUT = 86400  # s Claude Code lets the PermissionRequest hook wait: tempo's own wait (permit_timeout) ends it first
+PERMIT_POLL = 60.0  # s one wait on the workflow lasts before the relay asks again (a serve restart, a closing run)
+
+
+def permit_timeout(cfg: Config) -> float:
+    """Seconds a request waits for an answer before the agent's own dialog shows (`permit_timeout`)."""
+    try:
+        return max(0.0, float(cfg.permit_timeout))
+    except ValueError:
+        raise TempoError(f"permit_timeout={cfg.permit_timeout!r} is not a number of seconds; "
+                         "fix it with `tempo config set permit_timeout 180`") from None
+
+
+def permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
+    """What a request would do, short: the command, the file, the URL, else its input as JSON."""
+    if not isinstance(tool_input, dict):
+        return shorten(str(tool_input), width)
+    for key in ("command", "file_path", "notebook_path", "url", "path", "pattern"):
+        if isinstance(tool_input.get(key), str) and tool_input[key]:
+            return shorten(tool_input[key], width)
+    return shorten(json.dumps(tool_input, sort_keys=True), width)
+
+
+def standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[str, str]:
+    """The standing rules' answer (deny before allow): (decision, the rule that gave it), or ("", "")."""
+    for decision, patterns in (("deny", cfg.permit_deny), ("allow", cfg.permit_allow)):
+        rule = PermissionPolicy(patterns).claude_rule(tool, tool_input, cwd)
+        if rule:
+            return decision, rule
+    return "", ""
+
+
+def permission_answer(request: "Permission") -> dict:
+    """What the PermissionRequest hook prints for a decided request (nothing for `dialog`: it shows)."""
+    if request.decision not in ("allow", "deny"):
+        return {}
+    decision: dict = {"behavior": request.decision}
+    if request.decision == "deny":  # the model reads this as the tool's error
+        decision["message"] = f"{request.by} denied {request.rule()}" + (f": {request.reason}" if request.reason else "")
+    return {"stdout": json.dumps({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}})}
+
+
+async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
+    """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
+    from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse
+
+    session = ladder.session
+    tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
+    decision, rule = standing_answer(session.cfg, tool, tool_input, str(data.get("cwd") or session.cfg.directory))
+    request = Permission(id=str(data.get("tempo_request_id") or f"perm-{uuid.uuid4().hex[:12]}"), player="", tool=tool,
+                         preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
+    try:
+        await asyncio.wait_for(session.joined(), 10)
+        request = await session.handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
+    except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
+        log.warning("permission request %s not relayed: %s", request.id, first_line(e))
+        return permission_answer(request), [], ""
+    deadline = parse(request.asked_at) + permit_timeout(session.cfg)  # the first ask's clock: a restarted serve keeps it
+    while not request.decision:
+        left = deadline - time.time()
+        if left <= 0:
+            request = await permission_unanswered(session, request)
+            break
+        waiting = asyncio.ensure_future(session.handle.execute_update(
+            PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
+            rpc_timeout=timedelta(seconds=min(left, PERMIT_POLL) + 10)))
+        await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
+            waiting.cancel()
+            await permission_unanswered(session, request, by="its own dialog")
+            return {}, [], ""
+        try:
+            request = waiting.result()
+        except Exception as e:  # a closing run or a slow server: ask again while time is left
+            log.info("waiting for permission %s: %s", request.id, first_line(e))
+            await asyncio.sleep(1)
+    return permission_answer(request), [], ""
+
+
+async def permission_unanswered(session: "Session", request: "Permission", by: str = "nobody in time") -> "Permission":
+    """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
+    from tempo_workflows import Permit, PlayerWorkflow
+
+    try:
+        return await session.handle.execute_update(
+            PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
+            rpc_timeout=timedelta(seconds=10))
+    except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
+        with contextlib.suppress(Exception):
+            found = await session.handle.query(PlayerWorkflow.permissions)
+            return next((p for p in found if p.id == request.id), request)
+    return request
+
+
+async def on_notification(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """Notification: Claude Code waits at its screen (a dialog, or for input): `status` shows it."""
+    what = {"permission_prompt": "permission (its own dialog)", "idle_prompt": "input"}.get(str(data.get("notification_type", "")))
+    if what:
+        await say_waiting(ladder, what)
+    return {}, [], ""
+
+
+async def say_waiting(ladder: "Ladder", what: str) -> None:
+    """Tell the workflow what the session waits for ("" when it works again), once per change."""
+    from tempo_workflows import PlayerWorkflow
+
+    if ladder.waiting_said == what or not ladder.session.handle:
+        return
+    ladder.waiting_said = what
+    with contextlib.suppress(Exception):
+        await ladder.session.handle.signal(PlayerWorkflow.waiting_for, what, rpc_timeout=timedelta(seconds=5))
+
+
+HOOK_ANSWERS["Notification"] = on_notification
+
+
+async def find_permission(client: "Client", ensemble: str | None, request_id: str) -> "tuple[PlayerInfo, Permission]":
+    """Who asked the permission request `request_id` (in `ensemble`, or any), and the request (asked of all at once)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    players = await list_players(client, ensemble)
+
+    async def of(p: "PlayerInfo") -> "list[Permission]":
+        with contextlib.suppress(Exception):  # gone meanwhile, or a worker without the query: not there
+            return await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+        return []
+
+    for player, found in zip(players, await asyncio.gather(*(of(p) for p in players))):
+        for request in found:
+            if request.id == request_id:
+                return player, request
+    where = f"ensemble {ensemble}" if ensemble else "any ensemble"
+    raise TempoError(f"no permission request {request_id!r} in {where}; `tempo permits` lists those waiting")
+
+
+async def pending_permissions(client: "Client", ensemble: str | None) -> "list[Permission]":
+    """The permission requests waiting for an answer, oldest first (players say so in their memo)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    waiting = [p for p in await list_players(client, ensemble) if p.waiting.startswith("permission ")]
+    found: "list[Permission]" = []
+    for p in waiting:
+        with contextlib.suppress(Exception):
+            asked = await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+            found += [r for r in asked if not r.decision]
+    return sorted(found, key=lambda r: r.asked_at)
+
+
+async def answer_permission(client: "Client", ensemble: str | None, request_id: str, decision: str, reason: str, by: str) -> "Permission":
+    """Answer a permission request for whoever asked it; a second answer is refused, politely."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from tempo_workflows import Permit, PlayerWorkflow, workflow_id
+
+    if decision not in ("allow", "deny"):
+        raise TempoError(f"the decision is allow or deny, not {decision!r}")
+    player, request = await find_permission(client, ensemble, request_id)
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
+    try:
+        return await handle.execute_update(PlayerWorkflow.permit, Permit(request_id=request_id, decision=decision, reason=reason, by=by),
+                                           rpc_timeout=timedelta(seconds=10))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(getattr(e.cause, "message", "") or first_line(e)) from None
+
+
+def permission_view(request: "Permission") -> dict:
+    return {"request_id": request.id, "player": request.player, "tool": request.tool, "preview": request.preview,
+            "asked_at": request.asked_at, "decision": request.decision, "reason": request.reason, "by": request.by,
+            "decided_at": request.decided_at}
+
+
+def permit_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add `permit` (answer a player's permission request) and `permits` (those waiting) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class PermissionView(BaseModel):
+        request_id: str
+        player: str
+        tool: str
+        preview: str = Field(description="what it would do: the command, the file")
+        asked_at: str
+        decision: str = Field(description="allow, deny, dialog (nobody answered in time: its own dialog asks), or empty while it waits")
+        reason: str = ""
+        by: str = Field(default="", description="who decided: a player, cli, dashboard, or the standing rule")
+        decided_at: str = ""
+
+    class PermitsResult(BaseModel):
+        ensemble: str
+        waiting: list[PermissionView]
+
+    @mcp.tool(annotations=ToolAnnotations(title="Answer a permission request", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
+    async def permit(
+        request_id: Annotated[str, Field(description="the request's id, from the permission cue or `permits`")],
+        decision: Annotated[Literal["allow", "deny"], Field(description="allow: the tool runs; deny: the player's model reads why")],
+        reason: Annotated[str, Field(description="why (a deny's reason reaches the player's model)")] = "",
+    ) -> PermissionView:
+        """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
+        await guarded(session.joined())
+        if not may_permit(session):
+            raise ToolError(f"only the conductor answers permission requests here (you are {session.info.name})")
+        answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
+        return PermissionView(**permission_view(await guarded(answered)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Permission requests waiting", readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def permits() -> PermitsResult:
+        """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
+        await guarded(session.joined())
+        found = await guarded(pending_permissions(session.client, session.cfg.ensemble))
+        return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
+
+
+def may_permit(session: "Session") -> bool:
+    """The conductor answers permission requests; a player too when its lineup says `permit = true`."""
+    return session.info.role == "conductor" or truthy(os.environ.get("CLAUDE_TEMPO_PERMIT_ANSWERS"))
+
+
+# ---------------------------------------------------------------------------
 # Broadcast
 # One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
 # or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
@@ -2896,6 +3161,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "unread": p.unread,
         "delivery": p.delivery,
         "worktree": p.worktree,
+        **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
         **({"you": True} if p.name == me else {}),
     }
 
@@ -2955,6 +3221,8 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread: int = Field(0, description="cues that have not reached this player's model yet")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+        waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
+        waiting_since: str = ""
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -3253,7 +3521,7 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
 
 
 # The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools)
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools)
 
 
 def import_temporal() -> None:
@@ -3412,6 +3680,9 @@ def tempo_hooks() -> dict[str, list[dict]]:
         "UserPromptSubmit": [{"hooks": [now]}],
         "PostToolUse": [{"matcher": "*", "hooks": [now]}],
         "Stop": [{"hooks": [now, waiter]}],
+        # Waits for the ensemble's answer (permit_timeout), then says nothing and Claude Code's dialog shows.
+        "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
+        "Notification": [{"hooks": [now]}],
     }
 
 
@@ -4531,6 +4802,48 @@ class PermissionPolicy:
         kind, subjects = tool_use(request)
         matcher = ARGUMENT_MATCHERS.get(kind, str.__eq__)
         return any(k == kind and (arg is None or all(matcher(arg, s) for s in subjects)) for k, arg in self.rules)
+
+
+    def claude_rule(self, tool: str, tool_input: Any, cwd: str) -> str:
+        """The first of my patterns, read in Claude Code's rule syntax, that covers this request ("" if none)."""
+        kind = CLAUDE_RULE_KINDS.get(tool, "")
+        subjects = claude_subjects(kind, tool_input if isinstance(tool_input, dict) else {})
+        for name, arg in self.rules:
+            said = f"{name}({arg})" if arg is not None else name
+            if name == "*" or (name == tool and arg is None) or (tool.startswith("mcp__") and tool.startswith(name + "__")):
+                return said
+            if name == tool and kind and subjects and all(claude_matches(kind, arg, s, cwd) for s in subjects):
+                return said
+        return ""
+
+
+# Claude Code's tool names in permission rules (Bash(npm test:*), Edit(src/**), WebFetch(domain:x)), as the
+# policy's kinds: the bridge's matchers answer Claude Code's requests too.
+CLAUDE_RULE_KINDS = {"Bash": "shell", "Edit": "write", "Write": "write", "MultiEdit": "write", "NotebookEdit": "write",
+                     "Read": "read", "WebFetch": "url"}
+SHELL_JOINERS = re.compile(r"&&|\|\||[;|\n]")  # a command line runs each of these parts: a rule must cover them all
+
+
+def claude_subjects(kind: str, tool_input: dict) -> list[str]:
+    """What a Claude Code tool call touches, as the matchers of its kind take it."""
+    if kind == "shell":
+        return [part.strip() for part in SHELL_JOINERS.split(str(tool_input.get("command", ""))) if part.strip()]
+    key = {"write": ("file_path", "notebook_path"), "read": ("file_path", "path"), "url": ("url",)}.get(kind, ())
+    return [str(tool_input[k]) for k in key if tool_input.get(k)][:1]
+
+
+def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
+    """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
+    import fnmatch
+
+    if kind in ("write", "read") and any(c in arg for c in "*?["):
+        where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
+        relative = not os.path.isabs(where)
+        path = os.path.relpath(subject, cwd) if relative and os.path.isabs(subject) else subject
+        return not (relative and path.startswith("..")) and fnmatch.fnmatch(path, where)
+    if kind == "url":
+        arg = arg.removeprefix("domain:")
+    return ARGUMENT_MATCHERS[kind](arg, subject)
 
 
 def describe_use(request) -> tuple[str, str]:
@@ -5887,6 +6200,40 @@ def cmd_lineup(args: dict) -> int:
     return 0
 
 
+def cmd_permit(args: dict) -> int:
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    cfg = resolve_config(args)
+    decision = "allow" if args.get("allow") else "deny"
+
+    async def answer() -> "Permission":
+        return await answer_permission(await connect(cfg, timeout=3), None, args["<request_id>"], decision,
+                                       args.get("--reason") or "", "cli")
+
+    request = asyncio.run(answer())
+    out(f"{request.decision} {request.rule()} for {request.player} (request {request.id})")
+    return 0
+
+
+def cmd_permits(args: dict) -> int:
+    """List the permission requests that wait for an answer."""
+    cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
+
+    async def waiting() -> "list[Permission]":
+        return await pending_permissions(await connect(cfg, timeout=3), args.get("<ensemble>"))
+
+    found = asyncio.run(waiting())
+    if args.get("--json"):
+        out(json.dumps([permission_view(r) for r in found], indent=2))
+        return 0
+    if not found:
+        out("no permission request waits for an answer")
+    for r in found:
+        out(f"{r.id}  {r.player}  {r.rule()}  asked {r.asked_at[:19]}Z")
+    if found:
+        out("answer one with `tempo permit REQUEST_ID allow` or `tempo permit REQUEST_ID deny --reason TEXT`")
+    return 0
+
+
 def cmd_worktrees(args: dict) -> int:
     """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
     cfg = resolve_config(args)
@@ -6070,7 +6417,7 @@ def cmd_status(args: dict) -> int:
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
-           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else "active",
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)), p.get("delivery", "")]
         for p in players
     ]
@@ -6078,6 +6425,14 @@ def cmd_status(args: dict) -> int:
     for row in [columns, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def waiting_word(p: dict) -> str:
+    """`waiting: permission Bash(rm -rf build) since 14:02:11` for a session waiting on someone, else ""."""
+    if not p.get("waiting"):
+        return ""
+    since = p.get("waiting_since", "")
+    return f"waiting: {shorten(p['waiting'], 60)}" + (f" since {since[11:19]}" if since else "")
 
 
 def plural(count: int, noun: str) -> str:
@@ -6330,6 +6685,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "lineup": cmd_lineup,
     "worktrees": cmd_worktrees,
     "schedule": cmd_schedule,
+    "permit": cmd_permit,
+    "permits": cmd_permits,
     "help": cmd_help,
 }
 

@@ -49,6 +49,8 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 # worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
 # long a cue to anyone waits before another session's worker runs it.
 TASK_TIMEOUT = 4.0
+PERMISSION_LIMIT = 50  # permission requests a player keeps (answered ones age out)
+PERMIT_DECISIONS = ("allow", "deny")
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
@@ -95,6 +97,8 @@ class PlayerInfo:
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
+    waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
+    waiting_since: str = ""  # ISO 8601, UTC
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Exchange:
     source: str = ""
     id: str = ""  # the cue's id, so a read receipt can find its line
     seen: str = ""  # "PATH at TIME" once the recipient's model has seen it
+    request_id: str = ""  # kind permission (a player asks) or permit (the answer): the request it is about
 
 
 @dataclass
@@ -186,6 +191,42 @@ class PollResult:
 
 
 @dataclass
+class Permission:
+    """A permission request of a player's agent (Claude Code's dialog, a Copilot question), and its one answer."""
+
+    id: str  # the request_id every answer names
+    player: str
+    tool: str  # Claude Code's tool name: Bash, Edit, mcp__server__tool, ...
+    preview: str  # a short preview of what it would do: the command, the file
+    asked_at: str = ""
+    decision: str = ""  # "" while it waits; allow | deny | dialog (nobody answered in time: the agent's own dialog shows)
+    reason: str = ""  # a deny's message, read by the model
+    by: str = ""  # who decided: a player's name, "cli", "dashboard", "rule Bash(npm test:*)", ...
+    decided_at: str = ""
+
+    def rule(self) -> str:
+        return f"{self.tool}({self.preview})" if self.preview else self.tool
+
+
+@dataclass
+class Permit:
+    """The public answer to a permission request (the `permit` update and signal): `{request_id, decision, reason, by}`."""
+
+    request_id: str
+    decision: str  # allow | deny
+    reason: str = ""
+    by: str = "external"
+
+
+@dataclass
+class WaitPermission:
+    """Wait up to `wait` s for a permission request's answer."""
+
+    id: str
+    wait: float = 60.0
+
+
+@dataclass
 class PlayerInput:
     """All of a player's state: the workflow input, carried across continue-as-new."""
 
@@ -205,6 +246,7 @@ class PlayerInput:
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
     recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
     away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
+    permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
 
 
 @dataclass
@@ -281,6 +323,7 @@ class PlayerWorkflow:
         self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
         self.ended_at = ""
         self.last_wait = 0.0  # how long the session's latest poll asked to be held
+        self.waiting_on = "" if inp.info.waiting.startswith("permission") else inp.info.waiting  # what the session last said it waits for ("input"), besides permissions
 
     # -- run ----------------------------------------------------------------
 
@@ -556,6 +599,7 @@ class PlayerWorkflow:
         """Replace the description (directory, branch, ... changed); name and role stay."""
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
         info.started, info.unread = self.s.info.started, self.s.info.unread
+        info.waiting, info.waiting_since = self.s.info.waiting, self.s.info.waiting_since  # the workflow keeps these
         self.s.info = info
         workflow.upsert_search_attributes(search_attributes(info, self.s.attributes).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
@@ -571,6 +615,120 @@ class PlayerWorkflow:
         except asyncio.TimeoutError:
             pass
         return self.receipts.get(request.id) or Receipt(id=request.id, path="")
+
+    # -- permission requests --------------------------------------------------
+    # The agent's permission dialog, relayed: asked once, answered once (first answer wins), waited on
+    # by the session's hook; the conductor is cued with it and its history shows it and the answer.
+
+    @workflow.update
+    async def ask_permission(self, request: Permission) -> Permission:
+        """Record a permission request (asking again returns the first); cue the conductor unless a rule answered it."""
+        known = self.find_permission(request.id)
+        if known:
+            return known
+        request.player, request.asked_at = self.s.info.name, now()
+        request.decided_at = request.asked_at if request.decision else ""
+        self.s.permissions.append(request)
+        del self.s.permissions[:-PERMISSION_LIMIT]
+        self.refresh_waiting()
+        if request.decision:
+            await self.note_permission(request)
+        else:
+            text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
+                    f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
+                    "(a deny's reason reaches its model).")
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool)
+            if self.s.info.role == "conductor":
+                self.record(cue, "in")
+            else:
+                await self.signal_conductor(cue)
+        return request
+
+    @workflow.update
+    async def permit(self, answer: Permit) -> Permission:
+        """Answer a waiting permission request (the first answer decides; the validator refuses a second)."""
+        request = self.find_permission(answer.request_id)
+        request.decision, request.reason, request.by, request.decided_at = answer.decision, answer.reason, answer.by or "external", now()
+        self.refresh_waiting()
+        await self.note_permission(request)
+        return request
+
+    @permit.validator
+    def validate_permit(self, answer: Permit) -> None:
+        request = self.find_permission(answer.request_id)
+        if answer.decision not in (*PERMIT_DECISIONS, "dialog"):
+            raise ApplicationError(f"decision must be allow or deny, not {answer.decision!r}", non_retryable=True)
+        if request is None:
+            raise ApplicationError(f"{self.s.info.name} has no permission request {answer.request_id!r}", non_retryable=True)
+        if request.decision:
+            said = "nobody answered in time: its own dialog asks at its screen" if request.decision == "dialog" else (
+                f"{request.decision} by {request.by} at {request.decided_at}")
+            raise ApplicationError(f"request {request.id} is already answered ({said}); this answer changes nothing",
+                                   non_retryable=True)
+
+    @workflow.signal
+    async def answer_permission(self, answer: Permit) -> None:
+        """Public API: answer a permission request `{request_id, decision, reason, by}`; a late or second answer is dropped."""
+        try:
+            self.validate_permit(answer)
+        except ApplicationError as e:
+            workflow.logger.info("permission answer ignored: %s", e)
+            return
+        await self.permit(answer)
+
+    @workflow.update
+    async def await_permission(self, request: WaitPermission) -> Permission:
+        """Wait up to `wait` s for the request's answer; the request as it stands then."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: bool(self.find_permission(request.id) and self.find_permission(request.id).decision)
+                or bool(self.end) or self.releasing, timeout=request.wait)
+        return self.find_permission(request.id) or Permission(id=request.id, player=self.s.info.name, tool="", preview="")
+
+    @workflow.signal
+    def waiting_for(self, what: str) -> None:
+        """The session says what it waits for besides permissions ("input"), or "" when it no longer waits."""
+        self.waiting_on = what
+        self.refresh_waiting()
+
+    @workflow.query
+    def permissions(self) -> list[Permission]:
+        return self.s.permissions
+
+    def find_permission(self, request_id: str) -> Permission | None:
+        return next((p for p in self.s.permissions if p.id == request_id), None)
+
+    def refresh_waiting(self) -> None:
+        """Keep the memo's `waiting` current: the oldest unanswered request, else what the session said."""
+        ask = next((p for p in self.s.permissions if not p.decision), None)
+        what = f"permission {ask.rule()}" if ask else self.waiting_on
+        if what != self.s.info.waiting:
+            self.s.info.waiting = what
+            self.s.info.waiting_since = (ask.asked_at if ask else now()) if what else ""
+            workflow.upsert_memo({"info": asdict(self.s.info)})
+
+    async def note_permission(self, request: Permission) -> None:
+        """An answer (or a rule's) goes into the conductor's history, where the request is."""
+        if self.s.info.role == "conductor":
+            self.record_permit(request)
+            return
+        with contextlib.suppress(Exception):  # no conductor: nobody keeps a history
+            await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal(
+                "permission_noted", request)
+
+    @workflow.signal
+    def permission_noted(self, request: Permission) -> None:
+        """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
+        if self.s.info.role == "conductor":
+            self.record_permit(request)
+
+    def record_permit(self, request: Permission) -> None:
+        said = f"{request.decision} {request.rule()} for {request.player}" + (f": {request.reason}" if request.reason else "")
+        self.s.history.append(Exchange(at=request.decided_at or now(), direction="in", kind="permit", sender=request.by,
+                                       recipient=request.player, text=said, source=request.tool, id=f"permit-{request.id}",
+                                       request_id=request.id))
+        del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
 
     # -- queries ------------------------------------------------------------
 
@@ -707,6 +865,7 @@ class PlayerWorkflow:
                 text=cue.text,
                 source=cue.source,
                 id=cue.id,
+                request_id=cue.id if cue.kind == "permission" else "",
             )
         )
         del self.s.history[:-HISTORY_LIMIT]
