@@ -221,7 +221,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 __version__ = "0.1.0"
 
@@ -1772,7 +1772,7 @@ class Session:
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
-        from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
+        from tempo_workflows import BoardWorkflow, PlayerWorkflow, ScheduledCueWorkflow
 
         def failed(e: TempoError) -> None:
             self.failure = e
@@ -1785,9 +1785,9 @@ class Session:
         self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow],
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow, BoardWorkflow],
                         # Scheduled cues run on whichever session is up; they are rare and small: one activity poll.
-                        activities=schedule_activities(self.client),
+                        activities=schedule_activities(self.client) + board_activities(self.client),
                         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
                         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
@@ -3108,6 +3108,397 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 
 
 # ---------------------------------------------------------------------------
+# Task board and file reservations
+# The ensemble's BoardWorkflow (started on demand: each write is an update-with-start) seen from a
+# session and the CLI: tasks to add, list, claim, finish; paths to reserve, enforced when Claude Code
+# edits (the PreToolUse hook denies a write to a file another player holds exclusively).
+# ---------------------------------------------------------------------------
+
+BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+HOOK_BOARD_TIMEOUT = 2.0  # s the PreToolUse hook waits for the board before letting the edit through
+FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
+
+
+async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
+    """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
+    from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+    from temporalio.service import RPCError
+    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+
+    start = WithStartWorkflowOperation(
+        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
+    try:
+        return await client.execute_update_with_start_workflow(update, request, start_workflow_operation=start,
+                                                               rpc_timeout=timedelta(seconds=BOARD_RPC_TIMEOUT))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(first_line(getattr(e.cause, "message", "") or str(e.cause))) from None
+    except RPCError as e:
+        raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): is a session of it running?") from None
+
+
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+    """Ask the board; an ensemble without one has an empty board."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import board_id
+
+    try:
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+
+
+def _roles(info: "PlayerInfo") -> list[str]:
+    from tempo_workflows import role_words
+
+    return role_words(info.name, info.role, info.agent)
+
+
+def _task_view(t: "Task") -> dict:
+    return {k: v for k, v in dataclasses.asdict(t).items() if v or k in ("id", "title", "state")}
+
+
+def _parse_task(spec: dict, what: str = "task") -> "Task":
+    """A task from a dict of the tool, the CLI or a lineup: title, details, role (`role:NAME` too), after."""
+    from tempo_workflows import Task
+
+    title = str(spec.get("title") or "").strip()
+    if not title:
+        raise TempoError(f"{what} has no title")
+    role = str(spec.get("role") or "").removeprefix(ROLE_PREFIX)
+    if role:
+        validate_name(role, "role")
+    after = spec.get("after") or []
+    after = [a.strip() for a in (after.split(",") if isinstance(after, str) else after) if str(a).strip()]
+    return Task(id=str(spec.get("id") or ""), title=title, details=str(spec.get("details") or ""), role=role,
+                after=[str(a) for a in after])
+
+
+async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, TaskAdd
+
+    tasks = [_parse_task(s, f"task {i + 1}") for i, s in enumerate(specs)]
+    if not tasks:
+        raise TempoError("no task to add: give at least a title")
+    return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """The board's tasks, filtered by state, role and claimant (or finisher)."""
+    from tempo_workflows import TASK_STATES, BoardWorkflow
+
+    if state and state not in TASK_STATES:
+        raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
+    role = role.removeprefix(ROLE_PREFIX)
+    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
+            if (not state or t.state == state) and (not role or t.role == role) and (not by or t.by == by)]
+
+
+async def claim_task(session: "Session", task_id: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskClaim
+
+    await session.joined()
+    me = session.info
+    request = TaskClaim(by=me.name, roles=_roles(me), id=task_id.strip(), conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.claim, request))
+
+
+async def finish_task(session: "Session", task_id: str, state: str, result: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskFinish
+
+    await session.joined()
+    me = session.info
+    if len(result) > MAX_CUE_CHARS:
+        raise TempoError(f"the result has {len(result)} characters, over {MAX_CUE_CHARS}: write it to a file and give the path")
+    request = TaskFinish(by=me.name, id=task_id.strip(), state=state, result=result, conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.finish, request))
+
+
+# -- reservations ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _checkout(directory: str) -> tuple[str, str]:
+    """(top of the checkout `directory` is in, its repository's name as players share it); ("", "") outside git."""
+    try:
+        top = git_out(directory, "rev-parse", "--show-toplevel")
+    except TempoError:
+        return "", ""
+    return top, git_facts(directory)[0]
+
+
+def _repo_path(directory: str, path: str) -> tuple[str, str]:
+    """(repository, path relative to its top) of `path` (absolute, or relative to `directory`)."""
+    full = os.path.normpath(os.path.join(directory, os.path.expanduser(path)))
+    folder = full
+    while folder and not os.path.isdir(folder):  # a file (or directory) not written yet
+        folder = os.path.dirname(folder)
+    top, repo = _checkout(folder or directory)
+    if not top:
+        raise TempoError(f"{full} is not in a git repository: reservations name paths of a repository")
+    rel = os.path.relpath(full, top).replace(os.sep, "/")
+    if rel.startswith(".."):
+        raise TempoError(f"{full} is outside the repository {top}")
+    return repo, "" if rel == "." else rel
+
+
+def _pattern(session: "Session", path: str) -> tuple[str, str]:
+    """A path or glob as given to `reserve`: relative to the repository's top unless absolute."""
+    path = path.strip()
+    if not path:
+        raise TempoError("an empty path: name a file, a directory or a glob (src/*.py, docs/**)")
+    top, repo = _checkout(session.cfg.directory)
+    if not top:
+        raise TempoError(f"{session.cfg.directory} is not in a git repository: reservations name paths of a repository")
+    if os.path.isabs(path):
+        return _repo_path(top, path)
+    return repo, path.replace(os.sep, "/").strip("/") or "**"
+
+
+def _reservation_view(r: "Reservation") -> dict:
+    return {k: v for k, v in dataclasses.asdict(r).items() if v or k in ("path", "holder", "exclusive")}
+
+
+async def reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReserveRequest
+
+    await session.joined()
+    patterns = [_pattern(session, p) for p in paths]
+    if not patterns:
+        raise TempoError("no path to reserve: name files, directories or globs, relative to the repository's top")
+    seconds = parse_duration(ttl, "ttl").total_seconds() if ttl else 0.0
+    made: list[dict] = []
+    for repo in dict.fromkeys(r for r, _ in patterns):
+        request = ReserveRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo],
+                                 reason=reason, exclusive=exclusive, ttl=seconds)
+        made += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.reserve, request))
+    return made
+
+
+async def release_paths(session: "Session", paths: list[str] | None = None) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReleaseRequest
+
+    await session.joined()
+    if not paths:
+        requests = [ReleaseRequest(holder=session.info.name)]
+    else:
+        patterns = [_pattern(session, p) for p in paths]
+        requests = [ReleaseRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo])
+                    for repo in dict.fromkeys(r for r, _ in patterns)]
+    gone: list[dict] = []
+    for request in requests:
+        gone += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.release, request))
+    return gone
+
+
+async def board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow
+
+    return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
+
+
+def _since(stamp: str) -> str:
+    from tempo_workflows import duration
+
+    with contextlib.suppress(ValueError, TypeError):
+        return f"{stamp} ({duration(max(0.0, seconds_since(stamp)))} ago)"
+    return stamp
+
+
+def edit_verdict(reservations: list[dict], repo: str, rel: str, me: str) -> tuple[str, str]:
+    """("deny" | "warn" | "", what the model reads) for a write to `rel` in `repo` by `me`."""
+    from tempo_workflows import path_matches
+
+    held = [r for r in reservations if r["repo"] == repo and r["holder"] != me and path_matches(r["path"], rel)]
+    if not held:
+        return "", ""
+    hard = [r for r in held if r["exclusive"]]
+    r = (hard or held)[0]
+    why = f" for {r['reason']!r}" if r.get("reason") else ""
+    until = f", until {r['expires']}" if r.get("expires") else ""
+    if hard:
+        return "deny", (f"tempo: {rel} is reserved exclusively by {r['holder']}{why} since {_since(r['since'])}{until} "
+                        f"(reservation {r['path']!r}). Do not write it now: ask {r['holder']} with the `cue` tool to "
+                        "release it or to make the change, or work on something else; `reservations` lists who holds what.")
+    return "warn", (f"tempo: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r} "
+                    f"since {_since(r['since'])}): tell {r['holder']} with `cue` what you change.")
+
+
+async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """PreToolUse on a file-writing tool: deny a write to a file another player holds exclusively.
+
+    Bash is not parsed: a shell command that writes a reserved file is not stopped here."""
+    session = ladder.session
+    tool_input = data.get("tool_input") if isinstance(data.get("tool_input"), dict) else {}
+    path = tool_input.get(FILE_TOOLS.get(str(data.get("tool_name")), ""), "")
+    if not path or not session.info or not session.client:
+        return {}, [], ""
+    try:
+        repo, rel = _repo_path(str(data.get("cwd") or session.cfg.directory), str(path))
+        held = await board_reservations(session.client, session.cfg.ensemble, repo)
+    except Exception as e:  # no repository, no board, Temporal slow: the edit goes through
+        log.debug("PreToolUse: no reservation check for %s: %s", path, e)
+        return {}, [], ""
+    verdict, text = edit_verdict(held, repo, rel, session.info.name)
+    if verdict == "deny":
+        out = {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": text}
+    elif verdict == "warn":
+        out = {"hookEventName": "PreToolUse", "additionalContext": text}
+    else:
+        return {}, [], ""
+    return {"stdout": json.dumps({"hookSpecificOutput": out})}, [], ""
+
+
+HOOK_ANSWERS["PreToolUse"] = _pre_tool_use
+
+
+def board_activities(client: "Client") -> list:
+    """The activity the board calls on session workers: which players a task's role names."""
+    from temporalio import activity
+    from tempo_workflows import BOARD_PLAYERS_ACTIVITY, CONDUCTOR, Targets, TargetsInput
+
+    @activity.defn(name=BOARD_PLAYERS_ACTIVITY)
+    async def board_players(inp: TargetsInput) -> Targets:
+        role = inp.to[0] if inp.to else ""
+        players = await list_players(client, inp.ensemble)
+        return Targets(names=[p.name for p in players if (role in _roles(p) if role else p.name != CONDUCTOR)])
+
+    return [board_players]
+
+
+def board_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add the tools of the task board (task_add, tasks, task_claim, task_done, task_fail, task_release)
+    and of file reservations (reserve, release, reservations) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class NewTask(BaseModel):
+        title: str
+        details: str = ""
+        role: str = Field("", description="only players of this role may claim it: a name, a name's prefix before '-' "
+                                          "(reviewer for reviewer-2), player, conductor, claude or copilot")
+        after: list[str] = Field(default=[], description="ids of tasks that must be done first")
+        id: str = Field("", description="an id of your choosing; default: the next number")
+
+    class TaskView(BaseModel):
+        id: str
+        title: str
+        state: Literal["open", "claimed", "done", "failed"]
+        details: str = ""
+        role: str = ""
+        after: list[str] = []
+        by: str = Field("", description="who claimed it (claimed), or who finished it (done, failed)")
+        since: str = ""
+        result: str = ""
+        added_by: str = ""
+        added_at: str = ""
+
+    class TasksResult(BaseModel):
+        ensemble: str
+        tasks: list[TaskView]
+
+    class ReservationView(BaseModel):
+        path: str = Field(description="a path or glob relative to the repository's top")
+        holder: str
+        exclusive: bool
+        repo: str = ""
+        reason: str = ""
+        since: str = ""
+        expires: str = ""
+
+    class ReservationsResult(BaseModel):
+        reservations: list[ReservationView]
+        note: str = ""
+
+    write = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+    read = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+    bash_note = "Edit, Write, MultiEdit and NotebookEdit are checked; shell commands (Bash) are not."
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Add tasks to the board"}))
+    async def task_add(
+        tasks: Annotated[list[NewTask], Field(description="one task or several, each with a title")],
+    ) -> TasksResult:
+        """Add one or several tasks to my ensemble's task board; any player may claim them (respecting role and order)."""
+        await guarded(session.joined())
+        added = await guarded(add_tasks(session.client, session.cfg, session.info.name, [t.model_dump() for t in tasks]))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in added])
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List the task board"}))
+    async def tasks(
+        state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
+        role: Annotated[str, Field(description="only tasks for this role")] = "",
+        mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+    ) -> TasksResult:
+        """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
+        await guarded(session.joined())
+        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
+    async def task_claim(
+        id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
+    ) -> TaskView:
+        """Claim a task of the board, atomically: if another player has it, this fails and says who."""
+        return TaskView(**await guarded(claim_task(session, id)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task done"}))
+    async def task_done(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
+        return TaskView(**await guarded(finish_task(session, id, "done", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task failed"}))
+    async def task_fail(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="why it failed")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as failed, saying why."""
+        return TaskView(**await guarded(finish_task(session, id, "failed", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Give a task back"}))
+    async def task_release(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
+    ) -> TaskView:
+        """Give back a task I claimed: it is open again for others."""
+        return TaskView(**await guarded(finish_task(session, id, "open", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Reserve files"}))
+    async def reserve(
+        paths: Annotated[list[str], Field(description="files, directories or globs (src/*.py, docs/**), relative to the repository's top")],
+        reason: Annotated[str, Field(description="why: shown to whoever tries to edit them")] = "",
+        exclusive: Annotated[bool, Field(description="true: others' edits are refused; false: they are only warned")] = True,
+        ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
+    ) -> ReservationsResult:
+        """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
+        made = await guarded(reserve_paths(session, paths, reason, exclusive, ttl))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=bash_note)
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Release files"}))
+    async def release(
+        paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
+    ) -> ReservationsResult:
+        """Release my file reservations (those named, or all of them)."""
+        gone = await guarded(release_paths(session, paths))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List file reservations"}))
+    async def reservations() -> ReservationsResult:
+        """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
+        await guarded(session.joined())
+        found = await guarded(board_reservations(session.client, session.cfg.ensemble))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=bash_note)
+
+
+# ---------------------------------------------------------------------------
 # MCP server and tools
 # What Claude Code sees: the tools, the instructions, and cues pushed as channel events.
 # ---------------------------------------------------------------------------
@@ -3521,7 +3912,8 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
 
 
 # The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools)
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools,
+                                     board_tools)
 
 
 def import_temporal() -> None:
@@ -3679,6 +4071,7 @@ def tempo_hooks() -> dict[str, list[dict]]:
         "SessionStart": [{"hooks": [now, waiter]}],
         "UserPromptSubmit": [{"hooks": [now]}],
         "PostToolUse": [{"matcher": "*", "hooks": [now]}],
+        "PreToolUse": [{"matcher": "|".join(FILE_TOOLS), "hooks": [now]}],  # file reservations
         "Stop": [{"hooks": [now, waiter]}],
         # Waits for the ensemble's answer (permit_timeout), then says nothing and Claude Code's dialog shows.
         "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
