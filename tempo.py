@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [options]
+  tempo init [--user] [--no-approve] [--undo] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -58,6 +58,7 @@ Options:
   --background                    Run the server in the background.
   --json                          Machine-readable output.
   --user                          Install the hooks for every project (~/.claude/settings.json).
+  --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
   --port=<port>                   Dashboard port (default: a free one).
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
@@ -293,6 +294,54 @@ def err(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------
+# A user's files
+# .mcp.json, Claude Code's settings, config.toml and lineups are the user's: written at once (never
+# half), through a symlink into its target (a dotfiles repository keeps getting them), in the file's
+# own indentation, key order and characters. Every file tempo writes for a user goes through here.
+# ---------------------------------------------------------------------------
+
+
+def _write_user_file(path: Path, text: str, mode: int | None = None) -> Path:
+    """Replace the file `path` leads to with `text` at once, keeping a symlink a symlink; return the file written.
+
+    Its permissions stay as they are (`mode`, when given, is imposed: config.toml may hold a secret)."""
+    target = Path(os.path.realpath(path))  # a link (or a chain of them) stays; its target changes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keep = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        keep = None
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode if mode is not None else 0o666)  # new: umask applies
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None or keep is not None:
+            os.chmod(tmp, mode if mode is not None else keep)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _json_text(data: Any, like: str = "") -> str:
+    """`data` as JSON in the manner of `like` (the file's current text): its indentation, its line
+    ends, one line if it was one line; non-ASCII kept as is; 2 spaces for a new file."""
+    indent: str | None = "  "
+    if like.strip():
+        found = re.search(r"^[{\[][ \t]*\r?\n([ \t]+)\S", like.lstrip())
+        one_line = "\n" not in like.strip() and like.strip() not in ("{}", "[]")
+        indent = found.group(1) if found else None if one_line else "  "
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    if not like or like.endswith("\n"):
+        text += "\n"
+    return text.replace("\n", "\r\n") if "\r\n" in like else text
+
+
+# ---------------------------------------------------------------------------
 # Configuration
 # Flags > environment > ~/.claude-tempo/config.toml > claude-tempo's config.json > Temporal CLI profile > defaults.
 # ---------------------------------------------------------------------------
@@ -423,16 +472,7 @@ def write_config_document(path: Path, doc) -> None:
     import tomlkit
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tomlkit.dumps(doc))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _write_user_file(path, tomlkit.dumps(doc), mode=0o600)
 
 
 def temporal_profile(profile: str, env: dict) -> dict[str, Any]:
@@ -4014,13 +4054,12 @@ def read_json_file(path: Path) -> Any:
 
 
 def write_json_file(path: Path, data: dict, created: bool) -> None:
-    """Replace a user's JSON file at once (never half-written), keeping its permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if not created:
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
+    """Replace a user's JSON file at once, through its symlink, in the file's own formatting."""
+    try:
+        like = "" if created else path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        like = ""
+    _write_user_file(path, _json_text(data, like))
 
 
 def read_mcp_json(path: Path) -> dict | None:
@@ -4048,16 +4087,33 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
     return ("created" if created else "updated" if current else "merged"), path
 
 
+def remove_mcp_json(directory: str) -> tuple[str, Path]:
+    """Take tempo's entry out of `directory`'s .mcp.json if this tempo wrote it; return (what happened, path)."""
+    path = Path(directory) / ".mcp.json"
+    data = read_mcp_json(path)
+    entry = (data or {}).get("mcpServers", {}).get(SERVER_NAME)
+    if entry is None:
+        return "absent", path
+    words = [entry.get("command"), *entry.get("args", [])] if isinstance(entry, dict) else []
+    if not (all(isinstance(w, str) for w in words) and words[-1:] == ["serve"] and _runs_this_tempo(words[:-1])):
+        return "it starts another program, not this tempo", path
+    del data["mcpServers"][SERVER_NAME]
+    write_json_file(path, data, False)
+    return "removed", path
+
+
 # ---------------------------------------------------------------------------
 # Claude Code hooks set-up
 # tempo's hooks go into the project's .claude/settings.local.json (per user, never committed) or,
 # for every project, ~/.claude/settings.json: merged, every other hook and key kept, and never
-# into a file tempo cannot parse. They call tempo by absolute path, as .mcp.json does.
+# into a file tempo cannot parse. They call tempo by absolute path, as .mcp.json does, and that
+# path is how tempo knows its own: a hook is tempo's when its program is this tempo (the same file)
+# followed by `hook` or `hook wait`, never because its command merely mentions "tempo". (A marker
+# key would not do: Claude Code 2.1.197 drops keys it does not know whenever it rewrites the file.)
 # ---------------------------------------------------------------------------
 
 HOOK_TIMEOUT = 15  # s Claude Code gives a hook that answers at once
 WAITER_TIMEOUT = 7 * 86400  # s the idle waiter may wait (Claude Code would otherwise end it)
-TEMPO_HOOK_RE = re.compile(r"(tempo|tempo-server|claude-tempo)(\.pyz|\.py|\.exe)?'?\s+hook(\s+wait)?\s*$")
 
 
 def tempo_hooks() -> dict[str, list[dict]]:
@@ -4079,8 +4135,32 @@ def tempo_hooks() -> dict[str, list[dict]]:
     }
 
 
+def _runs_this_tempo(words: list[str]) -> bool:
+    """Whether `words` (a command without its tempo arguments) start this tempo: the same files, by absolute path."""
+    ours = server_command()[:-1]
+    if len(words) != len(ours) or not all(os.path.isabs(w) for w in words):
+        return False
+    try:
+        return all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours))
+    except OSError:  # a path that no longer exists is not this tempo
+        return False
+
+
 def is_tempo_hook(hook: Any) -> bool:
-    return isinstance(hook, dict) and bool(TEMPO_HOOK_RE.search(str(hook.get("command", ""))))
+    """Whether a hook entry is one tempo wrote: its command is this tempo's program, then `hook` or `hook wait`."""
+    import shlex
+
+    command = hook.get("command") if isinstance(hook, dict) else None
+    if not isinstance(command, str):
+        return False
+    try:
+        words = shlex.split(command, posix=os.name != "nt")
+    except ValueError:
+        return False
+    for tail in (["hook"], ["hook", "wait"]):
+        if words[-len(tail):] == tail and _runs_this_tempo(words[:-len(tail)]):
+            return True
+    return False
 
 
 def settings_path(directory: str, user: bool = False) -> Path:
@@ -4090,29 +4170,46 @@ def settings_path(directory: str, user: bool = False) -> Path:
     return Path(directory) / ".claude" / "settings.local.json"
 
 
-def tempo_groups(groups: list) -> list:
-    """The hook groups in `groups` that are tempo's alone."""
-    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list) and g["hooks"]
-            and all(is_tempo_hook(h) for h in g["hooks"])]
+def _without_tempo_hooks(hooks: dict) -> dict:
+    """The `hooks` object with tempo's own entries taken out; a group left empty by that goes, all else stays."""
+    kept = {}
+    for event, groups in hooks.items():
+        rest = []
+        for group in groups:
+            entries = group.get("hooks") if isinstance(group, dict) else None
+            if not isinstance(entries, list) or not any(is_tempo_hook(h) for h in entries):
+                rest.append(group)
+            elif any(not is_tempo_hook(h) for h in entries):  # a user's hook shares the group: it stays there
+                rest.append({**group, "hooks": [h for h in entries if not is_tempo_hook(h)]})
+        if rest or not groups:
+            kept[event] = rest
+    return kept
+
+
+def _read_settings(path: Path) -> tuple[dict | None, dict]:
+    """Claude Code settings at `path` and their "hooks" (None, {} if absent); anything else is refused, untouched."""
+    data = read_json_file(path)
+    if data is None:
+        return None, {}
+    hooks = data.get("hooks", {}) if isinstance(data, dict) else None
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values()):
+        raise TempoError(f"{path} is not Claude Code settings (an object whose \"hooks\" maps events to lists); "
+                         "tempo leaves it untouched: fix it, then run `tempo init` again")
+    return data, hooks
 
 
 def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     """Merge tempo's hooks into Claude Code's settings; return (what happened, path)."""
     path = settings_path(directory, user)
-    data = read_json_file(path)
+    data, hooks = _read_settings(path)
     created = data is None
     data = {} if data is None else data
-    hooks = data.get("hooks", {}) if isinstance(data, dict) else None
-    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values()):
-        raise TempoError(f"{path} is not Claude Code settings (an object whose \"hooks\" maps events to lists); "
-                         "tempo leaves it untouched: fix it, then run `tempo init` again")
-    merged = dict(hooks)
-    for event, groups in tempo_hooks().items():  # tempo's own go (an older path, say); all else stays
-        ours = tempo_groups(merged.get(event, []))
-        merged[event] = [g for g in merged.get(event, []) if g not in ours] + groups
+    merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end); all else stays
+    for event, groups in tempo_hooks().items():
+        merged[event] = merged.get(event, []) + groups
     if merged == hooks:
         return "unchanged", path
-    installed = any(tempo_groups(groups) for groups in hooks.values())
+    installed = _without_tempo_hooks(hooks) != hooks
     data["hooks"] = merged
     write_json_file(path, data, created)
     return ("created" if created else "updated" if installed else "merged"), path
@@ -4176,6 +4273,18 @@ def untrusted_note(directory: str) -> str:
             f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
 
 
+def uninstall_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
+    """Take tempo's hooks out of Claude Code's settings, and only them; return (what happened, path)."""
+    path = settings_path(directory, user)
+    data, hooks = _read_settings(path)
+    kept = _without_tempo_hooks(hooks)
+    if data is None or kept == hooks:
+        return "unchanged", path
+    data["hooks"] = kept  # an empty "hooks" stays: tempo cannot tell whether it was the user's
+    write_json_file(path, data, False)
+    return "removed", path
+
+
 def hooks_installed(directory: str) -> Path | None:
     """The settings file that gives sessions in `directory` tempo's hooks, if any."""
     for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
@@ -4184,7 +4293,8 @@ def hooks_installed(directory: str) -> Path | None:
         except TempoError:
             continue
         hooks = data.get("hooks") if isinstance(data, dict) else None
-        if isinstance(hooks, dict) and isinstance(hooks.get("Stop"), list) and tempo_groups(hooks["Stop"]):
+        stop = hooks.get("Stop") if isinstance(hooks, dict) else None
+        if isinstance(stop, list) and _without_tempo_hooks({"Stop": stop}) != {"Stop": stop}:
             return path
     return None
 
@@ -4955,7 +5065,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
         doc["schedule"] = tomlkit.aot()
         for plan in plans:
             doc["schedule"].append(plan)
-    write_config_document(path, doc)
+    _write_user_file(path, tomlkit.dumps(doc))  # a team file: its permissions and any symlink stay
     return [p.name for p in players]
 
 
@@ -6415,6 +6525,12 @@ def cmd_init(args: dict) -> int:
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
+    if args.get("--undo"):
+        what, path = remove_mcp_json(str(directory))
+        out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
+        what, path = uninstall_hooks(str(directory), user=bool(args.get("--user")))
+        out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
+        return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
         f"({SERVER_NAME} runs {' '.join(server_command())})")
