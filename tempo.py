@@ -18,6 +18,8 @@ Usage:
   tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
       (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
   tempo schedule list [<ensemble>] [--json] [options]
+  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+  tempo permits [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
   tempo help
   tempo (-h | --help | --version)
@@ -40,6 +42,8 @@ Commands:
   worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
               whose player is gone.
   schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+  permit      Answer a player's permission request (allow, or deny with --reason its model reads).
+  permits     The permission requests waiting for an answer.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -75,6 +79,7 @@ Options:
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
   --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
   --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
+  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -156,6 +161,8 @@ def hook_client(argv: list[str]) -> int:
         if op == "wait" and os.environ.get("CLAUDE_CODE_ENTRYPOINT", "cli") != "cli":
             return 0  # headless (`claude -p`, the SDK) runs async hooks in line: a waiter would hang it
         event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
+        if event == "PermissionRequest":
+            return permission_client(data)
         sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
         if sock is None:
             return 0
@@ -172,6 +179,25 @@ def hook_client(argv: list[str]) -> int:
             return int(answer.get("exit", 0))
     except Exception:
         return 0
+
+
+def permission_client(data: dict) -> int:
+    """The PermissionRequest hook: wait for the ensemble's answer, asking again (same request id) if serve restarts."""
+    data["tempo_request_id"] = "perm-" + os.urandom(6).hex()  # one request, however many serves it is asked of
+    keys = endpoint_keys(str(data.get("session_id", "")))
+    wait = HOOK_CONNECT_WAIT["SessionStart"]
+    while True:
+        sock = open_endpoint(keys, wait)
+        if sock is None:
+            return 0  # no serve: Claude Code's own dialog shows
+        with sock:
+            sock.sendall(json.dumps({"op": "hook", "input": data}).encode() + b"\n")
+            line = sock.makefile("rb").readline()
+        if line:
+            sys.stdout.write(json.loads(line).get("stdout", ""))
+            sys.stdout.flush()
+            return 0
+        wait = HOOK_CONNECT_WAIT["wait"]  # the serve went away mid-wait: give its successor time to start
 
 
 if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
@@ -195,7 +221,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, PlayerInfo, Receipt
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 __version__ = "0.1.0"
 
@@ -307,6 +333,9 @@ class Config:
     copilot_api_key: str = ""
     copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
     approve: bool = True  # approve tempo's own MCP server and tools in the sessions tempo starts (see approve_tempo)
+    permit_allow: str = ""  # standing rules in Claude Code's syntax (Bash(npm test:*), Edit(src/**)), comma-separated
+    permit_deny: str = ""
+    permit_timeout: str = ""  # seconds a permission request waits for an answer (see CONFIG_KEYS for the default)
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -330,6 +359,9 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
     "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
     "approve": (None, ("CLAUDE_TEMPO_APPROVE",), "true", "true/false: approve tempo's own MCP server and tools in Claude Code"),
+    "permit_allow": (None, ("CLAUDE_TEMPO_PERMIT_ALLOW",), "", "permission requests allowed unasked: Bash(npm test:*), Edit(src/**), ..."),
+    "permit_deny": (None, ("CLAUDE_TEMPO_PERMIT_DENY",), "", "permission requests denied unasked (checked before permit_allow)"),
+    "permit_timeout": (None, ("CLAUDE_TEMPO_PERMIT_TIMEOUT",), "180", "seconds a permission request waits for an answer before the agent's own dialog shows"),
 }
 SECRET_KEYS = ("api_key", "copilot_api_key")
 
@@ -486,7 +518,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
         home=str(home),
         sources=sources,
-        **{key: values[key] for key in CONFIG_KEYS if key.startswith("copilot_")},
+        **{key: values[key] for key in CONFIG_KEYS if key.startswith(("copilot_", "permit_"))},
         approve=truthy(values["approve"]) and not args.get("--no-approve"),
     )
     for field_name, var in (
@@ -649,7 +681,13 @@ async def list_players(client: "Client", ensemble: str | None = None, host: str 
 
 
 async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
-    """Return the handle and description of the running player `name`, or None."""
+    """Return the handle and description of the running player `name` of `ensemble`, or None."""
+    found = await _id_holder(client, ensemble, name)
+    return found if found and found[1].ensemble == ensemble else None  # the ID may be another ensemble's
+
+
+async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
     from tempo_workflows import PlayerWorkflow, workflow_id
@@ -664,8 +702,59 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return None
 
 
+class NotInEnsemble(Exception):
+    """No player of that name in the ensemble: none runs under its ID, or the one that does is another ensemble's."""
+
+
+DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
+
+
+async def deliver_cue(client: "Client", cue: "Cue") -> None:
+    """Hand `cue` to the player `cue.recipient` of `cue.ensemble` in one round trip, or raise NotInEnsemble.
+
+    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
+    workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
+    sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
+    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker.
+    """
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
+
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(cue.ensemble, cue.recipient))
+    try:
+        await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        return
+    except WorkflowUpdateFailedError as e:
+        if getattr(e.cause, "type", "") == NOT_HERE:
+            raise NotInEnsemble(str(e.cause)) from None
+        if "not found" not in str(e.cause).lower() and "unknown update" not in str(e.cause).lower():
+            raise NotInEnsemble(str(e.cause)) from None  # the run ended while the update waited
+        # a worker of an older tempo runs it: it knows only the signal
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        if e.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+    try:
+        await handle.signal(PlayerWorkflow.cue, cue)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        raise
+
+
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
     """Say who holds the name `info` wanted, and what to do instead."""
+    from tempo_workflows import workflow_id
+
+    if holder and holder.ensemble != info.ensemble:  # same ID, another ensemble: the name itself is free here
+        what = "the conductor" if holder.role == "conductor" else f"the player {holder.name!r}"
+        mine = "the conductor" if info.role == "conductor" else f"the name {info.name!r}"
+        other = "conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)" if info.role == "conductor" else \
+            f"pick another name (for example {_other_name(info.name)!r})"
+        return (f"{mine} cannot be taken in ensemble {info.ensemble!r}: its workflow ID "
+                f"{workflow_id(info.ensemble, info.name)} is already {what} of ensemble {holder.ensemble!r}; {other}")
     where = (
         f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
         if holder
@@ -677,6 +766,11 @@ def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
             "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
         )
     return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
+
+
+def _other_name(name: str) -> str:
+    """A name like `name` whose ID is less likely to meet another ensemble's: no '-' (the IDs' separator)."""
+    return name.replace("-", "_") if "-" in name else f"{name}_2"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -1508,6 +1602,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
     try:
         return await client.create_schedule(sid, schedule, memo=memo, search_attributes=attributes)
     except ScheduleAlreadyRunningError:
+        theirs = cfg.ensemble
+        with contextlib.suppress(Exception):
+            theirs = _schedule_ensemble(await client.get_schedule_handle(sid).describe())
+        if theirs != cfg.ensemble:  # `a` + `b-c` and `a-b` + `c` share an ID
+            raise TempoError(f"the schedule name {name!r} cannot be used in ensemble {cfg.ensemble!r}: its ID {sid} is "
+                                 f"already a schedule of ensemble {theirs!r}; pick another name (for example "
+                                 f"{_other_name(name)!r})")
         raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
                          f"or delete that one first (`tempo schedule delete {name}`)") from None
     except RPCError as e:
@@ -1520,6 +1621,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
         if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise unreachable(cfg, e) from None
         raise refused(f"the schedule {name!r}", e) from None
+
+
+def _schedule_ensemble(desc) -> str:
+    """The ensemble a described schedule belongs to: its search attribute (tempo always sets it)."""
+    from tempo_workflows import ENSEMBLE
+
+    return desc.typed_search_attributes.get(ENSEMBLE) or ""
 
 
 async def refusals_said(action, what: str):
@@ -1582,14 +1690,14 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, schedule_id
+    from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
         raise TempoError(f"unknown action {action!r}: use {', '.join(map(repr, ['list', *SCHEDULE_CONTROLS]))}")
     handle = client.get_schedule_handle(schedule_id(ensemble, validate_name(name or "", "schedule name")))
     try:  # the ID holds the ensemble, but `a` + `b-c` and `a-b` + `c` meet: the attribute decides
         desc = await handle.describe()
-        mine = desc.typed_search_attributes.get(ENSEMBLE) == ensemble
+        mine = _schedule_ensemble(desc) == ensemble
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise TempoError(f"cannot read schedule {name!r}: {e.message}") from None
@@ -1664,7 +1772,7 @@ class Session:
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
-        from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
+        from tempo_workflows import BoardWorkflow, PlayerWorkflow, ScheduledCueWorkflow
 
         def failed(e: TempoError) -> None:
             self.failure = e
@@ -1677,9 +1785,9 @@ class Session:
         self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow],
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow, BoardWorkflow],
                         # Scheduled cues run on whichever session is up; they are rare and small: one activity poll.
-                        activities=schedule_activities(self.client),
+                        activities=schedule_activities(self.client) + board_activities(self.client),
                         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
                         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
@@ -1752,8 +1860,9 @@ class Session:
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
-                holder = await find_player(self.client, info.ensemble, info.name)
-                if attempt == 0 and holder and await is_stale(holder[0], self.cfg.poll_wait):
+                holder = await _id_holder(self.client, info.ensemble, info.name)
+                foreign = holder and holder[1].ensemble != info.ensemble  # never take over another ensemble's
+                if attempt == 0 and holder and not foreign and await is_stale(holder[0], self.cfg.poll_wait):
                     await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
                                      wait=10, strict=True)
                     continue
@@ -1893,19 +2002,19 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+        from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
         check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
-        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            raise await self.unknown(to) from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                raise await self.unknown(to) from None
             if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise unreachable(self.cfg, e) from None
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
@@ -1923,8 +2032,8 @@ class Session:
 
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
-        from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+        from temporalio.service import RPCError
+        from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
         if kind not in REPORT_TYPES:
@@ -1933,13 +2042,12 @@ class Session:
         if self.info.role == "conductor":
             raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
-                  source=kind, recipient=CONDUCTOR)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+                  source=kind, recipient=CONDUCTOR, ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            return None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return None
             raise unreachable(self.cfg, e) from None
         return cue
 
@@ -2321,6 +2429,7 @@ class Ladder:
         self.waiter: asyncio.Future | None = None
         self.offered: set[str] = set()  # ids a hook is showing right now (until it says it printed them)
         self.waiters = 0  # waiters armed over the session's life
+        self.waiting_said = ""  # what the workflow was last told this session waits for (see the permission relay)
 
     # -- arrival ----------------------------------------------------------------
 
@@ -2439,6 +2548,8 @@ class Ladder:
             self.session_ids.add(str(data["session_id"]))
         if request.get("op") == "wait":
             answer = await self.wait(hung_up)
+        elif data.get("hook_event_name") == "PermissionRequest":  # it waits for an answer, and must know if the hook goes
+            answer = await relay_permission(self, data, hung_up)
         else:
             self.last_event = asyncio.get_running_loop().time()
             handler = HOOK_ANSWERS.get(str(data.get("hook_event_name", "")))
@@ -2464,6 +2575,8 @@ class Ladder:
         event = str(data.get("hook_event_name"))
         if self.busy_since is None:
             self.busy_since = asyncio.get_running_loop().time()
+        if self.waiting_said:  # it works again: no longer waiting at its screen
+            await say_waiting(self, "")
         cues = self.available()
         return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
 
@@ -2674,6 +2787,234 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
 
 
 # ---------------------------------------------------------------------------
+# Permission relay
+# An agent's permission dialog, asked of the ensemble instead of an unwatched window: Claude Code's
+# PermissionRequest hook (and the Copilot bridge) hand the request to this serve, which records it on
+# the player's workflow (one answer, applied once) and waits; standing rules answer first.
+# ---------------------------------------------------------------------------
+
+PERMIT_HOOK_TIMEOUT = 86400  # s Claude Code lets the PermissionRequest hook wait: tempo's own wait (permit_timeout) ends it first
+PERMIT_POLL = 60.0  # s one wait on the workflow lasts before the relay asks again (a serve restart, a closing run)
+
+
+def permit_timeout(cfg: Config) -> float:
+    """Seconds a request waits for an answer before the agent's own dialog shows (`permit_timeout`)."""
+    try:
+        return max(0.0, float(cfg.permit_timeout))
+    except ValueError:
+        raise TempoError(f"permit_timeout={cfg.permit_timeout!r} is not a number of seconds; "
+                         "fix it with `tempo config set permit_timeout 180`") from None
+
+
+def permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
+    """What a request would do, short: the command, the file, the URL, else its input as JSON."""
+    if not isinstance(tool_input, dict):
+        return shorten(str(tool_input), width)
+    for key in ("command", "file_path", "notebook_path", "url", "path", "pattern"):
+        if isinstance(tool_input.get(key), str) and tool_input[key]:
+            return shorten(tool_input[key], width)
+    return shorten(json.dumps(tool_input, sort_keys=True), width)
+
+
+def standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[str, str]:
+    """The standing rules' answer (deny before allow): (decision, the rule that gave it), or ("", "")."""
+    for decision, patterns in (("deny", cfg.permit_deny), ("allow", cfg.permit_allow)):
+        rule = PermissionPolicy(patterns).claude_rule(tool, tool_input, cwd)
+        if rule:
+            return decision, rule
+    return "", ""
+
+
+def permission_answer(request: "Permission") -> dict:
+    """What the PermissionRequest hook prints for a decided request (nothing for `dialog`: it shows)."""
+    if request.decision not in ("allow", "deny"):
+        return {}
+    decision: dict = {"behavior": request.decision}
+    if request.decision == "deny":  # the model reads this as the tool's error
+        decision["message"] = f"{request.by} denied {request.rule()}" + (f": {request.reason}" if request.reason else "")
+    return {"stdout": json.dumps({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}})}
+
+
+async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
+    """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
+    from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse
+
+    session = ladder.session
+    tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
+    decision, rule = standing_answer(session.cfg, tool, tool_input, str(data.get("cwd") or session.cfg.directory))
+    request = Permission(id=str(data.get("tempo_request_id") or f"perm-{uuid.uuid4().hex[:12]}"), player="", tool=tool,
+                         preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
+    try:
+        await asyncio.wait_for(session.joined(), 10)
+        request = await session.handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
+    except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
+        log.warning("permission request %s not relayed: %s", request.id, first_line(e))
+        return permission_answer(request), [], ""
+    deadline = parse(request.asked_at) + permit_timeout(session.cfg)  # the first ask's clock: a restarted serve keeps it
+    while not request.decision:
+        left = deadline - time.time()
+        if left <= 0:
+            request = await permission_unanswered(session, request)
+            break
+        waiting = asyncio.ensure_future(session.handle.execute_update(
+            PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
+            rpc_timeout=timedelta(seconds=min(left, PERMIT_POLL) + 10)))
+        await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
+            waiting.cancel()
+            await permission_unanswered(session, request, by="its own dialog")
+            return {}, [], ""
+        try:
+            request = waiting.result()
+        except Exception as e:  # a closing run or a slow server: ask again while time is left
+            log.info("waiting for permission %s: %s", request.id, first_line(e))
+            await asyncio.sleep(1)
+    return permission_answer(request), [], ""
+
+
+async def permission_unanswered(session: "Session", request: "Permission", by: str = "nobody in time") -> "Permission":
+    """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
+    from tempo_workflows import Permit, PlayerWorkflow
+
+    try:
+        return await session.handle.execute_update(
+            PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
+            rpc_timeout=timedelta(seconds=10))
+    except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
+        with contextlib.suppress(Exception):
+            found = await session.handle.query(PlayerWorkflow.permissions)
+            return next((p for p in found if p.id == request.id), request)
+    return request
+
+
+async def on_notification(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """Notification: Claude Code waits at its screen (a dialog, or for input): `status` shows it."""
+    what = {"permission_prompt": "permission (its own dialog)", "idle_prompt": "input"}.get(str(data.get("notification_type", "")))
+    if what:
+        await say_waiting(ladder, what)
+    return {}, [], ""
+
+
+async def say_waiting(ladder: "Ladder", what: str) -> None:
+    """Tell the workflow what the session waits for ("" when it works again), once per change."""
+    from tempo_workflows import PlayerWorkflow
+
+    if ladder.waiting_said == what or not ladder.session.handle:
+        return
+    ladder.waiting_said = what
+    with contextlib.suppress(Exception):
+        await ladder.session.handle.signal(PlayerWorkflow.waiting_for, what, rpc_timeout=timedelta(seconds=5))
+
+
+HOOK_ANSWERS["Notification"] = on_notification
+
+
+async def find_permission(client: "Client", ensemble: str | None, request_id: str) -> "tuple[PlayerInfo, Permission]":
+    """Who asked the permission request `request_id` (in `ensemble`, or any), and the request (asked of all at once)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    players = await list_players(client, ensemble)
+
+    async def of(p: "PlayerInfo") -> "list[Permission]":
+        with contextlib.suppress(Exception):  # gone meanwhile, or a worker without the query: not there
+            return await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+        return []
+
+    for player, found in zip(players, await asyncio.gather(*(of(p) for p in players))):
+        for request in found:
+            if request.id == request_id:
+                return player, request
+    where = f"ensemble {ensemble}" if ensemble else "any ensemble"
+    raise TempoError(f"no permission request {request_id!r} in {where}; `tempo permits` lists those waiting")
+
+
+async def pending_permissions(client: "Client", ensemble: str | None) -> "list[Permission]":
+    """The permission requests waiting for an answer, oldest first (players say so in their memo)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    waiting = [p for p in await list_players(client, ensemble) if p.waiting.startswith("permission ")]
+    found: "list[Permission]" = []
+    for p in waiting:
+        with contextlib.suppress(Exception):
+            asked = await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+            found += [r for r in asked if not r.decision]
+    return sorted(found, key=lambda r: r.asked_at)
+
+
+async def answer_permission(client: "Client", ensemble: str | None, request_id: str, decision: str, reason: str, by: str) -> "Permission":
+    """Answer a permission request for whoever asked it; a second answer is refused, politely."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from tempo_workflows import Permit, PlayerWorkflow, workflow_id
+
+    if decision not in ("allow", "deny"):
+        raise TempoError(f"the decision is allow or deny, not {decision!r}")
+    player, request = await find_permission(client, ensemble, request_id)
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
+    try:
+        return await handle.execute_update(PlayerWorkflow.permit, Permit(request_id=request_id, decision=decision, reason=reason, by=by),
+                                           rpc_timeout=timedelta(seconds=10))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(getattr(e.cause, "message", "") or first_line(e)) from None
+
+
+def permission_view(request: "Permission") -> dict:
+    return {"request_id": request.id, "player": request.player, "tool": request.tool, "preview": request.preview,
+            "asked_at": request.asked_at, "decision": request.decision, "reason": request.reason, "by": request.by,
+            "decided_at": request.decided_at}
+
+
+def permit_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add `permit` (answer a player's permission request) and `permits` (those waiting) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class PermissionView(BaseModel):
+        request_id: str
+        player: str
+        tool: str
+        preview: str = Field(description="what it would do: the command, the file")
+        asked_at: str
+        decision: str = Field(description="allow, deny, dialog (nobody answered in time: its own dialog asks), or empty while it waits")
+        reason: str = ""
+        by: str = Field(default="", description="who decided: a player, cli, dashboard, or the standing rule")
+        decided_at: str = ""
+
+    class PermitsResult(BaseModel):
+        ensemble: str
+        waiting: list[PermissionView]
+
+    @mcp.tool(annotations=ToolAnnotations(title="Answer a permission request", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
+    async def permit(
+        request_id: Annotated[str, Field(description="the request's id, from the permission cue or `permits`")],
+        decision: Annotated[Literal["allow", "deny"], Field(description="allow: the tool runs; deny: the player's model reads why")],
+        reason: Annotated[str, Field(description="why (a deny's reason reaches the player's model)")] = "",
+    ) -> PermissionView:
+        """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
+        await guarded(session.joined())
+        if not may_permit(session):
+            raise ToolError(f"only the conductor answers permission requests here (you are {session.info.name})")
+        answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
+        return PermissionView(**permission_view(await guarded(answered)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Permission requests waiting", readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def permits() -> PermitsResult:
+        """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
+        await guarded(session.joined())
+        found = await guarded(pending_permissions(session.client, session.cfg.ensemble))
+        return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
+
+
+def may_permit(session: "Session") -> bool:
+    """The conductor answers permission requests; a player too when its lineup says `permit = true`."""
+    return session.info.role == "conductor" or truthy(os.environ.get("CLAUDE_TEMPO_PERMIT_ANSWERS"))
+
+
+# ---------------------------------------------------------------------------
 # Broadcast
 # One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
 # or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
@@ -2734,23 +3075,24 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
     check_message(text)
     me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
     names, why_not = await resolve_recipients(client, ensemble, to, me)
     sent_at = utcnow()
-    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n, ensemble=ensemble) for n in names]
 
     async def signal(cue: "Cue") -> str:
-        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(client, cue)
             return ""
+        except NotInEnsemble:
+            return "it left the ensemble a moment ago"
         except RPCError as e:
-            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+            return f"Temporal refused: {e.message}"
 
     failures = await asyncio.gather(*(signal(c) for c in cues))
     why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
@@ -2763,6 +3105,397 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
         others = ", ".join(p.name for p in await list_players(client, ensemble) if p.name != me) or "nobody else yet"
         raise TempoError(f"nobody got the cue ({reasons}); players: {others}")
     return sent, why_not
+
+
+# ---------------------------------------------------------------------------
+# Task board and file reservations
+# The ensemble's BoardWorkflow (started on demand: each write is an update-with-start) seen from a
+# session and the CLI: tasks to add, list, claim, finish; paths to reserve, enforced when Claude Code
+# edits (the PreToolUse hook denies a write to a file another player holds exclusively).
+# ---------------------------------------------------------------------------
+
+BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+HOOK_BOARD_TIMEOUT = 2.0  # s the PreToolUse hook waits for the board before letting the edit through
+FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
+
+
+async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
+    """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
+    from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+    from temporalio.service import RPCError
+    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+
+    start = WithStartWorkflowOperation(
+        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
+    try:
+        return await client.execute_update_with_start_workflow(update, request, start_workflow_operation=start,
+                                                               rpc_timeout=timedelta(seconds=BOARD_RPC_TIMEOUT))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(first_line(getattr(e.cause, "message", "") or str(e.cause))) from None
+    except RPCError as e:
+        raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): is a session of it running?") from None
+
+
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+    """Ask the board; an ensemble without one has an empty board."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import board_id
+
+    try:
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+
+
+def _roles(info: "PlayerInfo") -> list[str]:
+    from tempo_workflows import role_words
+
+    return role_words(info.name, info.role, info.agent)
+
+
+def _task_view(t: "Task") -> dict:
+    return {k: v for k, v in dataclasses.asdict(t).items() if v or k in ("id", "title", "state")}
+
+
+def _parse_task(spec: dict, what: str = "task") -> "Task":
+    """A task from a dict of the tool, the CLI or a lineup: title, details, role (`role:NAME` too), after."""
+    from tempo_workflows import Task
+
+    title = str(spec.get("title") or "").strip()
+    if not title:
+        raise TempoError(f"{what} has no title")
+    role = str(spec.get("role") or "").removeprefix(ROLE_PREFIX)
+    if role:
+        validate_name(role, "role")
+    after = spec.get("after") or []
+    after = [a.strip() for a in (after.split(",") if isinstance(after, str) else after) if str(a).strip()]
+    return Task(id=str(spec.get("id") or ""), title=title, details=str(spec.get("details") or ""), role=role,
+                after=[str(a) for a in after])
+
+
+async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, TaskAdd
+
+    tasks = [_parse_task(s, f"task {i + 1}") for i, s in enumerate(specs)]
+    if not tasks:
+        raise TempoError("no task to add: give at least a title")
+    return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """The board's tasks, filtered by state, role and claimant (or finisher)."""
+    from tempo_workflows import TASK_STATES, BoardWorkflow
+
+    if state and state not in TASK_STATES:
+        raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
+    role = role.removeprefix(ROLE_PREFIX)
+    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
+            if (not state or t.state == state) and (not role or t.role == role) and (not by or t.by == by)]
+
+
+async def claim_task(session: "Session", task_id: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskClaim
+
+    await session.joined()
+    me = session.info
+    request = TaskClaim(by=me.name, roles=_roles(me), id=task_id.strip(), conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.claim, request))
+
+
+async def finish_task(session: "Session", task_id: str, state: str, result: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskFinish
+
+    await session.joined()
+    me = session.info
+    if len(result) > MAX_CUE_CHARS:
+        raise TempoError(f"the result has {len(result)} characters, over {MAX_CUE_CHARS}: write it to a file and give the path")
+    request = TaskFinish(by=me.name, id=task_id.strip(), state=state, result=result, conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.finish, request))
+
+
+# -- reservations ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _checkout(directory: str) -> tuple[str, str]:
+    """(top of the checkout `directory` is in, its repository's name as players share it); ("", "") outside git."""
+    try:
+        top = git_out(directory, "rev-parse", "--show-toplevel")
+    except TempoError:
+        return "", ""
+    return top, git_facts(directory)[0]
+
+
+def _repo_path(directory: str, path: str) -> tuple[str, str]:
+    """(repository, path relative to its top) of `path` (absolute, or relative to `directory`)."""
+    full = os.path.normpath(os.path.join(directory, os.path.expanduser(path)))
+    folder = full
+    while folder and not os.path.isdir(folder):  # a file (or directory) not written yet
+        folder = os.path.dirname(folder)
+    top, repo = _checkout(folder or directory)
+    if not top:
+        raise TempoError(f"{full} is not in a git repository: reservations name paths of a repository")
+    rel = os.path.relpath(full, top).replace(os.sep, "/")
+    if rel.startswith(".."):
+        raise TempoError(f"{full} is outside the repository {top}")
+    return repo, "" if rel == "." else rel
+
+
+def _pattern(session: "Session", path: str) -> tuple[str, str]:
+    """A path or glob as given to `reserve`: relative to the repository's top unless absolute."""
+    path = path.strip()
+    if not path:
+        raise TempoError("an empty path: name a file, a directory or a glob (src/*.py, docs/**)")
+    top, repo = _checkout(session.cfg.directory)
+    if not top:
+        raise TempoError(f"{session.cfg.directory} is not in a git repository: reservations name paths of a repository")
+    if os.path.isabs(path):
+        return _repo_path(top, path)
+    return repo, path.replace(os.sep, "/").strip("/") or "**"
+
+
+def _reservation_view(r: "Reservation") -> dict:
+    return {k: v for k, v in dataclasses.asdict(r).items() if v or k in ("path", "holder", "exclusive")}
+
+
+async def reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReserveRequest
+
+    await session.joined()
+    patterns = [_pattern(session, p) for p in paths]
+    if not patterns:
+        raise TempoError("no path to reserve: name files, directories or globs, relative to the repository's top")
+    seconds = parse_duration(ttl, "ttl").total_seconds() if ttl else 0.0
+    made: list[dict] = []
+    for repo in dict.fromkeys(r for r, _ in patterns):
+        request = ReserveRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo],
+                                 reason=reason, exclusive=exclusive, ttl=seconds)
+        made += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.reserve, request))
+    return made
+
+
+async def release_paths(session: "Session", paths: list[str] | None = None) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReleaseRequest
+
+    await session.joined()
+    if not paths:
+        requests = [ReleaseRequest(holder=session.info.name)]
+    else:
+        patterns = [_pattern(session, p) for p in paths]
+        requests = [ReleaseRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo])
+                    for repo in dict.fromkeys(r for r, _ in patterns)]
+    gone: list[dict] = []
+    for request in requests:
+        gone += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.release, request))
+    return gone
+
+
+async def board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow
+
+    return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
+
+
+def _since(stamp: str) -> str:
+    from tempo_workflows import duration
+
+    with contextlib.suppress(ValueError, TypeError):
+        return f"{stamp} ({duration(max(0.0, seconds_since(stamp)))} ago)"
+    return stamp
+
+
+def edit_verdict(reservations: list[dict], repo: str, rel: str, me: str) -> tuple[str, str]:
+    """("deny" | "warn" | "", what the model reads) for a write to `rel` in `repo` by `me`."""
+    from tempo_workflows import path_matches
+
+    held = [r for r in reservations if r["repo"] == repo and r["holder"] != me and path_matches(r["path"], rel)]
+    if not held:
+        return "", ""
+    hard = [r for r in held if r["exclusive"]]
+    r = (hard or held)[0]
+    why = f" for {r['reason']!r}" if r.get("reason") else ""
+    until = f", until {r['expires']}" if r.get("expires") else ""
+    if hard:
+        return "deny", (f"tempo: {rel} is reserved exclusively by {r['holder']}{why} since {_since(r['since'])}{until} "
+                        f"(reservation {r['path']!r}). Do not write it now: ask {r['holder']} with the `cue` tool to "
+                        "release it or to make the change, or work on something else; `reservations` lists who holds what.")
+    return "warn", (f"tempo: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r} "
+                    f"since {_since(r['since'])}): tell {r['holder']} with `cue` what you change.")
+
+
+async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """PreToolUse on a file-writing tool: deny a write to a file another player holds exclusively.
+
+    Bash is not parsed: a shell command that writes a reserved file is not stopped here."""
+    session = ladder.session
+    tool_input = data.get("tool_input") if isinstance(data.get("tool_input"), dict) else {}
+    path = tool_input.get(FILE_TOOLS.get(str(data.get("tool_name")), ""), "")
+    if not path or not session.info or not session.client:
+        return {}, [], ""
+    try:
+        repo, rel = _repo_path(str(data.get("cwd") or session.cfg.directory), str(path))
+        held = await board_reservations(session.client, session.cfg.ensemble, repo)
+    except Exception as e:  # no repository, no board, Temporal slow: the edit goes through
+        log.debug("PreToolUse: no reservation check for %s: %s", path, e)
+        return {}, [], ""
+    verdict, text = edit_verdict(held, repo, rel, session.info.name)
+    if verdict == "deny":
+        out = {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": text}
+    elif verdict == "warn":
+        out = {"hookEventName": "PreToolUse", "additionalContext": text}
+    else:
+        return {}, [], ""
+    return {"stdout": json.dumps({"hookSpecificOutput": out})}, [], ""
+
+
+HOOK_ANSWERS["PreToolUse"] = _pre_tool_use
+
+
+def board_activities(client: "Client") -> list:
+    """The activity the board calls on session workers: which players a task's role names."""
+    from temporalio import activity
+    from tempo_workflows import BOARD_PLAYERS_ACTIVITY, CONDUCTOR, Targets, TargetsInput
+
+    @activity.defn(name=BOARD_PLAYERS_ACTIVITY)
+    async def board_players(inp: TargetsInput) -> Targets:
+        role = inp.to[0] if inp.to else ""
+        players = await list_players(client, inp.ensemble)
+        return Targets(names=[p.name for p in players if (role in _roles(p) if role else p.name != CONDUCTOR)])
+
+    return [board_players]
+
+
+def board_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add the tools of the task board (task_add, tasks, task_claim, task_done, task_fail, task_release)
+    and of file reservations (reserve, release, reservations) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class NewTask(BaseModel):
+        title: str
+        details: str = ""
+        role: str = Field("", description="only players of this role may claim it: a name, a name's prefix before '-' "
+                                          "(reviewer for reviewer-2), player, conductor, claude or copilot")
+        after: list[str] = Field(default=[], description="ids of tasks that must be done first")
+        id: str = Field("", description="an id of your choosing; default: the next number")
+
+    class TaskView(BaseModel):
+        id: str
+        title: str
+        state: Literal["open", "claimed", "done", "failed"]
+        details: str = ""
+        role: str = ""
+        after: list[str] = []
+        by: str = Field("", description="who claimed it (claimed), or who finished it (done, failed)")
+        since: str = ""
+        result: str = ""
+        added_by: str = ""
+        added_at: str = ""
+
+    class TasksResult(BaseModel):
+        ensemble: str
+        tasks: list[TaskView]
+
+    class ReservationView(BaseModel):
+        path: str = Field(description="a path or glob relative to the repository's top")
+        holder: str
+        exclusive: bool
+        repo: str = ""
+        reason: str = ""
+        since: str = ""
+        expires: str = ""
+
+    class ReservationsResult(BaseModel):
+        reservations: list[ReservationView]
+        note: str = ""
+
+    write = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+    read = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+    bash_note = "Edit, Write, MultiEdit and NotebookEdit are checked; shell commands (Bash) are not."
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Add tasks to the board"}))
+    async def task_add(
+        tasks: Annotated[list[NewTask], Field(description="one task or several, each with a title")],
+    ) -> TasksResult:
+        """Add one or several tasks to my ensemble's task board; any player may claim them (respecting role and order)."""
+        await guarded(session.joined())
+        added = await guarded(add_tasks(session.client, session.cfg, session.info.name, [t.model_dump() for t in tasks]))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in added])
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List the task board"}))
+    async def tasks(
+        state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
+        role: Annotated[str, Field(description="only tasks for this role")] = "",
+        mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+    ) -> TasksResult:
+        """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
+        await guarded(session.joined())
+        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
+    async def task_claim(
+        id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
+    ) -> TaskView:
+        """Claim a task of the board, atomically: if another player has it, this fails and says who."""
+        return TaskView(**await guarded(claim_task(session, id)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task done"}))
+    async def task_done(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
+        return TaskView(**await guarded(finish_task(session, id, "done", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task failed"}))
+    async def task_fail(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="why it failed")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as failed, saying why."""
+        return TaskView(**await guarded(finish_task(session, id, "failed", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Give a task back"}))
+    async def task_release(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
+    ) -> TaskView:
+        """Give back a task I claimed: it is open again for others."""
+        return TaskView(**await guarded(finish_task(session, id, "open", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Reserve files"}))
+    async def reserve(
+        paths: Annotated[list[str], Field(description="files, directories or globs (src/*.py, docs/**), relative to the repository's top")],
+        reason: Annotated[str, Field(description="why: shown to whoever tries to edit them")] = "",
+        exclusive: Annotated[bool, Field(description="true: others' edits are refused; false: they are only warned")] = True,
+        ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
+    ) -> ReservationsResult:
+        """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
+        made = await guarded(reserve_paths(session, paths, reason, exclusive, ttl))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=bash_note)
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Release files"}))
+    async def release(
+        paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
+    ) -> ReservationsResult:
+        """Release my file reservations (those named, or all of them)."""
+        gone = await guarded(release_paths(session, paths))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List file reservations"}))
+    async def reservations() -> ReservationsResult:
+        """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
+        await guarded(session.joined())
+        found = await guarded(board_reservations(session.client, session.cfg.ensemble))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=bash_note)
 
 
 # ---------------------------------------------------------------------------
@@ -2819,6 +3552,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "unread": p.unread,
         "delivery": p.delivery,
         "worktree": p.worktree,
+        **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
         **({"you": True} if p.name == me else {}),
     }
 
@@ -2878,6 +3612,8 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread: int = Field(0, description="cues that have not reached this player's model yet")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+        waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
+        waiting_since: str = ""
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -3176,7 +3912,8 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
 
 
 # The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools)
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools,
+                                     board_tools)
 
 
 def import_temporal() -> None:
@@ -3334,7 +4071,11 @@ def tempo_hooks() -> dict[str, list[dict]]:
         "SessionStart": [{"hooks": [now, waiter]}],
         "UserPromptSubmit": [{"hooks": [now]}],
         "PostToolUse": [{"matcher": "*", "hooks": [now]}],
+        "PreToolUse": [{"matcher": "|".join(FILE_TOOLS), "hooks": [now]}],  # file reservations
         "Stop": [{"hooks": [now, waiter]}],
+        # Waits for the ensemble's answer (permit_timeout), then says nothing and Claude Code's dialog shows.
+        "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
+        "Notification": [{"hooks": [now]}],
     }
 
 
@@ -4142,10 +4883,10 @@ async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     for plan in lineup.schedules:
         label, sid = f"schedule {plan['name']}", schedule_id(recruiter.cfg.ensemble, plan["name"])
         try:
-            await recruiter.client.get_schedule_handle(sid).describe()
-            rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
-            continue
-        except Exception:  # not there yet: make it
+            if _schedule_ensemble(await recruiter.client.get_schedule_handle(sid).describe()) == recruiter.cfg.ensemble:
+                rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
+                continue
+        except Exception:  # not there yet: make it (another ensemble's under that ID: making it says so)
             pass
         try:
             view = await add_schedule(recruiter.client, recruiter.cfg, recruiter.info.name, plan["name"], plan.get("to", ""),
@@ -4456,6 +5197,48 @@ class PermissionPolicy:
         return any(k == kind and (arg is None or all(matcher(arg, s) for s in subjects)) for k, arg in self.rules)
 
 
+    def claude_rule(self, tool: str, tool_input: Any, cwd: str) -> str:
+        """The first of my patterns, read in Claude Code's rule syntax, that covers this request ("" if none)."""
+        kind = CLAUDE_RULE_KINDS.get(tool, "")
+        subjects = claude_subjects(kind, tool_input if isinstance(tool_input, dict) else {})
+        for name, arg in self.rules:
+            said = f"{name}({arg})" if arg is not None else name
+            if name == "*" or (name == tool and arg is None) or (tool.startswith("mcp__") and tool.startswith(name + "__")):
+                return said
+            if name == tool and kind and subjects and all(claude_matches(kind, arg, s, cwd) for s in subjects):
+                return said
+        return ""
+
+
+# Claude Code's tool names in permission rules (Bash(npm test:*), Edit(src/**), WebFetch(domain:x)), as the
+# policy's kinds: the bridge's matchers answer Claude Code's requests too.
+CLAUDE_RULE_KINDS = {"Bash": "shell", "Edit": "write", "Write": "write", "MultiEdit": "write", "NotebookEdit": "write",
+                     "Read": "read", "WebFetch": "url"}
+SHELL_JOINERS = re.compile(r"&&|\|\||[;|\n]")  # a command line runs each of these parts: a rule must cover them all
+
+
+def claude_subjects(kind: str, tool_input: dict) -> list[str]:
+    """What a Claude Code tool call touches, as the matchers of its kind take it."""
+    if kind == "shell":
+        return [part.strip() for part in SHELL_JOINERS.split(str(tool_input.get("command", ""))) if part.strip()]
+    key = {"write": ("file_path", "notebook_path"), "read": ("file_path", "path"), "url": ("url",)}.get(kind, ())
+    return [str(tool_input[k]) for k in key if tool_input.get(k)][:1]
+
+
+def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
+    """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
+    import fnmatch
+
+    if kind in ("write", "read") and any(c in arg for c in "*?["):
+        where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
+        relative = not os.path.isabs(where)
+        path = os.path.relpath(subject, cwd) if relative and os.path.isabs(subject) else subject
+        return not (relative and path.startswith("..")) and fnmatch.fnmatch(path, where)
+    if kind == "url":
+        arg = arg.removeprefix("domain:")
+    return ARGUMENT_MATCHERS[kind](arg, subject)
+
+
 def describe_use(request) -> tuple[str, str]:
     """Return (what the request would do, in words; the --allow-tool pattern that would allow it)."""
     kind, subjects = tool_use(request)
@@ -4616,22 +5399,23 @@ class CopilotPlayer:
 
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import CONDUCTOR, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
         return "nobody (news of a join)"
     handed = dataclasses.replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=session.info.name,
-                                 queued_at="")
+                                 queued_at="", ensemble=session.cfg.ensemble)
     for target in dict.fromkeys((CONDUCTOR, cue.sender)):
         if target == session.info.name:
             continue
         try:
-            await session.client.get_workflow_handle(workflow_id(session.cfg.ensemble, target)).signal(PlayerWorkflow.cue, handed)
+            await deliver_cue(session.client, dataclasses.replace(handed, recipient=target))
             return target
+        except NotInEnsemble:
+            continue
         except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                log.warning("could not hand a cue on to %s: %s", target, e)
+            log.warning("could not hand a cue on to %s: %s", target, e)
     return ""
 
 
@@ -5036,16 +5820,22 @@ class Watcher:
         check_message(text)
         validate_name(to, "player name")
         handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
-        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to)
+        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            if to == CONDUCTOR:
+            if to != CONDUCTOR:
+                await deliver_cue(self.client, cue)
+            elif (held := await _id_holder(self.client, self.cfg.ensemble, CONDUCTOR)) and held[1].ensemble == self.cfg.ensemble:
+                # `command` is the conductor's public signal: its ID may be another ensemble's player
                 await handle.signal(PlayerWorkflow.command, Command(text=text, source=DASHBOARD_SENDER))
             else:
-                await handle.signal(PlayerWorkflow.cue, cue)
+                raise NotInEnsemble(CONDUCTOR)
+        except NotInEnsemble:
+            names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+            raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
-                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
+            if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the command
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}") from None
             raise unreachable(self.cfg, e) from None
         if to == CONDUCTOR:
             return {"to": to, "kind": "command"}
@@ -5803,6 +6593,40 @@ def cmd_lineup(args: dict) -> int:
     return 0
 
 
+def cmd_permit(args: dict) -> int:
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    cfg = resolve_config(args)
+    decision = "allow" if args.get("allow") else "deny"
+
+    async def answer() -> "Permission":
+        return await answer_permission(await connect(cfg, timeout=3), None, args["<request_id>"], decision,
+                                       args.get("--reason") or "", "cli")
+
+    request = asyncio.run(answer())
+    out(f"{request.decision} {request.rule()} for {request.player} (request {request.id})")
+    return 0
+
+
+def cmd_permits(args: dict) -> int:
+    """List the permission requests that wait for an answer."""
+    cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
+
+    async def waiting() -> "list[Permission]":
+        return await pending_permissions(await connect(cfg, timeout=3), args.get("<ensemble>"))
+
+    found = asyncio.run(waiting())
+    if args.get("--json"):
+        out(json.dumps([permission_view(r) for r in found], indent=2))
+        return 0
+    if not found:
+        out("no permission request waits for an answer")
+    for r in found:
+        out(f"{r.id}  {r.player}  {r.rule()}  asked {r.asked_at[:19]}Z")
+    if found:
+        out("answer one with `tempo permit REQUEST_ID allow` or `tempo permit REQUEST_ID deny --reason TEXT`")
+    return 0
+
+
 def cmd_worktrees(args: dict) -> int:
     """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
     cfg = resolve_config(args)
@@ -5986,7 +6810,7 @@ def cmd_status(args: dict) -> int:
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
-           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else "active",
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)), p.get("delivery", "")]
         for p in players
     ]
@@ -5994,6 +6818,14 @@ def cmd_status(args: dict) -> int:
     for row in [columns, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def waiting_word(p: dict) -> str:
+    """`waiting: permission Bash(rm -rf build) since 14:02:11` for a session waiting on someone, else ""."""
+    if not p.get("waiting"):
+        return ""
+    since = p.get("waiting_since", "")
+    return f"waiting: {shorten(p['waiting'], 60)}" + (f" since {since[11:19]}" if since else "")
 
 
 def plural(count: int, noun: str) -> str:
@@ -6246,6 +7078,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "lineup": cmd_lineup,
     "worktrees": cmd_worktrees,
     "schedule": cmd_schedule,
+    "permit": cmd_permit,
+    "permits": cmd_permits,
     "help": cmd_help,
 }
 
