@@ -4218,13 +4218,13 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
 TEMPO_TOOLS = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of tempo's server
 
 
-def approve_tempo(directory: str) -> tuple[str, Path]:
+def approve_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
     """Approve tempo's own MCP server and its tools (nothing else) in the project's settings.local.json.
 
     Without it, a session in a directory Claude Code has not seen .mcp.json in stops at "New MCP
     server found" and then asks before every tempo tool call: nobody is at a recruited window.
     """
-    path = settings_path(directory)
+    path = settings_path(directory, user)
     data = read_json_file(path)
     created = data is None
     data = {} if data is None else data
@@ -6538,7 +6538,7 @@ def cmd_init(args: dict) -> int:
     out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
         "(cues reach Claude Code's model even where channels are off)")
     if resolve_config(args).approve:
-        what, path = approve_tempo(str(directory))
+        what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
     return 0
 

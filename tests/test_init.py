@@ -192,7 +192,7 @@ def test_init_merges_hooks_keeping_every_other_hook_and_key(cli, tmp_path):
     original["hooks"]["Stop"] = [{"hooks": [{"type": "command", "command": "/old/bin/tempo hook"}]}]
     (tmp_path / ".claude").mkdir()
     (tmp_path / ".claude" / "settings.local.json").write_text(json.dumps(original))
-    assert "hooks merged" in cli("init", "-d", str(tmp_path)).stdout
+    assert "hooks merged" in cli("init", "--no-approve", "-d", str(tmp_path)).stdout  # approval: its own test
     merged = settings(tmp_path)
     assert merged["permissions"] == original["permissions"]
     assert merged["hooks"]["Notification"] == [mine]
@@ -273,3 +273,29 @@ def test_init_refuses_json_with_comments_and_says_where(cli, tmp_path, name):
         assert result.returncode == 1 and f"{path} is not valid JSON (line 2, column 3" in result.stderr
         assert "tempo leaves it untouched: fix it" in result.stderr
         assert path.read_text() == text
+
+
+def test_init_approves_only_tempos_own_server_and_tools_keeping_the_users(cli, tmp_path):
+    """Nobody is at a recruited window: tempo approves its server and tools there, and nothing else."""
+    settings = tmp_path / ".claude" / "settings.local.json"
+    settings.parent.mkdir()
+    user = {"enabledMcpjsonServers": ["github"], "permissions": {"allow": ["Bash(git status)"], "deny": ["WebFetch"]},
+            "model": "opus"}
+    settings.write_text(json.dumps(user))
+    result = cli("init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "approved tempo's own MCP server (claude-tempo) and its tools (mcp__claude-tempo)" in result.stdout
+    assert "--no-approve" in result.stdout  # and how to turn it off
+    data = json.loads(settings.read_text())
+    assert data["enabledMcpjsonServers"] == ["github", "claude-tempo"]
+    assert data["permissions"] == {"allow": ["Bash(git status)", "mcp__claude-tempo"], "deny": ["WebFetch"]}
+    assert data["model"] == "opus" and "Stop" in data["hooks"]
+
+
+def test_init_no_approve_leaves_claude_code_to_ask(cli, tmp_path):
+    result = cli("init", "--no-approve", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / ".claude" / "settings.local.json").read_text())
+    assert "enabledMcpjsonServers" not in data and "permissions" not in data
+    result = cli("init", cwd=tmp_path, CLAUDE_TEMPO_APPROVE="false")  # the config key, by its variable
+    assert "enabledMcpjsonServers" not in json.loads((tmp_path / ".claude" / "settings.local.json").read_text())
