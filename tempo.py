@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [options]
+  tempo init [--user] [--no-approve] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -62,6 +62,7 @@ Options:
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
   --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
+  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
   -h, --help                      Show this help.
   --version                       Show the version.
   --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
@@ -220,7 +221,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 __version__ = "0.1.0"
 
@@ -331,6 +332,7 @@ class Config:
     copilot_wire_api: str = ""
     copilot_api_key: str = ""
     copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
+    approve: bool = True  # approve tempo's own MCP server and tools in the sessions tempo starts (see approve_tempo)
     permit_allow: str = ""  # standing rules in Claude Code's syntax (Bash(npm test:*), Edit(src/**)), comma-separated
     permit_deny: str = ""
     permit_timeout: str = ""  # seconds a permission request waits for an answer (see CONFIG_KEYS for the default)
@@ -356,6 +358,7 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "copilot_wire_api": (None, ("COPILOT_PROVIDER_WIRE_API",), "", "Copilot bridge: completions or responses"),
     "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
     "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
+    "approve": (None, ("CLAUDE_TEMPO_APPROVE",), "true", "true/false: approve tempo's own MCP server and tools in Claude Code"),
     "permit_allow": (None, ("CLAUDE_TEMPO_PERMIT_ALLOW",), "", "permission requests allowed unasked: Bash(npm test:*), Edit(src/**), ..."),
     "permit_deny": (None, ("CLAUDE_TEMPO_PERMIT_DENY",), "", "permission requests denied unasked (checked before permit_allow)"),
     "permit_timeout": (None, ("CLAUDE_TEMPO_PERMIT_TIMEOUT",), "180", "seconds a permission request waits for an answer before the agent's own dialog shows"),
@@ -516,6 +519,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         home=str(home),
         sources=sources,
         **{key: values[key] for key in CONFIG_KEYS if key.startswith(("copilot_", "permit_"))},
+        approve=truthy(values["approve"]) and not args.get("--no-approve"),
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -677,7 +681,13 @@ async def list_players(client: "Client", ensemble: str | None = None, host: str 
 
 
 async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
-    """Return the handle and description of the running player `name`, or None."""
+    """Return the handle and description of the running player `name` of `ensemble`, or None."""
+    found = await _id_holder(client, ensemble, name)
+    return found if found and found[1].ensemble == ensemble else None  # the ID may be another ensemble's
+
+
+async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
     from tempo_workflows import PlayerWorkflow, workflow_id
@@ -692,8 +702,59 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return None
 
 
+class NotInEnsemble(Exception):
+    """No player of that name in the ensemble: none runs under its ID, or the one that does is another ensemble's."""
+
+
+DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
+
+
+async def deliver_cue(client: "Client", cue: "Cue") -> None:
+    """Hand `cue` to the player `cue.recipient` of `cue.ensemble` in one round trip, or raise NotInEnsemble.
+
+    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
+    workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
+    sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
+    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker.
+    """
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
+
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(cue.ensemble, cue.recipient))
+    try:
+        await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        return
+    except WorkflowUpdateFailedError as e:
+        if getattr(e.cause, "type", "") == NOT_HERE:
+            raise NotInEnsemble(str(e.cause)) from None
+        if "not found" not in str(e.cause).lower() and "unknown update" not in str(e.cause).lower():
+            raise NotInEnsemble(str(e.cause)) from None  # the run ended while the update waited
+        # a worker of an older tempo runs it: it knows only the signal
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        if e.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+    try:
+        await handle.signal(PlayerWorkflow.cue, cue)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        raise
+
+
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
     """Say who holds the name `info` wanted, and what to do instead."""
+    from tempo_workflows import workflow_id
+
+    if holder and holder.ensemble != info.ensemble:  # same ID, another ensemble: the name itself is free here
+        what = "the conductor" if holder.role == "conductor" else f"the player {holder.name!r}"
+        mine = "the conductor" if info.role == "conductor" else f"the name {info.name!r}"
+        other = "conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)" if info.role == "conductor" else \
+            f"pick another name (for example {_other_name(info.name)!r})"
+        return (f"{mine} cannot be taken in ensemble {info.ensemble!r}: its workflow ID "
+                f"{workflow_id(info.ensemble, info.name)} is already {what} of ensemble {holder.ensemble!r}; {other}")
     where = (
         f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
         if holder
@@ -705,6 +766,11 @@ def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
             "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
         )
     return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
+
+
+def _other_name(name: str) -> str:
+    """A name like `name` whose ID is less likely to meet another ensemble's: no '-' (the IDs' separator)."""
+    return name.replace("-", "_") if "-" in name else f"{name}_2"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -1536,6 +1602,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
     try:
         return await client.create_schedule(sid, schedule, memo=memo, search_attributes=attributes)
     except ScheduleAlreadyRunningError:
+        theirs = cfg.ensemble
+        with contextlib.suppress(Exception):
+            theirs = _schedule_ensemble(await client.get_schedule_handle(sid).describe())
+        if theirs != cfg.ensemble:  # `a` + `b-c` and `a-b` + `c` share an ID
+            raise TempoError(f"the schedule name {name!r} cannot be used in ensemble {cfg.ensemble!r}: its ID {sid} is "
+                                 f"already a schedule of ensemble {theirs!r}; pick another name (for example "
+                                 f"{_other_name(name)!r})")
         raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
                          f"or delete that one first (`tempo schedule delete {name}`)") from None
     except RPCError as e:
@@ -1548,6 +1621,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
         if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise unreachable(cfg, e) from None
         raise refused(f"the schedule {name!r}", e) from None
+
+
+def _schedule_ensemble(desc) -> str:
+    """The ensemble a described schedule belongs to: its search attribute (tempo always sets it)."""
+    from tempo_workflows import ENSEMBLE
+
+    return desc.typed_search_attributes.get(ENSEMBLE) or ""
 
 
 async def refusals_said(action, what: str):
@@ -1610,14 +1690,14 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, schedule_id
+    from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
         raise TempoError(f"unknown action {action!r}: use {', '.join(map(repr, ['list', *SCHEDULE_CONTROLS]))}")
     handle = client.get_schedule_handle(schedule_id(ensemble, validate_name(name or "", "schedule name")))
     try:  # the ID holds the ensemble, but `a` + `b-c` and `a-b` + `c` meet: the attribute decides
         desc = await handle.describe()
-        mine = desc.typed_search_attributes.get(ENSEMBLE) == ensemble
+        mine = _schedule_ensemble(desc) == ensemble
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise TempoError(f"cannot read schedule {name!r}: {e.message}") from None
@@ -1692,7 +1772,7 @@ class Session:
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
-        from tempo_workflows import PlayerWorkflow, ScheduledCueWorkflow
+        from tempo_workflows import BoardWorkflow, PlayerWorkflow, ScheduledCueWorkflow
 
         def failed(e: TempoError) -> None:
             self.failure = e
@@ -1705,9 +1785,9 @@ class Session:
         self.attributes = await session_attributes(self.client, self.cfg)
         # Every session's worker runs any player's workflow; a workflow cached by a session that
         # died waits this long before another worker takes it (the SDK default is 10 s).
-        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow],
+        worker = Worker(self.client, task_queue=self.cfg.task_queue, workflows=[PlayerWorkflow, ScheduledCueWorkflow, BoardWorkflow],
                         # Scheduled cues run on whichever session is up; they are rare and small: one activity poll.
-                        activities=schedule_activities(self.client),
+                        activities=schedule_activities(self.client) + board_activities(self.client),
                         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
                         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3))
         self.tasks.append(asyncio.create_task(worker.run()))
@@ -1780,8 +1860,9 @@ class Session:
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
-                holder = await find_player(self.client, info.ensemble, info.name)
-                if attempt == 0 and holder and await is_stale(holder[0], self.cfg.poll_wait):
+                holder = await _id_holder(self.client, info.ensemble, info.name)
+                foreign = holder and holder[1].ensemble != info.ensemble  # never take over another ensemble's
+                if attempt == 0 and holder and not foreign and await is_stale(holder[0], self.cfg.poll_wait):
                     await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
                                      wait=10, strict=True)
                     continue
@@ -1921,19 +2002,19 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+        from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
         check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
-        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            raise await self.unknown(to) from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                raise await self.unknown(to) from None
             if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise unreachable(self.cfg, e) from None
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
@@ -1951,8 +2032,8 @@ class Session:
 
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
-        from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+        from temporalio.service import RPCError
+        from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
         if kind not in REPORT_TYPES:
@@ -1961,13 +2042,12 @@ class Session:
         if self.info.role == "conductor":
             raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
-                  source=kind, recipient=CONDUCTOR)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+                  source=kind, recipient=CONDUCTOR, ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            return None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return None
             raise unreachable(self.cfg, e) from None
         return cue
 
@@ -2995,23 +3075,24 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
     check_message(text)
     me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
     names, why_not = await resolve_recipients(client, ensemble, to, me)
     sent_at = utcnow()
-    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n, ensemble=ensemble) for n in names]
 
     async def signal(cue: "Cue") -> str:
-        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(client, cue)
             return ""
+        except NotInEnsemble:
+            return "it left the ensemble a moment ago"
         except RPCError as e:
-            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+            return f"Temporal refused: {e.message}"
 
     failures = await asyncio.gather(*(signal(c) for c in cues))
     why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
@@ -3024,6 +3105,397 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
         others = ", ".join(p.name for p in await list_players(client, ensemble) if p.name != me) or "nobody else yet"
         raise TempoError(f"nobody got the cue ({reasons}); players: {others}")
     return sent, why_not
+
+
+# ---------------------------------------------------------------------------
+# Task board and file reservations
+# The ensemble's BoardWorkflow (started on demand: each write is an update-with-start) seen from a
+# session and the CLI: tasks to add, list, claim, finish; paths to reserve, enforced when Claude Code
+# edits (the PreToolUse hook denies a write to a file another player holds exclusively).
+# ---------------------------------------------------------------------------
+
+BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+HOOK_BOARD_TIMEOUT = 2.0  # s the PreToolUse hook waits for the board before letting the edit through
+FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
+
+
+async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
+    """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
+    from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+    from temporalio.service import RPCError
+    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+
+    start = WithStartWorkflowOperation(
+        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
+    try:
+        return await client.execute_update_with_start_workflow(update, request, start_workflow_operation=start,
+                                                               rpc_timeout=timedelta(seconds=BOARD_RPC_TIMEOUT))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(first_line(getattr(e.cause, "message", "") or str(e.cause))) from None
+    except RPCError as e:
+        raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): is a session of it running?") from None
+
+
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+    """Ask the board; an ensemble without one has an empty board."""
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import board_id
+
+    try:
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+
+
+def _roles(info: "PlayerInfo") -> list[str]:
+    from tempo_workflows import role_words
+
+    return role_words(info.name, info.role, info.agent)
+
+
+def _task_view(t: "Task") -> dict:
+    return {k: v for k, v in dataclasses.asdict(t).items() if v or k in ("id", "title", "state")}
+
+
+def _parse_task(spec: dict, what: str = "task") -> "Task":
+    """A task from a dict of the tool, the CLI or a lineup: title, details, role (`role:NAME` too), after."""
+    from tempo_workflows import Task
+
+    title = str(spec.get("title") or "").strip()
+    if not title:
+        raise TempoError(f"{what} has no title")
+    role = str(spec.get("role") or "").removeprefix(ROLE_PREFIX)
+    if role:
+        validate_name(role, "role")
+    after = spec.get("after") or []
+    after = [a.strip() for a in (after.split(",") if isinstance(after, str) else after) if str(a).strip()]
+    return Task(id=str(spec.get("id") or ""), title=title, details=str(spec.get("details") or ""), role=role,
+                after=[str(a) for a in after])
+
+
+async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, TaskAdd
+
+    tasks = [_parse_task(s, f"task {i + 1}") for i, s in enumerate(specs)]
+    if not tasks:
+        raise TempoError("no task to add: give at least a title")
+    return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """The board's tasks, filtered by state, role and claimant (or finisher)."""
+    from tempo_workflows import TASK_STATES, BoardWorkflow
+
+    if state and state not in TASK_STATES:
+        raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
+    role = role.removeprefix(ROLE_PREFIX)
+    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
+            if (not state or t.state == state) and (not role or t.role == role) and (not by or t.by == by)]
+
+
+async def claim_task(session: "Session", task_id: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskClaim
+
+    await session.joined()
+    me = session.info
+    request = TaskClaim(by=me.name, roles=_roles(me), id=task_id.strip(), conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.claim, request))
+
+
+async def finish_task(session: "Session", task_id: str, state: str, result: str = "") -> dict:
+    from tempo_workflows import BoardWorkflow, TaskFinish
+
+    await session.joined()
+    me = session.info
+    if len(result) > MAX_CUE_CHARS:
+        raise TempoError(f"the result has {len(result)} characters, over {MAX_CUE_CHARS}: write it to a file and give the path")
+    request = TaskFinish(by=me.name, id=task_id.strip(), state=state, result=result, conductor=me.role == "conductor")
+    return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.finish, request))
+
+
+# -- reservations ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _checkout(directory: str) -> tuple[str, str]:
+    """(top of the checkout `directory` is in, its repository's name as players share it); ("", "") outside git."""
+    try:
+        top = git_out(directory, "rev-parse", "--show-toplevel")
+    except TempoError:
+        return "", ""
+    return top, git_facts(directory)[0]
+
+
+def _repo_path(directory: str, path: str) -> tuple[str, str]:
+    """(repository, path relative to its top) of `path` (absolute, or relative to `directory`)."""
+    full = os.path.normpath(os.path.join(directory, os.path.expanduser(path)))
+    folder = full
+    while folder and not os.path.isdir(folder):  # a file (or directory) not written yet
+        folder = os.path.dirname(folder)
+    top, repo = _checkout(folder or directory)
+    if not top:
+        raise TempoError(f"{full} is not in a git repository: reservations name paths of a repository")
+    rel = os.path.relpath(full, top).replace(os.sep, "/")
+    if rel.startswith(".."):
+        raise TempoError(f"{full} is outside the repository {top}")
+    return repo, "" if rel == "." else rel
+
+
+def _pattern(session: "Session", path: str) -> tuple[str, str]:
+    """A path or glob as given to `reserve`: relative to the repository's top unless absolute."""
+    path = path.strip()
+    if not path:
+        raise TempoError("an empty path: name a file, a directory or a glob (src/*.py, docs/**)")
+    top, repo = _checkout(session.cfg.directory)
+    if not top:
+        raise TempoError(f"{session.cfg.directory} is not in a git repository: reservations name paths of a repository")
+    if os.path.isabs(path):
+        return _repo_path(top, path)
+    return repo, path.replace(os.sep, "/").strip("/") or "**"
+
+
+def _reservation_view(r: "Reservation") -> dict:
+    return {k: v for k, v in dataclasses.asdict(r).items() if v or k in ("path", "holder", "exclusive")}
+
+
+async def reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReserveRequest
+
+    await session.joined()
+    patterns = [_pattern(session, p) for p in paths]
+    if not patterns:
+        raise TempoError("no path to reserve: name files, directories or globs, relative to the repository's top")
+    seconds = parse_duration(ttl, "ttl").total_seconds() if ttl else 0.0
+    made: list[dict] = []
+    for repo in dict.fromkeys(r for r, _ in patterns):
+        request = ReserveRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo],
+                                 reason=reason, exclusive=exclusive, ttl=seconds)
+        made += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.reserve, request))
+    return made
+
+
+async def release_paths(session: "Session", paths: list[str] | None = None) -> list[dict]:
+    from tempo_workflows import BoardWorkflow, ReleaseRequest
+
+    await session.joined()
+    if not paths:
+        requests = [ReleaseRequest(holder=session.info.name)]
+    else:
+        patterns = [_pattern(session, p) for p in paths]
+        requests = [ReleaseRequest(holder=session.info.name, repo=repo, paths=[p for r, p in patterns if r == repo])
+                    for repo in dict.fromkeys(r for r, _ in patterns)]
+    gone: list[dict] = []
+    for request in requests:
+        gone += map(_reservation_view, await _board_update(session.client, session.cfg, BoardWorkflow.release, request))
+    return gone
+
+
+async def board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
+    from tempo_workflows import BoardWorkflow
+
+    return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
+
+
+def _since(stamp: str) -> str:
+    from tempo_workflows import duration
+
+    with contextlib.suppress(ValueError, TypeError):
+        return f"{stamp} ({duration(max(0.0, seconds_since(stamp)))} ago)"
+    return stamp
+
+
+def edit_verdict(reservations: list[dict], repo: str, rel: str, me: str) -> tuple[str, str]:
+    """("deny" | "warn" | "", what the model reads) for a write to `rel` in `repo` by `me`."""
+    from tempo_workflows import path_matches
+
+    held = [r for r in reservations if r["repo"] == repo and r["holder"] != me and path_matches(r["path"], rel)]
+    if not held:
+        return "", ""
+    hard = [r for r in held if r["exclusive"]]
+    r = (hard or held)[0]
+    why = f" for {r['reason']!r}" if r.get("reason") else ""
+    until = f", until {r['expires']}" if r.get("expires") else ""
+    if hard:
+        return "deny", (f"tempo: {rel} is reserved exclusively by {r['holder']}{why} since {_since(r['since'])}{until} "
+                        f"(reservation {r['path']!r}). Do not write it now: ask {r['holder']} with the `cue` tool to "
+                        "release it or to make the change, or work on something else; `reservations` lists who holds what.")
+    return "warn", (f"tempo: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r} "
+                    f"since {_since(r['since'])}): tell {r['holder']} with `cue` what you change.")
+
+
+async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """PreToolUse on a file-writing tool: deny a write to a file another player holds exclusively.
+
+    Bash is not parsed: a shell command that writes a reserved file is not stopped here."""
+    session = ladder.session
+    tool_input = data.get("tool_input") if isinstance(data.get("tool_input"), dict) else {}
+    path = tool_input.get(FILE_TOOLS.get(str(data.get("tool_name")), ""), "")
+    if not path or not session.info or not session.client:
+        return {}, [], ""
+    try:
+        repo, rel = _repo_path(str(data.get("cwd") or session.cfg.directory), str(path))
+        held = await board_reservations(session.client, session.cfg.ensemble, repo)
+    except Exception as e:  # no repository, no board, Temporal slow: the edit goes through
+        log.debug("PreToolUse: no reservation check for %s: %s", path, e)
+        return {}, [], ""
+    verdict, text = edit_verdict(held, repo, rel, session.info.name)
+    if verdict == "deny":
+        out = {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": text}
+    elif verdict == "warn":
+        out = {"hookEventName": "PreToolUse", "additionalContext": text}
+    else:
+        return {}, [], ""
+    return {"stdout": json.dumps({"hookSpecificOutput": out})}, [], ""
+
+
+HOOK_ANSWERS["PreToolUse"] = _pre_tool_use
+
+
+def board_activities(client: "Client") -> list:
+    """The activity the board calls on session workers: which players a task's role names."""
+    from temporalio import activity
+    from tempo_workflows import BOARD_PLAYERS_ACTIVITY, CONDUCTOR, Targets, TargetsInput
+
+    @activity.defn(name=BOARD_PLAYERS_ACTIVITY)
+    async def board_players(inp: TargetsInput) -> Targets:
+        role = inp.to[0] if inp.to else ""
+        players = await list_players(client, inp.ensemble)
+        return Targets(names=[p.name for p in players if (role in _roles(p) if role else p.name != CONDUCTOR)])
+
+    return [board_players]
+
+
+def board_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add the tools of the task board (task_add, tasks, task_claim, task_done, task_fail, task_release)
+    and of file reservations (reserve, release, reservations) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class NewTask(BaseModel):
+        title: str
+        details: str = ""
+        role: str = Field("", description="only players of this role may claim it: a name, a name's prefix before '-' "
+                                          "(reviewer for reviewer-2), player, conductor, claude or copilot")
+        after: list[str] = Field(default=[], description="ids of tasks that must be done first")
+        id: str = Field("", description="an id of your choosing; default: the next number")
+
+    class TaskView(BaseModel):
+        id: str
+        title: str
+        state: Literal["open", "claimed", "done", "failed"]
+        details: str = ""
+        role: str = ""
+        after: list[str] = []
+        by: str = Field("", description="who claimed it (claimed), or who finished it (done, failed)")
+        since: str = ""
+        result: str = ""
+        added_by: str = ""
+        added_at: str = ""
+
+    class TasksResult(BaseModel):
+        ensemble: str
+        tasks: list[TaskView]
+
+    class ReservationView(BaseModel):
+        path: str = Field(description="a path or glob relative to the repository's top")
+        holder: str
+        exclusive: bool
+        repo: str = ""
+        reason: str = ""
+        since: str = ""
+        expires: str = ""
+
+    class ReservationsResult(BaseModel):
+        reservations: list[ReservationView]
+        note: str = ""
+
+    write = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+    read = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+    bash_note = "Edit, Write, MultiEdit and NotebookEdit are checked; shell commands (Bash) are not."
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Add tasks to the board"}))
+    async def task_add(
+        tasks: Annotated[list[NewTask], Field(description="one task or several, each with a title")],
+    ) -> TasksResult:
+        """Add one or several tasks to my ensemble's task board; any player may claim them (respecting role and order)."""
+        await guarded(session.joined())
+        added = await guarded(add_tasks(session.client, session.cfg, session.info.name, [t.model_dump() for t in tasks]))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in added])
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List the task board"}))
+    async def tasks(
+        state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
+        role: Annotated[str, Field(description="only tasks for this role")] = "",
+        mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+    ) -> TasksResult:
+        """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
+        await guarded(session.joined())
+        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
+    async def task_claim(
+        id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
+    ) -> TaskView:
+        """Claim a task of the board, atomically: if another player has it, this fails and says who."""
+        return TaskView(**await guarded(claim_task(session, id)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task done"}))
+    async def task_done(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
+        return TaskView(**await guarded(finish_task(session, id, "done", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task failed"}))
+    async def task_fail(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="why it failed")] = "",
+    ) -> TaskView:
+        """Mark a task I claimed as failed, saying why."""
+        return TaskView(**await guarded(finish_task(session, id, "failed", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Give a task back"}))
+    async def task_release(
+        id: Annotated[str, Field(description="the task I claimed")],
+        result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
+    ) -> TaskView:
+        """Give back a task I claimed: it is open again for others."""
+        return TaskView(**await guarded(finish_task(session, id, "open", result)))
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Reserve files"}))
+    async def reserve(
+        paths: Annotated[list[str], Field(description="files, directories or globs (src/*.py, docs/**), relative to the repository's top")],
+        reason: Annotated[str, Field(description="why: shown to whoever tries to edit them")] = "",
+        exclusive: Annotated[bool, Field(description="true: others' edits are refused; false: they are only warned")] = True,
+        ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
+    ) -> ReservationsResult:
+        """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
+        made = await guarded(reserve_paths(session, paths, reason, exclusive, ttl))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=bash_note)
+
+    @mcp.tool(annotations=write.model_copy(update={"title": "Release files"}))
+    async def release(
+        paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
+    ) -> ReservationsResult:
+        """Release my file reservations (those named, or all of them)."""
+        gone = await guarded(release_paths(session, paths))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
+
+    @mcp.tool(annotations=read.model_copy(update={"title": "List file reservations"}))
+    async def reservations() -> ReservationsResult:
+        """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
+        await guarded(session.joined())
+        found = await guarded(board_reservations(session.client, session.cfg.ensemble))
+        return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=bash_note)
 
 
 # ---------------------------------------------------------------------------
@@ -3440,7 +3912,8 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
 
 
 # The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools)
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools,
+                                     board_tools)
 
 
 def import_temporal() -> None:
@@ -3598,6 +4071,7 @@ def tempo_hooks() -> dict[str, list[dict]]:
         "SessionStart": [{"hooks": [now, waiter]}],
         "UserPromptSubmit": [{"hooks": [now]}],
         "PostToolUse": [{"matcher": "*", "hooks": [now]}],
+        "PreToolUse": [{"matcher": "|".join(FILE_TOOLS), "hooks": [now]}],  # file reservations
         "Stop": [{"hooks": [now, waiter]}],
         # Waits for the ensemble's answer (permit_timeout), then says nothing and Claude Code's dialog shows.
         "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
@@ -3644,6 +4118,64 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "updated" if installed else "merged"), path
 
 
+TEMPO_TOOLS = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of tempo's server
+
+
+def approve_tempo(directory: str) -> tuple[str, Path]:
+    """Approve tempo's own MCP server and its tools (nothing else) in the project's settings.local.json.
+
+    Without it, a session in a directory Claude Code has not seen .mcp.json in stops at "New MCP
+    server found" and then asks before every tempo tool call: nobody is at a recruited window.
+    """
+    path = settings_path(directory)
+    data = read_json_file(path)
+    created = data is None
+    data = {} if data is None else data
+    servers = data.get("enabledMcpjsonServers", []) if isinstance(data, dict) else None
+    permissions = data.get("permissions", {}) if isinstance(data, dict) else None
+    allow = permissions.get("allow", []) if isinstance(permissions, dict) else None
+    if not isinstance(servers, list) or not isinstance(allow, list):
+        raise TempoError(f"{path} is not Claude Code settings (\"enabledMcpjsonServers\" and \"permissions.allow\" "
+                         "are lists); tempo leaves it untouched: fix it, or approve tempo yourself in Claude Code")
+    if SERVER_NAME in servers and TEMPO_TOOLS in allow:
+        return "unchanged", path
+    if SERVER_NAME not in servers:
+        data["enabledMcpjsonServers"] = [*servers, SERVER_NAME]
+    if TEMPO_TOOLS not in allow:
+        data["permissions"] = {**permissions, "allow": [*allow, TEMPO_TOOLS]}
+    write_json_file(path, data, created)
+    return ("created" if created else "merged"), path
+
+
+APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
+
+
+def claude_trusts(directory: str) -> bool:
+    """Whether Claude Code trusts `directory`: it, a parent, or its repository's main work tree was trusted."""
+    config = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home()) / ".claude.json"
+    try:
+        projects = json.loads(config.read_text(encoding="utf-8")).get("projects", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    places = [Path(directory).resolve()]
+    try:  # a worktree of a trusted repository is trusted (2.1.197, measured)
+        places.append(repo_layout(directory)[2])
+    except TempoError:
+        pass
+    for place in places:
+        for p in (place, *place.parents):
+            entry = projects.get(str(p)) if isinstance(projects, dict) else None
+            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted"):
+                return True
+    return False
+
+
+def untrusted_note(directory: str) -> str:
+    """What to do when Claude Code will ask whether to trust `directory` (a dialog tempo does not answer)."""
+    return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
+            f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+
+
 def hooks_installed(directory: str) -> Path | None:
     """The settings file that gives sessions in `directory` tempo's hooks, if any."""
     for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
@@ -3667,8 +4199,8 @@ def hooks_installed(directory: str) -> Path | None:
 def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prompt: str = "") -> tuple[list[str], dict[str, str]]:
     """Return the argv and the environment additions that start Claude Code as a tempo session."""
     argv = ["claude", *CHANNELS_FLAG]
-    if prompt:
-        argv.append(prompt)
+    if prompt:  # the channels flag takes any number of entries (2.1.197): `--` ends them, so a prompt is no entry
+        argv += ["--", prompt]
     env = {"CLAUDE_TEMPO_ENSEMBLE": cfg.ensemble, "TEMPORAL_ADDRESS": cfg.address, "TEMPORAL_NAMESPACE": cfg.namespace}
     for var, value in (
         ("CLAUDE_TEMPO_PLAYER_NAME", name),
@@ -3688,13 +4220,21 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
-    """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
+def launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
+    """Start the ensemble's conductor in a new terminal window; return (state, what happened, the window)."""
     argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
-        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
+        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}", None
+    if not window_claude():  # a window that could only say "claude: not found"
+        return "fail", f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has: {CLAUDE_INSTALL}", None
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
-    return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
+    return "ok", f"a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else ""), launch
+
+
+def lineup_conductor_prompt(ensemble: str, players: int) -> str:
+    """A lineup conductor's first prompt: its task comes once its players are there to hear it."""
+    return (f"You are the conductor of the tempo ensemble {ensemble}. Its {players} players are joining now; "
+            "your task arrives next, as a command from the lineup, once they have joined. Wait for it.")
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
@@ -3731,8 +4271,15 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if not hooks_installed(str(path)):
             what, written = install_hooks(str(path))
             setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
+        if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
+            setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
+        if not claude_trusts(str(path)):
+            setup = "; ".join(filter(None, [setup, untrusted_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
+        raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
+                         f"so {name!r} was not started: {CLAUDE_INSTALL}")
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
         env.update(bridge_env(dataclasses.replace(child, copilot_model=model or child.copilot_model)))
@@ -3740,9 +4287,11 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
         program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-            f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+            f"{session.cfg.recruit_timeout:.0f}s. " + (f"Its window shows:\n{tail}\n" if tail else "")
+            + f"Check that window: is `{program}` installed and signed in, "
             f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
             f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
         )
@@ -3817,6 +4366,7 @@ class Launch:
     argv: list[str] | str
     note: str = ""
     detached: bool = False  # the process lives as long as its window: start it, do not wait
+    pane: str = ""  # tmux: the new window's pane, to read its last lines when the session does not join
 
 
 def shell_word(s: str) -> str:
@@ -3860,6 +4410,8 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str =
         'rm -f -- "$0"',
         *([read_secrets] if secrets else []),
         f"cd -- {shell_word(cwd)} || exit 1",
+        # The login shell's PATH first (fnm/nvm/Homebrew's `claude`), then the launcher's: nothing it found goes missing.
+        f'export PATH="$PATH"{shell_word(os.pathsep + os.environ.get("PATH", ""))}',
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
         *([DEV_CHANNELS_CONFIRM] if CHANNELS_FLAG[0] in argv else []),
@@ -3907,6 +4459,9 @@ def applescript_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+TMUX_PANE_ID = ["-P", "-F", "#{pane_id}"]  # tmux prints the new window's pane
+
+
 def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
@@ -3926,14 +4481,15 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     run = f"/bin/sh {shell_word(script)}"
     # A login, interactive shell first: that is where fnm/nvm/Homebrew put `claude` on PATH.
     login = [shell, "-l", "-i", "-c", run]
-    if terminal == "tmux":
+    if terminal == "tmux":  # tmux runs its argument with `$SHELL -c`, no login shell: hand it the login line
+        window = " ".join(map(shell_word, login))
         if inside_tmux:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-n", title, "-c", cwd, window],
                           note="a new window in this tmux session")
         if tmux_session_exists:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-t", f"{tmux_session}:", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-t", f"{tmux_session}:", "-n", title, "-c", cwd, window],
                           note=f"a new window in tmux session {tmux_session}; attach with `tmux attach -t {tmux_session}`")
-        return Launch(terminal, ["tmux", "new-session", "-d", "-s", tmux_session, "-n", title, "-c", cwd, run],
+        return Launch(terminal, ["tmux", "new-session", "-d", *TMUX_PANE_ID, "-s", tmux_session, "-n", title, "-c", cwd, window],
                       note=f"a detached tmux session; attach with `tmux attach -t {tmux_session}`")
     if terminal == "ghostty":
         options = [f"--working-directory={cwd}", f"--title={title}", "-e", *login]
@@ -4081,7 +4637,36 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
         raise failed(e) from None
     if result is not None and result.returncode:
         raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
+    if terminal == "tmux" and result is not None:
+        launch.pane = result.stdout.strip()
     return launch
+
+
+def window_tail(launch: "Launch | None", lines: int = 8) -> str:
+    """The last lines a tmux window shows (what its session said before it failed to join), or ""."""
+    if not launch or not launch.pane:
+        return ""
+    try:
+        shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", launch.pane], capture_output=True, text=True,
+                               timeout=10, env={k: v for k, v in os.environ.items() if k != "TMUX_PANE"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    tail = [line.rstrip() for line in shown.splitlines() if line.strip()][-lines:]
+    return "\n".join(f"    | {line}" for line in tail)
+
+
+def window_claude() -> str | None:
+    """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
+    import shutil
+
+    if os.name == "nt":
+        return shutil.which("claude")
+    try:  # an interactive login shell may print to stdout: the PATH is its last line
+        shown = subprocess.run([login_shell(), "-l", "-i", "-c", 'printf "\\n%s\\n" "$PATH"'], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=15).stdout.strip().rsplit("\n", 1)[-1]
+    except (OSError, subprocess.SubprocessError):
+        shown = ""
+    return shutil.which("claude", path=os.pathsep.join(filter(None, [shown, os.environ.get("PATH", "")])))
 
 
 # ---------------------------------------------------------------------------
@@ -4298,10 +4883,10 @@ async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     for plan in lineup.schedules:
         label, sid = f"schedule {plan['name']}", schedule_id(recruiter.cfg.ensemble, plan["name"])
         try:
-            await recruiter.client.get_schedule_handle(sid).describe()
-            rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
-            continue
-        except Exception:  # not there yet: make it
+            if _schedule_ensemble(await recruiter.client.get_schedule_handle(sid).describe()) == recruiter.cfg.ensemble:
+                rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
+                continue
+        except Exception:  # not there yet: make it (another ensemble's under that ID: making it says so)
             pass
         try:
             view = await add_schedule(recruiter.client, recruiter.cfg, recruiter.info.name, plan["name"], plan.get("to", ""),
@@ -4814,22 +5399,23 @@ class CopilotPlayer:
 
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import CONDUCTOR, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
         return "nobody (news of a join)"
     handed = dataclasses.replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=session.info.name,
-                                 queued_at="")
+                                 queued_at="", ensemble=session.cfg.ensemble)
     for target in dict.fromkeys((CONDUCTOR, cue.sender)):
         if target == session.info.name:
             continue
         try:
-            await session.client.get_workflow_handle(workflow_id(session.cfg.ensemble, target)).signal(PlayerWorkflow.cue, handed)
+            await deliver_cue(session.client, dataclasses.replace(handed, recipient=target))
             return target
+        except NotInEnsemble:
+            continue
         except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                log.warning("could not hand a cue on to %s: %s", target, e)
+            log.warning("could not hand a cue on to %s: %s", target, e)
     return ""
 
 
@@ -5234,16 +5820,22 @@ class Watcher:
         check_message(text)
         validate_name(to, "player name")
         handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
-        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to)
+        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            if to == CONDUCTOR:
+            if to != CONDUCTOR:
+                await deliver_cue(self.client, cue)
+            elif (held := await _id_holder(self.client, self.cfg.ensemble, CONDUCTOR)) and held[1].ensemble == self.cfg.ensemble:
+                # `command` is the conductor's public signal: its ID may be another ensemble's player
                 await handle.signal(PlayerWorkflow.command, Command(text=text, source=DASHBOARD_SENDER))
             else:
-                await handle.signal(PlayerWorkflow.cue, cue)
+                raise NotInEnsemble(CONDUCTOR)
+        except NotInEnsemble:
+            names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+            raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
-                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
+            if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the command
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}") from None
             raise unreachable(self.cfg, e) from None
         if to == CONDUCTOR:
             return {"to": to, "kind": "command"}
@@ -5829,6 +6421,9 @@ def cmd_init(args: dict) -> int:
     what, path = install_hooks(str(directory), user=bool(args.get("--user")))
     out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
         "(cues reach Claude Code's model even where channels are off)")
+    if resolve_config(args).approve:
+        what, path = approve_tempo(str(directory))
+        out(f"{path}: {APPROVED_NOTE}")
     return 0
 
 
@@ -5924,22 +6519,47 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         return 1
     if note:
         emit("todo", note, fix)
-    for write in (write_mcp_json, install_hooks):
+    for write in (write_mcp_json, install_hooks, *([approve_tempo] if cfg.approve else [])):
         try:
             what, path = write(cfg.directory)
-            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
+            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}"
+                       + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
         except TempoError as e:
             emit("fail", str(e))
+    if not claude_trusts(cfg.directory):
+        emit("todo", untrusted_note(cfg.directory))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
+    task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
+        # A lineup's players must be there for the conductor's first turn: its task is handed over once they joined.
+        first = lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
         try:
-            emit(*launch_conductor(cfg, lineup.conductor.prompt if lineup else ""))
+            state, what, launch = launch_conductor(cfg, first)
         except TempoError as e:  # the message carries the command to run by hand
-            emit("todo", str(e))
+            state, what, launch = "todo", str(e), None
+        if state == "fail":
+            emit(state, what)
+            return 1
+        holder = launch and await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
+        if not launch:  # the user starts it by hand
+            emit(state, what)
+            lineup = None
+        elif not holder:
+            tail = window_tail(launch)
+            emit("fail", f"conductor opened in {what}, but it has not joined ensemble {cfg.ensemble} within "
+                         f"{cfg.recruit_timeout:.0f}s" + (f"; its window shows:\n{tail}" if tail else ": check its window"))
+            return 1
+        else:
+            emit("ok", f"conductor joined ensemble {cfg.ensemble} ({what})")
     if lineup:
-        await up_players(cfg, client, lineup, emit)
+        await up_players(cfg, client, lineup, holder, emit)
+        if task and lineup.players:
+            from tempo_workflows import Command, PlayerWorkflow
+
+            await holder[0].signal(PlayerWorkflow.command, Command(text=task, source="lineup"))
+            emit("ok", "conductor's task handed over (its players are there)")
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
@@ -5948,19 +6568,13 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     return 1 if failed else 0
 
 
-async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callable[..., None]) -> None:
-    """Once the conductor has joined, recruit the lineup's missing players in its name."""
-    from tempo_workflows import CONDUCTOR
-
-    found = await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
-    if not found:
-        emit("fail", f"the conductor has not joined ensemble {cfg.ensemble} within {cfg.recruit_timeout:.0f}s, "
-                     "and players are recruited in its name: check its window, then run this again")
-        return
-    emit("ok", f"conductor joined ensemble {cfg.ensemble}")
-    for r in await start_lineup(acting_for(cfg, client, found), lineup):
+async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
+                     emit: Callable[..., None]) -> None:
+    """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
+    for r in await start_lineup(acting_for(cfg, client, conductor), lineup):
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
-        emit("fail" if r["state"] == "failed" else "ok", f"{what}: {r['detail']}")
+        state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
+        emit(state, f"{what}: {r['detail']}")
 
 
 # -- lineups and worktrees ----------------------------------------------------
@@ -6082,6 +6696,8 @@ def start_session(args: dict, conductor: bool) -> int:
         what, path = install_hooks(cfg.directory)
         if what != "unchanged":
             err(f"tempo: {path}: tempo's hooks {what}")
+        if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
+            err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
     except TempoError as e:
         err(f"tempo: warning: {e}")
     if not args.get("--skip-preflight"):

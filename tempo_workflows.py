@@ -28,6 +28,7 @@ deadlock detector on every retry, and never recovers).
 
 import asyncio
 import contextlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -70,6 +71,10 @@ ROLE = SearchAttributeKey.for_keyword("ClaudeTempoRole")
 SEARCH_ATTRIBUTES = (ENSEMBLE, PLAYER_ID, HOST, REPO, BRANCH, ROLE)
 
 
+# What `deliver` says when a cue is addressed to another ensemble than the player's.
+NOT_HERE = "not in this ensemble"
+
+
 def workflow_id(ensemble: str, name: str) -> str:
     """Return the workflow ID of the player `name` in `ensemble`."""
     return f"claude-session-{ensemble}-{name}"
@@ -109,6 +114,10 @@ class Cue:
     source: str = ""  # command source (discord, cli, ...) or report type
     recipient: str = ""  # for cues handed over from a dead player: whom they were for
     queued_at: str = ""  # set by the workflow when the cue arrives
+    # The ensemble it is addressed to: IDs are ambiguous across ensembles (`shop` + `ops-bot` and
+    # `shop-ops` + `bot` share one), so a player takes only cues for its own ensemble ("" = unsaid:
+    # claude-tempo 0.3 and outside clients, taken as before).
+    ensemble: str = ""
 
 
 @dataclass
@@ -347,6 +356,8 @@ class PlayerWorkflow:
         await self.release_polls()
         self.ended_at = now()
         await self.hand_over()
+        if workflow.patched("board-player-left"):
+            await self.leave_board()
         return self.end.reason
 
     def should_continue_as_new(self) -> bool:
@@ -400,7 +411,8 @@ class PlayerWorkflow:
             else f"{info.name} joined ({info.host}:{info.directory})"
         )
         await self.signal_conductor(
-            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined")
+            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
+                ensemble=info.ensemble)
         )
 
     async def hand_over(self) -> None:
@@ -423,10 +435,19 @@ class PlayerWorkflow:
             return await self.signal(end.moved_to, cue)
         if cue.kind in ("joined", "notice"):
             return True  # news of the past: nothing left to redo
-        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
+        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="",
+                         ensemble=info.ensemble)
         if info.role != "conductor" and await self.signal_conductor(handed):
             return self.handed_to(cue, CONDUCTOR)
         return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
+
+    async def leave_board(self) -> None:
+        """Tell the ensemble's board: my claims reopen and my reservations go (or move to my new name)."""
+        info, end = self.s.info, self.end
+        moved_to = end.moved_to.removeprefix(workflow_id(info.ensemble, "")) if end.moved_to else ""
+        with contextlib.suppress(Exception):  # no board in this ensemble: nothing to release
+            await workflow.get_external_workflow_handle(board_id(info.ensemble)).signal(
+                "player_left", PlayerLeft(name=info.name, reason=end.reason, moved_to=moved_to))
 
     def handed_to(self, cue: Cue, taker: str) -> bool:
         """Remember that `taker` took `cue`, so a returning session hears of it once."""
@@ -454,6 +475,9 @@ class PlayerWorkflow:
         """Receive a cue (or a report, a join notice, a handed-over cue)."""
         if cue.id in self.seen:
             return
+        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
+            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
+            return
         self.remember(cue.id)
         cue.queued_at = now()
         self.s.pending.append(cue)
@@ -467,6 +491,9 @@ class PlayerWorkflow:
     @workflow.signal
     def command(self, command: Command) -> None:
         """Public API of the conductor: a command from outside (Discord, a dashboard, ...)."""
+        if self.s.info.role != "conductor":  # `claude-session-shop-x-conductor` may be shop's player `x-conductor`
+            workflow.logger.warning("command to %s dropped: not a conductor", workflow.info().workflow_id)
+            return
         self.cue(
             Cue(
                 id=f"command-{workflow.uuid4()}",
@@ -475,6 +502,7 @@ class PlayerWorkflow:
                 sent_at=now(),
                 kind="command",
                 source=command.source,
+                ensemble=self.s.info.ensemble,
             )
         )
 
@@ -508,6 +536,17 @@ class PlayerWorkflow:
             self.wake = True
 
     # -- updates ------------------------------------------------------------
+
+    @workflow.update
+    def deliver(self, cue: Cue) -> str:
+        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's."""
+        self.cue(cue)
+        return self.s.info.ensemble
+
+    @deliver.validator
+    def validate_deliver(self, cue: Cue) -> None:
+        if not self.addressed_here(cue):
+            raise ApplicationError(f"{NOT_HERE}: {self.s.info.ensemble}", type=NOT_HERE, non_retryable=True)
 
     @workflow.update
     async def poll(self, request: PollInput) -> PollResult:
@@ -753,6 +792,9 @@ class PlayerWorkflow:
 
     # -- helpers --------------------------------------------------------------
 
+    def addressed_here(self, cue: Cue) -> bool:
+        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
+
     def acknowledge(self, ids: list[str]) -> None:
         """The session has these cues: they wait for its model now, not for its process."""
         if ids:
@@ -912,7 +954,8 @@ class ScheduledCueWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
         run = workflow.info().workflow_id  # unique per fire: a retried signal is still one cue
-        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule)
+        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule,
+                  ensemble=inp.ensemble)
         result = ScheduledCueResult()
         for name in targets.names:
             if await signal_player(workflow_id(inp.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name)):
@@ -963,3 +1006,444 @@ def duration(seconds: float) -> str:
 def parse(stamp: str) -> float:
     """Seconds since the epoch of an ISO 8601 stamp written by `now()`."""
     return datetime.fromisoformat(stamp).timestamp()
+
+
+# ---------------------------------------------------------------------------
+# Task board and file reservations
+# One BoardWorkflow per ensemble: its tasks (open → claimed → done / failed, or back to open) and
+# the files its players reserve. Claims and reservations are Updates whose validators refuse what
+# cannot be (taken, blocked, not my role), and whose handlers check again without awaiting: two
+# claims in one activation both pass the validator, only the first handler wins.
+# ---------------------------------------------------------------------------
+
+TASK_STATES = ("open", "claimed", "done", "failed")
+BOARD_CHANGES_PER_RUN = 1000  # continue as new after this many changes, if the server has not asked earlier
+BOARD_DONE_LIMIT = 2000  # finished tasks kept (the oldest go first); open and claimed ones always stay
+BOARD_PLAYERS_ACTIVITY = "tempo-board-players"  # the players a role names (tempo.py; the task's role, or all)
+BOARD_SENDER = "tempo"  # who the board's cues come from (the conductor and players read "from tempo")
+
+
+def board_id(ensemble: str) -> str:
+    """Return the workflow ID of the task board of `ensemble`."""
+    return f"claude-tempo-board-{ensemble}"
+
+
+@dataclass
+class Task:
+    """One piece of work on the board."""
+
+    id: str
+    title: str
+    details: str = ""
+    role: str = ""  # only a player of this role (name, name's prefix before '-', role or agent) may claim it
+    after: list[str] = field(default_factory=list)  # ids that must be done first
+    state: str = "open"
+    by: str = ""  # the claimant (and, once done or failed, who finished it)
+    since: str = ""  # when it entered its state
+    result: str = ""
+    added_by: str = ""
+    added_at: str = ""
+
+
+@dataclass
+class Reservation:
+    """A path or glob, relative to the repository's top, that a player holds (exclusively or shared)."""
+
+    repo: str  # the repository (its origin, or its main checkout): worktrees of one repository share it
+    path: str
+    holder: str
+    reason: str = ""
+    exclusive: bool = True
+    since: str = ""
+    expires: str = ""  # ISO 8601; "" for as long as the holder plays
+
+
+@dataclass
+class BoardInput:
+    """All of a board's state: the workflow input, carried across continue-as-new."""
+
+    ensemble: str
+    tasks: list[Task] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)
+    next_id: int = 1
+    told: list[str] = field(default_factory=list)  # tasks whose becoming claimable was announced
+
+
+@dataclass
+class TaskAdd:
+    by: str
+    tasks: list[Task]
+
+
+@dataclass
+class TaskClaim:
+    """Claim `id`, or ("") the first open task `by` may take; `roles` are the words its role matches."""
+
+    by: str
+    roles: list[str] = field(default_factory=list)
+    id: str = ""
+    conductor: bool = False
+
+
+@dataclass
+class TaskFinish:
+    """Move a claimed task to `state` (done, failed, or open: released), with a result text."""
+
+    by: str
+    id: str
+    state: str
+    result: str = ""
+    conductor: bool = False
+
+
+@dataclass
+class ReserveRequest:
+    holder: str
+    repo: str
+    paths: list[str]
+    reason: str = ""
+    exclusive: bool = True
+    ttl: float = 0.0  # seconds; 0: until released or the holder leaves
+
+
+@dataclass
+class ReleaseRequest:
+    holder: str
+    repo: str = ""  # "" with no paths: everything the holder holds
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlayerLeft:
+    """A player ended: its claims go back to open, its reservations go (or both move, on a rename)."""
+
+    name: str
+    reason: str
+    moved_to: str = ""  # the new name, on a rename
+
+
+def glob_regex(pattern: str) -> str:
+    """A regex for a path pattern: `**` crosses directories, `*` and `?` do not; a plain path covers what is under it."""
+    out, i = [], 0
+    p = pattern.strip().strip("/")
+    while i < len(p):
+        if p.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif p.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif p[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif p[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re_escape(p[i]))
+            i += 1
+    return "".join(out) + "(?:/.*)?"
+
+
+def re_escape(c: str) -> str:
+    return "\\" + c if c in ".^$+{}[]|()\\" else c
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether `path` (relative to the repository's top) falls under `pattern`."""
+    return re.fullmatch(glob_regex(pattern), path.strip("/")) is not None
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    """Whether two patterns may name one file (exact for paths; for two globs, either matching the other)."""
+    return path_matches(a, b) or path_matches(b, a)
+
+
+def role_words(name: str, role: str, agent: str) -> list[str]:
+    """The words a task's role may say to mean this player: its name and its prefixes before '-', role, agent."""
+    parts = name.split("-")
+    return sorted({name, role, agent, *("-".join(parts[:i]) for i in range(1, len(parts)))} - {""})
+
+
+@workflow.defn
+class BoardWorkflow:
+    """An ensemble's task board and file reservations."""
+
+    @workflow.init
+    def __init__(self, inp: BoardInput) -> None:
+        self.s = inp
+        self.changes = 0
+        self.announce: list[str] = []  # tasks that just became claimable: told by the run loop
+        self.left: list[tuple[str, list[Task]]] = []  # claims released by a departure: told to the conductor
+        self.wake = False
+
+    @workflow.run
+    async def run(self, inp: BoardInput) -> None:
+        while True:
+            timeout = self.next_expiry()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self.wake or bool(self.announce) or bool(self.left), timeout=timeout)
+            self.wake = False
+            self.expire()
+            while self.left:
+                name, tasks = self.left.pop(0)
+                await self.tell_conductor(name, tasks)
+            if self.announce:
+                ready, self.announce = self.announce, []
+                await self.tell_ready(ready)
+            if self.changes >= BOARD_CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.announce and not self.left:
+                    workflow.continue_as_new(self.s)
+
+    # -- tasks ------------------------------------------------------------------
+
+    @workflow.update
+    def add(self, request: TaskAdd) -> list[Task]:
+        """Add tasks (an empty id gets the next number); return them as stored."""
+        ids, self.s.next_id = self.check_add(request)
+        added = []
+        for t, task_id in zip(request.tasks, ids):
+            t.id = task_id
+            t.state, t.by, t.since, t.result = "open", "", now(), ""
+            t.added_by, t.added_at = request.by, now()
+            self.s.tasks.append(t)
+            added.append(t)
+        self.changed()
+        self.find_ready()  # one whose prerequisites are all done already
+        return added
+
+    @add.validator
+    def validate_add(self, request: TaskAdd) -> None:
+        self.check_add(request)
+
+    def check_add(self, request: TaskAdd) -> tuple[list[str], int]:
+        """The ids the tasks get (an empty one: the next free number) and the next number after them."""
+        if not request.tasks:
+            raise ApplicationError("no task to add", non_retryable=True)
+        known, given, ids, number = self.ids(), [t.id for t in request.tasks if t.id], [], self.s.next_id
+        for t in request.tasks:
+            if not t.id:
+                while str(number) in known or str(number) in given or str(number) in ids:
+                    number += 1
+            ids.append(t.id or str(number))
+        for t in request.tasks:
+            if not t.title.strip():
+                raise ApplicationError("a task needs a title", non_retryable=True)
+            if t.id and (t.id in known or given.count(t.id) > 1):
+                raise ApplicationError(f"task {t.id} exists already: give another id, or none for the next number",
+                                       non_retryable=True)
+            missing = [a for a in t.after if a not in known and a not in ids]
+            if missing:
+                raise ApplicationError(f"task {t.title!r} comes after unknown task(s) {', '.join(missing)}",
+                                       non_retryable=True)
+        return ids, number
+
+    @workflow.update
+    def claim(self, request: TaskClaim) -> Task:
+        """Claim a task for `request.by`: atomic, so of twenty claims at once exactly one wins."""
+        task = self.claimable(request)  # again: an earlier claim of this activation may have taken it
+        task.state, task.by, task.since = "claimed", request.by, now()
+        self.changed()
+        return task
+
+    @claim.validator
+    def validate_claim(self, request: TaskClaim) -> None:
+        self.claimable(request)
+
+    def claimable(self, request: TaskClaim) -> Task:
+        """The task `request` may claim, or an error that says why not."""
+        if request.id:
+            task = self.task(request.id)
+            why = self.why_not(task, request)
+            if why:
+                raise ApplicationError(why, non_retryable=True)
+            return task
+        for task in self.s.tasks:
+            if not self.why_not(task, request):
+                return task
+        open_ = [t for t in self.s.tasks if t.state == "open"]
+        raise ApplicationError(
+            f"no open task you may take ({len(open_)} open: " + ("; ".join(f"{t.id}: {self.why_not(t, request)}" for t in open_[:5]) or "none")
+            + ")", non_retryable=True)
+
+    def why_not(self, task: Task, request: TaskClaim) -> str:
+        if task.state == "claimed":
+            return f"task {task.id} is claimed by {task.by} (since {task.since})"
+        if task.state != "open":
+            return f"task {task.id} is {task.state}" + (f" (by {task.by})" if task.by else "")
+        blocking = [a for a in task.after if self.state_of(a) != "done"]
+        if blocking:
+            return f"task {task.id} waits for task(s) " + ", ".join(f"{a} ({self.state_of(a)})" for a in blocking)
+        if task.role and task.role not in request.roles and not request.conductor:
+            return f"task {task.id} is for role {task.role!r}"
+        return ""
+
+    @workflow.update
+    def finish(self, request: TaskFinish) -> Task:
+        """Mark a claimed task done or failed (with its result), or release it (back to open)."""
+        task = self.finishable(request)
+        task.state, task.since, task.result = request.state, now(), request.result
+        if request.state == "open":
+            task.by = ""
+        self.changed()
+        if request.state == "done":
+            self.find_ready()
+        self.trim()
+        return task
+
+    @finish.validator
+    def validate_finish(self, request: TaskFinish) -> None:
+        self.finishable(request)
+
+    def finishable(self, request: TaskFinish) -> Task:
+        if request.state not in ("done", "failed", "open"):
+            raise ApplicationError(f"unknown state {request.state!r}", non_retryable=True)
+        task = self.task(request.id)
+        if task.state != "claimed":
+            raise ApplicationError(f"task {task.id} is {task.state}, not claimed: claim it first", non_retryable=True)
+        if task.by != request.by and not request.conductor:
+            raise ApplicationError(f"task {task.id} is claimed by {task.by}, not you", non_retryable=True)
+        return task
+
+    # -- reservations -------------------------------------------------------------
+
+    @workflow.update
+    def reserve(self, request: ReserveRequest) -> list[Reservation]:
+        """Reserve paths for `request.holder` (all or none); a path it holds already is updated."""
+        self.check_reserve(request)
+        at = now()
+        expires = (workflow.now() + timedelta(seconds=request.ttl)).isoformat() if request.ttl > 0 else ""
+        made = []
+        for path in request.paths:
+            self.s.reservations = [r for r in self.s.reservations
+                                   if not (r.holder == request.holder and r.repo == request.repo and r.path == path)]
+            r = Reservation(repo=request.repo, path=path, holder=request.holder, reason=request.reason,
+                            exclusive=request.exclusive, since=at, expires=expires)
+            self.s.reservations.append(r)
+            made.append(r)
+        self.changed()
+        return made
+
+    @reserve.validator
+    def validate_reserve(self, request: ReserveRequest) -> None:
+        self.check_reserve(request)
+
+    def check_reserve(self, request: ReserveRequest) -> None:
+        if not request.paths:
+            raise ApplicationError("no path to reserve", non_retryable=True)
+        t = workflow.now()
+        for path in request.paths:
+            for r in self.s.reservations:
+                if (r.holder != request.holder and r.repo == request.repo and (r.exclusive or request.exclusive)
+                        and not expired(r, t) and paths_overlap(r.path, path)):
+                    raise ApplicationError(
+                        f"{path} overlaps {r.path}, reserved {'exclusively ' if r.exclusive else ''}by {r.holder} "
+                        f"since {r.since}" + (f" ({r.reason})" if r.reason else "") + f": ask {r.holder} with `cue`",
+                        non_retryable=True)
+
+    @workflow.update
+    def release(self, request: ReleaseRequest) -> list[Reservation]:
+        """Release the holder's reservations of these paths (none given: all of them); return what went."""
+        gone = [r for r in self.s.reservations if r.holder == request.holder
+                and (not request.paths or (r.repo == request.repo and r.path in request.paths))]
+        self.s.reservations = [r for r in self.s.reservations if r not in gone]
+        self.changed()
+        return gone
+
+    # -- departures -------------------------------------------------------------
+
+    @workflow.signal
+    def player_left(self, left: PlayerLeft) -> None:
+        """A player ended: on a rename its claims and reservations move; else claims reopen, reservations go."""
+        mine = [t for t in self.s.tasks if t.state == "claimed" and t.by == left.name]
+        for t in mine:
+            t.by, t.since = (left.moved_to, t.since) if left.moved_to else ("", now())
+            t.state = "claimed" if left.moved_to else "open"
+        for r in self.s.reservations:
+            if r.holder == left.name and left.moved_to:
+                r.holder = left.moved_to
+        if not left.moved_to:
+            self.s.reservations = [r for r in self.s.reservations if r.holder != left.name]
+            if mine:
+                self.left.append((f"{left.name} ({left.reason})", mine))
+                self.find_ready()  # the reopened ones are claimable again: their role hears it
+        self.changed()
+
+    # -- queries ----------------------------------------------------------------
+
+    @workflow.query
+    def tasks(self) -> list[Task]:
+        return self.s.tasks
+
+    @workflow.query
+    def reservations(self) -> list[Reservation]:
+        t = workflow.now()
+        return [r for r in self.s.reservations if not expired(r, t)]
+
+    # -- helpers ----------------------------------------------------------------
+
+    def ids(self) -> set[str]:
+        return {t.id for t in self.s.tasks}
+
+    def task(self, task_id: str) -> Task:
+        for t in self.s.tasks:
+            if t.id == task_id:
+                return t
+        raise ApplicationError(f"no task {task_id!r} on the board of ensemble {self.s.ensemble}", non_retryable=True)
+
+    def state_of(self, task_id: str) -> str:
+        return next((t.state for t in self.s.tasks if t.id == task_id), "done")  # trimmed: it was done
+
+    def changed(self) -> None:
+        self.changes += 1
+        self.wake = True
+
+    def find_ready(self) -> None:
+        """Queue, once each, the open tasks whose prerequisites are now all done."""
+        for t in self.s.tasks:
+            if t.state == "open" and t.after and t.id not in self.s.told and all(self.state_of(a) == "done" for a in t.after):
+                self.s.told.append(t.id)
+                self.announce.append(t.id)
+        del self.s.told[:-BOARD_DONE_LIMIT]
+
+    def trim(self) -> None:
+        finished = [t for t in self.s.tasks if t.state in ("done", "failed")]
+        if len(finished) > BOARD_DONE_LIMIT:
+            drop = {t.id for t in finished[: len(finished) - BOARD_DONE_LIMIT]}
+            self.s.tasks = [t for t in self.s.tasks if t.id not in drop]
+
+    def next_expiry(self) -> float | None:
+        stamps = [parse(r.expires) for r in self.s.reservations if r.expires]
+        return max(0.001, min(stamps) - workflow.now().timestamp()) if stamps else None
+
+    def expire(self) -> None:
+        t = workflow.now()
+        self.s.reservations = [r for r in self.s.reservations if not expired(r, t)]
+
+    async def tell_conductor(self, who: str, tasks: list[Task]) -> None:
+        """The conductor hears once which claims a departed player had, now open again."""
+        listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
+        text = f"{who} left holding {len(tasks)} task(s), open again on the board: {listed}"
+        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+        await signal_player(workflow_id(self.s.ensemble, CONDUCTOR), cue)
+
+    async def tell_ready(self, ids: list[str]) -> None:
+        """Players of each task's role hear once (one cue each) which tasks they may take now."""
+        by_role: dict[str, list[Task]] = {}
+        for t in self.s.tasks:
+            if t.id in ids and t.state == "open":
+                by_role.setdefault(t.role, []).append(t)
+        for role, tasks in by_role.items():
+            targets = await workflow.execute_activity(
+                BOARD_PLAYERS_ACTIVITY, TargetsInput(self.s.ensemble, [role], BOARD_SENDER), result_type=Targets, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+            listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
+            text = f"ready to claim on the board (task_claim): {listed}"
+            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+            for name in targets.names:
+                await signal_player(workflow_id(self.s.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name))
+
+
+def expired(r: Reservation, t: datetime) -> bool:
+    return bool(r.expires) and datetime.fromisoformat(r.expires) <= t

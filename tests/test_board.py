@@ -1,0 +1,80 @@
+"""The task board and file reservations: real `tempo serve` sessions on a real dev server.
+
+Claims are Updates with validators on one BoardWorkflow per ensemble, so concurrent claims of
+one task have exactly one winner; a claimant that dies gives its claims back (the conductor hears
+it once); reservations are shared by the worktrees of one repository and expire.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import tempo
+from conftest import ToolFailed, play, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+def git_repo(path):
+    """A repository with one commit, and a second worktree of it."""
+    path.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True)
+    (path / "src").mkdir()
+    (path / "src" / "app.py").write_text("x = 1\n")
+    subprocess.run(["git", "-C", str(path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "one"], check=True)
+    other = path.parent / f"{path.name}-wt"
+    subprocess.run(["git", "-C", str(path), "worktree", "add", "-q", "-b", "side", str(other)], check=True)
+    return path, other
+
+
+async def claim_or_why(player, **args):
+    try:
+        return await player.call("task_claim", **args)
+    except ToolFailed as e:
+        return str(e)
+
+
+async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensemble):
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p1") as p1, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p2") as p2, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p3") as p3, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p4") as p4:
+        added = await p1.call("task_add", tasks=[{"title": "fix the parser", "details": "tests/test_parse.py fails"}])
+        task = added["tasks"][0]
+        assert (task["id"], task["state"]) == ("1", "open")
+        players = [p1, p2, p3, p4]
+        answers = await asyncio.gather(*(claim_or_why(players[i % 4], id=task["id"]) for i in range(20)))
+        won = [a for a in answers if isinstance(a, dict)]
+        assert len(won) == 1, answers
+        winner = won[0]["by"]
+        lost = [a for a in answers if isinstance(a, str)]
+        assert len(lost) == 19 and all(f"claimed by {winner}" in a for a in lost), lost
+        board = await p2.call("tasks", state="claimed")
+        assert [(t["id"], t["by"]) for t in board["tasks"]] == [("1", winner)]
+
+
+async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble):
+    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="dev") as dev, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="reviewer-1") as rev:
+        await rev.call("ensemble")
+        added = await dev.call("task_add", tasks=[{"title": "write it"}, {"title": "review it", "after": ["1"], "role": "role:reviewer"}])
+        assert [t["id"] for t in added["tasks"]] == ["1", "2"]
+        assert "waits for task(s) 1 (open)" in await claim_or_why(rev, id="2")
+        assert (await dev.call("task_claim"))["id"] == "1"
+        assert "no open task you may take (1 open: 2: task 2 waits for task(s) 1 (claimed)" in await claim_or_why(rev)
+        await dev.call("task_done", id="1", result="commit abc123")
+        assert "task 2 is for role 'reviewer'" in await claim_or_why(dev, id="2")
+        cue = await rev.next_cue()
+        assert "ready to claim" in cue["content"] and "2: review it" in cue["content"]
+        got = await rev.call("task_claim")
+        assert (got["id"], got["by"]) == ("2", "reviewer-1")
+        with pytest.raises(asyncio.TimeoutError):  # one cue, not a storm
+            await rev.next_cue(timeout=1.5)
+        mine = await rev.call("tasks", mine=True)
+        assert [t["id"] for t in mine["tasks"]] == ["2"]
