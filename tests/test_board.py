@@ -78,3 +78,25 @@ async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(tempor
             await rev.next_cue(timeout=1.5)
         mine = await rev.call("tasks", mine=True)
         assert [t["id"] for t in mine["tasks"]] == ["2"]
+
+
+async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_once(temporal, ensemble):
+    quick = {"CLAUDE_TEMPO_POLL_WAIT": "2"}
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="1") as conductor, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="doomed", **quick) as doomed:
+        await conductor.call("task_add", tasks=[{"title": "port the CLI"}, {"title": "write docs"}])
+        assert (await doomed.call("task_claim", id="1"))["by"] == "doomed"
+        client = await tempo.connect(tempo.Config(address=temporal.address))
+        found = await tempo.find_player(client, ensemble, "doomed")
+        killed = time.monotonic()
+        os.kill(found[1].pid, signal.SIGKILL)
+        while "doomed joined" in (cue := await conductor.next_cue(timeout=30))["content"]:
+            pass  # its join notice, if the conductor joined first
+        took = time.monotonic() - killed
+        assert "doomed" in cue["content"] and "1: port the CLI" in cue["content"] and "open again" in cue["content"], cue
+        assert took < 2 + 2 + 8, took  # its poll's end, the grace, a workflow task or two
+        open_ = await conductor.call("tasks", state="open")
+        assert [t["id"] for t in open_["tasks"]] == ["1", "2"]
+        with pytest.raises(asyncio.TimeoutError):  # told once
+            await conductor.next_cue(timeout=2)
+        assert not (await conductor.call("reservations"))["reservations"]
