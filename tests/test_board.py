@@ -100,3 +100,55 @@ async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_onc
         with pytest.raises(asyncio.TimeoutError):  # told once
             await conductor.next_cue(timeout=2)
         assert not (await conductor.call("reservations"))["reservations"]
+
+
+async def test_the_board_survives_a_server_restart(own_server, ensemble):
+    loop = asyncio.get_running_loop()
+    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="keeper") as keeper:
+        await keeper.call("task_add", tasks=[{"title": "a"}, {"title": "b", "after": ["1"]}])
+        await keeper.call("task_claim", id="1")
+        await loop.run_in_executor(None, own_server.stop)
+        await loop.run_in_executor(None, own_server.start)
+
+        async def board():
+            try:
+                return (await keeper.call("tasks"))["tasks"]
+            except ToolFailed:
+                return None
+
+        tasks = await wait_until(board, timeout=60, interval=0.5)
+        assert [(t["id"], t["state"], t.get("by", "")) for t in tasks] == [("1", "claimed", "keeper"), ("2", "open", "")]
+        assert (await keeper.call("task_done", id="1", result="ok"))["state"] == "done"
+        assert (await keeper.call("task_claim"))["id"] == "2"
+
+
+async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensemble, tmp_path):
+    main, other = git_repo(tmp_path / "repo")
+    async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="holder") as holder, \
+            play(temporal, ensemble, cwd=str(other), CLAUDE_TEMPO_PLAYER_NAME="editor") as editor:
+        made = await holder.call("reserve", paths=["src/app.py"], reason="refactoring the parser")
+        assert [(r["path"], r["holder"], r["exclusive"]) for r in made["reservations"]] == [("src/app.py", "holder", True)]
+        seen = (await editor.call("reservations"))["reservations"]  # from the other worktree
+        assert [(r["path"], r["holder"]) for r in seen] == [("src/app.py", "holder")]
+        with pytest.raises(ToolFailed, match="reserved exclusively by holder since .* \\(refactoring the parser\\)"):
+            await editor.call("reserve", paths=["src/*.py"])
+        shared = await editor.call("reserve", paths=["docs/**"], exclusive=False, ttl="2s")
+        assert shared["reservations"][0]["expires"]
+        both = {r["path"] for r in (await holder.call("reservations"))["reservations"]}
+        assert both == {"src/app.py", "docs/**"}
+        gone = await wait_until(async_lambda(lambda: holder.call("reservations"),
+                                             lambda r: {x["path"] for x in r["reservations"]} == {"src/app.py"}), timeout=10)
+        assert gone
+        released = await holder.call("release")
+        assert [r["path"] for r in released["reservations"]] == ["src/app.py"]
+        assert (await editor.call("reserve", paths=["src/*.py"]))["reservations"][0]["path"] == "src/*.py"
+    # the holder ended: its reservations went with it
+    async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="later") as later:
+        assert (await later.call("reservations"))["reservations"] == []
+
+
+def async_lambda(call, check):
+    async def run():
+        value = await call()
+        return value if check(value) else None
+    return run
