@@ -8,6 +8,7 @@ it once); reservations are shared by the worktrees of one repository and expire.
 import asyncio
 import os
 import signal
+import sys
 import subprocess
 import time
 
@@ -152,3 +153,65 @@ def async_lambda(call, check):
         value = await call()
         return value if check(value) else None
     return run
+
+
+# -- enforced where the model edits: the real Claude Code, its model scripted ---------------------
+
+
+@pytest.fixture
+def model():
+    from claude_code import ScriptedModel
+
+    with ScriptedModel() as scripted:
+        yield scripted
+
+
+def edit_app(path):
+    """A model that reads `path`, edits it, then says what it got."""
+    from claude_code import tool_use
+
+    def reply(body):
+        asked = [m for m in body["messages"] if m["role"] == "assistant"]
+        if len(asked) == 0:
+            return [tool_use("Read", {"file_path": str(path)})]
+        if len(asked) == 1:
+            return [tool_use("Edit", {"file_path": str(path), "old_string": "x = 1", "new_string": "x = 2"})]
+        return ["done"]
+
+    return reply
+
+
+async def test_claude_codes_edit_of_a_file_another_player_reserved_is_denied_naming_the_holder(tmp_path, temporal, ensemble, model):
+    from claude_code import run_print, shown
+    from test_claude_code import make_project
+
+    from conftest import ROOT
+
+    directory, env = make_project(tmp_path, temporal, ensemble, model, CLAUDE_TEMPO_PLAYER_NAME="carol")
+    init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(directory)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stderr
+    for args in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", "-C", str(directory), *args], check=True)
+    app = directory / "src" / "app.py"
+    app.parent.mkdir()
+    app.write_text("x = 1\n")
+    subprocess.run(["git", "-C", str(directory), "add", "src"], check=True)
+    subprocess.run(["git", "-C", str(directory), "commit", "-qm", "one"], check=True)
+    allow = ["--allowedTools", "mcp__claude-tempo", "Read", "Edit"]
+    async with play(temporal, ensemble, cwd=str(directory), CLAUDE_TEMPO_PLAYER_NAME="alice") as alice:
+        await alice.call("reserve", paths=["src/*.py"], reason="renaming x everywhere")
+        model.reply = edit_app(app)
+        run = await asyncio.to_thread(run_print, "change x to 2", cwd=directory, env=env, args=allow, timeout=90)
+        assert run.returncode == 0, run.stderr
+        after_edit = shown(model.requests()[-1])
+        assert "src/app.py is reserved exclusively by alice for 'renaming x everywhere'" in after_edit, after_edit[-1500:]
+        assert "ask alice with the `cue` tool" in after_edit
+        assert app.read_text() == "x = 1\n"
+
+        await alice.call("release")
+        before = len(model.requests())
+        run = await asyncio.to_thread(run_print, "change x to 2", cwd=directory, env=env, args=allow, timeout=90)
+        assert run.returncode == 0, run.stderr
+        assert app.read_text() == "x = 2\n"
+        assert "reserved exclusively" not in shown(model.requests()[-1]) and len(model.requests()) > before
