@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [options]
+  tempo init [--user] [--no-approve] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -18,6 +18,8 @@ Usage:
   tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
       (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
   tempo schedule list [<ensemble>] [--json] [options]
+  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+  tempo permits [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
   tempo help
   tempo (-h | --help | --version)
@@ -40,6 +42,8 @@ Commands:
   worktrees   List the players' git worktrees of this repository; `prune` removes the clean ones
               whose player is gone.
   schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+  permit      Answer a player's permission request (allow, or deny with --reason its model reads).
+  permits     The permission requests waiting for an answer.
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -58,6 +62,7 @@ Options:
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
   --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
+  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
   -h, --help                      Show this help.
   --version                       Show the version.
   --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
@@ -74,6 +79,7 @@ Options:
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
   --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
   --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
+  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -155,6 +161,8 @@ def hook_client(argv: list[str]) -> int:
         if op == "wait" and os.environ.get("CLAUDE_CODE_ENTRYPOINT", "cli") != "cli":
             return 0  # headless (`claude -p`, the SDK) runs async hooks in line: a waiter would hang it
         event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
+        if event == "PermissionRequest":
+            return permission_client(data)
         sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
         if sock is None:
             return 0
@@ -171,6 +179,25 @@ def hook_client(argv: list[str]) -> int:
             return int(answer.get("exit", 0))
     except Exception:
         return 0
+
+
+def permission_client(data: dict) -> int:
+    """The PermissionRequest hook: wait for the ensemble's answer, asking again (same request id) if serve restarts."""
+    data["tempo_request_id"] = "perm-" + os.urandom(6).hex()  # one request, however many serves it is asked of
+    keys = endpoint_keys(str(data.get("session_id", "")))
+    wait = HOOK_CONNECT_WAIT["SessionStart"]
+    while True:
+        sock = open_endpoint(keys, wait)
+        if sock is None:
+            return 0  # no serve: Claude Code's own dialog shows
+        with sock:
+            sock.sendall(json.dumps({"op": "hook", "input": data}).encode() + b"\n")
+            line = sock.makefile("rb").readline()
+        if line:
+            sys.stdout.write(json.loads(line).get("stdout", ""))
+            sys.stdout.flush()
+            return 0
+        wait = HOOK_CONNECT_WAIT["wait"]  # the serve went away mid-wait: give its successor time to start
 
 
 if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
@@ -194,7 +221,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, PlayerInfo, Receipt, Reservation, Task
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 __version__ = "0.1.0"
 
@@ -305,6 +332,10 @@ class Config:
     copilot_wire_api: str = ""
     copilot_api_key: str = ""
     copilot_allow_tools: str = ""  # comma-separated permission patterns the bridge allows besides its defaults
+    approve: bool = True  # approve tempo's own MCP server and tools in the sessions tempo starts (see approve_tempo)
+    permit_allow: str = ""  # standing rules in Claude Code's syntax (Bash(npm test:*), Edit(src/**)), comma-separated
+    permit_deny: str = ""
+    permit_timeout: str = ""  # seconds a permission request waits for an answer (see CONFIG_KEYS for the default)
 
 
 # The keys of config.toml, in the order `config show` lists them:
@@ -327,6 +358,10 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "copilot_wire_api": (None, ("COPILOT_PROVIDER_WIRE_API",), "", "Copilot bridge: completions or responses"),
     "copilot_api_key": (None, ("COPILOT_PROVIDER_API_KEY",), "", "Copilot bridge: the provider's API key"),
     "copilot_allow_tools": ("--allow-tool", ("CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS",), "", "Copilot bridge: tools allowed too (comma-separated)"),
+    "approve": (None, ("CLAUDE_TEMPO_APPROVE",), "true", "true/false: approve tempo's own MCP server and tools in Claude Code"),
+    "permit_allow": (None, ("CLAUDE_TEMPO_PERMIT_ALLOW",), "", "permission requests allowed unasked: Bash(npm test:*), Edit(src/**), ..."),
+    "permit_deny": (None, ("CLAUDE_TEMPO_PERMIT_DENY",), "", "permission requests denied unasked (checked before permit_allow)"),
+    "permit_timeout": (None, ("CLAUDE_TEMPO_PERMIT_TIMEOUT",), "180", "seconds a permission request waits for an answer before the agent's own dialog shows"),
 }
 SECRET_KEYS = ("api_key", "copilot_api_key")
 
@@ -483,7 +518,8 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         host=env.get("CLAUDE_TEMPO_HOST") or socket.gethostname(),  # a stable label in containers
         home=str(home),
         sources=sources,
-        **{key: values[key] for key in CONFIG_KEYS if key.startswith("copilot_")},
+        **{key: values[key] for key in CONFIG_KEYS if key.startswith(("copilot_", "permit_"))},
+        approve=truthy(values["approve"]) and not args.get("--no-approve"),
     )
     for field_name, var in (
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
@@ -645,7 +681,13 @@ async def list_players(client: "Client", ensemble: str | None = None, host: str 
 
 
 async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
-    """Return the handle and description of the running player `name`, or None."""
+    """Return the handle and description of the running player `name` of `ensemble`, or None."""
+    found = await _id_holder(client, ensemble, name)
+    return found if found and found[1].ensemble == ensemble else None  # the ID may be another ensemble's
+
+
+async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
+    """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
     from tempo_workflows import PlayerWorkflow, workflow_id
@@ -660,8 +702,59 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
         return None
 
 
+class NotInEnsemble(Exception):
+    """No player of that name in the ensemble: none runs under its ID, or the one that does is another ensemble's."""
+
+
+DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
+
+
+async def deliver_cue(client: "Client", cue: "Cue") -> None:
+    """Hand `cue` to the player `cue.recipient` of `cue.ensemble` in one round trip, or raise NotInEnsemble.
+
+    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
+    workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
+    sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
+    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker.
+    """
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+    from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
+
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(cue.ensemble, cue.recipient))
+    try:
+        await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        return
+    except WorkflowUpdateFailedError as e:
+        if getattr(e.cause, "type", "") == NOT_HERE:
+            raise NotInEnsemble(str(e.cause)) from None
+        if "not found" not in str(e.cause).lower() and "unknown update" not in str(e.cause).lower():
+            raise NotInEnsemble(str(e.cause)) from None  # the run ended while the update waited
+        # a worker of an older tempo runs it: it knows only the signal
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        if e.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise
+    try:
+        await handle.signal(PlayerWorkflow.cue, cue)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            raise NotInEnsemble("not running") from None
+        raise
+
+
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
     """Say who holds the name `info` wanted, and what to do instead."""
+    from tempo_workflows import workflow_id
+
+    if holder and holder.ensemble != info.ensemble:  # same ID, another ensemble: the name itself is free here
+        what = "the conductor" if holder.role == "conductor" else f"the player {holder.name!r}"
+        mine = "the conductor" if info.role == "conductor" else f"the name {info.name!r}"
+        other = "conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)" if info.role == "conductor" else \
+            f"pick another name (for example {_other_name(info.name)!r})"
+        return (f"{mine} cannot be taken in ensemble {info.ensemble!r}: its workflow ID "
+                f"{workflow_id(info.ensemble, info.name)} is already {what} of ensemble {holder.ensemble!r}; {other}")
     where = (
         f"host {holder.host}, directory {holder.directory}, pid {holder.pid}, started {holder.started}"
         if holder
@@ -673,6 +766,11 @@ def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
             "end that session first, or conduct another ensemble (CLAUDE_TEMPO_ENSEMBLE)"
         )
     return f"the name {info.name!r} is taken in ensemble {info.ensemble!r} ({where}); pick another name"
+
+
+def _other_name(name: str) -> str:
+    """A name like `name` whose ID is less likely to meet another ensemble's: no '-' (the IDs' separator)."""
+    return name.replace("-", "_") if "-" in name else f"{name}_2"
 
 
 def git_facts(directory: str) -> tuple[str, str]:
@@ -1504,6 +1602,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
     try:
         return await client.create_schedule(sid, schedule, memo=memo, search_attributes=attributes)
     except ScheduleAlreadyRunningError:
+        theirs = cfg.ensemble
+        with contextlib.suppress(Exception):
+            theirs = _schedule_ensemble(await client.get_schedule_handle(sid).describe())
+        if theirs != cfg.ensemble:  # `a` + `b-c` and `a-b` + `c` share an ID
+            raise TempoError(f"the schedule name {name!r} cannot be used in ensemble {cfg.ensemble!r}: its ID {sid} is "
+                                 f"already a schedule of ensemble {theirs!r}; pick another name (for example "
+                                 f"{_other_name(name)!r})")
         raise TempoError(f"ensemble {cfg.ensemble!r} already has a schedule named {name!r}: pick another name, "
                          f"or delete that one first (`tempo schedule delete {name}`)") from None
     except RPCError as e:
@@ -1516,6 +1621,13 @@ async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, mem
         if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise unreachable(cfg, e) from None
         raise refused(f"the schedule {name!r}", e) from None
+
+
+def _schedule_ensemble(desc) -> str:
+    """The ensemble a described schedule belongs to: its search attribute (tempo always sets it)."""
+    from tempo_workflows import ENSEMBLE
+
+    return desc.typed_search_attributes.get(ENSEMBLE) or ""
 
 
 async def refusals_said(action, what: str):
@@ -1578,14 +1690,14 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, schedule_id
+    from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
         raise TempoError(f"unknown action {action!r}: use {', '.join(map(repr, ['list', *SCHEDULE_CONTROLS]))}")
     handle = client.get_schedule_handle(schedule_id(ensemble, validate_name(name or "", "schedule name")))
     try:  # the ID holds the ensemble, but `a` + `b-c` and `a-b` + `c` meet: the attribute decides
         desc = await handle.describe()
-        mine = desc.typed_search_attributes.get(ENSEMBLE) == ensemble
+        mine = _schedule_ensemble(desc) == ensemble
     except RPCError as e:
         if e.status != RPCStatusCode.NOT_FOUND:
             raise TempoError(f"cannot read schedule {name!r}: {e.message}") from None
@@ -1748,8 +1860,9 @@ class Session:
                     memo={"info": dataclasses.asdict(info)},
                 )
             except WorkflowAlreadyStartedError:
-                holder = await find_player(self.client, info.ensemble, info.name)
-                if attempt == 0 and holder and await is_stale(holder[0], self.cfg.poll_wait):
+                holder = await _id_holder(self.client, info.ensemble, info.name)
+                foreign = holder and holder[1].ensemble != info.ensemble  # never take over another ensemble's
+                if attempt == 0 and holder and not foreign and await is_stale(holder[0], self.cfg.poll_wait):
                     await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
                                      wait=10, strict=True)
                     continue
@@ -1889,19 +2002,19 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+        from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
         check_message(text)
         if not NAME_RE.match(to or ""):
             raise await self.unknown(to)
-        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
+        cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            raise await self.unknown(to) from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                raise await self.unknown(to) from None
             if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise unreachable(self.cfg, e) from None
             raise TempoError(f"Temporal refused the cue to {to!r}: {e.message}; try again in a moment") from None
@@ -1919,8 +2032,8 @@ class Session:
 
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
-        from temporalio.service import RPCError, RPCStatusCode
-        from tempo_workflows import CONDUCTOR, Cue, PlayerWorkflow, workflow_id
+        from temporalio.service import RPCError
+        from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
         if kind not in REPORT_TYPES:
@@ -1929,13 +2042,12 @@ class Session:
         if self.info.role == "conductor":
             raise TempoError("you are the conductor: reports come to you; use `cue` to answer a player")
         cue = Cue(id=uuid.uuid4().hex, sender=self.info.name, text=text, sent_at=utcnow(), kind="report",
-                  source=kind, recipient=CONDUCTOR)
-        handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, CONDUCTOR))
+                  source=kind, recipient=CONDUCTOR, ensemble=self.cfg.ensemble)
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(self.client, cue)
+        except NotInEnsemble:
+            return None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return None
             raise unreachable(self.cfg, e) from None
         return cue
 
@@ -2317,6 +2429,7 @@ class Ladder:
         self.waiter: asyncio.Future | None = None
         self.offered: set[str] = set()  # ids a hook is showing right now (until it says it printed them)
         self.waiters = 0  # waiters armed over the session's life
+        self.waiting_said = ""  # what the workflow was last told this session waits for (see the permission relay)
 
     # -- arrival ----------------------------------------------------------------
 
@@ -2435,6 +2548,8 @@ class Ladder:
             self.session_ids.add(str(data["session_id"]))
         if request.get("op") == "wait":
             answer = await self.wait(hung_up)
+        elif data.get("hook_event_name") == "PermissionRequest":  # it waits for an answer, and must know if the hook goes
+            answer = await relay_permission(self, data, hung_up)
         else:
             self.last_event = asyncio.get_running_loop().time()
             handler = HOOK_ANSWERS.get(str(data.get("hook_event_name", "")))
@@ -2460,6 +2575,8 @@ class Ladder:
         event = str(data.get("hook_event_name"))
         if self.busy_since is None:
             self.busy_since = asyncio.get_running_loop().time()
+        if self.waiting_said:  # it works again: no longer waiting at its screen
+            await say_waiting(self, "")
         cues = self.available()
         return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
 
@@ -2670,6 +2787,234 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
 
 
 # ---------------------------------------------------------------------------
+# Permission relay
+# An agent's permission dialog, asked of the ensemble instead of an unwatched window: Claude Code's
+# PermissionRequest hook (and the Copilot bridge) hand the request to this serve, which records it on
+# the player's workflow (one answer, applied once) and waits; standing rules answer first.
+# ---------------------------------------------------------------------------
+
+PERMIT_HOOK_TIMEOUT = 86400  # s Claude Code lets the PermissionRequest hook wait: tempo's own wait (permit_timeout) ends it first
+PERMIT_POLL = 60.0  # s one wait on the workflow lasts before the relay asks again (a serve restart, a closing run)
+
+
+def permit_timeout(cfg: Config) -> float:
+    """Seconds a request waits for an answer before the agent's own dialog shows (`permit_timeout`)."""
+    try:
+        return max(0.0, float(cfg.permit_timeout))
+    except ValueError:
+        raise TempoError(f"permit_timeout={cfg.permit_timeout!r} is not a number of seconds; "
+                         "fix it with `tempo config set permit_timeout 180`") from None
+
+
+def permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
+    """What a request would do, short: the command, the file, the URL, else its input as JSON."""
+    if not isinstance(tool_input, dict):
+        return shorten(str(tool_input), width)
+    for key in ("command", "file_path", "notebook_path", "url", "path", "pattern"):
+        if isinstance(tool_input.get(key), str) and tool_input[key]:
+            return shorten(tool_input[key], width)
+    return shorten(json.dumps(tool_input, sort_keys=True), width)
+
+
+def standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[str, str]:
+    """The standing rules' answer (deny before allow): (decision, the rule that gave it), or ("", "")."""
+    for decision, patterns in (("deny", cfg.permit_deny), ("allow", cfg.permit_allow)):
+        rule = PermissionPolicy(patterns).claude_rule(tool, tool_input, cwd)
+        if rule:
+            return decision, rule
+    return "", ""
+
+
+def permission_answer(request: "Permission") -> dict:
+    """What the PermissionRequest hook prints for a decided request (nothing for `dialog`: it shows)."""
+    if request.decision not in ("allow", "deny"):
+        return {}
+    decision: dict = {"behavior": request.decision}
+    if request.decision == "deny":  # the model reads this as the tool's error
+        decision["message"] = f"{request.by} denied {request.rule()}" + (f": {request.reason}" if request.reason else "")
+    return {"stdout": json.dumps({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}})}
+
+
+async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
+    """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
+    from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse
+
+    session = ladder.session
+    tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
+    decision, rule = standing_answer(session.cfg, tool, tool_input, str(data.get("cwd") or session.cfg.directory))
+    request = Permission(id=str(data.get("tempo_request_id") or f"perm-{uuid.uuid4().hex[:12]}"), player="", tool=tool,
+                         preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
+    try:
+        await asyncio.wait_for(session.joined(), 10)
+        request = await session.handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
+    except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
+        log.warning("permission request %s not relayed: %s", request.id, first_line(e))
+        return permission_answer(request), [], ""
+    deadline = parse(request.asked_at) + permit_timeout(session.cfg)  # the first ask's clock: a restarted serve keeps it
+    while not request.decision:
+        left = deadline - time.time()
+        if left <= 0:
+            request = await permission_unanswered(session, request)
+            break
+        waiting = asyncio.ensure_future(session.handle.execute_update(
+            PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
+            rpc_timeout=timedelta(seconds=min(left, PERMIT_POLL) + 10)))
+        await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
+            waiting.cancel()
+            await permission_unanswered(session, request, by="its own dialog")
+            return {}, [], ""
+        try:
+            request = waiting.result()
+        except Exception as e:  # a closing run or a slow server: ask again while time is left
+            log.info("waiting for permission %s: %s", request.id, first_line(e))
+            await asyncio.sleep(1)
+    return permission_answer(request), [], ""
+
+
+async def permission_unanswered(session: "Session", request: "Permission", by: str = "nobody in time") -> "Permission":
+    """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
+    from tempo_workflows import Permit, PlayerWorkflow
+
+    try:
+        return await session.handle.execute_update(
+            PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
+            rpc_timeout=timedelta(seconds=10))
+    except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
+        with contextlib.suppress(Exception):
+            found = await session.handle.query(PlayerWorkflow.permissions)
+            return next((p for p in found if p.id == request.id), request)
+    return request
+
+
+async def on_notification(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+    """Notification: Claude Code waits at its screen (a dialog, or for input): `status` shows it."""
+    what = {"permission_prompt": "permission (its own dialog)", "idle_prompt": "input"}.get(str(data.get("notification_type", "")))
+    if what:
+        await say_waiting(ladder, what)
+    return {}, [], ""
+
+
+async def say_waiting(ladder: "Ladder", what: str) -> None:
+    """Tell the workflow what the session waits for ("" when it works again), once per change."""
+    from tempo_workflows import PlayerWorkflow
+
+    if ladder.waiting_said == what or not ladder.session.handle:
+        return
+    ladder.waiting_said = what
+    with contextlib.suppress(Exception):
+        await ladder.session.handle.signal(PlayerWorkflow.waiting_for, what, rpc_timeout=timedelta(seconds=5))
+
+
+HOOK_ANSWERS["Notification"] = on_notification
+
+
+async def find_permission(client: "Client", ensemble: str | None, request_id: str) -> "tuple[PlayerInfo, Permission]":
+    """Who asked the permission request `request_id` (in `ensemble`, or any), and the request (asked of all at once)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    players = await list_players(client, ensemble)
+
+    async def of(p: "PlayerInfo") -> "list[Permission]":
+        with contextlib.suppress(Exception):  # gone meanwhile, or a worker without the query: not there
+            return await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+        return []
+
+    for player, found in zip(players, await asyncio.gather(*(of(p) for p in players))):
+        for request in found:
+            if request.id == request_id:
+                return player, request
+    where = f"ensemble {ensemble}" if ensemble else "any ensemble"
+    raise TempoError(f"no permission request {request_id!r} in {where}; `tempo permits` lists those waiting")
+
+
+async def pending_permissions(client: "Client", ensemble: str | None) -> "list[Permission]":
+    """The permission requests waiting for an answer, oldest first (players say so in their memo)."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    waiting = [p for p in await list_players(client, ensemble) if p.waiting.startswith("permission ")]
+    found: "list[Permission]" = []
+    for p in waiting:
+        with contextlib.suppress(Exception):
+            asked = await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+            found += [r for r in asked if not r.decision]
+    return sorted(found, key=lambda r: r.asked_at)
+
+
+async def answer_permission(client: "Client", ensemble: str | None, request_id: str, decision: str, reason: str, by: str) -> "Permission":
+    """Answer a permission request for whoever asked it; a second answer is refused, politely."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from tempo_workflows import Permit, PlayerWorkflow, workflow_id
+
+    if decision not in ("allow", "deny"):
+        raise TempoError(f"the decision is allow or deny, not {decision!r}")
+    player, request = await find_permission(client, ensemble, request_id)
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
+    try:
+        return await handle.execute_update(PlayerWorkflow.permit, Permit(request_id=request_id, decision=decision, reason=reason, by=by),
+                                           rpc_timeout=timedelta(seconds=10))
+    except WorkflowUpdateFailedError as e:
+        raise TempoError(getattr(e.cause, "message", "") or first_line(e)) from None
+
+
+def permission_view(request: "Permission") -> dict:
+    return {"request_id": request.id, "player": request.player, "tool": request.tool, "preview": request.preview,
+            "asked_at": request.asked_at, "decision": request.decision, "reason": request.reason, "by": request.by,
+            "decided_at": request.decided_at}
+
+
+def permit_tools(mcp, session: "Session", guarded: Callable) -> None:
+    """Add `permit` (answer a player's permission request) and `permits` (those waiting) to `mcp`."""
+    from typing import Annotated, Literal
+
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
+    from pydantic import BaseModel, Field
+
+    class PermissionView(BaseModel):
+        request_id: str
+        player: str
+        tool: str
+        preview: str = Field(description="what it would do: the command, the file")
+        asked_at: str
+        decision: str = Field(description="allow, deny, dialog (nobody answered in time: its own dialog asks), or empty while it waits")
+        reason: str = ""
+        by: str = Field(default="", description="who decided: a player, cli, dashboard, or the standing rule")
+        decided_at: str = ""
+
+    class PermitsResult(BaseModel):
+        ensemble: str
+        waiting: list[PermissionView]
+
+    @mcp.tool(annotations=ToolAnnotations(title="Answer a permission request", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
+    async def permit(
+        request_id: Annotated[str, Field(description="the request's id, from the permission cue or `permits`")],
+        decision: Annotated[Literal["allow", "deny"], Field(description="allow: the tool runs; deny: the player's model reads why")],
+        reason: Annotated[str, Field(description="why (a deny's reason reaches the player's model)")] = "",
+    ) -> PermissionView:
+        """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
+        await guarded(session.joined())
+        if not may_permit(session):
+            raise ToolError(f"only the conductor answers permission requests here (you are {session.info.name})")
+        answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
+        return PermissionView(**permission_view(await guarded(answered)))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Permission requests waiting", readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False))
+    async def permits() -> PermitsResult:
+        """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
+        await guarded(session.joined())
+        found = await guarded(pending_permissions(session.client, session.cfg.ensemble))
+        return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
+
+
+def may_permit(session: "Session") -> bool:
+    """The conductor answers permission requests; a player too when its lineup says `permit = true`."""
+    return session.info.role == "conductor" or truthy(os.environ.get("CLAUDE_TEMPO_PERMIT_ANSWERS"))
+
+
+# ---------------------------------------------------------------------------
 # Broadcast
 # One `cue` to several players: names, `all` (everyone but me), `role:NAME` (conductor, player,
 # or a type of player: claude, copilot); each recipient gets a cue of its own, sent at once.
@@ -2730,23 +3075,24 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import Cue, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
     check_message(text)
     me, ensemble, client = session.info.name, session.cfg.ensemble, session.client
     names, why_not = await resolve_recipients(client, ensemble, to, me)
     sent_at = utcnow()
-    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n) for n in names]
+    cues = [Cue(id=uuid.uuid4().hex, sender=me, text=text, sent_at=sent_at, recipient=n, ensemble=ensemble) for n in names]
 
     async def signal(cue: "Cue") -> str:
-        handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, cue.recipient))
         try:
-            await handle.signal(PlayerWorkflow.cue, cue)
+            await deliver_cue(client, cue)
             return ""
+        except NotInEnsemble:
+            return "it left the ensemble a moment ago"
         except RPCError as e:
-            return "it left the ensemble a moment ago" if e.status == RPCStatusCode.NOT_FOUND else f"Temporal refused: {e.message}"
+            return f"Temporal refused: {e.message}"
 
     failures = await asyncio.gather(*(signal(c) for c in cues))
     why_not.update({c.recipient: why for c, why in zip(cues, failures) if why})
@@ -3207,6 +3553,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "unread": p.unread,
         "delivery": p.delivery,
         "worktree": p.worktree,
+        **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
         **({"you": True} if p.name == me else {}),
     }
 
@@ -3266,6 +3613,8 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread: int = Field(0, description="cues that have not reached this player's model yet")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+        waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
+        waiting_since: str = ""
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -3564,7 +3913,8 @@ def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
 
 
 # The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, board_tools)
+TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools,
+                                     board_tools)
 
 
 def import_temporal() -> None:
@@ -3724,6 +4074,9 @@ def tempo_hooks() -> dict[str, list[dict]]:
         "PostToolUse": [{"matcher": "*", "hooks": [now]}],
         "PreToolUse": [{"matcher": "|".join(FILE_TOOLS), "hooks": [now]}],  # file reservations
         "Stop": [{"hooks": [now, waiter]}],
+        # Waits for the ensemble's answer (permit_timeout), then says nothing and Claude Code's dialog shows.
+        "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
+        "Notification": [{"hooks": [now]}],
     }
 
 
@@ -3766,6 +4119,64 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "updated" if installed else "merged"), path
 
 
+TEMPO_TOOLS = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of tempo's server
+
+
+def approve_tempo(directory: str) -> tuple[str, Path]:
+    """Approve tempo's own MCP server and its tools (nothing else) in the project's settings.local.json.
+
+    Without it, a session in a directory Claude Code has not seen .mcp.json in stops at "New MCP
+    server found" and then asks before every tempo tool call: nobody is at a recruited window.
+    """
+    path = settings_path(directory)
+    data = read_json_file(path)
+    created = data is None
+    data = {} if data is None else data
+    servers = data.get("enabledMcpjsonServers", []) if isinstance(data, dict) else None
+    permissions = data.get("permissions", {}) if isinstance(data, dict) else None
+    allow = permissions.get("allow", []) if isinstance(permissions, dict) else None
+    if not isinstance(servers, list) or not isinstance(allow, list):
+        raise TempoError(f"{path} is not Claude Code settings (\"enabledMcpjsonServers\" and \"permissions.allow\" "
+                         "are lists); tempo leaves it untouched: fix it, or approve tempo yourself in Claude Code")
+    if SERVER_NAME in servers and TEMPO_TOOLS in allow:
+        return "unchanged", path
+    if SERVER_NAME not in servers:
+        data["enabledMcpjsonServers"] = [*servers, SERVER_NAME]
+    if TEMPO_TOOLS not in allow:
+        data["permissions"] = {**permissions, "allow": [*allow, TEMPO_TOOLS]}
+    write_json_file(path, data, created)
+    return ("created" if created else "merged"), path
+
+
+APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
+
+
+def claude_trusts(directory: str) -> bool:
+    """Whether Claude Code trusts `directory`: it, a parent, or its repository's main work tree was trusted."""
+    config = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home()) / ".claude.json"
+    try:
+        projects = json.loads(config.read_text(encoding="utf-8")).get("projects", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    places = [Path(directory).resolve()]
+    try:  # a worktree of a trusted repository is trusted (2.1.197, measured)
+        places.append(repo_layout(directory)[2])
+    except TempoError:
+        pass
+    for place in places:
+        for p in (place, *place.parents):
+            entry = projects.get(str(p)) if isinstance(projects, dict) else None
+            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted"):
+                return True
+    return False
+
+
+def untrusted_note(directory: str) -> str:
+    """What to do when Claude Code will ask whether to trust `directory` (a dialog tempo does not answer)."""
+    return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
+            f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+
+
 def hooks_installed(directory: str) -> Path | None:
     """The settings file that gives sessions in `directory` tempo's hooks, if any."""
     for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
@@ -3789,8 +4200,8 @@ def hooks_installed(directory: str) -> Path | None:
 def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prompt: str = "") -> tuple[list[str], dict[str, str]]:
     """Return the argv and the environment additions that start Claude Code as a tempo session."""
     argv = ["claude", *CHANNELS_FLAG]
-    if prompt:
-        argv.append(prompt)
+    if prompt:  # the channels flag takes any number of entries (2.1.197): `--` ends them, so a prompt is no entry
+        argv += ["--", prompt]
     env = {"CLAUDE_TEMPO_ENSEMBLE": cfg.ensemble, "TEMPORAL_ADDRESS": cfg.address, "TEMPORAL_NAMESPACE": cfg.namespace}
     for var, value in (
         ("CLAUDE_TEMPO_PLAYER_NAME", name),
@@ -3810,13 +4221,21 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
     return argv, env
 
 
-def launch_conductor(cfg: Config, prompt: str = "") -> tuple[str, str]:
-    """Start the ensemble's conductor in a new terminal window; return (state, what happened)."""
+def launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
+    """Start the ensemble's conductor in a new terminal window; return (state, what happened, the window)."""
     argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
-        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}"
+        return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}", None
+    if not window_claude():  # a window that could only say "claude: not found"
+        return "fail", f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has: {CLAUDE_INSTALL}", None
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
-    return "ok", f"conductor launched in a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else "")
+    return "ok", f"a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else ""), launch
+
+
+def lineup_conductor_prompt(ensemble: str, players: int) -> str:
+    """A lineup conductor's first prompt: its task comes once its players are there to hear it."""
+    return (f"You are the conductor of the tempo ensemble {ensemble}. Its {players} players are joining now; "
+            "your task arrives next, as a command from the lineup, once they have joined. Wait for it.")
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
@@ -3853,8 +4272,15 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if not hooks_installed(str(path)):
             what, written = install_hooks(str(path))
             setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
+        if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
+            setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
+        if not claude_trusts(str(path)):
+            setup = "; ".join(filter(None, [setup, untrusted_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
+        raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
+                         f"so {name!r} was not started: {CLAUDE_INSTALL}")
     if agent == "copilot":
         argv = [*tempo_command(), "bridge"]
         env.update(bridge_env(dataclasses.replace(child, copilot_model=model or child.copilot_model)))
@@ -3862,9 +4288,11 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
         program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
-            f"{session.cfg.recruit_timeout:.0f}s. Check that window: is `{program}` installed and signed in, "
+            f"{session.cfg.recruit_timeout:.0f}s. " + (f"Its window shows:\n{tail}\n" if tail else "")
+            + f"Check that window: is `{program}` installed and signed in, "
             f"does {path} have tempo in its .mcp.json (`tempo init` there), is Temporal at {session.cfg.address} "
             f"reachable from it? Once `ensemble` lists {name!r}, send its task with `cue`."
         )
@@ -3939,6 +4367,7 @@ class Launch:
     argv: list[str] | str
     note: str = ""
     detached: bool = False  # the process lives as long as its window: start it, do not wait
+    pane: str = ""  # tmux: the new window's pane, to read its last lines when the session does not join
 
 
 def shell_word(s: str) -> str:
@@ -3982,6 +4411,8 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str =
         'rm -f -- "$0"',
         *([read_secrets] if secrets else []),
         f"cd -- {shell_word(cwd)} || exit 1",
+        # The login shell's PATH first (fnm/nvm/Homebrew's `claude`), then the launcher's: nothing it found goes missing.
+        f'export PATH="$PATH"{shell_word(os.pathsep + os.environ.get("PATH", ""))}',
         f"unset {' '.join(PARENT_ONLY_ENV)}",
         *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
         *([DEV_CHANNELS_CONFIRM] if CHANNELS_FLAG[0] in argv else []),
@@ -4029,6 +4460,9 @@ def applescript_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+TMUX_PANE_ID = ["-P", "-F", "#{pane_id}"]  # tmux prints the new window's pane
+
+
 def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
@@ -4048,14 +4482,15 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     run = f"/bin/sh {shell_word(script)}"
     # A login, interactive shell first: that is where fnm/nvm/Homebrew put `claude` on PATH.
     login = [shell, "-l", "-i", "-c", run]
-    if terminal == "tmux":
+    if terminal == "tmux":  # tmux runs its argument with `$SHELL -c`, no login shell: hand it the login line
+        window = " ".join(map(shell_word, login))
         if inside_tmux:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-n", title, "-c", cwd, window],
                           note="a new window in this tmux session")
         if tmux_session_exists:
-            return Launch(terminal, ["tmux", "new-window", "-d", "-t", f"{tmux_session}:", "-n", title, "-c", cwd, run],
+            return Launch(terminal, ["tmux", "new-window", "-d", *TMUX_PANE_ID, "-t", f"{tmux_session}:", "-n", title, "-c", cwd, window],
                           note=f"a new window in tmux session {tmux_session}; attach with `tmux attach -t {tmux_session}`")
-        return Launch(terminal, ["tmux", "new-session", "-d", "-s", tmux_session, "-n", title, "-c", cwd, run],
+        return Launch(terminal, ["tmux", "new-session", "-d", *TMUX_PANE_ID, "-s", tmux_session, "-n", title, "-c", cwd, window],
                       note=f"a detached tmux session; attach with `tmux attach -t {tmux_session}`")
     if terminal == "ghostty":
         options = [f"--working-directory={cwd}", f"--title={title}", "-e", *login]
@@ -4203,7 +4638,36 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
         raise failed(e) from None
     if result is not None and result.returncode:
         raise failed((result.stderr or "").strip() or f"exit status {result.returncode}")
+    if terminal == "tmux" and result is not None:
+        launch.pane = result.stdout.strip()
     return launch
+
+
+def window_tail(launch: "Launch | None", lines: int = 8) -> str:
+    """The last lines a tmux window shows (what its session said before it failed to join), or ""."""
+    if not launch or not launch.pane:
+        return ""
+    try:
+        shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", launch.pane], capture_output=True, text=True,
+                               timeout=10, env={k: v for k, v in os.environ.items() if k != "TMUX_PANE"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    tail = [line.rstrip() for line in shown.splitlines() if line.strip()][-lines:]
+    return "\n".join(f"    | {line}" for line in tail)
+
+
+def window_claude() -> str | None:
+    """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
+    import shutil
+
+    if os.name == "nt":
+        return shutil.which("claude")
+    try:  # an interactive login shell may print to stdout: the PATH is its last line
+        shown = subprocess.run([login_shell(), "-l", "-i", "-c", 'printf "\\n%s\\n" "$PATH"'], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=15).stdout.strip().rsplit("\n", 1)[-1]
+    except (OSError, subprocess.SubprocessError):
+        shown = ""
+    return shutil.which("claude", path=os.pathsep.join(filter(None, [shown, os.environ.get("PATH", "")])))
 
 
 # ---------------------------------------------------------------------------
@@ -4420,10 +4884,10 @@ async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     for plan in lineup.schedules:
         label, sid = f"schedule {plan['name']}", schedule_id(recruiter.cfg.ensemble, plan["name"])
         try:
-            await recruiter.client.get_schedule_handle(sid).describe()
-            rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
-            continue
-        except Exception:  # not there yet: make it
+            if _schedule_ensemble(await recruiter.client.get_schedule_handle(sid).describe()) == recruiter.cfg.ensemble:
+                rows.append({"name": label, "state": "running", "detail": f"already scheduled ({sid})"})
+                continue
+        except Exception:  # not there yet: make it (another ensemble's under that ID: making it says so)
             pass
         try:
             view = await add_schedule(recruiter.client, recruiter.cfg, recruiter.info.name, plan["name"], plan.get("to", ""),
@@ -4734,6 +5198,48 @@ class PermissionPolicy:
         return any(k == kind and (arg is None or all(matcher(arg, s) for s in subjects)) for k, arg in self.rules)
 
 
+    def claude_rule(self, tool: str, tool_input: Any, cwd: str) -> str:
+        """The first of my patterns, read in Claude Code's rule syntax, that covers this request ("" if none)."""
+        kind = CLAUDE_RULE_KINDS.get(tool, "")
+        subjects = claude_subjects(kind, tool_input if isinstance(tool_input, dict) else {})
+        for name, arg in self.rules:
+            said = f"{name}({arg})" if arg is not None else name
+            if name == "*" or (name == tool and arg is None) or (tool.startswith("mcp__") and tool.startswith(name + "__")):
+                return said
+            if name == tool and kind and subjects and all(claude_matches(kind, arg, s, cwd) for s in subjects):
+                return said
+        return ""
+
+
+# Claude Code's tool names in permission rules (Bash(npm test:*), Edit(src/**), WebFetch(domain:x)), as the
+# policy's kinds: the bridge's matchers answer Claude Code's requests too.
+CLAUDE_RULE_KINDS = {"Bash": "shell", "Edit": "write", "Write": "write", "MultiEdit": "write", "NotebookEdit": "write",
+                     "Read": "read", "WebFetch": "url"}
+SHELL_JOINERS = re.compile(r"&&|\|\||[;|\n]")  # a command line runs each of these parts: a rule must cover them all
+
+
+def claude_subjects(kind: str, tool_input: dict) -> list[str]:
+    """What a Claude Code tool call touches, as the matchers of its kind take it."""
+    if kind == "shell":
+        return [part.strip() for part in SHELL_JOINERS.split(str(tool_input.get("command", ""))) if part.strip()]
+    key = {"write": ("file_path", "notebook_path"), "read": ("file_path", "path"), "url": ("url",)}.get(kind, ())
+    return [str(tool_input[k]) for k in key if tool_input.get(k)][:1]
+
+
+def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
+    """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
+    import fnmatch
+
+    if kind in ("write", "read") and any(c in arg for c in "*?["):
+        where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
+        relative = not os.path.isabs(where)
+        path = os.path.relpath(subject, cwd) if relative and os.path.isabs(subject) else subject
+        return not (relative and path.startswith("..")) and fnmatch.fnmatch(path, where)
+    if kind == "url":
+        arg = arg.removeprefix("domain:")
+    return ARGUMENT_MATCHERS[kind](arg, subject)
+
+
 def describe_use(request) -> tuple[str, str]:
     """Return (what the request would do, in words; the --allow-tool pattern that would allow it)."""
     kind, subjects = tool_use(request)
@@ -4894,22 +5400,23 @@ class CopilotPlayer:
 
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
-    from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import CONDUCTOR, PlayerWorkflow, workflow_id
+    from temporalio.service import RPCError
+    from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
         return "nobody (news of a join)"
     handed = dataclasses.replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=session.info.name,
-                                 queued_at="")
+                                 queued_at="", ensemble=session.cfg.ensemble)
     for target in dict.fromkeys((CONDUCTOR, cue.sender)):
         if target == session.info.name:
             continue
         try:
-            await session.client.get_workflow_handle(workflow_id(session.cfg.ensemble, target)).signal(PlayerWorkflow.cue, handed)
+            await deliver_cue(session.client, dataclasses.replace(handed, recipient=target))
             return target
+        except NotInEnsemble:
+            continue
         except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                log.warning("could not hand a cue on to %s: %s", target, e)
+            log.warning("could not hand a cue on to %s: %s", target, e)
     return ""
 
 
@@ -5314,16 +5821,22 @@ class Watcher:
         check_message(text)
         validate_name(to, "player name")
         handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(self.cfg.ensemble, to))
-        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to)
+        cue = Cue(id=uuid.uuid4().hex, sender=DASHBOARD_SENDER, text=text, sent_at=utcnow(), recipient=to,
+                  ensemble=self.cfg.ensemble)
         try:
-            if to == CONDUCTOR:
+            if to != CONDUCTOR:
+                await deliver_cue(self.client, cue)
+            elif (held := await _id_holder(self.client, self.cfg.ensemble, CONDUCTOR)) and held[1].ensemble == self.cfg.ensemble:
+                # `command` is the conductor's public signal: its ID may be another ensemble's player
                 await handle.signal(PlayerWorkflow.command, Command(text=text, source=DASHBOARD_SENDER))
             else:
-                await handle.signal(PlayerWorkflow.cue, cue)
+                raise NotInEnsemble(CONDUCTOR)
+        except NotInEnsemble:
+            names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+            raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
-                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
+            if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the command
+                raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}") from None
             raise unreachable(self.cfg, e) from None
         if to == CONDUCTOR:
             return {"to": to, "kind": "command"}
@@ -5909,6 +6422,9 @@ def cmd_init(args: dict) -> int:
     what, path = install_hooks(str(directory), user=bool(args.get("--user")))
     out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
         "(cues reach Claude Code's model even where channels are off)")
+    if resolve_config(args).approve:
+        what, path = approve_tempo(str(directory))
+        out(f"{path}: {APPROVED_NOTE}")
     return 0
 
 
@@ -6004,22 +6520,47 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         return 1
     if note:
         emit("todo", note, fix)
-    for write in (write_mcp_json, install_hooks):
+    for write in (write_mcp_json, install_hooks, *([approve_tempo] if cfg.approve else [])):
         try:
             what, path = write(cfg.directory)
-            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}")
+            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}"
+                       + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
         except TempoError as e:
             emit("fail", str(e))
+    if not claude_trusts(cfg.directory):
+        emit("todo", untrusted_note(cfg.directory))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
+    task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
+        # A lineup's players must be there for the conductor's first turn: its task is handed over once they joined.
+        first = lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
         try:
-            emit(*launch_conductor(cfg, lineup.conductor.prompt if lineup else ""))
+            state, what, launch = launch_conductor(cfg, first)
         except TempoError as e:  # the message carries the command to run by hand
-            emit("todo", str(e))
+            state, what, launch = "todo", str(e), None
+        if state == "fail":
+            emit(state, what)
+            return 1
+        holder = launch and await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
+        if not launch:  # the user starts it by hand
+            emit(state, what)
+            lineup = None
+        elif not holder:
+            tail = window_tail(launch)
+            emit("fail", f"conductor opened in {what}, but it has not joined ensemble {cfg.ensemble} within "
+                         f"{cfg.recruit_timeout:.0f}s" + (f"; its window shows:\n{tail}" if tail else ": check its window"))
+            return 1
+        else:
+            emit("ok", f"conductor joined ensemble {cfg.ensemble} ({what})")
     if lineup:
-        await up_players(cfg, client, lineup, emit)
+        await up_players(cfg, client, lineup, holder, emit)
+        if task and lineup.players:
+            from tempo_workflows import Command, PlayerWorkflow
+
+            await holder[0].signal(PlayerWorkflow.command, Command(text=task, source="lineup"))
+            emit("ok", "conductor's task handed over (its players are there)")
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
     out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
@@ -6028,19 +6569,13 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     return 1 if failed else 0
 
 
-async def up_players(cfg: Config, client: "Client", lineup: Lineup, emit: Callable[..., None]) -> None:
-    """Once the conductor has joined, recruit the lineup's missing players in its name."""
-    from tempo_workflows import CONDUCTOR
-
-    found = await wait_for_player(client, cfg.ensemble, CONDUCTOR, cfg.recruit_timeout)
-    if not found:
-        emit("fail", f"the conductor has not joined ensemble {cfg.ensemble} within {cfg.recruit_timeout:.0f}s, "
-                     "and players are recruited in its name: check its window, then run this again")
-        return
-    emit("ok", f"conductor joined ensemble {cfg.ensemble}")
-    for r in await start_lineup(acting_for(cfg, client, found), lineup):
+async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
+                     emit: Callable[..., None]) -> None:
+    """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
+    for r in await start_lineup(acting_for(cfg, client, conductor), lineup):
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
-        emit("fail" if r["state"] == "failed" else "ok", f"{what}: {r['detail']}")
+        state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
+        emit(state, f"{what}: {r['detail']}")
 
 
 # -- lineups and worktrees ----------------------------------------------------
@@ -6056,6 +6591,40 @@ def cmd_lineup(args: dict) -> int:
     names = asyncio.run(save())
     out(f"saved ensemble {cfg.ensemble} ({len(names)} sessions: {', '.join(names)}) to {path}")
     out(f"start it again with: tempo up --lineup {path}")
+    return 0
+
+
+def cmd_permit(args: dict) -> int:
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    cfg = resolve_config(args)
+    decision = "allow" if args.get("allow") else "deny"
+
+    async def answer() -> "Permission":
+        return await answer_permission(await connect(cfg, timeout=3), None, args["<request_id>"], decision,
+                                       args.get("--reason") or "", "cli")
+
+    request = asyncio.run(answer())
+    out(f"{request.decision} {request.rule()} for {request.player} (request {request.id})")
+    return 0
+
+
+def cmd_permits(args: dict) -> int:
+    """List the permission requests that wait for an answer."""
+    cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
+
+    async def waiting() -> "list[Permission]":
+        return await pending_permissions(await connect(cfg, timeout=3), args.get("<ensemble>"))
+
+    found = asyncio.run(waiting())
+    if args.get("--json"):
+        out(json.dumps([permission_view(r) for r in found], indent=2))
+        return 0
+    if not found:
+        out("no permission request waits for an answer")
+    for r in found:
+        out(f"{r.id}  {r.player}  {r.rule()}  asked {r.asked_at[:19]}Z")
+    if found:
+        out("answer one with `tempo permit REQUEST_ID allow` or `tempo permit REQUEST_ID deny --reason TEXT`")
     return 0
 
 
@@ -6128,6 +6697,8 @@ def start_session(args: dict, conductor: bool) -> int:
         what, path = install_hooks(cfg.directory)
         if what != "unchanged":
             err(f"tempo: {path}: tempo's hooks {what}")
+        if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
+            err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
     except TempoError as e:
         err(f"tempo: warning: {e}")
     if not args.get("--skip-preflight"):
@@ -6240,7 +6811,7 @@ def cmd_status(args: dict) -> int:
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
-           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else "active",
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)), p.get("delivery", "")]
         for p in players
     ]
@@ -6248,6 +6819,14 @@ def cmd_status(args: dict) -> int:
     for row in [columns, *rows]:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     return 0
+
+
+def waiting_word(p: dict) -> str:
+    """`waiting: permission Bash(rm -rf build) since 14:02:11` for a session waiting on someone, else ""."""
+    if not p.get("waiting"):
+        return ""
+    since = p.get("waiting_since", "")
+    return f"waiting: {shorten(p['waiting'], 60)}" + (f" since {since[11:19]}" if since else "")
 
 
 def plural(count: int, noun: str) -> str:
@@ -6500,6 +7079,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "lineup": cmd_lineup,
     "worktrees": cmd_worktrees,
     "schedule": cmd_schedule,
+    "permit": cmd_permit,
+    "permits": cmd_permits,
     "help": cmd_help,
 }
 

@@ -50,6 +50,8 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 # worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
 # long a cue to anyone waits before another session's worker runs it.
 TASK_TIMEOUT = 4.0
+PERMISSION_LIMIT = 50  # permission requests a player keeps (answered ones age out)
+PERMIT_DECISIONS = ("allow", "deny")
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
@@ -68,6 +70,10 @@ REPO = SearchAttributeKey.for_keyword("ClaudeTempoRepo")
 BRANCH = SearchAttributeKey.for_keyword("ClaudeTempoBranch")
 ROLE = SearchAttributeKey.for_keyword("ClaudeTempoRole")
 SEARCH_ATTRIBUTES = (ENSEMBLE, PLAYER_ID, HOST, REPO, BRANCH, ROLE)
+
+
+# What `deliver` says when a cue is addressed to another ensemble than the player's.
+NOT_HERE = "not in this ensemble"
 
 
 def workflow_id(ensemble: str, name: str) -> str:
@@ -93,6 +99,8 @@ class PlayerInfo:
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
+    waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
+    waiting_since: str = ""  # ISO 8601, UTC
 
 
 @dataclass
@@ -107,6 +115,10 @@ class Cue:
     source: str = ""  # command source (discord, cli, ...) or report type
     recipient: str = ""  # for cues handed over from a dead player: whom they were for
     queued_at: str = ""  # set by the workflow when the cue arrives
+    # The ensemble it is addressed to: IDs are ambiguous across ensembles (`shop` + `ops-bot` and
+    # `shop-ops` + `bot` share one), so a player takes only cues for its own ensemble ("" = unsaid:
+    # claude-tempo 0.3 and outside clients, taken as before).
+    ensemble: str = ""
 
 
 @dataclass
@@ -130,6 +142,7 @@ class Exchange:
     source: str = ""
     id: str = ""  # the cue's id, so a read receipt can find its line
     seen: str = ""  # "PATH at TIME" once the recipient's model has seen it
+    request_id: str = ""  # kind permission (a player asks) or permit (the answer): the request it is about
 
 
 @dataclass
@@ -180,6 +193,42 @@ class PollResult:
 
 
 @dataclass
+class Permission:
+    """A permission request of a player's agent (Claude Code's dialog, a Copilot question), and its one answer."""
+
+    id: str  # the request_id every answer names
+    player: str
+    tool: str  # Claude Code's tool name: Bash, Edit, mcp__server__tool, ...
+    preview: str  # a short preview of what it would do: the command, the file
+    asked_at: str = ""
+    decision: str = ""  # "" while it waits; allow | deny | dialog (nobody answered in time: the agent's own dialog shows)
+    reason: str = ""  # a deny's message, read by the model
+    by: str = ""  # who decided: a player's name, "cli", "dashboard", "rule Bash(npm test:*)", ...
+    decided_at: str = ""
+
+    def rule(self) -> str:
+        return f"{self.tool}({self.preview})" if self.preview else self.tool
+
+
+@dataclass
+class Permit:
+    """The public answer to a permission request (the `permit` update and signal): `{request_id, decision, reason, by}`."""
+
+    request_id: str
+    decision: str  # allow | deny
+    reason: str = ""
+    by: str = "external"
+
+
+@dataclass
+class WaitPermission:
+    """Wait up to `wait` s for a permission request's answer."""
+
+    id: str
+    wait: float = 60.0
+
+
+@dataclass
 class PlayerInput:
     """All of a player's state: the workflow input, carried across continue-as-new."""
 
@@ -201,6 +250,7 @@ class PlayerInput:
     away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
     holds: bool = False  # the board says it holds tasks or files: a session that stops polling is gone soon
     last_wait: float = 0.0  # how long the session's latest poll asked to be held
+    permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
 
 
 @dataclass
@@ -277,6 +327,7 @@ class PlayerWorkflow:
         self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
         self.ended_at = ""
         self.last_wait = 0.0  # how long the session's latest poll asked to be held
+        self.waiting_on = "" if inp.info.waiting.startswith("permission") else inp.info.waiting  # what the session last said it waits for ("input"), besides permissions
 
     # -- run ----------------------------------------------------------------
 
@@ -373,7 +424,8 @@ class PlayerWorkflow:
             else f"{info.name} joined ({info.host}:{info.directory})"
         )
         await self.signal_conductor(
-            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined")
+            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
+                ensemble=info.ensemble)
         )
 
     async def hand_over(self) -> None:
@@ -396,7 +448,8 @@ class PlayerWorkflow:
             return await self.signal(end.moved_to, cue)
         if cue.kind in ("joined", "notice"):
             return True  # news of the past: nothing left to redo
-        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
+        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="",
+                         ensemble=info.ensemble)
         if info.role != "conductor" and await self.signal_conductor(handed):
             return self.handed_to(cue, CONDUCTOR)
         return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
@@ -435,6 +488,9 @@ class PlayerWorkflow:
         """Receive a cue (or a report, a join notice, a handed-over cue)."""
         if cue.id in self.seen:
             return
+        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
+            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
+            return
         self.remember(cue.id)
         cue.queued_at = now()
         self.s.pending.append(cue)
@@ -448,6 +504,9 @@ class PlayerWorkflow:
     @workflow.signal
     def command(self, command: Command) -> None:
         """Public API of the conductor: a command from outside (Discord, a dashboard, ...)."""
+        if self.s.info.role != "conductor":  # `claude-session-shop-x-conductor` may be shop's player `x-conductor`
+            workflow.logger.warning("command to %s dropped: not a conductor", workflow.info().workflow_id)
+            return
         self.cue(
             Cue(
                 id=f"command-{workflow.uuid4()}",
@@ -456,6 +515,7 @@ class PlayerWorkflow:
                 sent_at=now(),
                 kind="command",
                 source=command.source,
+                ensemble=self.s.info.ensemble,
             )
         )
 
@@ -495,6 +555,17 @@ class PlayerWorkflow:
             self.wake = True
 
     # -- updates ------------------------------------------------------------
+
+    @workflow.update
+    def deliver(self, cue: Cue) -> str:
+        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's."""
+        self.cue(cue)
+        return self.s.info.ensemble
+
+    @deliver.validator
+    def validate_deliver(self, cue: Cue) -> None:
+        if not self.addressed_here(cue):
+            raise ApplicationError(f"{NOT_HERE}: {self.s.info.ensemble}", type=NOT_HERE, non_retryable=True)
 
     @workflow.update
     async def poll(self, request: PollInput) -> PollResult:
@@ -558,6 +629,7 @@ class PlayerWorkflow:
         """Replace the description (directory, branch, ... changed); name and role stay."""
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
         info.started, info.unread = self.s.info.started, self.s.info.unread
+        info.waiting, info.waiting_since = self.s.info.waiting, self.s.info.waiting_since  # the workflow keeps these
         self.s.info = info
         workflow.upsert_search_attributes(search_attributes(info, self.s.attributes).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
@@ -573,6 +645,120 @@ class PlayerWorkflow:
         except asyncio.TimeoutError:
             pass
         return self.receipts.get(request.id) or Receipt(id=request.id, path="")
+
+    # -- permission requests --------------------------------------------------
+    # The agent's permission dialog, relayed: asked once, answered once (first answer wins), waited on
+    # by the session's hook; the conductor is cued with it and its history shows it and the answer.
+
+    @workflow.update
+    async def ask_permission(self, request: Permission) -> Permission:
+        """Record a permission request (asking again returns the first); cue the conductor unless a rule answered it."""
+        known = self.find_permission(request.id)
+        if known:
+            return known
+        request.player, request.asked_at = self.s.info.name, now()
+        request.decided_at = request.asked_at if request.decision else ""
+        self.s.permissions.append(request)
+        del self.s.permissions[:-PERMISSION_LIMIT]
+        self.refresh_waiting()
+        if request.decision:
+            await self.note_permission(request)
+        else:
+            text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
+                    f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
+                    "(a deny's reason reaches its model).")
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool)
+            if self.s.info.role == "conductor":
+                self.record(cue, "in")
+            else:
+                await self.signal_conductor(cue)
+        return request
+
+    @workflow.update
+    async def permit(self, answer: Permit) -> Permission:
+        """Answer a waiting permission request (the first answer decides; the validator refuses a second)."""
+        request = self.find_permission(answer.request_id)
+        request.decision, request.reason, request.by, request.decided_at = answer.decision, answer.reason, answer.by or "external", now()
+        self.refresh_waiting()
+        await self.note_permission(request)
+        return request
+
+    @permit.validator
+    def validate_permit(self, answer: Permit) -> None:
+        request = self.find_permission(answer.request_id)
+        if answer.decision not in (*PERMIT_DECISIONS, "dialog"):
+            raise ApplicationError(f"decision must be allow or deny, not {answer.decision!r}", non_retryable=True)
+        if request is None:
+            raise ApplicationError(f"{self.s.info.name} has no permission request {answer.request_id!r}", non_retryable=True)
+        if request.decision:
+            said = "nobody answered in time: its own dialog asks at its screen" if request.decision == "dialog" else (
+                f"{request.decision} by {request.by} at {request.decided_at}")
+            raise ApplicationError(f"request {request.id} is already answered ({said}); this answer changes nothing",
+                                   non_retryable=True)
+
+    @workflow.signal
+    async def answer_permission(self, answer: Permit) -> None:
+        """Public API: answer a permission request `{request_id, decision, reason, by}`; a late or second answer is dropped."""
+        try:
+            self.validate_permit(answer)
+        except ApplicationError as e:
+            workflow.logger.info("permission answer ignored: %s", e)
+            return
+        await self.permit(answer)
+
+    @workflow.update
+    async def await_permission(self, request: WaitPermission) -> Permission:
+        """Wait up to `wait` s for the request's answer; the request as it stands then."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: bool(self.find_permission(request.id) and self.find_permission(request.id).decision)
+                or bool(self.end) or self.releasing, timeout=request.wait)
+        return self.find_permission(request.id) or Permission(id=request.id, player=self.s.info.name, tool="", preview="")
+
+    @workflow.signal
+    def waiting_for(self, what: str) -> None:
+        """The session says what it waits for besides permissions ("input"), or "" when it no longer waits."""
+        self.waiting_on = what
+        self.refresh_waiting()
+
+    @workflow.query
+    def permissions(self) -> list[Permission]:
+        return self.s.permissions
+
+    def find_permission(self, request_id: str) -> Permission | None:
+        return next((p for p in self.s.permissions if p.id == request_id), None)
+
+    def refresh_waiting(self) -> None:
+        """Keep the memo's `waiting` current: the oldest unanswered request, else what the session said."""
+        ask = next((p for p in self.s.permissions if not p.decision), None)
+        what = f"permission {ask.rule()}" if ask else self.waiting_on
+        if what != self.s.info.waiting:
+            self.s.info.waiting = what
+            self.s.info.waiting_since = (ask.asked_at if ask else now()) if what else ""
+            workflow.upsert_memo({"info": asdict(self.s.info)})
+
+    async def note_permission(self, request: Permission) -> None:
+        """An answer (or a rule's) goes into the conductor's history, where the request is."""
+        if self.s.info.role == "conductor":
+            self.record_permit(request)
+            return
+        with contextlib.suppress(Exception):  # no conductor: nobody keeps a history
+            await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal(
+                "permission_noted", request)
+
+    @workflow.signal
+    def permission_noted(self, request: Permission) -> None:
+        """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
+        if self.s.info.role == "conductor":
+            self.record_permit(request)
+
+    def record_permit(self, request: Permission) -> None:
+        said = f"{request.decision} {request.rule()} for {request.player}" + (f": {request.reason}" if request.reason else "")
+        self.s.history.append(Exchange(at=request.decided_at or now(), direction="in", kind="permit", sender=request.by,
+                                       recipient=request.player, text=said, source=request.tool, id=f"permit-{request.id}",
+                                       request_id=request.id))
+        del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
 
     # -- queries ------------------------------------------------------------
 
@@ -624,6 +810,9 @@ class PlayerWorkflow:
         }
 
     # -- helpers --------------------------------------------------------------
+
+    def addressed_here(self, cue: Cue) -> bool:
+        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
 
     def acknowledge(self, ids: list[str]) -> None:
         """The session has these cues: they wait for its model now, not for its process."""
@@ -706,6 +895,7 @@ class PlayerWorkflow:
                 text=cue.text,
                 source=cue.source,
                 id=cue.id,
+                request_id=cue.id if cue.kind == "permission" else "",
             )
         )
         del self.s.history[:-HISTORY_LIMIT]
@@ -783,7 +973,8 @@ class ScheduledCueWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
         run = workflow.info().workflow_id  # unique per fire: a retried signal is still one cue
-        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule)
+        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule,
+                  ensemble=inp.ensemble)
         result = ScheduledCueResult()
         for name in targets.names:
             if await signal_player(workflow_id(inp.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name)):

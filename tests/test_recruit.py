@@ -125,7 +125,13 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         assert ".mcp.json created so the new session loads tempo" in result["setup"]
         assert "claude-tempo" in json.loads((workdir / ".mcp.json").read_text())["mcpServers"]
         # ... and its hooks, so cues reach its model even where channels are off
-        assert result["setup"].endswith(".claude/settings.local.json created with tempo's hooks")
+        assert ".claude/settings.local.json created with tempo's hooks" in result["setup"]
+        # ... and approves its own server and tools there (nobody is at that window to answer)
+        settings = json.loads((workdir / ".claude" / "settings.local.json").read_text())
+        assert settings["enabledMcpjsonServers"] == ["claude-tempo"]
+        assert settings["permissions"] == {"allow": ["mcp__claude-tempo"]}
+        # Claude Code never trusted this directory: its trust dialog is named, with what to do
+        assert "Is this a project you created or one you trust?" in result["setup"]
         assert "Stop" in json.loads((workdir / ".claude" / "settings.local.json").read_text())["hooks"]
 
         listing = await boss.call("ensemble")
@@ -135,7 +141,7 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         record = json.loads((stand_in / "helper-1.json").read_text())
         assert record["cwd"] == str(workdir)
         assert record["argv"][:2] == ["--dangerously-load-development-channels", "server:claude-tempo"]
-        assert 'set_name with name "helper-1"' in record["argv"][2]
+        assert record["argv"][2] == "--" and 'set_name with name "helper-1"' in record["argv"][3]
         assert record["env"]["CLAUDE_TEMPO_PLAYER_NAME"] == "helper-1"
         assert record["env"]["CLAUDE_TEMPO_ENSEMBLE"] == ensemble
         assert record["env"]["TEMPORAL_ADDRESS"] == temporal.address
@@ -193,7 +199,7 @@ async def test_up_opens_the_conductor_in_tmux_and_a_second_up_reuses_it(cli, tem
     env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": temporal.address}
     first = cli("up", ensemble, "-d", str(project), **env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "✓ conductor launched in a new tmux window" in first.stdout
+    assert "✓ conductor joined ensemble" in first.stdout  # ✓ only once it has joined
     assert f"tmux attach -t tempo-{ensemble}" in first.stdout
     client = await tempo.connect(tempo.Config(address=temporal.address))
 
