@@ -3375,11 +3375,12 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
     session = ladder.session
     tool_input = data.get("tool_input") if isinstance(data.get("tool_input"), dict) else {}
     path = tool_input.get(FILE_TOOLS.get(str(data.get("tool_name")), ""), "")
-    if not path or not session.info or not session.client:
+    if not path:
         return {}, [], ""
     try:
+        await asyncio.wait_for(session.joined(), HOOK_BOARD_TIMEOUT)
         repo, rel = _repo_path(str(data.get("cwd") or session.cfg.directory), str(path))
-        held = await board_reservations(session.client, session.cfg.ensemble, repo)
+        held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble, repo), HOOK_BOARD_TIMEOUT)
     except Exception as e:  # no repository, no board, Temporal slow: the edit goes through
         log.debug("PreToolUse: no reservation check for %s: %s", path, e)
         return {}, [], ""

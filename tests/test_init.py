@@ -105,7 +105,8 @@ def test_init_installs_the_hooks_and_a_second_run_changes_nothing(cli, tmp_path)
     assert "settings.local.json: hooks created" in result.stdout
     hooks = settings(tmp_path)["hooks"]
     command = f"{SERVE[0]} {SERVE[1]} hook"
-    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"}
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "PreToolUse", "Stop", "PermissionRequest", "Notification"}
+    assert hooks["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"  # file reservations
     stop = hooks["Stop"][0]["hooks"]
     assert stop[0]["command"] == command and not stop[0].get("async")
     assert stop[1]["command"] == command + " wait" and stop[1]["asyncRewake"] is True
