@@ -105,7 +105,8 @@ def test_init_installs_the_hooks_and_a_second_run_changes_nothing(cli, tmp_path)
     assert "settings.local.json: hooks created" in result.stdout
     hooks = settings(tmp_path)["hooks"]
     command = f"{SERVE[0]} {SERVE[1]} hook"
-    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"}
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "PreToolUse", "Stop", "PermissionRequest", "Notification"}
+    assert hooks["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"  # file reservations
     stop = hooks["Stop"][0]["hooks"]
     assert stop[0]["command"] == command and not stop[0].get("async")
     assert stop[1]["command"] == command + " wait" and stop[1]["asyncRewake"] is True
@@ -193,10 +194,10 @@ def test_init_merges_hooks_keeping_every_other_hook_and_key(cli, tmp_path):
     original["hooks"]["Stop"] = [{"hooks": [{"type": "command", "command": "/old/bin/tempo hook"}]}]
     (tmp_path / ".claude").mkdir()
     (tmp_path / ".claude" / "settings.local.json").write_text(json.dumps(original))
-    assert "hooks merged" in cli("init", "-d", str(tmp_path)).stdout
+    assert "hooks merged" in cli("init", "--no-approve", "-d", str(tmp_path)).stdout  # approval: its own test
     merged = settings(tmp_path)
     assert merged["permissions"] == original["permissions"]
-    assert merged["hooks"]["Notification"] == [mine]
+    assert merged["hooks"]["Notification"][0] == mine
     assert merged["hooks"]["PostToolUse"][0] == mine and len(merged["hooks"]["PostToolUse"]) == 2
     assert merged["hooks"]["Stop"][0] == original["hooks"]["Stop"][0] and len(merged["hooks"]["Stop"]) == 2
 
@@ -227,7 +228,7 @@ def test_init_user_installs_the_hooks_for_every_project(cli, tmp_path):
 def test_init_writes_through_symlinks_into_their_targets(cli, tmp_path):
     dotfiles = tmp_path / "dotfiles"
     (dotfiles / "claude").mkdir(parents=True)
-    (dotfiles / "claude" / "settings.json").write_text('{\n\t"model": "opus",\n\t"hooks": {}\n}\n')
+    (dotfiles / "claude" / "settings.json").write_text('{\n\t"model": "opus",\n\t"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}\n}\n')
     (dotfiles / "mcp.json").write_text('{"mcpServers": {"docs": {"command": "docs-mcp"}}}')
     (dotfiles / "mcp.json").chmod(0o640)
     (cli.home / ".claude").mkdir()
@@ -248,7 +249,7 @@ def test_init_writes_through_symlinks_into_their_targets(cli, tmp_path):
     assert (dotfiles / "mcp.json").read_text().count("\n") == 0  # it was one line: it stays one line
     assert sorted(p.name for p in dotfiles.rglob("*")) == ["claude", "mcp.json", "settings.json"]  # no leftovers
     assert cli("init", "--undo", "--user", "-d", str(project)).returncode == 0
-    assert user.is_symlink() and json.loads(user.read_text()) == {"model": "opus", "hooks": {}}
+    assert user.is_symlink() and json.loads(user.read_text()) == {"model": "opus", "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}}
     assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"docs": {"command": "docs-mcp"}}}
 
 
@@ -274,3 +275,32 @@ def test_init_refuses_json_with_comments_and_says_where(cli, tmp_path, name):
         assert result.returncode == 1 and f"{path} is not valid JSON (line 2, column 3" in result.stderr
         assert "tempo leaves it untouched: fix it" in result.stderr
         assert path.read_text() == text
+
+
+def test_init_approves_only_tempos_own_server_and_tools_keeping_the_users(cli, tmp_path):
+    """Nobody is at a recruited window: tempo approves its server and tools there, and nothing else."""
+    settings = tmp_path / ".claude" / "settings.local.json"
+    settings.parent.mkdir()
+    user = {"enabledMcpjsonServers": ["github"], "permissions": {"allow": ["Bash(git status)"], "deny": ["WebFetch"]},
+            "model": "opus"}
+    settings.write_text(json.dumps(user))
+    result = cli("init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "approved tempo's own MCP server (claude-tempo) and its tools (mcp__claude-tempo)" in result.stdout
+    assert "--no-approve" in result.stdout  # and how to turn it off
+    data = json.loads(settings.read_text())
+    assert data["enabledMcpjsonServers"] == ["github", "claude-tempo"]
+    assert data["permissions"] == {"allow": ["Bash(git status)", "mcp__claude-tempo"], "deny": ["WebFetch"]}
+    assert data["model"] == "opus" and "Stop" in data["hooks"]
+    undone = cli("init", "--undo", cwd=tmp_path)
+    assert "approvals of claude-tempo and mcp__claude-tempo removed" in undone.stdout
+    assert json.loads(settings.read_text()) == user  # exactly what tempo added, gone
+
+
+def test_init_no_approve_leaves_claude_code_to_ask(cli, tmp_path):
+    result = cli("init", "--no-approve", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / ".claude" / "settings.local.json").read_text())
+    assert "enabledMcpjsonServers" not in data and "permissions" not in data
+    result = cli("init", cwd=tmp_path, CLAUDE_TEMPO_APPROVE="false")  # the config key, by its variable
+    assert "enabledMcpjsonServers" not in json.loads((tmp_path / ".claude" / "settings.local.json").read_text())
