@@ -2180,22 +2180,28 @@ class Session:
         if self.closing:
             return
         self.closing = True
+        # All of it fits in the process's shutdown deadline, ending the player first among what may wait.
+        end = asyncio.get_running_loop().time() + SHUTDOWN_DEADLINE - 0.7
+
+        def left(keep: float) -> float:  # seconds this step may take, keeping `keep` for the steps after it
+            return max(0.05, end - keep - asyncio.get_running_loop().time())
+
         if self.ladder.sender:  # receipts first: the end hands on only what the model never saw
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.ladder.sender), 3)
+                await asyncio.wait_for(asyncio.shield(self.ladder.sender), min(3, left(1.5)))
         if self.handle and not self.ended:
             try:
-                await end_player(self.handle, EndRequest(reason=reason), wait=0)
+                await asyncio.wait_for(end_player(self.handle, EndRequest(reason=reason), wait=0), left(0.6))
             except Exception as e:
-                log.warning("could not end player workflow: %s", e)
+                log.warning("could not end player workflow: %s", first_line(e) or type(e).__name__)
             else:  # this process's worker may be the only one left to run the player's last workflow task
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.handle.result(), 3)
+                    await asyncio.wait_for(self.handle.result(), min(3, left(0.3)))
         for task in self.tasks:
             task.cancel()
         if getattr(self, "worker", None):
             try:
-                await asyncio.wait_for(self.worker.shutdown(), 3)
+                await asyncio.wait_for(self.worker.shutdown(), left(0))
             except Exception:
                 pass
 
@@ -4160,16 +4166,68 @@ def import_temporal() -> None:
     import tempo_workflows  # noqa: F401
 
 
+# Once told to go (stdin closed, SIGTERM), a serve, bridge or dashboard is gone within this many
+# seconds whatever it waits on: an unreachable Temporal, a call in flight, or temporalio's core
+# stuck during shutdown (seen: a serve orphaned for minutes on a condition variable in Rust).
+SHUTDOWN_DEADLINE = 3.0
+_leaving = threading.Event()
+
+
+def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
+    """Make sure this process has exited `seconds` from now (the first call sets the time)."""
+    import faulthandler
+
+    if _leaving.is_set():
+        return
+    _leaving.set()
+
+    def leave() -> None:
+        log.warning("still shutting down after %.1f s: leaving now", seconds - 0.5)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=lambda: (time.sleep(max(0.1, seconds - 0.5)), leave()), daemon=True).start()
+    # A thread of faulthandler's own needs no GIL: it ends the process even if Python code cannot
+    # run any more, printing where every thread was (what to look into) on stderr.
+    with contextlib.suppress(Exception):
+        faulthandler.dump_traceback_later(max(0.2, seconds - 0.1), exit=True)
+
+
+def watch_hangup(fd: int, hungup: asyncio.Event) -> None:
+    """Set `hungup` when the other end of the pipe or socket `fd` is closed, without reading from it:
+    the MCP server notices end of input only once the calls in flight are done."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return  # Windows: the MCP server's own end of input has to do
+    loop = asyncio.get_running_loop()
+    poller = select.poll()
+    poller.register(fd, select.POLLHUP | getattr(select, "POLLRDHUP", 0))  # not POLLIN: data is not our business
+
+    def watch() -> None:
+        with contextlib.suppress(Exception):
+            while not poller.poll():
+                pass
+            leave_by()  # from here: the loop may be busy for seconds yet (loading temporalio on a slow machine)
+            loop.call_soon_threadsafe(hungup.set)
+
+    threading.Thread(target=watch, daemon=True, name="stdin-hangup").start()
+
+
 def stop_on_signals(stop: asyncio.Event) -> None:
-    """Set `stop` on SIGTERM, SIGINT or SIGHUP (where the platform's event loop allows it)."""
+    """Set `stop` on SIGTERM, SIGINT or SIGHUP (where the platform's event loop allows it), and leave by the deadline."""
     loop = asyncio.get_running_loop()
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-            loop.add_signal_handler(getattr(signal, name), stop.set)
+            loop.add_signal_handler(getattr(signal, name), lambda: (leave_by(), stop.set()))
 
 
 async def serve(cfg: Config) -> int:
     """Run the MCP server on stdio until the client goes away (stdin closes) or SIGTERM."""
+    eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
+    watch_hangup(0, eof)  # first: a client may go while tempo is still loading
     from mcp.server.stdio import stdio_server
 
     session = Session(cfg)
@@ -4190,19 +4248,19 @@ async def serve(cfg: Config) -> int:
     stop_on_signals(stop)
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    closed = asyncio.create_task(eof.wait())
+    await asyncio.wait({serving, stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
+    leave_by()  # the client is gone: end the player if Temporal lets us in time, and go regardless
     starting.cancel()
     close_endpoint()
     session.ladder.close()
     session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
     await session.close("session stopped by a signal" if stop.is_set() else "session ended")
-    if stop.is_set():  # the thread blocked reading stdin cannot be interrupted: leave without it
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    stopping.cancel()
-    await asyncio.gather(serving, stopping, starting, return_exceptions=True)
-    return 0
+    # The thread blocked reading stdin cannot be interrupted, a tool call may still be running, and
+    # temporalio's teardown may hang: the player has ended (or could not be), nothing else is owed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def server_command() -> list[str]:
@@ -6327,8 +6385,13 @@ async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -
             "ensemble and cue its players, and the traffic is not encrypted")
     out(f"dashboard of ensemble {cfg.ensemble}: {url}")
     err("the token in the URL is new each run; Ctrl+C stops the dashboard")
-    server = uvicorn.Server(uvicorn.Config(dashboard_app(watcher, token), log_level="warning", access_log=False,
-                                           lifespan="off", timeout_graceful_shutdown=1))
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # uvicorn's own SIGTERM/SIGINT handler
+            leave_by()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(dashboard_app(watcher, token), log_level="warning", access_log=False,
+                                   lifespan="off", timeout_graceful_shutdown=1))
     watcher.start()
     if open_browser:
         import webbrowser
