@@ -122,9 +122,8 @@ def _cycle(state: str, address: str, home: str, kill_server=None) -> tuple[str, 
     elif state == "mid-cue":  # a cue on its way to this session as the client goes
         other = Served.start({**env, "CLAUDE_CODE_SESSION_ID": uuid.uuid4().hex, "CLAUDE_TEMPO_CONDUCTOR": "false"})
         other.initialize()
-        listing = other.answer(other.call("ensemble"))
-        me = next(p["name"] for p in listing["result"]["structuredContent"]["players"] if not p.get("you"))
-        other.call("cue", to=me, message="one last thing")
+        other.answer(other.call("ensemble"))  # joined
+        other.call("cue", to="all", message="one last thing")  # everyone but the sender: this session
         time.sleep(0.02)
         gone = served.leave(how)
         other.leave()
