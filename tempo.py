@@ -2404,6 +2404,38 @@ def channels_flagged(pid: int) -> bool | None:
     )
 
 
+CHANNEL_LOG_WAIT = 60.0  # s a new session watches Claude Code's MCP log for its channel decision
+
+
+def channel_logged(env: dict) -> str:
+    """What Claude Code logged about tempo's channel for this session: "on", "off", or "" (not yet, or cannot tell).
+
+    Claude Code tells the server nothing (2.1.197), but its per-server MCP log, a JSON line per event
+    with the session's id, says "Channel notifications registered" or "... skipped: <why>".
+    """
+    session_id = env.get("CLAUDE_CODE_SESSION_ID", "")
+    project = env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    if sys.platform == "darwin":
+        cache = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        cache = Path(env.get("LOCALAPPDATA") or Path.home())
+    else:
+        cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", project) / f"mcp-logs-{SERVER_NAME}"
+    try:
+        files = sorted(folder.glob("*.jsonl"), key=lambda f: f.stat().st_mtime)[-3:]
+        for file in reversed(files):
+            for line in file.read_text(encoding="utf-8", errors="replace").splitlines()[-300:]:
+                if session_id and session_id in line:
+                    if "Channel notifications registered" in line:
+                        return "on"
+                    if "Channel notifications skipped" in line:
+                        return "off"
+    except OSError:
+        pass
+    return ""
+
+
 class Ladder:
     """The cues this session's model has not seen yet, and the paths that can show them."""
 
@@ -2456,7 +2488,7 @@ class Ladder:
         ready = []
         for cue in self.unread.values():
             at = self.pushed.get(cue.id)
-            if cue.id in self.offered or (at is not None and now - at < trust):
+            if cue.id in self.offered or (at is not None and self.channels != "off" and now - at < trust):
                 continue
             if at is not None and self.channels == "unknown":
                 self.channels = "off"  # pushed, never shown: this Claude Code has no channels
@@ -2464,6 +2496,20 @@ class Ladder:
                 self.session.delivery_changed()
             ready.append(cue)
         return ready
+
+    async def watch_channel_log(self) -> None:
+        """Learn at once whether channels are on, from Claude Code's own log: the first cue then skips the probe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANNEL_LOG_WAIT
+        while self.claude and self.channels == "unknown" and loop.time() < deadline:
+            said = await asyncio.to_thread(channel_logged, os.environ)
+            if said and self.channels == "unknown":
+                self.channels = said
+                log.info("Claude Code logged this session's channel as %s", said)
+                self.session.delivery_changed()
+                self.changed.set()  # a cue pushed meanwhile may go by hooks now
+                return
+            await asyncio.sleep(0.25)
 
     def confirm_channel(self) -> None:
         """Cues the transcript shows arrived on the channel: seen."""
@@ -3952,8 +3998,10 @@ async def serve(cfg: Config) -> int:
     stop_on_signals(stop)
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
+    watching = asyncio.create_task(session.ladder.watch_channel_log())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     starting.cancel()
+    watching.cancel()
     close_endpoint()
     session.ladder.close()
     await session.close("session stopped by a signal" if stop.is_set() else "session ended")
@@ -3962,7 +4010,7 @@ async def serve(cfg: Config) -> int:
         sys.stderr.flush()
         os._exit(0)
     stopping.cancel()
-    await asyncio.gather(serving, stopping, starting, return_exceptions=True)
+    await asyncio.gather(serving, stopping, starting, watching, return_exceptions=True)
     return 0
 
 

@@ -7,6 +7,7 @@ through MCP (test_recruit's), a real git repository for the worktree player.
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -358,6 +359,12 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
             conductor = [b for b in model.requests() if who(b) == "conductor"]
             first_cue = next(b for b in conductor if split in shown(b))
             assert calls(first_cue, "mcp__claude-tempo__cue") == 0  # the cue to all was its first turn on the task
+            # Channels are off here, and each session's serve can read so in Claude Code's own MCP log (no probe).
+            for name, place in places.items():
+                logs = home / ".cache" / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", place) / "mcp-logs-claude-tempo"
+                session_id = json.loads(next(logs.glob("*.jsonl")).read_text().splitlines()[0])["sessionId"]
+                env_of_serve = {"CLAUDE_CODE_SESSION_ID": session_id, "CLAUDE_PROJECT_DIR": place, "XDG_CACHE_HOME": str(home / ".cache")}
+                assert tempo.channel_logged(env_of_serve) == "off", name
             panes = tmux(tmux_home, "list-panes", "-a", "-F", "#{pane_id}").split()
             assert len(panes) == 3
             for pane in panes:
