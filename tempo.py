@@ -2704,13 +2704,37 @@ async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "li
         with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
             for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
                 found[r.id] = r
+    handed = await ended_runs_receipts(session, [c for c in cues if c.id not in found or not found[c.id].path], found)
     rows = []
     for c in cues:
         r = found.get(c.id)
-        state = "seen" if r and r.path else "unread" if r else "unknown"
+        state = "seen" if r and r.path else "handed" if c.id in handed else "unread" if r else "unknown"
+        path = r.path if r and r.path else handed.get(c.id, "")
         rows.append({"message_id": c.id, "to": c.recipient, "sent_at": c.sent_at, "state": state,
-                     "path": r.path if r else "", "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
+                     "path": path, "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
     return rows
+
+
+async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict) -> dict[str, str]:
+    """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
+    gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    handed: dict[str, str] = {}
+    for to in dict.fromkeys(c.recipient for c in cues):
+        ids = [c.id for c in cues if c.recipient == to]
+        wid = workflow_id(session.cfg.ensemble, to)
+        with contextlib.suppress(Exception):  # nothing ended, or no worker to answer: unknown it stays
+            async for run in session.client.list_workflows(f'WorkflowId = "{wid}" AND ExecutionStatus != "Running"', limit=3):
+                old = session.client.get_workflow_handle(wid, run_id=run.run_id)
+                for r in await old.query(PlayerWorkflow.read_receipts, ids, rpc_timeout=timedelta(seconds=5)):
+                    if r.path and not (found.get(r.id) and found[r.id].path):
+                        found[r.id] = r
+                for cue in (await old.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=5))).handed:
+                    if cue.id in ids:
+                        handed.setdefault(cue.id, "handed back to you" if cue.recipient == session.info.name
+                                          else f"handed on to {cue.recipient}")
+    return handed
 
 
 async def introduction(session: "Session") -> str:
@@ -3736,7 +3760,7 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
         message_id: str
         to: str
         sent_at: str
-        state: Literal["seen", "unread", "unknown"]
+        state: Literal["seen", "unread", "handed", "unknown"]
         path: str = ""
         seen_at: str = ""
         text: str = ""
@@ -3780,7 +3804,8 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
     async def receipts(
         message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
     ) -> ReceiptsResult:
-        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, or unknown."""
+        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, handed (its
+        recipient left before seeing it: handed on to the conductor, or back to you), or unknown."""
         return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(sent_receipts(session, message_ids))])
 
     @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
