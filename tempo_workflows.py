@@ -56,6 +56,7 @@ HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
 RECONNECT_GRACE = 10.0  # s a session gets to reach the server again after an outage (its retries back off to 5 s)
+HOLD_GRACE = 10.0  # s past its poll's end before a session holding board tasks or files is gone (tempo.py: AWAY_GRACE)
 RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
 UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept for a hand-over
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
@@ -247,6 +248,8 @@ class PlayerInput:
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
     recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
     away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
+    holds: bool = False  # the board says it holds tasks or files: a session that stops polling is gone soon
+    last_wait: float = 0.0  # how long the session's latest poll asked to be held
     permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
 
 
@@ -373,8 +376,15 @@ class PlayerWorkflow:
         elif self.polls_waiting:
             return None  # the session is holding a poll: alive until that poll ends
         else:
-            due = parse(s.last_contact) + s.idle_timeout
+            due = min(parse(s.last_contact) + s.idle_timeout, self.hold_due())
         return max(0.001, due - parse(now()))
+
+    def hold_due(self) -> float:
+        """When a session that holds board tasks or files, and polls no more, counts as gone (inf: never)."""
+        s = self.s
+        if not s.holds or not s.last_wait or self.polls_waiting:
+            return float("inf")
+        return parse(s.last_contact) + s.last_wait + min(HOLD_GRACE, s.last_wait)
 
     def check_deadlines(self) -> None:
         s = self.s
@@ -388,6 +398,9 @@ class PlayerWorkflow:
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
         elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
+        elif not s.pending and t >= self.hold_due():
+            self.end = EndRequest(reason=f"no poll for {duration(t - parse(s.last_contact))} while holding tasks or files "
+                                         "of the board: they went back to the ensemble", away=True)
 
     def undelivered_since(self) -> float:
         """When the oldest pending cue began to wait for the session: its arrival, or the session's
@@ -529,6 +542,12 @@ class PlayerWorkflow:
         await self.relay(self.apply_seen(receipts))
 
     @workflow.signal
+    def holding(self, holds: bool) -> None:
+        """The board: this player holds tasks or files now (or no more)."""
+        self.s.holds = holds
+        self.wake = True
+
+    @workflow.signal
     def receipt(self, receipt: Receipt) -> None:
         """A cue this conductor sent was seen by its recipient: note it in `history`."""
         self.note_seen(receipt)
@@ -565,7 +584,7 @@ class PlayerWorkflow:
         self.acknowledge(request.ack)
         await self.relay(self.apply_seen(request.seen))
         self.s.last_contact = now()
-        self.last_wait = request.wait
+        self.last_wait = self.s.last_wait = request.wait
         self.poll_generation += 1
         generation = self.poll_generation
         self.polls_waiting += 1
@@ -1078,6 +1097,7 @@ class BoardInput:
     reservations: list[Reservation] = field(default_factory=list)
     next_id: int = 1
     told: list[str] = field(default_factory=list)  # tasks whose becoming claimable was announced
+    holders: list[str] = field(default_factory=list)  # players told they hold something (their `holding` signal)
 
 
 @dataclass
@@ -1202,6 +1222,7 @@ class BoardWorkflow:
             if self.announce:
                 ready, self.announce = self.announce, []
                 await self.tell_ready(ready)
+            await self.tell_holders()
             if self.changes >= BOARD_CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.announce and not self.left:
@@ -1431,6 +1452,14 @@ class BoardWorkflow:
     def expire(self) -> None:
         t = workflow.now()
         self.s.reservations = [r for r in self.s.reservations if not expired(r, t)]
+
+    async def tell_holders(self) -> None:
+        """Tell each player whether it holds something now: a holder that stops polling is soon judged gone."""
+        now_holding = sorted({t.by for t in self.s.tasks if t.state == "claimed"} | {r.holder for r in self.s.reservations})
+        for name in sorted(set(now_holding) ^ set(self.s.holders)):
+            with contextlib.suppress(Exception):  # gone: it has nothing to be told
+                await workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal("holding", name in now_holding)
+        self.s.holders = now_holding
 
     async def tell_conductor(self, who: str, tasks: list[Task]) -> None:
         """The conductor hears once which claims a departed player had, now open again."""
