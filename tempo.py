@@ -4516,6 +4516,32 @@ def approve_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "merged"), path
 
 
+def unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
+    """Take back exactly what approve_tempo put in (a list it leaves empty goes with it)."""
+    path = settings_path(directory, user)
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        return "unchanged", path
+    changed = False
+    servers = data.get("enabledMcpjsonServers")
+    if isinstance(servers, list) and SERVER_NAME in servers:
+        servers = [s for s in servers if s != SERVER_NAME]
+        data.update(enabledMcpjsonServers=servers) if servers else data.pop("enabledMcpjsonServers")
+        changed = True
+    permissions = data.get("permissions")
+    allow = permissions.get("allow") if isinstance(permissions, dict) else None
+    if isinstance(allow, list) and TEMPO_TOOLS in allow:
+        allow = [a for a in allow if a != TEMPO_TOOLS]
+        permissions.update(allow=allow) if allow else permissions.pop("allow")
+        if not permissions:
+            data.pop("permissions")
+        changed = True
+    if not changed:
+        return "unchanged", path
+    write_json_file(path, data, False)
+    return "removed", path
+
+
 APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
 
 
@@ -6802,6 +6828,9 @@ def cmd_init(args: dict) -> int:
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
         what, path = uninstall_hooks(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
+        what, path = unapprove_tempo(str(directory), user=bool(args.get("--user")))
+        if what == "removed":
+            out(f"{path}: tempo's approval of its own server and tools removed")
         return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
