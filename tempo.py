@@ -6279,7 +6279,10 @@ def dashboard_app(watcher: Watcher, token: str):
         nonce = secrets.token_urlsafe(16)
         policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
                   "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-        return HTMLResponse(DASHBOARD_PAGE.replace("NONCE", nonce),
+        queue = await watcher.subscribe()  # the state now, rendered into the page itself (a screenshot, a slow stream)
+        watcher.unsubscribe(queue)
+        initial = json.dumps(queue.get_nowait()[1]).replace("<", "\\u003c")  # no "</script>" in a player's text
+        return HTMLResponse(DASHBOARD_PAGE.replace("NONCE", nonce).replace("INITIAL_STATE", initial),
                             headers={**private, "Content-Security-Policy": policy})
 
     async def events(request):
@@ -6456,6 +6459,7 @@ textarea { width: 100%; resize: vertical }
     <ol id="feed"></ol>
   </section>
 </main>
+<script type="application/json" id="initial">INITIAL_STATE</script>
 <script nonce="NONCE">
 (() => {
   'use strict';
@@ -6634,6 +6638,7 @@ textarea { width: 100%; resize: vertical }
     } catch (e) { sent.textContent = '✗ ' + e.message; sent.className = 'bad'; }
   });
   setInterval(() => document.querySelectorAll('[data-stamp]').forEach((dd) => { dd.textContent = ago(dd.dataset.stamp); }), 5000);
+  snapshot(JSON.parse($('initial').textContent));  // the first paint shows the ensemble; the stream keeps it current
   connect();
 })();
 </script>
