@@ -2521,6 +2521,38 @@ def channels_flagged(pid: int) -> bool | None:
     )
 
 
+CHANNEL_LOG_WAIT = 60.0  # s a new session watches Claude Code's MCP log for its channel decision
+
+
+def channel_logged(env: dict) -> str:
+    """What Claude Code logged about tempo's channel for this session: "on", "off", or "" (not yet, or cannot tell).
+
+    Claude Code tells the server nothing (2.1.197), but its per-server MCP log, a JSON line per event
+    with the session's id, says "Channel notifications registered" or "... skipped: <why>".
+    """
+    session_id = env.get("CLAUDE_CODE_SESSION_ID", "")
+    project = env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    if sys.platform == "darwin":
+        cache = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        cache = Path(env.get("LOCALAPPDATA") or Path.home())
+    else:
+        cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", project) / f"mcp-logs-{SERVER_NAME}"
+    try:
+        files = sorted(folder.glob("*.jsonl"), key=lambda f: f.stat().st_mtime)[-3:]
+        for file in reversed(files):
+            for line in file.read_text(encoding="utf-8", errors="replace").splitlines()[-300:]:
+                if session_id and session_id in line:
+                    if "Channel notifications registered" in line:
+                        return "on"
+                    if "Channel notifications skipped" in line:
+                        return "off"
+    except OSError:
+        pass
+    return ""
+
+
 class Ladder:
     """The cues this session's model has not seen yet, and the paths that can show them."""
 
@@ -2583,7 +2615,7 @@ class Ladder:
         ready = []
         for cue in self.unread.values():
             at = self.pushed.get(cue.id)
-            if cue.id in self.offered or cue.id in self.parked or (at is not None and now - at < trust):
+            if cue.id in self.offered or cue.id in self.parked or (at is not None and self.channels != "off" and now - at < trust):
                 continue
             if at is not None and self.channels == "unknown":
                 self.channels = "off"  # pushed, never shown: this Claude Code has no channels
@@ -2591,6 +2623,20 @@ class Ladder:
                 self.session.delivery_changed()
             ready.append(cue)
         return ready
+
+    async def watch_channel_log(self) -> None:
+        """Learn at once whether channels are on, from Claude Code's own log: the first cue then skips the probe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANNEL_LOG_WAIT
+        while self.claude and self.channels == "unknown" and loop.time() < deadline:
+            said = await asyncio.to_thread(channel_logged, os.environ)
+            if said and self.channels == "unknown":
+                self.channels = said
+                log.info("Claude Code logged this session's channel as %s", said)
+                self.session.delivery_changed()
+                self.changed.set()  # a cue pushed meanwhile may go by hooks now
+                return
+            await asyncio.sleep(0.25)
 
     def confirm_channel(self) -> None:
         """Cues the transcript shows arrived on the channel: seen."""
@@ -2875,13 +2921,37 @@ async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "li
         with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
             for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
                 found[r.id] = r
+    handed = await ended_runs_receipts(session, [c for c in cues if c.id not in found or not found[c.id].path], found)
     rows = []
     for c in cues:
         r = found.get(c.id)
-        state = "seen" if r and r.path else "unread" if r else "unknown"
+        state = "seen" if r and r.path else "handed" if c.id in handed else "unread" if r else "unknown"
+        path = r.path if r and r.path else handed.get(c.id, "")
         rows.append({"message_id": c.id, "to": c.recipient, "sent_at": c.sent_at, "state": state,
-                     "path": r.path if r else "", "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
+                     "path": path, "seen_at": r.at if r and r.path else "", "text": shorten(c.text, 80)})
     return rows
+
+
+async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict) -> dict[str, str]:
+    """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
+    gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
+    from tempo_workflows import PlayerWorkflow, workflow_id
+
+    handed: dict[str, str] = {}
+    for to in dict.fromkeys(c.recipient for c in cues):
+        ids = [c.id for c in cues if c.recipient == to]
+        wid = workflow_id(session.cfg.ensemble, to)
+        with contextlib.suppress(Exception):  # nothing ended, or no worker to answer: unknown it stays
+            async for run in session.client.list_workflows(f'WorkflowId = "{wid}" AND ExecutionStatus != "Running"', limit=3):
+                old = session.client.get_workflow_handle(wid, run_id=run.run_id)
+                for r in await old.query(PlayerWorkflow.read_receipts, ids, rpc_timeout=timedelta(seconds=5)):
+                    if r.path and not (found.get(r.id) and found[r.id].path):
+                        found[r.id] = r
+                for cue in (await old.query(PlayerWorkflow.departure, rpc_timeout=timedelta(seconds=5))).handed:
+                    if cue.id in ids:
+                        handed.setdefault(cue.id, "handed back to you" if cue.recipient == session.info.name
+                                          else f"handed on to {cue.recipient}")
+    return handed
 
 
 async def introduction(session: "Session") -> str:
@@ -3928,7 +3998,7 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
         message_id: str
         to: str
         sent_at: str
-        state: Literal["seen", "unread", "unknown"]
+        state: Literal["seen", "unread", "handed", "unknown"]
         path: str = ""
         seen_at: str = ""
         text: str = ""
@@ -3972,7 +4042,8 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
     async def receipts(
         message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
     ) -> ReceiptsResult:
-        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, or unknown."""
+        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, handed (its
+        recipient left before seeing it: handed on to the conductor, or back to you), or unknown."""
         return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(sent_receipts(session, message_ids))])
 
     @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
@@ -4190,8 +4261,10 @@ async def serve(cfg: Config) -> int:
     stop_on_signals(stop)
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
+    watching = asyncio.create_task(session.ladder.watch_channel_log())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     starting.cancel()
+    watching.cancel()
     close_endpoint()
     session.ladder.close()
     session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
@@ -4201,7 +4274,7 @@ async def serve(cfg: Config) -> int:
         sys.stderr.flush()
         os._exit(0)
     stopping.cancel()
-    await asyncio.gather(serving, stopping, starting, return_exceptions=True)
+    await asyncio.gather(serving, stopping, starting, watching, return_exceptions=True)
     return 0
 
 
@@ -6255,7 +6328,10 @@ def dashboard_app(watcher: Watcher, token: str):
         nonce = secrets.token_urlsafe(16)
         policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
                   "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-        return HTMLResponse(DASHBOARD_PAGE.replace("NONCE", nonce),
+        queue = await watcher.subscribe()  # the state now, rendered into the page itself (a screenshot, a slow stream)
+        watcher.unsubscribe(queue)
+        initial = json.dumps(queue.get_nowait()[1]).replace("<", "\\u003c")  # no "</script>" in a player's text
+        return HTMLResponse(DASHBOARD_PAGE.replace("NONCE", nonce).replace("INITIAL_STATE", initial),
                             headers={**private, "Content-Security-Policy": policy})
 
     async def events(request):
@@ -6432,6 +6508,7 @@ textarea { width: 100%; resize: vertical }
     <ol id="feed"></ol>
   </section>
 </main>
+<script type="application/json" id="initial">INITIAL_STATE</script>
 <script nonce="NONCE">
 (() => {
   'use strict';
@@ -6610,6 +6687,7 @@ textarea { width: 100%; resize: vertical }
     } catch (e) { sent.textContent = '✗ ' + e.message; sent.className = 'bad'; }
   });
   setInterval(() => document.querySelectorAll('[data-stamp]').forEach((dd) => { dd.textContent = ago(dd.dataset.stamp); }), 5000);
+  snapshot(JSON.parse($('initial').textContent));  // the first paint shows the ensemble; the stream keeps it current
   connect();
 })();
 </script>

@@ -361,6 +361,8 @@ class PlayerWorkflow:
         await self.hand_over()
         if workflow.patched("board-player-left"):
             await self.leave_board()
+        if workflow.patched("conductor-told-player-left"):
+            await self.tell_left()
         return self.end.reason
 
     def should_continue_as_new(self) -> bool:
@@ -427,6 +429,15 @@ class PlayerWorkflow:
             Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
                 ensemble=info.ensemble)
         )
+
+    async def tell_left(self) -> None:
+        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
+        info, end = self.s.info, self.end
+        if info.role == "conductor" or end.moved_to:
+            return  # a rename is announced by the new name
+        await self.signal_conductor(
+            Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice", ensemble=info.ensemble))
 
     async def hand_over(self) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""

@@ -10,7 +10,8 @@ Options:
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
 first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
-waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
+waiter's memory (as its hook command runs it); `up --lineup` of three real Claude Code sessions to
+all joined and the first cue to a new session; idle wake (cue sent to the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
 headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
 Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
@@ -43,6 +44,7 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "dashboard paint@200 ms": 1000,
     "dashboard exchange ms": 500,
     "broadcast@50 ms": 250,
+    "first cue to a new session ms": 500,
 }
 
 # Injected into the dashboard page before its own script: marks when the cards are painted and
@@ -234,15 +236,21 @@ async def hooks(server: DevServer, runs: int) -> None:
                     with_cue.append(took)
                     break
         report(f"tempo hook, one cue (median of {len(with_cue)})", statistics.median(with_cue), "ms", "hook ms")
-        waiter = subprocess.Popen([*tempo_program(), "hook", "wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, text=True)
-        waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
-        waiter.stdin.close()
-        await asyncio.sleep(1)
-        rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
-                           if line.startswith("VmRSS")))
-        report("waiter hook memory (RSS while it waits)", rss_kib / 1024, "MiB", "waiter MiB")
-    waiter.wait(10)
+        # The waiter as Claude Code launches it: the command tempo's hooks hold, run by a shell, for a
+        # pip-installed tempo (its console script) and for a checkout (python tempo.py: compiled at each start).
+        for label, program in (("installed", tempo_program()), ("checkout", [sys.executable, str(ROOT / "tempo.py")])):
+            command = " ".join(tempo.shell_word(w) for w in program) + " hook wait"
+            waiter = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+            waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
+            waiter.stdin.close()
+            await asyncio.sleep(2)  # connected to bob's serve, waiting for a cue
+            rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
+                               if line.startswith("VmRSS")))
+            report(f"waiter hook memory, {label} (RSS while it waits)", rss_kib / 1024, "MiB",
+                   "waiter MiB" if label == "installed" else None)
+            await a.call("cue", to="bob", message="wake the waiter")  # it answers and exits
+            waiter.wait(30)
 
 
 async def idle_wake(server: DevServer, runs: int) -> None:
@@ -277,6 +285,53 @@ async def idle_wake(server: DevServer, runs: int) -> None:
                     body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 30, True, before)
                     samples.append((body["_at"] - t0) * 1000)
     report(f"idle wake, real Claude Code (median of {runs})", statistics.median(samples), "ms", "idle wake p50 ms")
+async def lineup_up(server: DevServer) -> None:
+    """`tempo up --lineup` of three real Claude Code sessions in tmux (scripted model) to all joined; then the
+    first cue to one of them (a session that has not had a cue yet): sent -> its model's request."""
+    import os
+    import shutil
+    import subprocess
+
+    from claude_code import CLAUDE, ScriptedModel, claude_home, shown
+
+    if not CLAUDE.exists() or not shutil.which("tmux"):
+        print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        tmp_path = Path(tmp)
+        shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
+        for d in (shop / "api", shop / "web", bindir, sockets):
+            d.mkdir(parents=True)
+        (bindir / "claude").symlink_to(CLAUDE)
+        env = claude_home(home, shop, model)
+        (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
+        ensemble = f"bench-up-{uuid.uuid4().hex[:6]}"
+        (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\ndirectory = "."\n'
+                                        '[[player]]\nname = "api"\ndirectory = "api"\n[[player]]\nname = "ui"\ndirectory = "web"\n')
+        env.update({"SHELL": "/bin/bash", "TEMPORAL_ADDRESS": server.address, "CLAUDE_TEMPO_HOME": str(home / ".tempo"),
+                    "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": str(sockets), "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "120",
+                    "MCP_TIMEOUT": "120000", "CLAUDE_TEMPO_LOG": "WARNING"})
+        try:
+            t0 = time.monotonic()
+            up = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "up", "--lineup",
+                                                          str(shop / "team.toml")], env=env, capture_output=True, text=True, timeout=600)
+            took = time.monotonic() - t0
+            if up.returncode:
+                print(f"up --lineup: failed\n{up.stdout}{up.stderr}", flush=True)
+                return
+            report("up --lineup, 3 real Claude Code sessions, to all joined", took, "s")
+            async with play(server, ensemble) as alice:
+                await asyncio.sleep(5)  # the sessions settle at their prompts
+                before, text = len(model.requests()), f"first cue {uuid.uuid4().hex[:6]}"
+                t0 = time.monotonic()
+                await alice.call("cue", to="api", message=text)
+                body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 60, True, before)
+                report("first cue to a new session (sent -> model)", (body["_at"] - t0) * 1000, "ms",
+                       "first cue to a new session ms")
+        finally:
+            subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": str(sockets)}, capture_output=True)
+
+
 async def start_players(client, ensemble: str, count: int) -> None:
     """Register `count` players as sessions do (their workflows, no processes), for listing figures."""
     from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
@@ -395,6 +450,7 @@ async def run(args, server: DevServer) -> None:
     await memory(server)
     await hooks(server, 10 if quick else 30)
     await idle_wake(server, 3 if quick else 7)
+    await lineup_up(server)
     with tempfile.TemporaryDirectory() as home:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)
