@@ -2540,7 +2540,21 @@ def render_cue(cue: "Cue", key: str) -> str:
     extra = f", {view['kind']}" + (f" {view['source']}" if view.get("source") else "") if cue.kind not in ("cue", "notice") else ""
     extra += f", for {view['for']}" if "for" in view else ""
     body = "\n".join(QUOTE + line for line in view["text"].split("\n"))
-    return f"[tempo cue from {view['from']}{extra}, message_id {view['message_id']}, sent {view['sent_at']}, key {key}]\n{body}"
+    keyed = f", key {key}" if key else ""
+    return f"[tempo cue from {view['from']}{extra}, message_id {view['message_id']}, sent {view['sent_at']}{keyed}]\n{body}"
+
+
+_KEYED = re.compile(r", key [0-9a-f]{8}\]")
+
+
+def cue_lines(cues: "list[Cue]") -> str:
+    """The cues as a transcript shows them once a hook printed them, less the delivery's key (see `unkeyed`)."""
+    return "\n\n".join(render_cue(c, "") for c in cues)
+
+
+def unkeyed(text: str) -> str:
+    """`text` with each header's key taken out: what `cue_lines` can be found in."""
+    return _KEYED.sub("]", text)
 
 
 def cue_text(cues: "list[Cue]") -> str:
@@ -2775,7 +2789,7 @@ class Ladder:
         if texts:
             by_path: dict[str, list] = {}
             for i, (path, shown, _) in list(self.printed.items()):
-                if i in self.unread and any(shown in t for t in texts):
+                if i in self.unread and any(shown in unkeyed(t) for t in texts):
                     by_path.setdefault(path, []).append(self.unread[i])
             for path, cues in by_path.items():
                 self.mark_seen(cues, path)
