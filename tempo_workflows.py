@@ -678,7 +678,8 @@ class PlayerWorkflow:
             text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
                     f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
                     "(a deny's reason reaches its model).")
-            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool)
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool,
+                      ensemble=self.s.info.ensemble)
             if self.s.info.role == "conductor":
                 self.record(cue, "in")
             else:
@@ -1465,7 +1466,7 @@ class BoardWorkflow:
         """The conductor hears once which claims a departed player had, now open again."""
         listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
         text = f"{who} left holding {len(tasks)} task(s), open again on the board: {listed}"
-        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
         await signal_player(workflow_id(self.s.ensemble, CONDUCTOR), cue)
 
     async def tell_ready(self, ids: list[str]) -> None:
@@ -1480,7 +1481,7 @@ class BoardWorkflow:
             )
             listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
             text = f"ready to claim on the board (task_claim): {listed}"
-            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
             for name in targets.names:
                 await signal_player(workflow_id(self.s.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name))
 
