@@ -3828,6 +3828,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "host": p.host,
         "conductor": p.role == "conductor",
         "unread": p.unread,
+        "unread_chars": p.unread_chars,
         "delivery": p.delivery,
         "worktree": p.worktree,
         **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
@@ -3888,6 +3889,7 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         host: str
         conductor: bool
         unread: int = Field(0, description="cues that have not reached this player's model yet")
+        unread_chars: int = Field(0, description="their characters: what they would add to its context")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
@@ -7166,7 +7168,7 @@ def cmd_status(args: dict) -> int:
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
-           str(p.get("unread", 0)), p.get("delivery", "")]
+           str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", "")]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]

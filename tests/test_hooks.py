@@ -86,7 +86,8 @@ async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, en
         sent = await a.call("cue", to="bob", message="please review PR 12")
         assert sent["seen"] is None  # nobody has shown it to bob's model yet
         listing = await a.call("ensemble")
-        assert next(p for p in listing["players"] if p["name"] == "bob")["unread"] == 1
+        bob_row = next(p for p in listing["players"] if p["name"] == "bob")
+        assert (bob_row["unread"], bob_row["unread_chars"]) == (1, len("please review PR 12"))  # count and size
         text = await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout
                                 and context_of(r, "PostToolUse"))
         assert "please review PR 12" in text and "alice" in text and sent["message_id"] in text
