@@ -2050,6 +2050,7 @@ class Session:
         if self.closing:
             return
         self.ended = ""
+        self.remember()
         self.ladder.forget([c.id for c in departure.handed])  # they are others' now: no path shows them as new
         log.warning("%s rejoined %s as %s after %.0fs away", gone.name, self.cfg.ensemble, self.info.name, away_for)
         await self.notify_text(welcome_back(departure, gone, self.info, away_for, notices, self.seen))
