@@ -217,6 +217,7 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert sent["message_id"] in shown(woke) and "alice" in shown(woke)
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] == "waiter"
+            await seen_means_seen(alice, model, {sent["message_id"]: "are you free to review PR 7?"})
             await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)  # the push was never seen
             await asyncio.sleep(2)  # nothing shows it a second time: no further wake
             later = model.requests()[model.requests().index(woke) + 1:]
@@ -258,6 +259,7 @@ async def test_a_cue_to_a_working_interactive_session_reaches_its_model_before_i
             assert shown(shown_it).count(sent["message_id"]) == 1
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] in ("hook", "stop")  # before the session idled, not by waking it
+            await seen_means_seen(alice, model, {sent["message_id"]: "the schema changed"})
 
 
 async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player_project, model, temporal, ensemble):
@@ -288,6 +290,7 @@ async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player
         assert '{"messages":[]}' in last  # what listen answered
         receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
         assert receipt["path"] in ("hook", "stop")
+        await seen_means_seen(alice, model, {sent["message_id"]: "stop: the API changed"})
 
 
 # -- Claude Code's limits tempo's delivery relies on (pinned: an upgrade that moves them fails here) ----------
