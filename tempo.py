@@ -1858,24 +1858,46 @@ class Session:
         except TempoError as e:
             self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
             wanted = ""
-        await self.take_name(describe_session(self.cfg, wanted, self.agent, self.ladder.paths()), self.notices)
+        info = describe_session(self.cfg, wanted, self.agent, self.ladder.paths())
+        before = remembered_player(self.cfg) if self.agent == "claude" else None
+        if before:  # this Claude Code session had a player (its server restarted: /mcp Reconnect, a crash)
+            info = dataclasses.replace(info, name=before["name"], part=before.get("part", ""))
+        await self.take_name(info, self.notices, patience=10.0 if before else 0.0)
+        self.remember()
 
-    async def take_name(self, info: "PlayerInfo", notices: list[str], **state: Any) -> None:
-        """Claim `info.name`; if it is taken, say so in `notices` and take a temporary name as a player."""
+    async def take_name(self, info: "PlayerInfo", notices: list[str], patience: float = 0.0, **state: Any) -> None:
+        """Claim `info.name` (for up to `patience` s while its holder leaves); if it is taken, say so in
+        `notices` and take a temporary name as a player (the conductor hears "NAME is now known as ...")."""
         if info.name:
-            try:
-                self.handle, self.info = await self.claim(info, **state), info
-                return
-            except NameTaken as e:
-                notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
+            deadline = time.monotonic() + patience
+            while True:
+                try:
+                    self.handle, self.info = await self.claim(info, **state), info
+                    return
+                except NameTaken as e:
+                    if time.monotonic() < deadline:
+                        await asyncio.sleep(0.5)  # the session's previous server may be ending its player
+                        continue
+                    notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
+                    break
         for _ in range(3):
             temporary = dataclasses.replace(info, name=uuid.uuid4().hex[:8], role="player")
             try:
-                self.handle, self.info = await self.claim(temporary, **state), temporary
+                self.handle, self.info = await self.claim(temporary, previous_name=info.name, **state), temporary
+                if info.name:
+                    notices.append(f"Your name in ensemble {info.ensemble} is now {temporary.name!r} (not {info.name!r}).")
                 return
             except NameTaken:
                 continue
         raise TempoError("could not register this session: three random names were all taken")
+
+    def remember(self) -> None:
+        """Note this Claude Code session's player, so a restarted server comes back as it (see remembered_player)."""
+        path = session_record(self.cfg)
+        if path and self.info and self.info.role != "conductor" and self.agent == "claude":
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.write_text(json.dumps({"name": self.info.name, "part": self.info.part}), encoding="utf-8")
 
     async def claim(self, info: "PlayerInfo", previous_name: str = "", **state: Any) -> "WorkflowHandle":
         """Start the player workflow for `info`; its ID is the name, so exactly one claim wins."""
@@ -2028,6 +2050,7 @@ class Session:
         if self.closing:
             return
         self.ended = ""
+        self.remember()
         self.ladder.forget([c.id for c in departure.handed])  # they are others' now: no path shows them as new
         log.warning("%s rejoined %s as %s after %.0fs away", gone.name, self.cfg.ensemble, self.info.name, away_for)
         await self.notify_text(welcome_back(departure, gone, self.info, away_for, notices, self.seen))
@@ -2131,6 +2154,7 @@ class Session:
         info = dataclasses.replace(self.info, name=name)
         self.handle = await self.claim(info, previous_name=old_name)
         self.info = info
+        self.remember()
         # once the old name is gone, `ensemble` shows one of me, not two
         await end_player(old_handle, EndRequest(reason=f"renamed to {name}", moved_to=self.handle.id), wait=5)
         return info
@@ -2143,6 +2167,7 @@ class Session:
         if len(part) > MAX_PART_CHARS:
             raise TempoError(f"the part has {len(part)} characters, over the limit of {MAX_PART_CHARS}: summarize it")
         self.info = await self.handle.execute_update(PlayerWorkflow.set_part, part)
+        self.remember()
         return self.info
 
     async def players(self, scope: str = "all") -> "list[PlayerInfo]":
@@ -2307,6 +2332,22 @@ def seconds_since(stamp: str) -> float:
 # ---------------------------------------------------------------------------
 
 AWAY_GRACE = 10.0  # seconds past a poll's end (or a cue's arrival) before a silent session counts as away
+
+
+def session_record(cfg: Config) -> Path | None:
+    """Where this Claude Code session's player is noted (per session id and ensemble); None outside Claude Code."""
+    sid = "".join(c for c in os.environ.get("CLAUDE_CODE_SESSION_ID", "") if c.isalnum())[:32]
+    return Path(runtime_dir()) / "players" / f"{cfg.ensemble}-{sid}.json" if sid and not cfg.conductor else None
+
+
+def remembered_player(cfg: Config) -> dict | None:
+    """The player this Claude Code session had before its server restarted ({name, part}), if any."""
+    path = session_record(cfg)
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
+    return before if isinstance(before, dict) and NAME_RE.match(str(before.get("name", ""))) else None
 
 
 async def closed_run(client: "Client", handle: "WorkflowHandle") -> "WorkflowHandle":
@@ -3923,6 +3964,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "host": _line(p.host),
         "conductor": p.role == "conductor",
         "unread": p.unread,
+        "unread_chars": p.unread_chars,
         "delivery": p.delivery,
         "worktree": p.worktree,
         **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
@@ -3983,6 +4025,7 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         host: str
         conductor: bool
         unread: int = Field(0, description="cues that have not reached this player's model yet")
+        unread_chars: int = Field(0, description="their characters: what they would add to its context")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
@@ -7357,7 +7400,7 @@ def cmd_status(args: dict) -> int:
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
-           str(p.get("unread", 0)), p.get("delivery", "")]
+           str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", "")]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]

@@ -97,6 +97,7 @@ class PlayerInfo:
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
+    unread_chars: int = 0  # ... and their characters: what they would add to the model's context
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
     waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
@@ -876,8 +877,11 @@ class PlayerWorkflow:
 
     def publish_unread(self) -> None:
         """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
-        if self.s.info.unread != self.unread():
-            self.s.info.unread = self.unread()
+        chars = self.s.info.unread_chars
+        if workflow.patched("unread-chars"):  # histories recorded before it upsert on a count change only
+            chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
+        if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
+            self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
             workflow.upsert_memo({"info": asdict(self.s.info)})
 
     def batch(self) -> list[Cue]:

@@ -9,9 +9,10 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
-first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
-waiter's memory (as its hook command runs it); `up --lineup` of three real Claude Code sessions to
-all joined and the first cue to a new session; idle wake (cue sent to the scripted model's request) with the real Claude Code;
+first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue / 10 cues) and the
+waiter's memory (as its hook command runs it); a cue to its receipt confirmed from the transcript on the hook path;
+`up --lineup` of three real Claude Code sessions to all joined and the first cue to a new session; idle wake (cue sent to
+the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
 headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
 Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
@@ -39,6 +40,7 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "ensemble@200 ms": 250,
     "serve ready s": 1.5,
     "hook ms": 50,
+    "hook@10 ms": 50,
     "waiter MiB": 15,
     "idle wake p50 ms": 500,
     "dashboard paint@200 ms": 1000,
@@ -207,11 +209,11 @@ def tempo_program() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, str(ROOT / "tempo.py")]
 
 
-def run_hook(session_id: str, event: str = "PostToolUse") -> tuple[float, str]:
+def run_hook(session_id: str, event: str = "PostToolUse", transcript: str = "") -> tuple[float, str]:
     import json
     import subprocess
 
-    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": ""})
+    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": transcript})
     t0 = time.perf_counter()
     done = subprocess.run([*tempo_program(), "hook"], input=data, capture_output=True, text=True, timeout=30)
     return (time.perf_counter() - t0) * 1000, done.stdout
@@ -251,6 +253,45 @@ async def hooks(server: DevServer, runs: int) -> None:
                    "waiter MiB" if label == "installed" else None)
             await a.call("cue", to="bob", message="wake the waiter")  # it answers and exits
             waiter.wait(30)
+
+
+async def hook_confirm(server: DevServer, runs: int) -> None:
+    """The hook path: a hook's answer with 10 cues pending, and a cue's trip to a receipt the transcript confirms
+    (the transcript written here as Claude Code writes it: what the hook showed, then the model's answer)."""
+    import json
+    import uuid
+
+    from test_hooks import Transcript
+
+    sid = str(uuid.uuid4())
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Transcript(Path(tmp) / "t.jsonl")
+        async with play(server, "bench-confirm") as a, play(server, "bench-confirm", CLAUDE_CODE_SESSION_ID=sid,
+                                                            CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+            await bob.call("ensemble")
+            answers = []
+            for _ in range(runs):
+                for i in range(10):
+                    await a.call("cue", to="bob", message=f"pending {i}")
+                while next(p for p in (await a.call("ensemble"))["players"] if p["name"] == "bob")["unread"] < 10:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)  # all ten have reached bob's serve
+                took, text = await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript))
+                answers.append(took)
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                await asyncio.sleep(0.5)  # confirmed: the next round starts from nothing unread
+            report(f"tempo hook, 10 cues pending (median of {runs})", statistics.median(answers), "ms", "hook@10 ms")
+            trips = []
+            for i in range(runs):
+                t0 = time.perf_counter()
+                sent = await a.call("cue", to="bob", message=f"confirm me {i}")
+                while not (text := (await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript)))[1]):
+                    pass
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                while (await a.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]["state"] != "seen":
+                    await asyncio.sleep(0.01)
+                trips.append((time.perf_counter() - t0) * 1000)
+            report(f"cue to confirmed receipt, hook path (median of {runs})", statistics.median(trips), "ms")
 
 
 async def idle_wake(server: DevServer, runs: int) -> None:
@@ -449,6 +490,7 @@ async def run(args, server: DevServer) -> None:
     await broadcast_time(server, 50, conductor=True)
     await memory(server)
     await hooks(server, 10 if quick else 30)
+    await hook_confirm(server, 5 if quick else 15)
     await idle_wake(server, 3 if quick else 7)
     await lineup_up(server)
     with tempfile.TemporaryDirectory() as home:
