@@ -191,14 +191,18 @@ def permission_client(data: dict) -> int:
         sock = open_endpoint(keys, wait)
         if sock is None:
             return 0  # no serve: Claude Code's own dialog shows
-        with sock:
-            sock.sendall(json.dumps({"op": "hook", "input": data}).encode() + b"\n")
-            line = sock.makefile("rb").readline()
+        try:
+            with sock:
+                sock.sendall(json.dumps({"op": "hook", "input": data}).encode() + b"\n")
+                line = sock.makefile("rb").readline()
+        except OSError:  # reset: the serve was killed
+            line = b""
         if line:
             sys.stdout.write(json.loads(line).get("stdout", ""))
             sys.stdout.flush()
             return 0
         wait = HOOK_CONNECT_WAIT["wait"]  # the serve went away mid-wait: give its successor time to start
+        data["tempo_retry"] = True  # ... and to find the request where the first serve recorded it
 
 
 if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
@@ -3243,7 +3247,7 @@ def permission_answer(request: "Permission") -> dict:
 
 async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
     """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
-    from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse
+    from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse, workflow_id
 
     session = ladder.session
     tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
@@ -3252,7 +3256,13 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
                          preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
     try:
         await asyncio.wait_for(session.joined(), 10)
-        request = await session.handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
+        handle = session.handle
+        if data.get("tempo_retry"):  # asked before, of a serve that has gone since: its player holds the request
+            with contextlib.suppress(TempoError):
+                player, request = await find_permission(session.client, session.cfg.ensemble, request.id)
+                handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
+        if not request.asked_at:
+            request = await handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
     except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
         log.warning("permission request %s not relayed: %s", request.id, first_line(e))
         return permission_answer(request), [], ""
@@ -3260,15 +3270,15 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
     while not request.decision:
         left = deadline - time.time()
         if left <= 0:
-            request = await permission_unanswered(session, request)
+            request = await permission_unanswered(handle, request)
             break
-        waiting = asyncio.ensure_future(session.handle.execute_update(
+        waiting = asyncio.ensure_future(handle.execute_update(
             PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
             rpc_timeout=timedelta(seconds=min(left, PERMIT_POLL) + 10)))
         await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
         if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
             waiting.cancel()
-            await permission_unanswered(session, request, by="its own dialog")
+            await permission_unanswered(handle, request, by="its own dialog")
             return {}, [], ""
         try:
             request = waiting.result()
@@ -3278,17 +3288,17 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
     return permission_answer(request), [], ""
 
 
-async def permission_unanswered(session: "Session", request: "Permission", by: str = "nobody in time") -> "Permission":
+async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = "nobody in time") -> "Permission":
     """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
     from tempo_workflows import Permit, PlayerWorkflow
 
     try:
-        return await session.handle.execute_update(
+        return await handle.execute_update(
             PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
             rpc_timeout=timedelta(seconds=10))
     except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
         with contextlib.suppress(Exception):
-            found = await session.handle.query(PlayerWorkflow.permissions)
+            found = await handle.query(PlayerWorkflow.permissions)
             return next((p for p in found if p.id == request.id), request)
     return request
 
@@ -3324,7 +3334,7 @@ async def find_permission(client: "Client", ensemble: str | None, request_id: st
     async def of(p: "PlayerInfo") -> "list[Permission]":
         with contextlib.suppress(Exception):  # gone meanwhile, or a worker without the query: not there
             return await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
-                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=15))  # a dead worker's sticky queue delays it
         return []
 
     for player, found in zip(players, await asyncio.gather(*(of(p) for p in players))):
@@ -3344,7 +3354,7 @@ async def pending_permissions(client: "Client", ensemble: str | None) -> "list[P
     for p in waiting:
         with contextlib.suppress(Exception):
             asked = await client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(p.ensemble, p.name)).query(
-                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=5))
+                PlayerWorkflow.permissions, rpc_timeout=timedelta(seconds=15))  # a dead worker's sticky queue delays it
             found += [r for r in asked if not r.decision]
     return sorted(found, key=lambda r: r.asked_at)
 

@@ -206,6 +206,7 @@ class Permission:
     reason: str = ""  # a deny's message, read by the model
     by: str = ""  # who decided: a player's name, "cli", "dashboard", "rule Bash(npm test:*)", ...
     decided_at: str = ""
+    ensemble: str = ""  # the asker's: a conductor of another ensemble with the same workflow ID ignores it
 
     def rule(self) -> str:
         return f"{self.tool}({self.preview})" if self.preview else self.tool
@@ -668,7 +669,7 @@ class PlayerWorkflow:
         known = self.find_permission(request.id)
         if known:
             return known
-        request.player, request.asked_at = self.s.info.name, now()
+        request.player, request.ensemble, request.asked_at = self.s.info.name, self.s.info.ensemble, now()
         request.decided_at = request.asked_at if request.decision else ""
         self.s.permissions.append(request)
         del self.s.permissions[:-PERMISSION_LIMIT]
@@ -679,8 +680,8 @@ class PlayerWorkflow:
             text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
                     f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
                     "(a deny's reason reaches its model).")
-            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool,
-                      ensemble=self.s.info.ensemble)
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission",
+                      source=request.tool, ensemble=request.ensemble)
             if self.s.info.role == "conductor":
                 self.record(cue, "in")
             else:
@@ -762,7 +763,7 @@ class PlayerWorkflow:
     @workflow.signal
     def permission_noted(self, request: Permission) -> None:
         """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
-        if self.s.info.role == "conductor":
+        if self.s.info.role == "conductor" and request.ensemble in ("", self.s.info.ensemble):
             self.record_permit(request)
 
     def record_permit(self, request: Permission) -> None:

@@ -14,7 +14,8 @@ waiter's memory (as its hook command runs it); a cue to its receipt confirmed fr
 `up --lineup` of three real Claude Code sessions to all joined and the first cue to a new session; idle wake (cue sent to
 the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
-headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
+headless Chromium); a permission request relayed from the real Claude Code (model asks -> conductor's
+cue, permit -> tool ran); the Copilot bridge's start to ready and cue to model request (the real
 Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
@@ -373,6 +374,54 @@ async def lineup_up(server: DevServer) -> None:
             subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": str(sockets)}, capture_output=True)
 
 
+async def permission_relay(server: DevServer, runs: int) -> None:
+    """A real Claude Code asks for Bash (no rule covers it): the model's answer -> the conductor's permission cue;
+    the conductor's `permit` call -> the command has run (its file exists)."""
+    import subprocess
+
+    from claude_code import CLAUDE, Interactive, ScriptedModel, calls, claude_home, tool_use, write_tempo_mcp_json
+    from conftest import tempo_env
+
+    if not CLAUDE.exists():
+        print(f"permission relay: skipped ({CLAUDE} missing: run `npm ci`)", flush=True)
+        return
+
+    def reply(body):
+        done = calls(body, "Bash")
+        return [tool_use("Bash", {"command": f"touch P{done}", "description": "bench"})] if done < runs else ["done"]
+
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel(reply) as model:
+        project, home = Path(tmp) / "project", Path(tmp) / "home"
+        project.mkdir()
+        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}
+        server_env = tempo_env(server, "bench-permit", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
+        write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
+        subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
+                       capture_output=True, check=True, timeout=60)
+        notified, ran = [], []
+        async with play(server, "bench-permit", CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+            with Interactive(cwd=project, env=env) as session:
+                await asyncio.to_thread(session.wait_screen, "? for shortcuts", 60)
+                while len((await conductor.call("ensemble"))["players"]) < 2:
+                    await asyncio.sleep(0.2)
+                await asyncio.to_thread(session.type, "go")
+                for i in range(runs):
+                    while True:
+                        cue = await conductor.next_cue(timeout=60)
+                        if cue["meta"]["kind"] == "permission":
+                            break
+                    got = time.monotonic()
+                    asked = next(b for b in model.requests() if calls(b, "Bash") == i)  # answered with `touch P{i}`
+                    notified.append((got - asked["_at"]) * 1000)
+                    t0 = time.monotonic()
+                    await conductor.call("permit", request_id=cue["meta"]["message_id"], decision="allow")
+                    while not (project / f"P{i}").exists():
+                        await asyncio.sleep(0.005)
+                    ran.append((time.monotonic() - t0) * 1000)
+    report(f"permission: model asks -> conductor's cue (median of {runs})", statistics.median(notified), "ms")
+    report(f"permission: permit call -> the tool has run (median of {runs})", statistics.median(ran), "ms")
+
+
 async def start_players(client, ensemble: str, count: int) -> None:
     """Register `count` players as sessions do (their workflows, no processes), for listing figures."""
     from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
@@ -493,6 +542,7 @@ async def run(args, server: DevServer) -> None:
     await hook_confirm(server, 5 if quick else 15)
     await idle_wake(server, 3 if quick else 7)
     await lineup_up(server)
+    await permission_relay(server, 3 if quick else 9)
     with tempfile.TemporaryDirectory() as home:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)
