@@ -21,6 +21,8 @@ Usage:
   tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
   tempo permits [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
+  tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
+  tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -44,6 +46,8 @@ Commands:
   schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
   permit      Answer a player's permission request (allow, or deny with --reason its model reads).
   permits     The permission requests waiting for an answer.
+  tasks       The ensemble's task board (open, claimed, done, failed) and its file reservations.
+  task        `task add TITLE`: put a task on the board (--role, --after: ids it waits for).
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -69,10 +73,14 @@ Options:
   --message=<text>                The cue a schedule sends.
   --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
   --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
+                                  task add: the ids of tasks (comma-separated) that must be done first.
   --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
   --cron=<expr>                   On a five-field cron expression, in --timezone.
   --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
   --why=<text>                    Why the schedule exists (kept with it).
+  --state=<state>                 tasks: only those open, claimed, done or failed.
+  --details=<text>                task add: what to do, in more words.
+  --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
   --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
   --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
@@ -3369,6 +3377,55 @@ def board_activities(client: "Client") -> list:
         return Targets(names=[p.name for p in players if (role in _roles(p) if role else p.name != CONDUCTOR)])
 
     return [board_players]
+
+
+def cmd_tasks(args: dict) -> int:
+    """`tempo tasks [ENSEMBLE]`: the board, then the file reservations."""
+    cfg = resolve_config(args)
+
+    async def show() -> int:
+        client = await connect(cfg)
+        tasks = await board_tasks(client, cfg.ensemble, args.get("--state") or "")
+        held = await board_reservations(client, cfg.ensemble)
+        if args.get("--json"):
+            out(json.dumps({"ensemble": cfg.ensemble, "tasks": tasks, "reservations": held}, indent=2))
+            return 0
+        if not tasks:
+            out(f"no tasks on the board of ensemble {cfg.ensemble}" + (f" in state {args['--state']}" if args.get("--state") else ""))
+        rows = [["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"]] + [
+            [t["id"], t["state"], t.get("by", ""), t.get("role", ""), ",".join(t.get("after", [])), shorten(t["title"], 60)]
+            for t in tasks]
+        if tasks:
+            print_table(rows)
+        if held:
+            out(f"\n{plural(len(held), 'file reservation')}:")
+            print_table([["PATH", "HOLDER", "KIND", "SINCE", "REASON"]] + [
+                [r["path"], r["holder"], "exclusive" if r["exclusive"] else "shared", r.get("since", "")[:19], shorten(r.get("reason", ""), 40)]
+                for r in held])
+        return 0
+
+    return asyncio.run(show())
+
+
+def cmd_task(args: dict) -> int:
+    """`tempo task add TITLE [ENSEMBLE]`: as `task_add` does, in the name of -n NAME (else "cli")."""
+    cfg = resolve_config(args)
+    spec = {"title": args["<title>"], "details": args.get("--details") or "", "role": args.get("--role") or "",
+            "after": args.get("--after") or ""}
+
+    async def add() -> int:
+        client = await connect(cfg)
+        for t in await add_tasks(client, cfg, cfg.name or CLI_CREATOR, [spec]):
+            out(f"added task {t['id']} to the board of ensemble {cfg.ensemble}: {t['title']}")
+        return 0
+
+    return asyncio.run(add())
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
 def board_tools(mcp, session: "Session", guarded: Callable) -> None:
@@ -7081,6 +7138,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "schedule": cmd_schedule,
     "permit": cmd_permit,
     "permits": cmd_permits,
+    "tasks": cmd_tasks,
+    "task": cmd_task,
     "help": cmd_help,
 }
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tempo
-from conftest import ToolFailed, play, wait_until
+from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -58,6 +58,16 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert len(lost) == 19 and all(f"claimed by {winner}" in a for a in lost), lost
         board = await p2.call("tasks", state="claimed")
         assert [(t["id"], t["by"]) for t in board["tasks"]] == [("1", winner)]
+
+        # the CLI: the same board
+        env = {**os.environ, **tempo_env(temporal, ensemble)}
+        added = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "task", "add", "review the fix", "--role", "role:p3",
+                                "--after", "1"], env=env, capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0 and "added task 2" in added.stdout, added.stderr
+        listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"], listed.stdout + listed.stderr
+        assert lines[1].split()[:3] == ["1", "claimed", winner] and lines[2].split() == ["2", "open", "p3", "1", "review", "the", "fix"]
 
 
 async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble):
@@ -184,8 +194,6 @@ def edit_app(path):
 async def test_claude_codes_edit_of_a_file_another_player_reserved_is_denied_naming_the_holder(tmp_path, temporal, ensemble, model):
     from claude_code import run_print, shown
     from test_claude_code import make_project
-
-    from conftest import ROOT
 
     directory, env = make_project(tmp_path, temporal, ensemble, model, CLAUDE_TEMPO_PLAYER_NAME="carol")
     init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(directory)], env=env,
