@@ -4750,6 +4750,7 @@ class Lineup:
     conductor: Seat
     players: list[Seat]
     schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
+    tasks: list[dict] = dataclasses.field(default_factory=list)  # checked [[task]] tables, for the board
 
 
 SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timezone", "why")
@@ -4758,11 +4759,14 @@ SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timez
 # table ("" for the top) -> key -> (type, what it is): what a lineup may hold
 LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
-         "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]")},
+         "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]"),
+         "task": (list, "an array of tables [[task]]")},
     "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
                "agent": (str, "a string"), "worktree": (bool, "true or false")},
     "schedule": {key: (str, "a string") for key in SCHEDULE_KEYS},
+    "task": {"id": (str, "a string"), "title": (str, "a string"), "details": (str, "a string"), "role": (str, "a string"),
+             "after": (list, "a list of task ids")},
 }
 
 
@@ -4836,9 +4840,33 @@ def read_lineup(path: Path) -> Lineup:
             problems.append(f"{path}:{where.get(('schedule', index, 'name'), 1)}: the schedule {planned['name']!r} is named twice")
         elif planned:
             schedules.append(planned)
+    tasks = planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
-    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules)
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks)
+
+
+def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
+    """Check the [[task]] tables of a lineup: a title each, valid roles, ids given once, `after` naming ids of the file."""
+    ids = [t.get("id", "") for t in tables]
+    good = []
+    for index, values in enumerate(tables):
+        def problem(key: str, what: str) -> None:
+            line = where.get(("task", index, key), where.get(("task", index, ""), 1))
+            problems.append(f"{path}:{line}: [[task]] {index + 1}: {what}")
+
+        try:
+            _parse_task(values, "the task")
+        except TempoError as e:
+            problem("role" if values.get("title") else "", str(e))
+            continue
+        if values.get("id") and ids.count(values["id"]) > 1:
+            problem("id", f"the id {values['id']!r} is used twice")
+        unknown = [a for a in values.get("after", []) if a not in ids]
+        if unknown:
+            problem("after", f"after names task(s) the lineup does not have: {', '.join(map(str, unknown))} (give those tasks an id)")
+        good.append(values)
+    return good
 
 
 def planned_schedule(path: Path, where: dict, problems: list[str], index: int, values: dict) -> dict | None:
@@ -4930,7 +4958,23 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
 
     players = list(await asyncio.gather(*(one(s) for s in lineup.players)))
-    return players + await start_schedules(recruiter, lineup)
+    return players + await start_schedules(recruiter, lineup) + await start_tasks(recruiter, lineup)
+
+
+async def start_tasks(recruiter: "Session", lineup: Lineup) -> list[dict]:
+    """Put the lineup's tasks on the board, those it does not hold yet (by id, else by title)."""
+    if not lineup.tasks:
+        return []
+    board = await board_tasks(recruiter.client, recruiter.cfg.ensemble)
+    ids, titles = {t["id"] for t in board}, {t["title"] for t in board}
+    missing = [t for t in lineup.tasks if (t["id"] not in ids if t.get("id") else t["title"] not in titles)]
+    detail = f"{len(lineup.tasks) - len(missing)} already on the board" if len(missing) < len(lineup.tasks) else ""
+    try:
+        added = await add_tasks(recruiter.client, recruiter.cfg, recruiter.info.name, missing) if missing else []
+    except TempoError as e:
+        return [{"name": "tasks", "state": "failed", "detail": str(e)}]
+    said = ", ".join(filter(None, [f"added {len(added)}: " + ", ".join(t["id"] for t in added) if added else "", detail]))
+    return [{"name": "tasks", "state": "started" if added else "running", "detail": said}]
 
 
 async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:

@@ -70,7 +70,7 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert lines[1].split()[:3] == ["1", "claimed", winner] and lines[2].split() == ["2", "open", "p3", "1", "review", "the", "fix"]
 
 
-async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble):
+async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
     async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="dev") as dev, \
             play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="reviewer-1") as rev:
         await rev.call("ensemble")
@@ -89,6 +89,16 @@ async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(tempor
             await rev.next_cue(timeout=1.5)
         mine = await rev.call("tasks", mine=True)
         assert [t["id"] for t in mine["tasks"]] == ["2"]
+
+        # a lineup's [[task]] tables join the board once
+        lineup = tmp_path / "team.toml"
+        lineup.write_text('[[task]]\nid = "docs"\ntitle = "write the docs"\n\n[[task]]\ntitle = "publish"\nafter = ["docs"]\n')
+        started = await dev.call("load_lineup", path=str(lineup))
+        assert started["players"] == [{"name": "tasks", "state": "started", "detail": "added 2: docs, 3"}]
+        again = await dev.call("load_lineup", path=str(lineup))
+        assert again["players"][0]["state"] == "running"
+        board = (await dev.call("tasks", state="open"))["tasks"]
+        assert [(t["id"], t["title"], t.get("after", [])) for t in board] == [("docs", "write the docs", []), ("3", "publish", ["docs"])]
 
 
 async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_once(temporal, ensemble):
@@ -223,3 +233,17 @@ async def test_claude_codes_edit_of_a_file_another_player_reserved_is_denied_nam
         assert run.returncode == 0, run.stderr
         assert app.read_text() == "x = 2\n"
         assert "reserved exclusively" not in shown(model.requests()[-1]) and len(model.requests()) > before
+
+
+def test_a_lineups_tasks_are_checked_by_line(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('[[task]]\nid = "a"\ntitle = "one"\n\n[[task]]\ntitle = "two"\nafter = ["a", "zz"]\n\n'
+                    '[[task]]\ntitle = "three"\nrole = "no such role!"\n\n[[task]]\ndetails = "no title"\n')
+    with pytest.raises(tempo.TempoError) as failed:
+        tempo.read_lineup(file)
+    said = str(failed.value)
+    assert "team.toml:7: [[task]] 2: after names task(s) the lineup does not have: zz" in said
+    assert "team.toml:11: [[task]] 3: invalid role 'no such role!'" in said
+    assert "team.toml:13: [[task]] 4: the task has no title" in said
+    file.write_text('[[task]]\nid = "a"\ntitle = "one"\n\n[[task]]\ntitle = "two"\nafter = ["a"]\nrole = "role:reviewer"\n')
+    assert [t["title"] for t in tempo.read_lineup(file).tasks] == ["one", "two"]
