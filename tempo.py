@@ -3309,6 +3309,25 @@ async def board_reservations(client: "Client", ensemble: str, repo: str = "") ->
     return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
 
 
+async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str, list[str]]]:
+    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}}."""
+    from tempo_workflows import BoardWorkflow
+
+    holds: dict[str, dict[str, list[str]]] = {}
+    try:
+        tasks, held = await asyncio.gather(_board_query(client, ensemble, BoardWorkflow.tasks, 3),
+                                           _board_query(client, ensemble, BoardWorkflow.reservations, 3))
+    except Exception as e:  # the listing matters more than the board
+        log.debug("no board for %s: %s", ensemble, e)
+        return holds
+    for t in tasks:
+        if t.state == "claimed":
+            holds.setdefault(t.by, {"tasks": [], "reserved": []})["tasks"].append(t.id)
+    for r in held:
+        holds.setdefault(r.holder, {"tasks": [], "reserved": []})["reserved"].append(r.path + ("!" if r.exclusive else ""))
+    return holds
+
+
 def _since(stamp: str) -> str:
     from tempo_workflows import duration
 
@@ -3426,6 +3445,12 @@ def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def holds_word(p: dict) -> str:
+    """What a player holds on the board, in a status column: "tasks 1,3; src/app.py! docs/**"."""
+    said = [f"task{'s' if len(p.get('tasks') or []) > 1 else ''} {','.join(p['tasks'])}"] if p.get("tasks") else []
+    return shorten("; ".join(said + ([" ".join(p["reserved"])] if p.get("reserved") else [])), 50)
 
 
 def board_tools(mcp, session: "Session", guarded: Callable) -> None:
@@ -3672,6 +3697,8 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
         waiting_since: str = ""
+        tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
+        reserved: list[str] = Field(default=[], description="paths it has reserved (exclusive ones marked '!')")
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -3696,8 +3723,10 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
     ) -> EnsembleResult:
         """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
         players = await guarded(session.players(scope))
+        holds = await board_holdings(session.client, session.cfg.ensemble)
         return EnsembleResult(
-            ensemble=session.cfg.ensemble, players=[Player(**player_view(p, session.info.name)) for p in players]
+            ensemble=session.cfg.ensemble,
+            players=[Player(**player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
         )
 
     @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
@@ -6862,7 +6891,9 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
             temporal["foreign_note"], temporal["foreign_fix"] = note, fix
         found = await list_players(client, ensemble, attributes=present)
         away = await presences(client, found)
-        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds)}
+        holds = {e: await board_holdings(client, e) for e in dict.fromkeys(p.ensemble for p in found)}
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds),
+                    "tasks": [], "reserved": [], **holds[p.ensemble].get(p.name, {})}
                    for p, seconds in zip(found, away)]
     except TempoError as e:
         temporal["error"] = first_line(e)
@@ -6908,12 +6939,12 @@ def cmd_status(args: dict) -> int:
     gone = f", {len(players) - active} away," if active < len(players) else ""
     out(f"{active} active session{'s' if active != 1 else ''}{gone} in "
         f"{f'ensemble {ensemble}' if ensemble else 'all ensembles'}:")
-    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY"]
+    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY", "HOLDS"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
-           str(p.get("unread", 0)), p.get("delivery", "")]
+           str(p.get("unread", 0)), p.get("delivery", ""), holds_word(p)]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]

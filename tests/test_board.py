@@ -157,6 +157,13 @@ async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensembl
         assert shared["reservations"][0]["expires"]
         both = {r["path"] for r in (await holder.call("reservations"))["reservations"]}
         assert both == {"src/app.py", "docs/**"}
+        listing = {p["name"]: p for p in (await holder.call("ensemble"))["players"]}
+        assert (listing["holder"]["reserved"], listing["editor"]["reserved"]) == (["src/app.py!"], ["docs/**"])
+        env = {**os.environ, **tempo_env(temporal, ensemble)}
+        status = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "status", ensemble], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert status.stdout.splitlines()[2].split()[-1] == "HOLDS", status.stdout + status.stderr
+        assert any(line.startswith("holder") and line.endswith("src/app.py!") for line in status.stdout.splitlines()), status.stdout
         gone = await wait_until(async_lambda(lambda: holder.call("reservations"),
                                              lambda r: {x["path"] for x in r["reservations"]} == {"src/app.py"}), timeout=10)
         assert gone
