@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [options]
+  tempo init [--user] [--no-approve] [--undo] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -62,6 +62,7 @@ Options:
   --background                    Run the server in the background.
   --json                          Machine-readable output.
   --user                          Install the hooks for every project (~/.claude/settings.json).
+  --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
   --port=<port>                   Dashboard port (default: a free one).
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
@@ -301,6 +302,54 @@ def err(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------
+# A user's files
+# .mcp.json, Claude Code's settings, config.toml and lineups are the user's: written at once (never
+# half), through a symlink into its target (a dotfiles repository keeps getting them), in the file's
+# own indentation, key order and characters. Every file tempo writes for a user goes through here.
+# ---------------------------------------------------------------------------
+
+
+def _write_user_file(path: Path, text: str, mode: int | None = None) -> Path:
+    """Replace the file `path` leads to with `text` at once, keeping a symlink a symlink; return the file written.
+
+    Its permissions stay as they are (`mode`, when given, is imposed: config.toml may hold a secret)."""
+    target = Path(os.path.realpath(path))  # a link (or a chain of them) stays; its target changes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keep = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        keep = None
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode if mode is not None else 0o666)  # new: umask applies
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None or keep is not None:
+            os.chmod(tmp, mode if mode is not None else keep)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _json_text(data: Any, like: str = "") -> str:
+    """`data` as JSON in the manner of `like` (the file's current text): its indentation, its line
+    ends, one line if it was one line; non-ASCII kept as is; 2 spaces for a new file."""
+    indent: str | None = "  "
+    if like.strip():
+        found = re.search(r"^[{\[][ \t]*\r?\n([ \t]+)\S", like.lstrip())
+        one_line = "\n" not in like.strip() and like.strip() not in ("{}", "[]")
+        indent = found.group(1) if found else None if one_line else "  "
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    if not like or like.endswith("\n"):
+        text += "\n"
+    return text.replace("\n", "\r\n") if "\r\n" in like else text
+
+
+# ---------------------------------------------------------------------------
 # Configuration
 # Flags > environment > ~/.claude-tempo/config.toml > claude-tempo's config.json > Temporal CLI profile > defaults.
 # ---------------------------------------------------------------------------
@@ -431,16 +480,7 @@ def write_config_document(path: Path, doc) -> None:
     import tomlkit
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tomlkit.dumps(doc))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _write_user_file(path, tomlkit.dumps(doc), mode=0o600)
 
 
 def temporal_profile(profile: str, env: dict) -> dict[str, Any]:
@@ -2148,6 +2188,9 @@ class Session:
         if self.closing:
             return
         self.closing = True
+        if self.ladder.sender:  # receipts first: the end hands on only what the model never saw
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.ladder.sender), 3)
         if self.handle and not self.ended:
             try:
                 await end_player(self.handle, EndRequest(reason=reason), wait=0)
@@ -2381,6 +2424,80 @@ async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float
 CHANNEL_GRACE = 2.0  # s a channel push may take to show in the transcript before hooks show it instead
 CHANNEL_TRUST = 60.0  # ... when channels are known to work (the model may be busy: the event queues)
 BUSY_STALE = 20.0  # s without a hook event after which a "busy" model may be idle after all (Esc)
+# Claude Code's limits (2.1.197, pinned by tests/test_claude_code.py against the real binary):
+HOOK_CONTEXT_CAP = 9_500  # a hook's additionalContext over ~10 000 chars becomes a file path and a 2 KB preview
+STOP_BLOCKS = 8  # consecutive Stop blocks answered by a model request; the 9th is recorded, never answered
+CONFIRM_GRACE = 1.5  # s after a turn ends for its transcript to show the request the model answered
+SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
+TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
+
+
+class _Transcript:
+    """What Claude Code's session transcript says the model got: texts in requests it answered.
+
+    The transcript is JSON lines; each entry has a `uuid` and the `parentUuid` of the entry before it
+    in the conversation. A user entry (a prompt, tool results, "Stop hook feedback", a rewake) or an
+    attachment (hook_additional_context, queued_command, hook_success) is in a request the model got
+    only once an assistant entry descends from it: an attachment recorded for a next request that
+    never comes, or a Stop block past the client's cap, has no such descendant.
+    """
+
+    SHOWN = {"hook_additional_context": "content", "hook_success": "content", "queued_command": "prompt"}
+
+    def __init__(self, path: str) -> None:
+        self.path, self.pos = path, 0
+        self.parent: dict[str, str] = {}
+        self.texts: dict[str, str] = {}  # uuid -> what the entry showed, until answered
+        self.answered: list[str] = []  # texts of entries an assistant entry answered, since last taken
+
+    def read(self) -> list[str]:
+        """Read what was appended; return the texts newly known to be in answered requests."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.pos += end
+        for line in chunk[:end].splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("uuid"):
+                self.add(entry)
+        done, self.answered = self.answered, []
+        return done
+
+    def add(self, entry: dict) -> None:
+        uid, kind = str(entry["uuid"]), entry.get("type")
+        self.parent[uid] = str(entry.get("parentUuid") or "")
+        if kind == "user":
+            self.texts[uid] = _flat((entry.get("message") or {}).get("content", ""))
+        elif kind == "attachment" and isinstance(entry.get("attachment"), dict):
+            a = entry["attachment"]
+            if a.get("type") in self.SHOWN:
+                self.texts[uid] = _flat(a.get(self.SHOWN[a["type"]], ""))
+        elif kind == "assistant":
+            up = self.parent[uid]
+            for _ in range(10_000):  # walk up to the last answered entry (answered ones are dropped)
+                if not up or up not in self.parent:
+                    break
+                if up in self.texts:
+                    self.answered.append(self.texts.pop(up))
+                up = self.parent.pop(up)
+
+
+def _flat(value: Any) -> str:
+    """The text of a transcript entry's content: strings, text blocks, tool results, lists of them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(_flat(v) for v in value)
+    if isinstance(value, dict):
+        return _flat(value.get("text") if value.get("type") == "text" else value.get("content", ""))
+    return ""
 
 
 def cue_lines(cues: "list[Cue]") -> str:
@@ -2438,6 +2555,16 @@ class Ladder:
         self.offered: set[str] = set()  # ids a hook is showing right now (until it says it printed them)
         self.waiters = 0  # waiters armed over the session's life
         self.waiting_said = ""  # what the workflow was last told this session waits for (see the permission relay)
+        # A hook printed these: seen once the transcript shows them whole in a request the model answered.
+        self.printed: dict[str, tuple[str, str, float]] = {}  # id -> (path, the text shown, loop time)
+        self.showings: dict[str, int] = {}  # id -> times shown unconfirmed
+        self.parked: set[str] = set()  # shown SHOWINGS times, never confirmed: only `listen` (or the hand-over) takes them
+        self.read_back: _Transcript | None = None
+        self.confirming: asyncio.Task | None = None
+        self.turn_ended = 0.0  # loop time the model last idled (a Stop hook let it)
+        self.stop_blocks = 0  # consecutive Stop blocks in this turn
+        self.turn_chars = 0  # chars of cues injected in this turn
+        self.budget = int(env.get("CLAUDE_TEMPO_TURN_BUDGET") or TURN_BUDGET)
 
     # -- arrival ----------------------------------------------------------------
 
@@ -2464,7 +2591,7 @@ class Ladder:
         ready = []
         for cue in self.unread.values():
             at = self.pushed.get(cue.id)
-            if cue.id in self.offered or (at is not None and now - at < trust):
+            if cue.id in self.offered or cue.id in self.parked or (at is not None and now - at < trust):
                 continue
             if at is not None and self.channels == "unknown":
                 self.channels = "off"  # pushed, never shown: this Claude Code has no channels
@@ -2500,6 +2627,8 @@ class Ladder:
             self.unread.pop(cue.id, None)
             self.pushed.pop(cue.id, None)
             self.offered.discard(cue.id)
+            self.printed.pop(cue.id, None)
+            self.parked.discard(cue.id)
             self.shown[cue.id] = path
             if cue.kind != "notice":
                 self.receipts.append(Receipt(id=cue.id, path=path, at=utcnow()))
@@ -2513,6 +2642,8 @@ class Ladder:
         for i in ids:
             self.unread.pop(i, None)
             self.pushed.pop(i, None)
+            self.printed.pop(i, None)
+            self.offered.discard(i)
         self.inbox = [c for c in self.inbox if c.id not in ids]
 
     def take_receipts(self) -> "list[Receipt]":
@@ -2540,7 +2671,8 @@ class Ladder:
         if not self.claude:
             cues, self.inbox = self.inbox, []
             return cues
-        cues = list(self.unread.values())
+        self.confirm()  # a hook's cues the model already got are not news; those in flight stay with their hook
+        cues = [c for c in self.unread.values() if c.id not in self.printed]
         self.mark_seen(cues, "listen")
         return cues
 
@@ -2549,11 +2681,11 @@ class Ladder:
     async def answer(self, request: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
         """Answer one `tempo hook` call: (what it prints and its exit code, the cues it shows, path)."""
         data = request.get("input") if isinstance(request.get("input"), dict) else {}
+        if not self.owns(data):
+            return {}, [], ""  # another Claude Code's hook (a nested `claude -p`) found us: not its business
         self.hooks = True
         if data.get("transcript_path"):
             self.transcript = str(data["transcript_path"])
-        if data.get("session_id"):
-            self.session_ids.add(str(data["session_id"]))
         if request.get("op") == "wait":
             answer = await self.wait(hung_up)
         elif data.get("hook_event_name") == "PermissionRequest":  # it waits for an answer, and must know if the hook goes
@@ -2565,36 +2697,119 @@ class Ladder:
         self.offered.update(c.id for c in answer[1])  # no other path takes them while this hook shows them
         return answer
 
+    def owns(self, data: dict) -> bool:
+        """Is this hook from this serve's own Claude Code session (or that session after `/clear`)?"""
+        sid = str(data.get("session_id") or "")
+        if not self.claude:
+            return False  # not a Claude Code session's serve (a plain MCP client's): no hook is its own
+        if not sid or sid in self.session_ids:
+            return True
+        if data.get("hook_event_name") == "SessionStart" and data.get("source") == "clear":
+            self.session_ids.add(sid)  # /clear: the same session under a new id (a nested claude starts as "startup")
+            return True
+        return False
+
     def release(self, cues: "list[Cue]") -> None:
         """A hook that showed nothing after all (it went away): its cues are free for the next path."""
-        if any(c.id in self.offered for c in cues):
-            self.offered.difference_update(c.id for c in cues)
+        gone = [c.id for c in cues if c.id in self.offered and c.id not in self.printed]
+        if gone:
+            self.offered.difference_update(gone)
             self.changed.set()
 
+    # -- confirmation: the transcript says what the model got -------------------
+
+    def printed_by_hook(self, cues: "list[Cue]", path: str) -> None:
+        """A hook printed `cues`: they stay offered (no other path shows them) until the transcript confirms them."""
+        now = asyncio.get_running_loop().time()
+        for cue in cues:
+            if cue.kind == "notice":
+                self.mark_seen([cue], path)  # tempo's own news: no receipt to get right
+                continue
+            self.printed[cue.id] = (path, cue_lines([cue]).strip(), now)
+        if self.printed and (self.confirming is None or self.confirming.done()):
+            self.confirming = asyncio.create_task(self.confirm_loop())
+
+    def confirm(self) -> None:
+        """Mark seen what the transcript shows whole in answered requests; release what an ended turn left out."""
+        if not self.printed:
+            return
+        if self.transcript and (self.read_back is None or self.read_back.path != self.transcript):
+            self.read_back = _Transcript(self.transcript)  # a new session file (/clear): read it from its start
+        texts = self.read_back.read() if self.read_back else []
+        if texts:
+            by_path: dict[str, list] = {}
+            for i, (path, shown, _) in list(self.printed.items()):
+                if i in self.unread and any(shown in t for t in texts):
+                    by_path.setdefault(path, []).append(self.unread[i])
+            for path, cues in by_path.items():
+                self.mark_seen(cues, path)
+        now = asyncio.get_running_loop().time()
+        if self.busy_since is None and self.turn_ended and now - self.turn_ended >= CONFIRM_GRACE:
+            left = [i for i, (_, _, at) in self.printed.items() if at <= self.turn_ended]
+            for i in left:  # the turn ended without the model getting them: show them again (the waiter wakes it)
+                del self.printed[i]
+                self.offered.discard(i)
+                self.showings[i] = self.showings.get(i, 0) + 1
+                if self.showings[i] >= SHOWINGS:
+                    self.parked.add(i)
+                    log.warning("cue %s was shown %d times and never confirmed: it waits for listen", i, SHOWINGS)
+            if left:
+                log.info("%d cue(s) shown but not in a request the model answered: unread again", len(left))
+                self.changed.set()
+
+    async def confirm_loop(self) -> None:
+        """While a hook's cues wait for confirmation: read the transcript's new lines, a few times a second."""
+        while self.printed and not self.session.closing:
+            self.confirm()
+            await asyncio.sleep(0.1)
+
+    def settle(self) -> None:
+        """The session ends: what the transcript confirms is seen; the rest stays unread (its workflow hands it on)."""
+        with contextlib.suppress(Exception):
+            self.confirm()
+
     async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
+        """SessionStart: who the model is. Cues wait for the first turn: a request it answers confirms them."""
         self.busy_since = None
-        intro = await introduction(self.session)
-        cues = self.available()
-        text = intro + ("\n\n" + cue_text(cues) if cues else "")
-        return context("SessionStart", text), cues, "hook"
+        return context("SessionStart", await introduction(self.session)), [], ""
+
+    def fitting(self, cap: int) -> "list[Cue]":
+        """The oldest available cues whose text fits in `cap` chars and in what is left of this turn's budget."""
+        room = min(cap, max(self.budget - self.turn_chars, 0))
+        cues: "list[Cue]" = []
+        for cue in self.available():
+            if len(cue_text([*cues, cue])) > cap or (cues or self.turn_chars) and len(cue_text([*cues, cue])) > room:
+                break  # in order: a longer one goes whole at the Stop (or the waiter), not cut into a preview
+            cues.append(cue)
+        self.turn_chars += len(cue_text(cues)) if cues else 0
+        return cues
 
     async def on_work(self, data: dict) -> "tuple[dict, list[Cue], str]":
-        """UserPromptSubmit / PostToolUse: the model works; unread cues join its context."""
+        """UserPromptSubmit / PostToolUse: the model works; unread cues join its context, under the client's cap."""
         event = str(data.get("hook_event_name"))
         if self.busy_since is None:
             self.busy_since = asyncio.get_running_loop().time()
         if self.waiting_said:  # it works again: no longer waiting at its screen
             await say_waiting(self, "")
-        cues = self.available()
+        if event == "UserPromptSubmit":
+            self.turn_chars = 0  # a new turn
+        self.confirm()
+        cues = self.fitting(HOOK_CONTEXT_CAP)
         return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
 
     async def on_stop(self, data: dict) -> "tuple[dict, list[Cue], str]":
-        """Stop: the model is about to idle; unread cues keep it going first."""
-        cues = self.available()
-        if cues:
+        """Stop: the model is about to idle; unread cues keep it going first, as often as Claude Code allows."""
+        self.stop_blocks = self.stop_blocks + 1 if data.get("stop_hook_active") else 1
+        self.confirm()
+        cues = self.fitting(MAX_CUE_CHARS + 2_000) if self.stop_blocks <= STOP_BLOCKS else []
+        if cues:  # the Stop reason carries a whole cue (33 000 chars measured)
             return {"stdout": json.dumps({"decision": "block", "reason": cue_text(cues)})}, cues, "stop"
         self.busy_since = None
+        self.turn_ended = asyncio.get_running_loop().time()
+        self.turn_chars = 0
         self.changed.set()  # an armed waiter may now wake the idle model
+        asyncio.get_running_loop().call_later(CONFIRM_GRACE + 0.05, self.confirm)  # what the turn left out goes again
+        asyncio.get_running_loop().call_later(CONFIRM_GRACE + 0.1, self.changed.set)
         return {}, [], ""
 
     async def wait(self, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
@@ -2618,6 +2833,8 @@ class Ladder:
             if mine.done() or hung_up.done() or self.session.closing:
                 return {}, [], ""
         self.waiter = None
+        self.turn_chars = 0
+        cues = self.fitting(MAX_CUE_CHARS + 2_000) or cues[:1]
         return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
 
     def close(self) -> None:
@@ -2723,7 +2940,10 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
     if hasattr(os, "getuid") and run.stat().st_uid != os.getuid():
         raise TempoError(f"{run} belongs to another user: tempo's hooks cannot use it")
     run.chmod(0o700)  # however it was made: only this user may reach the sessions
-    keys = [f"p-{os.getppid()}"] + [f"s-{''.join(c for c in sid if c.isalnum())[:32]}" for sid in ladder.session_ids]
+    # Each serve's own socket; the keys hooks look for are links to it, and a serve removes only links
+    # still pointing at its own (two serves under one claude, or a reconnect, never undo each other).
+    keys = [f"v-{os.getpid()}"] + [f"s-{''.join(c for c in sid if c.isalnum())[:32]}" for sid in ladder.session_ids]
+    keys.append(f"p-{os.getppid()}")
     paths = [run / f"{key}.sock" for key in keys]
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -2738,7 +2958,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
             writer.write(json.dumps({**answer, "ack": bool(cues)}).encode() + b"\n")
             await writer.drain()
             if cues and (await asyncio.wait_for(reader.readline(), 5)).strip() == b"ok":
-                ladder.mark_seen(cues, path)
+                ladder.printed_by_hook(cues, path)  # printed; seen once the transcript shows the model got it
         except Exception as e:  # a hook that went away: its cues stay unread for the next path
             log.debug("hook connection: %s", e)
         finally:
@@ -2756,19 +2976,29 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
     finally:
         os.umask(old)
     for alias in paths[1:]:
+        temporary = alias.with_name(f".{alias.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
-            alias.unlink()
-        alias.symlink_to(primary.name)
-    return closer(server, paths)
+            temporary.unlink()
+        temporary.symlink_to(primary.name)
+        temporary.replace(alias)  # atomic: a hook never finds the key missing
+    return closer(server, paths, lambda f: f == primary or _points_to(f, primary.name))
 
 
-def closer(server: asyncio.AbstractServer, files: list[Path]) -> Callable[[], None]:
-    """What closes an endpoint: the server, then the files that lead to it."""
+def _points_to(link: Path, target: str) -> bool:
+    try:
+        return os.readlink(link) == target
+    except OSError:
+        return False
+
+
+def closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Path], bool] = lambda f: True) -> Callable[[], None]:
+    """What closes an endpoint: the server, then the files that lead to it (those still ours)."""
     def close() -> None:
         server.close()
         for f in files:
             with contextlib.suppress(OSError):
-                f.unlink()
+                if ours(f):
+                    f.unlink()
 
     return close
 
@@ -2791,7 +3021,14 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
         fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out_file:
             json.dump({"port": port, "token": token}, out_file)
-    return closer(server, files)
+
+    def ours(f: Path) -> bool:  # another serve may have written its own port there since
+        try:
+            return json.loads(f.read_text(encoding="utf-8")).get("token") == token
+        except (OSError, ValueError):
+            return False
+
+    return closer(server, files, ours)
 
 
 # ---------------------------------------------------------------------------
@@ -4043,6 +4280,7 @@ async def serve(cfg: Config) -> int:
     starting.cancel()
     close_endpoint()
     session.ladder.close()
+    session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
     await session.close("session stopped by a signal" if stop.is_set() else "session ended")
     if stop.is_set():  # the thread blocked reading stdin cannot be interrupted: leave without it
         sys.stdout.flush()
@@ -4101,13 +4339,12 @@ def read_json_file(path: Path) -> Any:
 
 
 def write_json_file(path: Path, data: dict, created: bool) -> None:
-    """Replace a user's JSON file at once (never half-written), keeping its permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if not created:
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
+    """Replace a user's JSON file at once, through its symlink, in the file's own formatting."""
+    try:
+        like = "" if created else path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        like = ""
+    _write_user_file(path, _json_text(data, like))
 
 
 def read_mcp_json(path: Path) -> dict | None:
@@ -4135,16 +4372,33 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
     return ("created" if created else "updated" if current else "merged"), path
 
 
+def remove_mcp_json(directory: str) -> tuple[str, Path]:
+    """Take tempo's entry out of `directory`'s .mcp.json if this tempo wrote it; return (what happened, path)."""
+    path = Path(directory) / ".mcp.json"
+    data = read_mcp_json(path)
+    entry = (data or {}).get("mcpServers", {}).get(SERVER_NAME)
+    if entry is None:
+        return "absent", path
+    words = [entry.get("command"), *entry.get("args", [])] if isinstance(entry, dict) else []
+    if not (all(isinstance(w, str) for w in words) and words[-1:] == ["serve"] and _runs_this_tempo(words[:-1])):
+        return "it starts another program, not this tempo", path
+    del data["mcpServers"][SERVER_NAME]
+    write_json_file(path, data, False)
+    return "removed", path
+
+
 # ---------------------------------------------------------------------------
 # Claude Code hooks set-up
 # tempo's hooks go into the project's .claude/settings.local.json (per user, never committed) or,
 # for every project, ~/.claude/settings.json: merged, every other hook and key kept, and never
-# into a file tempo cannot parse. They call tempo by absolute path, as .mcp.json does.
+# into a file tempo cannot parse. They call tempo by absolute path, as .mcp.json does, and that
+# path is how tempo knows its own: a hook is tempo's when its program is this tempo (the same file)
+# followed by `hook` or `hook wait`, never because its command merely mentions "tempo". (A marker
+# key would not do: Claude Code 2.1.197 drops keys it does not know whenever it rewrites the file.)
 # ---------------------------------------------------------------------------
 
 HOOK_TIMEOUT = 15  # s Claude Code gives a hook that answers at once
 WAITER_TIMEOUT = 7 * 86400  # s the idle waiter may wait (Claude Code would otherwise end it)
-TEMPO_HOOK_RE = re.compile(r"(tempo|tempo-server|claude-tempo)(\.pyz|\.py|\.exe)?'?\s+hook(\s+wait)?\s*$")
 
 
 def tempo_hooks() -> dict[str, list[dict]]:
@@ -4166,8 +4420,32 @@ def tempo_hooks() -> dict[str, list[dict]]:
     }
 
 
+def _runs_this_tempo(words: list[str]) -> bool:
+    """Whether `words` (a command without its tempo arguments) start this tempo: the same files, by absolute path."""
+    ours = server_command()[:-1]
+    if len(words) != len(ours) or not all(os.path.isabs(w) for w in words):
+        return False
+    try:
+        return all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours))
+    except OSError:  # a path that no longer exists is not this tempo
+        return False
+
+
 def is_tempo_hook(hook: Any) -> bool:
-    return isinstance(hook, dict) and bool(TEMPO_HOOK_RE.search(str(hook.get("command", ""))))
+    """Whether a hook entry is one tempo wrote: its command is this tempo's program, then `hook` or `hook wait`."""
+    import shlex
+
+    command = hook.get("command") if isinstance(hook, dict) else None
+    if not isinstance(command, str):
+        return False
+    try:
+        words = shlex.split(command, posix=os.name != "nt")
+    except ValueError:
+        return False
+    for tail in (["hook"], ["hook", "wait"]):
+        if words[-len(tail):] == tail and _runs_this_tempo(words[:-len(tail)]):
+            return True
+    return False
 
 
 def settings_path(directory: str, user: bool = False) -> Path:
@@ -4177,29 +4455,46 @@ def settings_path(directory: str, user: bool = False) -> Path:
     return Path(directory) / ".claude" / "settings.local.json"
 
 
-def tempo_groups(groups: list) -> list:
-    """The hook groups in `groups` that are tempo's alone."""
-    return [g for g in groups if isinstance(g, dict) and isinstance(g.get("hooks"), list) and g["hooks"]
-            and all(is_tempo_hook(h) for h in g["hooks"])]
+def _without_tempo_hooks(hooks: dict) -> dict:
+    """The `hooks` object with tempo's own entries taken out; a group left empty by that goes, all else stays."""
+    kept = {}
+    for event, groups in hooks.items():
+        rest = []
+        for group in groups:
+            entries = group.get("hooks") if isinstance(group, dict) else None
+            if not isinstance(entries, list) or not any(is_tempo_hook(h) for h in entries):
+                rest.append(group)
+            elif any(not is_tempo_hook(h) for h in entries):  # a user's hook shares the group: it stays there
+                rest.append({**group, "hooks": [h for h in entries if not is_tempo_hook(h)]})
+        if rest or not groups:
+            kept[event] = rest
+    return kept
+
+
+def _read_settings(path: Path) -> tuple[dict | None, dict]:
+    """Claude Code settings at `path` and their "hooks" (None, {} if absent); anything else is refused, untouched."""
+    data = read_json_file(path)
+    if data is None:
+        return None, {}
+    hooks = data.get("hooks", {}) if isinstance(data, dict) else None
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values()):
+        raise TempoError(f"{path} is not Claude Code settings (an object whose \"hooks\" maps events to lists); "
+                         "tempo leaves it untouched: fix it, then run `tempo init` again")
+    return data, hooks
 
 
 def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     """Merge tempo's hooks into Claude Code's settings; return (what happened, path)."""
     path = settings_path(directory, user)
-    data = read_json_file(path)
+    data, hooks = _read_settings(path)
     created = data is None
     data = {} if data is None else data
-    hooks = data.get("hooks", {}) if isinstance(data, dict) else None
-    if not isinstance(hooks, dict) or not all(isinstance(v, list) for v in hooks.values()):
-        raise TempoError(f"{path} is not Claude Code settings (an object whose \"hooks\" maps events to lists); "
-                         "tempo leaves it untouched: fix it, then run `tempo init` again")
-    merged = dict(hooks)
-    for event, groups in tempo_hooks().items():  # tempo's own go (an older path, say); all else stays
-        ours = tempo_groups(merged.get(event, []))
-        merged[event] = [g for g in merged.get(event, []) if g not in ours] + groups
+    merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end); all else stays
+    for event, groups in tempo_hooks().items():
+        merged[event] = merged.get(event, []) + groups
     if merged == hooks:
         return "unchanged", path
-    installed = any(tempo_groups(groups) for groups in hooks.values())
+    installed = _without_tempo_hooks(hooks) != hooks
     data["hooks"] = merged
     write_json_file(path, data, created)
     return ("created" if created else "updated" if installed else "merged"), path
@@ -4208,13 +4503,13 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
 TEMPO_TOOLS = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of tempo's server
 
 
-def approve_tempo(directory: str) -> tuple[str, Path]:
+def approve_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
     """Approve tempo's own MCP server and its tools (nothing else) in the project's settings.local.json.
 
     Without it, a session in a directory Claude Code has not seen .mcp.json in stops at "New MCP
     server found" and then asks before every tempo tool call: nobody is at a recruited window.
     """
-    path = settings_path(directory)
+    path = settings_path(directory, user)
     data = read_json_file(path)
     created = data is None
     data = {} if data is None else data
@@ -4263,6 +4558,18 @@ def untrusted_note(directory: str) -> str:
             f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
 
 
+def uninstall_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
+    """Take tempo's hooks out of Claude Code's settings, and only them; return (what happened, path)."""
+    path = settings_path(directory, user)
+    data, hooks = _read_settings(path)
+    kept = _without_tempo_hooks(hooks)
+    if data is None or kept == hooks:
+        return "unchanged", path
+    data["hooks"] = kept  # an empty "hooks" stays: tempo cannot tell whether it was the user's
+    write_json_file(path, data, False)
+    return "removed", path
+
+
 def hooks_installed(directory: str) -> Path | None:
     """The settings file that gives sessions in `directory` tempo's hooks, if any."""
     for path in (settings_path(directory), Path(directory) / ".claude" / "settings.json", settings_path(directory, user=True)):
@@ -4271,7 +4578,8 @@ def hooks_installed(directory: str) -> Path | None:
         except TempoError:
             continue
         hooks = data.get("hooks") if isinstance(data, dict) else None
-        if isinstance(hooks, dict) and isinstance(hooks.get("Stop"), list) and tempo_groups(hooks["Stop"]):
+        stop = hooks.get("Stop") if isinstance(hooks, dict) else None
+        if isinstance(stop, list) and _without_tempo_hooks({"Stop": stop}) != {"Stop": stop}:
             return path
     return None
 
@@ -5086,7 +5394,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
         doc["schedule"] = tomlkit.aot()
         for plan in plans:
             doc["schedule"].append(plan)
-    write_config_document(path, doc)
+    _write_user_file(path, tomlkit.dumps(doc))  # a team file: its permissions and any symlink stay
     return [p.name for p in players]
 
 
@@ -6546,6 +6854,12 @@ def cmd_init(args: dict) -> int:
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
+    if args.get("--undo"):
+        what, path = remove_mcp_json(str(directory))
+        out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
+        what, path = uninstall_hooks(str(directory), user=bool(args.get("--user")))
+        out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
+        return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
         f"({SERVER_NAME} runs {' '.join(server_command())})")
@@ -6553,7 +6867,7 @@ def cmd_init(args: dict) -> int:
     out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} "
         "(cues reach Claude Code's model even where channels are off)")
     if resolve_config(args).approve:
-        what, path = approve_tempo(str(directory))
+        what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
     return 0
 

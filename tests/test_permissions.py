@@ -85,9 +85,9 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
         return [tool_use("Bash", {"command": steps[done], "description": "work"})] if done < len(steps) else ["done"]
 
     with ScriptedModel(reply) as model:
-        env = claude_home(tmp_path / "home", project, model)
+        env = {**claude_home(tmp_path / "home", project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}  # a busy machine
         server = tempo_env(temporal, ensemble, home=tmp_path / "home", CLAUDE_TEMPO_PLAYER_NAME="carol",
-                           CLAUDE_TEMPO_PERMIT_ALLOW="Bash(mkdir:*)", CLAUDE_TEMPO_PERMIT_TIMEOUT="8")
+                           CLAUDE_TEMPO_PERMIT_ALLOW="Bash(mkdir:*)", CLAUDE_TEMPO_PERMIT_TIMEOUT="20")
         from claude_code import write_tempo_mcp_json
 
         write_tempo_mcp_json(project, {k: v for k, v in server.items() if k != "PATH"})
@@ -101,6 +101,11 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
             with Interactive(cwd=project, env=env) as session:
                 await asyncio.to_thread(session.wait_ready)
+
+                async def joined() -> bool:
+                    return any(p["name"] == "carol" for p in (await conductor.call("ensemble"))["players"])
+
+                await wait_until(joined, timeout=90)  # its serve is there: the hook has someone to ask
                 await asyncio.to_thread(session.type, "go")
 
                 # A standing rule answers at once: nobody is asked, the history says so.
@@ -147,7 +152,7 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
                 async def unanswered() -> bool:
                     return late_id not in [r["request_id"] for r in (await conductor.call("permits"))["waiting"]]
 
-                await wait_until(unanswered, timeout=30)  # permit_timeout (8 s) has passed
+                await wait_until(unanswered, timeout=30)  # permit_timeout (20 s) has passed
                 screen = await asyncio.to_thread(session.wait_screen, "Do you want to proceed?", 5)
                 assert "touch LATE" in screen  # Claude Code's own dialog stays, for the person at its screen
                 with pytest.raises(ToolFailed, match="already answered .*dialog"):
