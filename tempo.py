@@ -21,6 +21,8 @@ Usage:
   tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
   tempo permits [<ensemble>] [--json] [options]
   tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
+  tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
+  tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
   tempo help
   tempo (-h | --help | --version)
 
@@ -44,6 +46,8 @@ Commands:
   schedule    Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
   permit      Answer a player's permission request (allow, or deny with --reason its model reads).
   permits     The permission requests waiting for an answer.
+  tasks       The ensemble's task board (open, claimed, done, failed) and its file reservations.
+  task        `task add TITLE`: put a task on the board (--role, --after: ids it waits for).
 
 Options:
   --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
@@ -70,10 +74,14 @@ Options:
   --message=<text>                The cue a schedule sends.
   --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
   --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
+                                  task add: the ids of tasks (comma-separated) that must be done first.
   --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
   --cron=<expr>                   On a five-field cron expression, in --timezone.
   --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
   --why=<text>                    Why the schedule exists (kept with it).
+  --state=<state>                 tasks: only those open, claimed, done or failed.
+  --details=<text>                task add: what to do, in more words.
+  --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
   --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
   --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
@@ -3717,6 +3725,25 @@ async def board_reservations(client: "Client", ensemble: str, repo: str = "") ->
     return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
 
 
+async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str, list[str]]]:
+    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}}."""
+    from tempo_workflows import BoardWorkflow
+
+    holds: dict[str, dict[str, list[str]]] = {}
+    try:
+        tasks, held = await asyncio.gather(_board_query(client, ensemble, BoardWorkflow.tasks, 3),
+                                           _board_query(client, ensemble, BoardWorkflow.reservations, 3))
+    except Exception as e:  # the listing matters more than the board
+        log.debug("no board for %s: %s", ensemble, e)
+        return holds
+    for t in tasks:
+        if t.state == "claimed":
+            holds.setdefault(t.by, {"tasks": [], "reserved": []})["tasks"].append(t.id)
+    for r in held:
+        holds.setdefault(r.holder, {"tasks": [], "reserved": []})["reserved"].append(r.path + ("!" if r.exclusive else ""))
+    return holds
+
+
 def _since(stamp: str) -> str:
     from tempo_workflows import duration
 
@@ -3785,6 +3812,61 @@ def board_activities(client: "Client") -> list:
         return Targets(names=[p.name for p in players if (role in _roles(p) if role else p.name != CONDUCTOR)])
 
     return [board_players]
+
+
+def cmd_tasks(args: dict) -> int:
+    """`tempo tasks [ENSEMBLE]`: the board, then the file reservations."""
+    cfg = resolve_config(args)
+
+    async def show() -> int:
+        client = await connect(cfg)
+        tasks = await board_tasks(client, cfg.ensemble, args.get("--state") or "")
+        held = await board_reservations(client, cfg.ensemble)
+        if args.get("--json"):
+            out(json.dumps({"ensemble": cfg.ensemble, "tasks": tasks, "reservations": held}, indent=2))
+            return 0
+        if not tasks:
+            out(f"no tasks on the board of ensemble {cfg.ensemble}" + (f" in state {args['--state']}" if args.get("--state") else ""))
+        rows = [["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"]] + [
+            [t["id"], t["state"], t.get("by", ""), t.get("role", ""), ",".join(t.get("after", [])), shorten(t["title"], 60)]
+            for t in tasks]
+        if tasks:
+            print_table(rows)
+        if held:
+            out(f"\n{plural(len(held), 'file reservation')}:")
+            print_table([["PATH", "HOLDER", "KIND", "SINCE", "REASON"]] + [
+                [r["path"], r["holder"], "exclusive" if r["exclusive"] else "shared", r.get("since", "")[:19], shorten(r.get("reason", ""), 40)]
+                for r in held])
+        return 0
+
+    return asyncio.run(show())
+
+
+def cmd_task(args: dict) -> int:
+    """`tempo task add TITLE [ENSEMBLE]`: as `task_add` does, in the name of -n NAME (else "cli")."""
+    cfg = resolve_config(args)
+    spec = {"title": args["<title>"], "details": args.get("--details") or "", "role": args.get("--role") or "",
+            "after": args.get("--after") or ""}
+
+    async def add() -> int:
+        client = await connect(cfg)
+        for t in await add_tasks(client, cfg, cfg.name or CLI_CREATOR, [spec]):
+            out(f"added task {t['id']} to the board of ensemble {cfg.ensemble}: {t['title']}")
+        return 0
+
+    return asyncio.run(add())
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def holds_word(p: dict) -> str:
+    """What a player holds on the board, in a status column: "tasks 1,3; src/app.py! docs/**"."""
+    said = [f"task{'s' if len(p.get('tasks') or []) > 1 else ''} {','.join(p['tasks'])}"] if p.get("tasks") else []
+    return shorten("; ".join(said + ([" ".join(p["reserved"])] if p.get("reserved") else [])), 50)
 
 
 def board_tools(mcp, session: "Session", guarded: Callable) -> None:
@@ -4040,6 +4122,8 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
         waiting_since: str = ""
+        tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
+        reserved: list[str] = Field(default=[], description="paths it has reserved (exclusive ones marked '!')")
         you: bool = False
 
     class EnsembleResult(BaseModel):
@@ -4064,8 +4148,10 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
     ) -> EnsembleResult:
         """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
         players = await guarded(session.players(scope))
+        holds = await board_holdings(session.client, session.cfg.ensemble)
         return EnsembleResult(
-            ensemble=session.cfg.ensemble, players=[Player(**player_view(p, session.info.name)) for p in players]
+            ensemble=session.cfg.ensemble,
+            players=[Player(**player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
         )
 
     @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
@@ -5267,6 +5353,7 @@ class Lineup:
     conductor: Seat
     players: list[Seat]
     schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
+    tasks: list[dict] = dataclasses.field(default_factory=list)  # checked [[task]] tables, for the board
 
 
 SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timezone", "why")
@@ -5275,11 +5362,14 @@ SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timez
 # table ("" for the top) -> key -> (type, what it is): what a lineup may hold
 LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
-         "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]")},
+         "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]"),
+         "task": (list, "an array of tables [[task]]")},
     "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
                "agent": (str, "a string"), "worktree": (bool, "true or false")},
     "schedule": {key: (str, "a string") for key in SCHEDULE_KEYS},
+    "task": {"id": (str, "a string"), "title": (str, "a string"), "details": (str, "a string"), "role": (str, "a string"),
+             "after": (list, "a list of task ids")},
 }
 
 
@@ -5353,9 +5443,33 @@ def read_lineup(path: Path) -> Lineup:
             problems.append(f"{path}:{where.get(('schedule', index, 'name'), 1)}: the schedule {planned['name']!r} is named twice")
         elif planned:
             schedules.append(planned)
+    tasks = planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
-    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules)
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks)
+
+
+def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
+    """Check the [[task]] tables of a lineup: a title each, valid roles, ids given once, `after` naming ids of the file."""
+    ids = [t.get("id", "") for t in tables]
+    good = []
+    for index, values in enumerate(tables):
+        def problem(key: str, what: str) -> None:
+            line = where.get(("task", index, key), where.get(("task", index, ""), 1))
+            problems.append(f"{path}:{line}: [[task]] {index + 1}: {what}")
+
+        try:
+            _parse_task(values, "the task")
+        except TempoError as e:
+            problem("role" if values.get("title") else "", str(e))
+            continue
+        if values.get("id") and ids.count(values["id"]) > 1:
+            problem("id", f"the id {values['id']!r} is used twice")
+        unknown = [a for a in values.get("after", []) if a not in ids]
+        if unknown:
+            problem("after", f"after names task(s) the lineup does not have: {', '.join(map(str, unknown))} (give those tasks an id)")
+        good.append(values)
+    return good
 
 
 def planned_schedule(path: Path, where: dict, problems: list[str], index: int, values: dict) -> dict | None:
@@ -5447,7 +5561,23 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
 
     players = list(await asyncio.gather(*(one(s) for s in lineup.players)))
-    return players + await start_schedules(recruiter, lineup)
+    return players + await start_schedules(recruiter, lineup) + await start_tasks(recruiter, lineup)
+
+
+async def start_tasks(recruiter: "Session", lineup: Lineup) -> list[dict]:
+    """Put the lineup's tasks on the board, those it does not hold yet (by id, else by title)."""
+    if not lineup.tasks:
+        return []
+    board = await board_tasks(recruiter.client, recruiter.cfg.ensemble)
+    ids, titles = {t["id"] for t in board}, {t["title"] for t in board}
+    missing = [t for t in lineup.tasks if (t["id"] not in ids if t.get("id") else t["title"] not in titles)]
+    detail = f"{len(lineup.tasks) - len(missing)} already on the board" if len(missing) < len(lineup.tasks) else ""
+    try:
+        added = await add_tasks(recruiter.client, recruiter.cfg, recruiter.info.name, missing) if missing else []
+    except TempoError as e:
+        return [{"name": "tasks", "state": "failed", "detail": str(e)}]
+    said = ", ".join(filter(None, [f"added {len(added)}: " + ", ".join(t["id"] for t in added) if added else "", detail]))
+    return [{"name": "tasks", "state": "started" if added else "running", "detail": said}]
 
 
 async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
@@ -7359,7 +7489,9 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
             temporal["foreign_note"], temporal["foreign_fix"] = note, fix
         found = await list_players(client, ensemble, attributes=present)
         away = await presences(client, found)
-        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds)}
+        holds = {e: await board_holdings(client, e) for e in dict.fromkeys(p.ensemble for p in found)}
+        players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds),
+                    "tasks": [], "reserved": [], **holds[p.ensemble].get(p.name, {})}
                    for p, seconds in zip(found, away)]
     except TempoError as e:
         temporal["error"] = first_line(e)
@@ -7405,12 +7537,13 @@ def cmd_status(args: dict) -> int:
     gone = f", {len(players) - active} away," if active < len(players) else ""
     out(f"{active} active session{'s' if active != 1 else ''}{gone} in "
         f"{f'ensemble {ensemble}' if ensemble else 'all ensembles'}:")
-    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY"]
+    columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY", "HOLDS"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
-           str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", "")]
+           str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", ""),
+           holds_word(p)]
         for p in players
     ]
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
@@ -7679,6 +7812,8 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "schedule": cmd_schedule,
     "permit": cmd_permit,
     "permits": cmd_permits,
+    "tasks": cmd_tasks,
+    "task": cmd_task,
     "help": cmd_help,
 }
 
