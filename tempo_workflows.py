@@ -840,14 +840,19 @@ class PlayerWorkflow:
     def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
         """Record read receipts; return those a conductor should hear about (cues it sent)."""
         relay = []
+        # One pass over what waits, whatever the number of receipts: a burst's receipts come by the
+        # hundred, and a pass per receipt over a backlog of a thousand costs a workflow task ~10^6 steps.
+        waiting: dict[str, Cue] = {}
+        for c in (*self.s.unseen, *self.s.pending) if receipts else ():
+            waiting.setdefault(c.id, c)
+        done: set[str] = set()
         for r in receipts:
             if r.id in self.receipts:
                 continue
-            cue = next((c for c in (*self.s.unseen, *self.s.pending) if c.id == r.id), None)
+            cue = waiting.get(r.id)
             if cue:
                 r.sender, r.recipient = cue.sender, self.s.info.name
-                self.s.unseen = [c for c in self.s.unseen if c.id != r.id]
-                self.s.pending = [c for c in self.s.pending if c.id != r.id]
+                done.add(r.id)
             r.at = r.at or now()
             self.receipts[r.id] = r
             self.s.receipts.append(r)
@@ -855,6 +860,9 @@ class PlayerWorkflow:
                 self.note_seen(r)
             elif r.sender == CONDUCTOR:
                 relay.append(r)
+        if done:
+            self.s.unseen = [c for c in self.s.unseen if c.id not in done]
+            self.s.pending = [c for c in self.s.pending if c.id not in done]
         if len(self.s.receipts) > RECEIPT_LIMIT:
             for old in self.s.receipts[:-RECEIPT_LIMIT]:
                 self.receipts.pop(old.id, None)
