@@ -2333,8 +2333,11 @@ async def retrying(attempt: Callable[[], Any], stop: Callable[[], bool], failed:
 
 
 def seconds_since(stamp: str) -> float:
-    """Seconds from an ISO 8601 stamp (a workflow's `now()`) to this machine's clock."""
-    return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+    """Seconds from an ISO 8601 stamp (a workflow's `now()`) to this machine's clock; 0 for no stamp."""
+    try:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -6290,13 +6293,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(plain(v)) for v in value)
     return str(value)
-
-
-def seconds_since(stamp: str) -> float:
-    try:
-        return (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def liveness(status: dict, poll_wait: float) -> dict:
