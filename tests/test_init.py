@@ -154,8 +154,8 @@ def test_init_keeps_every_hook_that_is_not_its_own_and_takes_back_exactly_its_ow
     result = cli("init", "-d", str(tmp_path))
     assert result.returncode == 0 and "hooks merged" in result.stdout, result.stdout + result.stderr
     merged = json.loads(path.read_text(encoding="utf-8"))
-    assert list(merged)[:len(user)] == list(user) and merged["env"] == user["env"]
-    assert merged["permissions"]["allow"][:2] == user["permissions"]["allow"] and merged["permissions"]["deny"] == user["permissions"]["deny"]
+    assert list(merged) == [*user, "enabledMcpjsonServers"] and merged["env"] == user["env"]
+    assert merged["permissions"] == {**user["permissions"], "allow": [*user["permissions"]["allow"], "mcp__claude-tempo"]}
     for event, groups in user["hooks"].items():  # each of the user's groups, unchanged, first
         assert merged["hooks"][event][:len(groups)] == groups
     ours = f"{SERVE[0]} {SERVE[1]} hook"
