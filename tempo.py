@@ -4485,14 +4485,18 @@ def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
         faulthandler.dump_traceback_later(max(0.2, seconds - 0.1), exit=True)
 
 
-def watch_hangup(fd: int, hungup: asyncio.Event) -> None:
-    """Set `hungup` when the other end of the pipe or socket `fd` is closed, without reading from it:
-    the MCP server notices end of input only once the calls in flight are done."""
+_hung_up = threading.Event()  # stdin's other end closed (see watch_hangup)
+_on_hangup: list[Callable[[], None]] = []
+
+
+def watch_hangup(fd: int = 0) -> None:
+    """Leave by the deadline once the other end of the pipe or socket `fd` is closed, without reading
+    from it (the MCP server notices end of input only once the calls in flight are done); started
+    before anything loads, since a client may go while tempo is still starting."""
     import select
 
     if not hasattr(select, "poll"):
         return  # Windows: the MCP server's own end of input has to do
-    loop = asyncio.get_running_loop()
     poller = select.poll()
     poller.register(fd, select.POLLHUP | getattr(select, "POLLRDHUP", 0))  # not POLLIN: data is not our business
 
@@ -4500,10 +4504,22 @@ def watch_hangup(fd: int, hungup: asyncio.Event) -> None:
         with contextlib.suppress(Exception):
             while not poller.poll():
                 pass
+            if not _on_hangup:  # still loading: no player, nothing owed to anyone
+                os._exit(0)
             leave_by()  # from here: the loop may be busy for seconds yet (loading temporalio on a slow machine)
-            loop.call_soon_threadsafe(hungup.set)
+            _hung_up.set()
+            for callback in list(_on_hangup):
+                callback()
 
     threading.Thread(target=watch, daemon=True, name="stdin-hangup").start()
+
+
+def on_hangup(event: asyncio.Event) -> None:
+    """Set `event` (of the running loop) once stdin has been hung up, now or later."""
+    loop = asyncio.get_running_loop()
+    _on_hangup.append(lambda: loop.call_soon_threadsafe(event.set))
+    if _hung_up.is_set():
+        event.set()
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
@@ -4516,9 +4532,10 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 async def serve(cfg: Config) -> int:
     """Run the MCP server on stdio until the client goes away (stdin closes) or SIGTERM."""
-    eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
-    watch_hangup(0, eof)  # first: a client may go while tempo is still loading
     from mcp.server.stdio import stdio_server
+
+    eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
+    on_hangup(eof)  # from here on a player may exist: leaving ends it first
 
     session = Session(cfg)
     mcp, lowlevel, options = build_server(session)
@@ -7800,6 +7817,7 @@ async def test_connection(cfg: Config) -> None:
 
 
 def cmd_serve(args: dict) -> int:
+    watch_hangup(0)  # first of all: a client may go while tempo is still loading
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "INFO"), stream=sys.stderr,
                         format="tempo-server %(levelname)s %(message)s")
     return asyncio.run(serve(resolve_config(args)))
