@@ -5715,6 +5715,9 @@ class Watcher:
         for wid, run_id, raw in rows:
             card = {k: str(raw.get(k) or "") for k in CARD_FIELDS}
             card.update({k: plain(raw[k]) for k in OPTIONAL_FIELDS if raw.get(k) not in (None, "", [], {})})
+            if raw.get("waiting"):  # what it waits for at its screen (the card's `waiting` counts uncollected cues)
+                card.update(waits_for=str(raw["waiting"]), waits_since=str(raw.get("waiting_since") or ""),
+                            permission_request=str(raw.get("waiting_request") or ""))
             card.update(workflow_id=wid, link=workflow_link(self.ui, self.cfg.namespace, wid, run_id))
             memos[card["name"]] = card
         conductor = CONDUCTOR in memos
@@ -5920,7 +5923,24 @@ def dashboard_app(watcher: Watcher, token: str):
                                 headers=private)
         return JSONResponse({"ok": True, **sent}, headers=private)
 
-    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/send", send, methods=["POST"])])
+    async def permit(request):
+        """Allow / Deny on a player's card: answer its permission request, as `dashboard`."""
+        if not allowed(request):
+            return refused()
+        try:
+            body = await request.json()
+            answered = await answer_permission(watcher.client, watcher.cfg.ensemble, str(body.get("request_id") or ""),
+                                               str(body.get("decision") or ""), str(body.get("reason") or ""), DASHBOARD_SENDER)
+        except TempoError as e:
+            return JSONResponse({"ok": False, "error": str(e)}, status_code=400, headers=private)
+        except (ValueError, AttributeError):
+            return JSONResponse({"ok": False, "error": "send JSON: {\"request_id\": ID, \"decision\": \"allow\" or \"deny\"}"},
+                                status_code=400, headers=private)
+        watcher.kick.set()  # the card changes now, not at the next listing
+        return JSONResponse({"ok": True, **permission_view(answered)}, headers=private)
+
+    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/send", send, methods=["POST"]),
+                             Route("/permit", permit, methods=["POST"])])
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -6103,6 +6123,31 @@ textarea { width: 100%; resize: vertical }
       dl.append(el('dt', null, name), dd);
     }
     c.append(dl);
+    if (p.waits_for) {  // waiting at its screen: for input, or on a permission request the buttons answer
+      const w = el('p', 'alert waits', '⏸ waiting: ' + short(p.waits_for, 160));
+      if (p.waits_since) { w.title = 'since ' + p.waits_since; }
+      c.append(w);
+      if (p.permission_request) {
+        const asks = el('div', 'actions permit');
+        for (const decision of ['allow', 'deny']) {
+          const b = el('button', null, decision === 'allow' ? 'Allow' : 'Deny'); b.type = 'button';
+          b.dataset.decision = decision; b.dataset.request = p.permission_request;
+          b.addEventListener('click', async () => {
+            const reason = decision === 'deny' ? (prompt('Why? (the player\'s model reads it)') || '') : '';
+            try {
+              const r = await fetch('permit', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Tempo-Token': token },
+                                                body: JSON.stringify({ request_id: p.permission_request, decision, reason }) });
+              const body = await r.json();
+              if (!body.ok) throw new Error(body.error);
+              w.textContent = `✓ ${body.decision} by ${body.by}`;
+            } catch (e) { w.textContent = '✗ ' + e.message; }
+            asks.remove();
+          });
+          asks.append(b);
+        }
+        c.append(asks);
+      }
+    }
     const actions = el('div', 'actions');
     const cue = el('button', null, p.role === 'conductor' ? 'Command' : 'Cue'); cue.type = 'button';
     cue.addEventListener('click', () => { $('to').value = p.name; $('text').focus(); });

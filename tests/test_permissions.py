@@ -194,3 +194,34 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
             assert [line[:3] for line in lines[5:8]] == [("permission", restart_id, "carol"), ("permit", restart_id, "conductor"),
                                                          ("permission", late_id, "carol-again")]  # asked once, answered once
             assert ("permit", late_id, "nobody in time") == lines[8][:3]
+
+
+async def test_the_dashboard_shows_a_request_and_its_allow_button_answers_it(temporal, ensemble, tmp_path):
+    """`tempo hook` run as Claude Code runs it (PermissionRequest on stdin) waits; the card's Allow answers it."""
+    import uuid
+
+    from conftest import chromium, dashboard
+
+    session_id = str(uuid.uuid4())
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="web", CLAUDE_CODE_SESSION_ID=session_id) as web, \
+            dashboard(temporal, ensemble, tmp_path) as board, chromium(tmp_path / "profile") as browser:
+        await conductor.name()
+        await web.name()
+        hook = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "tempo.py"), "hook", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**web.process_env, "CLAUDE_CODE_SESSION_ID": ""})
+        ask = {"session_id": session_id, "hook_event_name": "PermissionRequest", "tool_name": "Bash", "cwd": str(tmp_path),
+               "tool_input": {"command": "rm -rf build", "description": "clean"}, "permission_mode": "default"}
+        hook.stdin.write(json.dumps(ask).encode())
+        hook.stdin.close()
+        tab = await browser.open(board.url)
+        waits = "document.querySelector('[data-name=web] .waits')?.textContent || ''"
+        assert "waiting: permission Bash(rm -rf build)" in await tab.wait_for(f"({waits}).includes('rm -rf build') && {waits}")
+        await tab.eval("document.querySelector('[data-name=web] .permit button[data-decision=allow]').click()")
+        out, _ = await asyncio.wait_for(hook.communicate(), 30)
+        assert json.loads(out) == {"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}}
+        await tab.wait_for("!document.querySelector('[data-name=web] .waits')")  # no longer waiting
+        client = await plain_client(temporal)
+        history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        assert [(h["sender"], h["text"]) for h in history if h["kind"] == "permit"] == [("dashboard", "allow Bash(rm -rf build) for web")]
