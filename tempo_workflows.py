@@ -56,6 +56,7 @@ HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
 RECONNECT_GRACE = 10.0  # s a session gets to reach the server again after an outage (its retries back off to 5 s)
+HOLD_GRACE = 10.0  # s past its poll's end before a session holding board tasks or files is gone (tempo.py: AWAY_GRACE)
 RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
 UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept for a hand-over
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
@@ -96,6 +97,7 @@ class PlayerInfo:
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
+    unread_chars: int = 0  # ... and their characters: what they would add to the model's context
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
     waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
@@ -249,6 +251,8 @@ class PlayerInput:
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
     recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
     away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
+    holds: bool = False  # the board says it holds tasks or files: a session that stops polling is gone soon
+    last_wait: float = 0.0  # how long the session's latest poll asked to be held
     permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
 
 
@@ -360,6 +364,8 @@ class PlayerWorkflow:
         await self.hand_over()
         if workflow.patched("board-player-left"):
             await self.leave_board()
+        if workflow.patched("conductor-told-player-left"):
+            await self.tell_left()
         return self.end.reason
 
     def should_continue_as_new(self) -> bool:
@@ -373,8 +379,15 @@ class PlayerWorkflow:
         elif self.polls_waiting:
             return None  # the session is holding a poll: alive until that poll ends
         else:
-            due = parse(s.last_contact) + s.idle_timeout
+            due = min(parse(s.last_contact) + s.idle_timeout, self.hold_due())
         return max(0.001, due - parse(now()))
+
+    def hold_due(self) -> float:
+        """When a session that holds board tasks or files, and polls no more, counts as gone (inf: never)."""
+        s = self.s
+        if not s.holds or not s.last_wait or self.polls_waiting:
+            return float("inf")
+        return parse(s.last_contact) + s.last_wait + min(HOLD_GRACE, s.last_wait)
 
     def check_deadlines(self) -> None:
         s = self.s
@@ -388,6 +401,9 @@ class PlayerWorkflow:
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
         elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
+        elif not s.pending and t >= self.hold_due():
+            self.end = EndRequest(reason=f"no poll for {duration(t - parse(s.last_contact))} while holding tasks or files "
+                                         "of the board: they went back to the ensemble", away=True)
 
     def undelivered_since(self) -> float:
         """When the oldest pending cue began to wait for the session: its arrival, or the session's
@@ -416,6 +432,15 @@ class PlayerWorkflow:
             Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
                 ensemble=info.ensemble)
         )
+
+    async def tell_left(self) -> None:
+        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
+        info, end = self.s.info, self.end
+        if info.role == "conductor" or end.moved_to:
+            return  # a rename is announced by the new name
+        await self.signal_conductor(
+            Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice", ensemble=info.ensemble))
 
     async def hand_over(self) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
@@ -520,6 +545,12 @@ class PlayerWorkflow:
         await self.relay(self.apply_seen(receipts))
 
     @workflow.signal
+    def holding(self, holds: bool) -> None:
+        """The board: this player holds tasks or files now (or no more)."""
+        self.s.holds = holds
+        self.wake = True
+
+    @workflow.signal
     def receipt(self, receipt: Receipt) -> None:
         """A cue this conductor sent was seen by its recipient: note it in `history`."""
         self.note_seen(receipt)
@@ -556,7 +587,7 @@ class PlayerWorkflow:
         self.acknowledge(request.ack)
         await self.relay(self.apply_seen(request.seen))
         self.s.last_contact = now()
-        self.last_wait = request.wait
+        self.last_wait = self.s.last_wait = request.wait
         self.poll_generation += 1
         generation = self.poll_generation
         self.polls_waiting += 1
@@ -812,14 +843,19 @@ class PlayerWorkflow:
     def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
         """Record read receipts; return those a conductor should hear about (cues it sent)."""
         relay = []
+        # One pass over what waits, whatever the number of receipts: a burst's receipts come by the
+        # hundred, and a pass per receipt over a backlog of a thousand costs a workflow task ~10^6 steps.
+        waiting: dict[str, Cue] = {}
+        for c in (*self.s.unseen, *self.s.pending) if receipts else ():
+            waiting.setdefault(c.id, c)
+        done: set[str] = set()
         for r in receipts:
             if r.id in self.receipts:
                 continue
-            cue = next((c for c in (*self.s.unseen, *self.s.pending) if c.id == r.id), None)
+            cue = waiting.get(r.id)
             if cue:
                 r.sender, r.recipient = cue.sender, self.s.info.name
-                self.s.unseen = [c for c in self.s.unseen if c.id != r.id]
-                self.s.pending = [c for c in self.s.pending if c.id != r.id]
+                done.add(r.id)
             r.at = r.at or now()
             self.receipts[r.id] = r
             self.s.receipts.append(r)
@@ -827,6 +863,9 @@ class PlayerWorkflow:
                 self.note_seen(r)
             elif r.sender == CONDUCTOR:
                 relay.append(r)
+        if done:
+            self.s.unseen = [c for c in self.s.unseen if c.id not in done]
+            self.s.pending = [c for c in self.s.pending if c.id not in done]
         if len(self.s.receipts) > RECEIPT_LIMIT:
             for old in self.s.receipts[:-RECEIPT_LIMIT]:
                 self.receipts.pop(old.id, None)
@@ -850,8 +889,11 @@ class PlayerWorkflow:
 
     def publish_unread(self) -> None:
         """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
-        if self.s.info.unread != self.unread():
-            self.s.info.unread = self.unread()
+        chars = self.s.info.unread_chars
+        if workflow.patched("unread-chars"):  # histories recorded before it upsert on a count change only
+            chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
+        if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
+            self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
             workflow.upsert_memo({"info": asdict(self.s.info)})
 
     def batch(self) -> list[Cue]:
@@ -1072,6 +1114,7 @@ class BoardInput:
     reservations: list[Reservation] = field(default_factory=list)
     next_id: int = 1
     told: list[str] = field(default_factory=list)  # tasks whose becoming claimable was announced
+    holders: list[str] = field(default_factory=list)  # players told they hold something (their `holding` signal)
 
 
 @dataclass
@@ -1196,6 +1239,7 @@ class BoardWorkflow:
             if self.announce:
                 ready, self.announce = self.announce, []
                 await self.tell_ready(ready)
+            await self.tell_holders()
             if self.changes >= BOARD_CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self.announce and not self.left:
@@ -1426,11 +1470,19 @@ class BoardWorkflow:
         t = workflow.now()
         self.s.reservations = [r for r in self.s.reservations if not expired(r, t)]
 
+    async def tell_holders(self) -> None:
+        """Tell each player whether it holds something now: a holder that stops polling is soon judged gone."""
+        now_holding = sorted({t.by for t in self.s.tasks if t.state == "claimed"} | {r.holder for r in self.s.reservations})
+        for name in sorted(set(now_holding) ^ set(self.s.holders)):
+            with contextlib.suppress(Exception):  # gone: it has nothing to be told
+                await workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal("holding", name in now_holding)
+        self.s.holders = now_holding
+
     async def tell_conductor(self, who: str, tasks: list[Task]) -> None:
         """The conductor hears once which claims a departed player had, now open again."""
         listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
         text = f"{who} left holding {len(tasks)} task(s), open again on the board: {listed}"
-        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
         await signal_player(workflow_id(self.s.ensemble, CONDUCTOR), cue)
 
     async def tell_ready(self, ids: list[str]) -> None:
@@ -1445,7 +1497,7 @@ class BoardWorkflow:
             )
             listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
             text = f"ready to claim on the board (task_claim): {listed}"
-            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board")
+            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
             for name in targets.names:
                 await signal_player(workflow_id(self.s.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name))
 
