@@ -618,7 +618,7 @@ async def permission_relay(server: DevServer, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, ScriptedModel(reply) as model:
         project, home = Path(tmp) / "project", Path(tmp) / "home"
         project.mkdir()
-        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}
+        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000", "MCP_TIMEOUT": "90000"}
         server_env = tempo_env(server, "bench-permit", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
         write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
         subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,

@@ -88,7 +88,7 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
         return [tool_use("Bash", {"command": steps[done], "description": "work"})] if done < len(steps) else ["done"]
 
     with ScriptedModel(reply) as model:
-        env = {**claude_home(tmp_path / "home", project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}  # a busy machine
+        env = {**claude_home(tmp_path / "home", project, model), "MCP_CONNECT_TIMEOUT_MS": "90000", "MCP_TIMEOUT": "90000"}  # a busy machine
         server = tempo_env(temporal, ensemble, home=tmp_path / "home", CLAUDE_TEMPO_PLAYER_NAME="carol",
                            CLAUDE_TEMPO_PERMIT_ALLOW="Bash(mkdir:*)", CLAUDE_TEMPO_PERMIT_TIMEOUT="20")
         from claude_code import write_tempo_mcp_json
@@ -159,7 +159,13 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
                 successor = await later.enter_async_context(play(
                     temporal, ensemble, CLAUDE_CODE_SESSION_ID=session_id, CLAUDE_TEMPO_PLAYER_NAME="carol-again",
                     CLAUDE_TEMPO_PERMIT_TIMEOUT="20", cwd=str(project)))
-                assert await successor.name() == "carol-again"
+
+                async def successor_joined() -> bool:
+                    with contextlib.suppress(ToolFailed):  # a busy machine: it may take a while to reach Temporal
+                        return await successor.name() == "carol-again"
+                    return False
+
+                await wait_until(successor_joined, timeout=90)
                 await asyncio.sleep(1)  # the hook has found the successor (it retries every 50 ms)
                 answered = await conductor.call("permit", request_id=restart_id, decision="allow", reason="after the restart")
                 assert answered["player"] == "carol"
