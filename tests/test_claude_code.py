@@ -209,6 +209,8 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert f"you are 'carol' in the ensemble '{ensemble}'" in shown(first)  # SessionStart told it
             await asyncio.to_thread(session.wait_screen, "ok")
             await wait_until(lambda: _carol_has(alice, "waiter"), timeout=30)
+            # Known before any cue (Claude Code logs its channel decision): the first cue skips the probe.
+            await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)
             await asyncio.sleep(3)  # the turn's Stop hook has run: the model idles at its prompt
             before = len(model.requests())
             sent = await alice.call("cue", to="carol", message="are you free to review PR 7?")

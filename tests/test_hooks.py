@@ -167,13 +167,17 @@ async def test_session_start_tells_the_model_its_name_and_who_is_there(temporal,
         assert "'bob'" in text and ensemble in text and "alice: the HTTP API" in text
 
 
-async def test_a_cue_seen_by_a_plain_client_says_so_at_once(temporal, ensemble):
+async def test_a_cue_seen_by_a_plain_client_says_so_when_the_sender_waits_for_it(temporal, ensemble):
     async with play(temporal, ensemble) as a, play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
         await bob.call("ensemble")
-        sent = await a.call("cue", to="bob", message="hi")
+        sent = await a.call("cue", to="bob", message="hi", wait_seen=True)
+        assert (await bob.next_cue())["content"] == "hi"
+        assert sent["seen"]["path"] == "channel"  # the sender asked to wait: the push was seen meanwhile
+        # By default `cue` answers once the cue is sent, and `receipts` tells later.
+        later = await a.call("cue", to="bob", message="and again")
+        assert later["seen"] is None
         await bob.next_cue()
-        seen = sent["seen"] or (await wait_until(lambda: _seen(a, sent["message_id"])))
-        assert seen["path"] == "channel"
+        assert (await wait_until(lambda: _seen(a, later["message_id"])))["path"] == "channel"
 
 
 def test_a_hook_without_a_session_prints_nothing_and_exits_0():
