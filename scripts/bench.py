@@ -565,7 +565,8 @@ async def lineup_up(server: DevServer) -> None:
     if not CLAUDE.exists() or not shutil.which("tmux"):
         print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
         return
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+    # Claude Code may still write into its HOME as its tmux server goes: cleaning up must not fail on that.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, ScriptedModel() as model:
         tmp_path = Path(tmp)
         shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
         for d in (shop / "api", shop / "web", bindir, sockets):
