@@ -6274,6 +6274,7 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 # (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
 ROSTER_REFRESH = 0.5
 STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+BOARD_EVERY = 3.0  # seconds between the two board queries (tasks, reservations) of an open dashboard
 STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
 AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
 FEED_LIMIT = 500  # exchanges one dashboard keeps
@@ -6346,6 +6347,8 @@ class Watcher:
         self.players: dict[str, dict] = {}  # name -> card, as the page shows it
         self.memos: dict[str, dict] = {}  # name -> card built from the memo alone
         self.statuses: dict[str, tuple[float, dict]] = {}  # name -> (when asked, liveness)
+        self.holds: dict[str, dict[str, list[str]]] = {}  # name -> what it holds on the board (tasks, reserved)
+        self.board_asked = float("-inf")
         self.feed: list[dict] = []  # oldest first
         self.keys: dict[tuple, None] = {}  # exchanges already in the feed
         self.pages: set[asyncio.Queue] = set()
@@ -6427,6 +6430,7 @@ class Watcher:
                 self.set_error(f"Temporal at {self.cfg.address} (namespace {self.cfg.namespace}): {first_line(e)}")
             self.listed.set()  # pages paint now; what `status` says follows as card updates
             await self.ask_statuses()
+            await self.ask_board()
             self.kick.clear()
             with contextlib.suppress(asyncio.TimeoutError):  # a slow listing (many players) is repeated less often
                 await asyncio.wait_for(self.kick.wait(), max(ROSTER_REFRESH, 3 * (loop.time() - started)))
@@ -6464,9 +6468,23 @@ class Watcher:
         card = dict(self.memos[name])
         if name in self.statuses:  # what the memo says itself wins
             card.update({k: v for k, v in self.statuses[name][1].items() if k not in card})
+        held = self.holds.get(name, {})
+        card.update({k: " ".join(v) for k, v in held.items() if v})  # "tasks": "1 3", "reserved": "src/app.py! docs/**"
         if self.players.get(name) != card:
             self.players[name] = card
             self.publish("player", card)
+
+    async def ask_board(self) -> None:
+        """What each player holds on the board (claimed tasks, reserved paths): badges on its card."""
+        now = asyncio.get_running_loop().time()
+        if now - self.board_asked < BOARD_EVERY:
+            return
+        self.board_asked = now
+        holds = await board_holdings(self.client, self.cfg.ensemble)
+        if holds != self.holds:
+            self.holds = holds
+            for name in self.memos:
+                self.show(name)
 
     async def ask_statuses(self) -> None:
         from tempo_workflows import PlayerWorkflow
@@ -6823,7 +6841,8 @@ textarea { width: 100%; resize: vertical }
     const rows = [['directory', p.directory], ['worktree', p.worktree], ['branch', p.branch], ['host', p.host],
       ['agent', p.agent], ['joined', p.started, true], ['last contact', p.last_contact, true],
       ['waiting', p.waiting ? p.waiting + ' cue' + (p.waiting > 1 ? 's' : '') + ' not collected' : ''],
-      ['unread', p.unread === undefined || p.unread === '' ? '' : String(p.unread)], ['delivery', p.delivery || p.paths]];
+      ['unread', p.unread === undefined || p.unread === '' ? '' : String(p.unread)], ['delivery', p.delivery || p.paths],
+      ['tasks', p.tasks ? 'claimed ' + p.tasks : ''], ['reserved', p.reserved]];
     for (const [name, value, stamp] of rows) {
       if (value === undefined || value === null || value === '') continue;
       const dd = el('dd', null, stamp ? ago(value) : String(value));
