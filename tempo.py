@@ -3743,8 +3743,9 @@ async def board_reservations(client: "Client", ensemble: str, repo: str = "") ->
     return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r["repo"] == repo]
 
 
-async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str, list[str]]]:
-    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}}."""
+async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int] | None = None) -> dict[str, dict[str, list[str]]]:
+    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}};
+    `counts`, if given, gets the number of tasks in each state."""
     from tempo_workflows import BoardWorkflow
 
     holds: dict[str, dict[str, list[str]]] = {}
@@ -3754,6 +3755,9 @@ async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str,
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
         return holds
+    if counts is not None:
+        for t in tasks:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
     for t in tasks:
         if t["state"] == "claimed":
             holds.setdefault(t["by"], {"tasks": [], "reserved": []})["tasks"].append(t["id"])
@@ -6349,6 +6353,7 @@ class Watcher:
         self.statuses: dict[str, tuple[float, dict]] = {}  # name -> (when asked, liveness)
         self.holds: dict[str, dict[str, list[str]]] = {}  # name -> what it holds on the board (tasks, reserved)
         self.board_asked = float("-inf")
+        self.board: dict[str, int] = {}  # tasks on the board by state: the header's board column
         self.feed: list[dict] = []  # oldest first
         self.keys: dict[tuple, None] = {}  # exchanges already in the feed
         self.pages: set[asyncio.Queue] = set()
@@ -6408,6 +6413,7 @@ class Watcher:
             "players": sorted(self.players.values(), key=lambda p: (p["role"] != "conductor", p["name"])),
             "feed": self.feed,
             "error": self.error,
+            "board": self.board,
         }
 
     def set_error(self, error: str) -> None:
@@ -6480,7 +6486,11 @@ class Watcher:
         if now - self.board_asked < BOARD_EVERY:
             return
         self.board_asked = now
-        holds = await board_holdings(self.client, self.cfg.ensemble)
+        counts: dict[str, int] = {}
+        holds = await board_holdings(self.client, self.cfg.ensemble, counts)
+        if counts != self.board:
+            self.board = counts
+            self.publish("board", counts)
         if holds != self.holds:
             self.holds = holds
             for name in self.memos:
@@ -6810,7 +6820,7 @@ textarea { width: 100%; resize: vertical }
   const token = new URLSearchParams(location.search).get('token') || '';
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; };
-  const state = { players: new Map(), feed: [], issues: new Map() };
+  const state = { players: new Map(), feed: [], issues: new Map(), board: {} };
   const cards = new Map();
   const KINDS = { command: ['⌘', 'command'], cue: ['✉', 'cue'], joined: ['+', 'joined'], left: ['−', 'left'],
                   part: ['✎', 'part'], undelivered: ['↩', 'hand-over'], notice: ['ℹ', 'notice'] };
@@ -6876,7 +6886,9 @@ textarea { width: 100%; resize: vertical }
     const conductor = ps.some((p) => p.role === 'conductor');
     const aways = ps.filter(away).length, stuck = [...state.issues.keys()].filter((n) => state.players.has(n)).length;
     $('counts').textContent = `${ps.length} player${ps.length === 1 ? '' : 's'}` + (aways ? ` · ${aways} away` : '')
-      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor');
+      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor')
+      + (Object.keys(state.board).length ? ' · board: ' + ['open', 'claimed', 'done', 'failed'].filter((k) => state.board[k])
+        .map((k) => `${state.board[k]} ${k}`).join(', ') : '');
     $('noconductor').hidden = conductor;
     if (!ps.length && !$('cards').children.length) $('cards').append(el('p', 'empty', 'nobody has joined yet'));
     fill($('to'), conductor ? [['conductor', 'command → conductor']] : [], ps.filter((p) => p.role !== 'conductor').map((p) => [p.name, 'cue → ' + p.name]));
@@ -6944,7 +6956,7 @@ textarea { width: 100%; resize: vertical }
 
   function snapshot(s) {
     $('ensemble').textContent = s.ensemble; document.title = `tempo · ${s.ensemble}`;
-    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed);
+    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed); state.board = s.board || {};
     cards.clear();
     $('cards').replaceChildren(...s.players.map((p) => { const c = card(p); cards.set(p.name, c); return c; }));
     $('feed').replaceChildren();
@@ -6964,6 +6976,7 @@ textarea { width: 100%; resize: vertical }
     on('left', ({ name }) => { state.players.delete(name); cards.get(name)?.remove(); cards.delete(name); roster(); issues(); });
     on('exchanges', (list) => { for (const e of list) exchange(e); issues(); roster(); });
     on('status', ({ error: text }) => error(text));
+    on('board', (b) => { state.board = b; roster(); });
   }
 
   $('to').addEventListener('change', () => { $('to').dataset.chosen = '1'; });

@@ -147,6 +147,7 @@ async def test_stream_delivers_a_new_cue_and_a_part_change(temporal, ensemble, t
             await conductor.call("task_add", tasks=[{"title": "card form"}])
             await builder.call("task_claim", id="1")
             _, card = await stream.until(lambda e, d: e == "player" and d["name"] == "builder" and d.get("tasks") == "1")
+            await stream.until(lambda e, d: e == "board" and d == {"claimed": 1})  # the header's board column
 
 
 async def test_send_box_reaches_the_conductor_and_players(temporal, ensemble, tmp_path):
