@@ -3536,7 +3536,7 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 
 # ---------------------------------------------------------------------------
 # Task board and file reservations
-# The ensemble's BoardWorkflow (started on demand: each write is an update-with-start) seen from a
+# The ensemble's BoardWorkflow (started by the first write, USE_EXISTING on a race) seen from a
 # session and the CLI: tasks to add, list, claim, finish; paths to reserve, enforced when Claude Code
 # edits (the PreToolUse hook denies a write to a file another player holds exclusively).
 # ---------------------------------------------------------------------------
