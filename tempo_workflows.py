@@ -28,6 +28,7 @@ deadlock detector on every retry, and never recovers).
 
 import asyncio
 import contextlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -49,10 +50,13 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 # worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
 # long a cue to anyone waits before another session's worker runs it.
 TASK_TIMEOUT = 4.0
+PERMISSION_LIMIT = 50  # permission requests a player keeps (answered ones age out)
+PERMIT_DECISIONS = ("allow", "deny")
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
 SEEN_LIMIT = 1000  # recent cue ids remembered to drop duplicate deliveries
 LATE_TIMER = 1.0  # s a deadline may fire late before the workflow suspects it was not running (an outage)
 RECONNECT_GRACE = 10.0  # s a session gets to reach the server again after an outage (its retries back off to 5 s)
+HOLD_GRACE = 10.0  # s past its poll's end before a session holding board tasks or files is gone (tempo.py: AWAY_GRACE)
 RECEIPT_LIMIT = 500  # read receipts a player keeps for senders who ask
 UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept for a hand-over
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
@@ -68,6 +72,10 @@ REPO = SearchAttributeKey.for_keyword("ClaudeTempoRepo")
 BRANCH = SearchAttributeKey.for_keyword("ClaudeTempoBranch")
 ROLE = SearchAttributeKey.for_keyword("ClaudeTempoRole")
 SEARCH_ATTRIBUTES = (ENSEMBLE, PLAYER_ID, HOST, REPO, BRANCH, ROLE)
+
+
+# What `deliver` says when a cue is addressed to another ensemble than the player's.
+NOT_HERE = "not in this ensemble"
 
 
 def workflow_id(ensemble: str, name: str) -> str:
@@ -91,8 +99,11 @@ class PlayerInfo:
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
+    unread_chars: int = 0  # ... and their characters: what they would add to the model's context
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
+    waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
+    waiting_since: str = ""  # ISO 8601, UTC
 
 
 @dataclass
@@ -107,6 +118,10 @@ class Cue:
     source: str = ""  # command source (discord, cli, ...) or report type
     recipient: str = ""  # for cues handed over from a dead player: whom they were for
     queued_at: str = ""  # set by the workflow when the cue arrives
+    # The ensemble it is addressed to: IDs are ambiguous across ensembles (`shop` + `ops-bot` and
+    # `shop-ops` + `bot` share one), so a player takes only cues for its own ensemble ("" = unsaid:
+    # claude-tempo 0.3 and outside clients, taken as before).
+    ensemble: str = ""
 
 
 @dataclass
@@ -130,6 +145,7 @@ class Exchange:
     source: str = ""
     id: str = ""  # the cue's id, so a read receipt can find its line
     seen: str = ""  # "PATH at TIME" once the recipient's model has seen it
+    request_id: str = ""  # kind permission (a player asks) or permit (the answer): the request it is about
 
 
 @dataclass
@@ -180,6 +196,43 @@ class PollResult:
 
 
 @dataclass
+class Permission:
+    """A permission request of a player's agent (Claude Code's dialog, a Copilot question), and its one answer."""
+
+    id: str  # the request_id every answer names
+    player: str
+    tool: str  # Claude Code's tool name: Bash, Edit, mcp__server__tool, ...
+    preview: str  # a short preview of what it would do: the command, the file
+    asked_at: str = ""
+    decision: str = ""  # "" while it waits; allow | deny | dialog (nobody answered in time: the agent's own dialog shows)
+    reason: str = ""  # a deny's message, read by the model
+    by: str = ""  # who decided: a player's name, "cli", "dashboard", "rule Bash(npm test:*)", ...
+    decided_at: str = ""
+    ensemble: str = ""  # the asker's: a conductor of another ensemble with the same workflow ID ignores it
+
+    def rule(self) -> str:
+        return f"{self.tool}({self.preview})" if self.preview else self.tool
+
+
+@dataclass
+class Permit:
+    """The public answer to a permission request (the `permit` update and signal): `{request_id, decision, reason, by}`."""
+
+    request_id: str
+    decision: str  # allow | deny
+    reason: str = ""
+    by: str = "external"
+
+
+@dataclass
+class WaitPermission:
+    """Wait up to `wait` s for a permission request's answer."""
+
+    id: str
+    wait: float = 60.0
+
+
+@dataclass
 class PlayerInput:
     """All of a player's state: the workflow input, carried across continue-as-new."""
 
@@ -199,6 +252,9 @@ class PlayerInput:
     attributes: list[str] | None = None  # the search attributes its namespace has (None: all of tempo's)
     recorded: int = 0  # exchanges ever recorded in `history`: the cursor of `watch`
     away_for: float = 0.0  # set on a rejoin: seconds the session was away, so the conductor hears it is back
+    holds: bool = False  # the board says it holds tasks or files: a session that stops polling is gone soon
+    last_wait: float = 0.0  # how long the session's latest poll asked to be held
+    permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
 
 
 @dataclass
@@ -276,6 +332,7 @@ class PlayerWorkflow:
         self.ended_at = ""
         self.last_wait = 0.0  # how long the session's latest poll asked to be held
         self.memo_stale = False  # the unread count changed since the memo last said it
+        self.waiting_on = "" if inp.info.waiting.startswith("permission") else inp.info.waiting  # what the session last said it waits for ("input"), besides permissions
 
     # -- run ----------------------------------------------------------------
 
@@ -308,6 +365,10 @@ class PlayerWorkflow:
         await self.release_polls()
         self.ended_at = now()
         await self.hand_over()
+        if workflow.patched("board-player-left"):
+            await self.leave_board()
+        if workflow.patched("conductor-told-player-left"):
+            await self.tell_left()
         return self.end.reason
 
     def should_continue_as_new(self) -> bool:
@@ -321,8 +382,15 @@ class PlayerWorkflow:
         elif self.polls_waiting:
             return None  # the session is holding a poll: alive until that poll ends
         else:
-            due = parse(s.last_contact) + s.idle_timeout
+            due = min(parse(s.last_contact) + s.idle_timeout, self.hold_due())
         return max(0.001, due - parse(now()))
+
+    def hold_due(self) -> float:
+        """When a session that holds board tasks or files, and polls no more, counts as gone (inf: never)."""
+        s = self.s
+        if not s.holds or not s.last_wait or self.polls_waiting:
+            return float("inf")
+        return parse(s.last_contact) + s.last_wait + min(HOLD_GRACE, s.last_wait)
 
     def check_deadlines(self) -> None:
         s = self.s
@@ -336,6 +404,9 @@ class PlayerWorkflow:
             self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
         elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
             self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
+        elif not s.pending and t >= self.hold_due():
+            self.end = EndRequest(reason=f"no poll for {duration(t - parse(s.last_contact))} while holding tasks or files "
+                                         "of the board: they went back to the ensemble", away=True)
 
     def undelivered_since(self) -> float:
         """When the oldest pending cue began to wait for the session: its arrival, or the session's
@@ -361,8 +432,18 @@ class PlayerWorkflow:
             else f"{info.name} joined ({info.host}:{info.directory})"
         )
         await self.signal_conductor(
-            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined")
+            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
+                ensemble=info.ensemble)
         )
+
+    async def tell_left(self) -> None:
+        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
+        info, end = self.s.info, self.end
+        if info.role == "conductor" or end.moved_to:
+            return  # a rename is announced by the new name
+        await self.signal_conductor(
+            Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice", ensemble=info.ensemble))
 
     async def hand_over(self) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
@@ -384,10 +465,19 @@ class PlayerWorkflow:
             return await self.signal(end.moved_to, cue)
         if cue.kind in ("joined", "notice"):
             return True  # news of the past: nothing left to redo
-        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="")
+        handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="",
+                         ensemble=info.ensemble)
         if info.role != "conductor" and await self.signal_conductor(handed):
             return self.handed_to(cue, CONDUCTOR)
         return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
+
+    async def leave_board(self) -> None:
+        """Tell the ensemble's board: my claims reopen and my reservations go (or move to my new name)."""
+        info, end = self.s.info, self.end
+        moved_to = end.moved_to.removeprefix(workflow_id(info.ensemble, "")) if end.moved_to else ""
+        with contextlib.suppress(Exception):  # no board in this ensemble: nothing to release
+            await workflow.get_external_workflow_handle(board_id(info.ensemble)).signal(
+                "player_left", PlayerLeft(name=info.name, reason=end.reason, moved_to=moved_to))
 
     def handed_to(self, cue: Cue, taker: str) -> bool:
         """Remember that `taker` took `cue`, so a returning session hears of it once."""
@@ -415,6 +505,9 @@ class PlayerWorkflow:
         """Receive a cue (or a report, a join notice, a handed-over cue)."""
         if cue.id in self.seen:
             return
+        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
+            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
+            return
         self.remember(cue.id)
         cue.queued_at = now()
         self.s.pending.append(cue)
@@ -428,6 +521,9 @@ class PlayerWorkflow:
     @workflow.signal
     def command(self, command: Command) -> None:
         """Public API of the conductor: a command from outside (Discord, a dashboard, ...)."""
+        if self.s.info.role != "conductor":  # `claude-session-shop-x-conductor` may be shop's player `x-conductor`
+            workflow.logger.warning("command to %s dropped: not a conductor", workflow.info().workflow_id)
+            return
         self.cue(
             Cue(
                 id=f"command-{workflow.uuid4()}",
@@ -436,6 +532,7 @@ class PlayerWorkflow:
                 sent_at=now(),
                 kind="command",
                 source=command.source,
+                ensemble=self.s.info.ensemble,
             )
         )
 
@@ -449,6 +546,12 @@ class PlayerWorkflow:
     async def seen(self, receipts: list[Receipt]) -> None:
         """Read receipts from this player's session: these cues reached its model."""
         await self.relay(self.apply_seen(receipts))
+
+    @workflow.signal
+    def holding(self, holds: bool) -> None:
+        """The board: this player holds tasks or files now (or no more)."""
+        self.s.holds = holds
+        self.wake = True
 
     @workflow.signal
     def receipt(self, receipt: Receipt) -> None:
@@ -471,12 +574,23 @@ class PlayerWorkflow:
     # -- updates ------------------------------------------------------------
 
     @workflow.update
+    def deliver(self, cue: Cue) -> str:
+        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's."""
+        self.cue(cue)
+        return self.s.info.ensemble
+
+    @deliver.validator
+    def validate_deliver(self, cue: Cue) -> None:
+        if not self.addressed_here(cue):
+            raise ApplicationError(f"{NOT_HERE}: {self.s.info.ensemble}", type=NOT_HERE, non_retryable=True)
+
+    @workflow.update
     async def poll(self, request: PollInput) -> PollResult:
         """Acknowledge pushed cues, then wait until there is something to push."""
         self.acknowledge(request.ack)
         await self.relay(self.apply_seen(request.seen))
         self.s.last_contact = now()
-        self.last_wait = request.wait
+        self.last_wait = self.s.last_wait = request.wait
         self.poll_generation += 1
         generation = self.poll_generation
         self.polls_waiting += 1
@@ -532,6 +646,7 @@ class PlayerWorkflow:
         """Replace the description (directory, branch, ... changed); name and role stay."""
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
         info.started, info.unread = self.s.info.started, self.s.info.unread
+        info.waiting, info.waiting_since = self.s.info.waiting, self.s.info.waiting_since  # the workflow keeps these
         self.s.info = info
         workflow.upsert_search_attributes(search_attributes(info, self.s.attributes).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
@@ -547,6 +662,121 @@ class PlayerWorkflow:
         except asyncio.TimeoutError:
             pass
         return self.receipts.get(request.id) or Receipt(id=request.id, path="")
+
+    # -- permission requests --------------------------------------------------
+    # The agent's permission dialog, relayed: asked once, answered once (first answer wins), waited on
+    # by the session's hook; the conductor is cued with it and its history shows it and the answer.
+
+    @workflow.update
+    async def ask_permission(self, request: Permission) -> Permission:
+        """Record a permission request (asking again returns the first); cue the conductor unless a rule answered it."""
+        known = self.find_permission(request.id)
+        if known:
+            return known
+        request.player, request.ensemble, request.asked_at = self.s.info.name, self.s.info.ensemble, now()
+        request.decided_at = request.asked_at if request.decision else ""
+        self.s.permissions.append(request)
+        del self.s.permissions[:-PERMISSION_LIMIT]
+        self.refresh_waiting()
+        if request.decision:
+            await self.note_permission(request)
+        else:
+            text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
+                    f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
+                    "(a deny's reason reaches its model).")
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission",
+                      source=request.tool, ensemble=request.ensemble)
+            if self.s.info.role == "conductor":
+                self.record(cue, "in")
+            else:
+                await self.signal_conductor(cue)
+        return request
+
+    @workflow.update
+    async def permit(self, answer: Permit) -> Permission:
+        """Answer a waiting permission request (the first answer decides; the validator refuses a second)."""
+        request = self.find_permission(answer.request_id)
+        request.decision, request.reason, request.by, request.decided_at = answer.decision, answer.reason, answer.by or "external", now()
+        self.refresh_waiting()
+        await self.note_permission(request)
+        return request
+
+    @permit.validator
+    def validate_permit(self, answer: Permit) -> None:
+        request = self.find_permission(answer.request_id)
+        if answer.decision not in (*PERMIT_DECISIONS, "dialog"):
+            raise ApplicationError(f"decision must be allow or deny, not {answer.decision!r}", non_retryable=True)
+        if request is None:
+            raise ApplicationError(f"{self.s.info.name} has no permission request {answer.request_id!r}", non_retryable=True)
+        if request.decision:
+            said = "nobody answered in time: its own dialog asks at its screen" if request.decision == "dialog" else (
+                f"{request.decision} by {request.by} at {request.decided_at}")
+            raise ApplicationError(f"request {request.id} is already answered ({said}); this answer changes nothing",
+                                   non_retryable=True)
+
+    @workflow.signal
+    async def answer_permission(self, answer: Permit) -> None:
+        """Public API: answer a permission request `{request_id, decision, reason, by}`; a late or second answer is dropped."""
+        try:
+            self.validate_permit(answer)
+        except ApplicationError as e:
+            workflow.logger.info("permission answer ignored: %s", e)
+            return
+        await self.permit(answer)
+
+    @workflow.update
+    async def await_permission(self, request: WaitPermission) -> Permission:
+        """Wait up to `wait` s for the request's answer; the request as it stands then."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: bool(self.find_permission(request.id) and self.find_permission(request.id).decision)
+                or bool(self.end) or self.releasing, timeout=request.wait)
+        return self.find_permission(request.id) or Permission(id=request.id, player=self.s.info.name, tool="", preview="")
+
+    @workflow.signal
+    def waiting_for(self, what: str) -> None:
+        """The session says what it waits for besides permissions ("input"), or "" when it no longer waits."""
+        self.waiting_on = what
+        self.refresh_waiting()
+
+    @workflow.query
+    def permissions(self) -> list[Permission]:
+        return self.s.permissions
+
+    def find_permission(self, request_id: str) -> Permission | None:
+        return next((p for p in self.s.permissions if p.id == request_id), None)
+
+    def refresh_waiting(self) -> None:
+        """Keep the memo's `waiting` current: the oldest unanswered request, else what the session said."""
+        ask = next((p for p in self.s.permissions if not p.decision), None)
+        what = f"permission {ask.rule()}" if ask else self.waiting_on
+        if what != self.s.info.waiting:
+            self.s.info.waiting = what
+            self.s.info.waiting_since = (ask.asked_at if ask else now()) if what else ""
+            workflow.upsert_memo({"info": asdict(self.s.info)})
+
+    async def note_permission(self, request: Permission) -> None:
+        """An answer (or a rule's) goes into the conductor's history, where the request is."""
+        if self.s.info.role == "conductor":
+            self.record_permit(request)
+            return
+        with contextlib.suppress(Exception):  # no conductor: nobody keeps a history
+            await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal(
+                "permission_noted", request)
+
+    @workflow.signal
+    def permission_noted(self, request: Permission) -> None:
+        """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
+        if self.s.info.role == "conductor" and request.ensemble in ("", self.s.info.ensemble):
+            self.record_permit(request)
+
+    def record_permit(self, request: Permission) -> None:
+        said = f"{request.decision} {request.rule()} for {request.player}" + (f": {request.reason}" if request.reason else "")
+        self.s.history.append(Exchange(at=request.decided_at or now(), direction="in", kind="permit", sender=request.by,
+                                       recipient=request.player, text=said, source=request.tool, id=f"permit-{request.id}",
+                                       request_id=request.id))
+        del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
 
     # -- queries ------------------------------------------------------------
 
@@ -598,6 +828,9 @@ class PlayerWorkflow:
         }
 
     # -- helpers --------------------------------------------------------------
+
+    def addressed_here(self, cue: Cue) -> bool:
+        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
 
     def acknowledge(self, ids: list[str]) -> None:
         """The session has these cues: they wait for its model now, not for its process."""
@@ -657,8 +890,11 @@ class PlayerWorkflow:
 
     def publish_unread(self) -> None:
         """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
-        if self.s.info.unread != self.unread():
-            self.s.info.unread = self.unread()
+        chars = self.s.info.unread_chars
+        if workflow.patched("unread-chars"):  # histories recorded before it upsert on a count change only
+            chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
+        if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
+            self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
             if workflow.patched(MEMO_ONCE_PATCH):
                 self.memo_stale = True  # `keep_memo` says it once this workflow task has taken in all it got
             else:
@@ -699,6 +935,7 @@ class PlayerWorkflow:
                 text=cue.text,
                 source=cue.source,
                 id=cue.id,
+                request_id=cue.id if cue.kind == "permission" else "",
             )
         )
         del self.s.history[:-HISTORY_LIMIT]
@@ -776,7 +1013,8 @@ class ScheduledCueWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
         run = workflow.info().workflow_id  # unique per fire: a retried signal is still one cue
-        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule)
+        cue = Cue(id=f"scheduled-{run}", sender=inp.creator, text=inp.text, sent_at=now(), kind="scheduled", source=inp.schedule,
+                  ensemble=inp.ensemble)
         result = ScheduledCueResult()
         for name in targets.names:
             if await signal_player(workflow_id(inp.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name)):
@@ -827,3 +1065,454 @@ def duration(seconds: float) -> str:
 def parse(stamp: str) -> float:
     """Seconds since the epoch of an ISO 8601 stamp written by `now()`."""
     return datetime.fromisoformat(stamp).timestamp()
+
+
+# ---------------------------------------------------------------------------
+# Task board and file reservations
+# One BoardWorkflow per ensemble: its tasks (open → claimed → done / failed, or back to open) and
+# the files its players reserve. Claims and reservations are Updates whose validators refuse what
+# cannot be (taken, blocked, not my role), and whose handlers check again without awaiting: two
+# claims in one activation both pass the validator, only the first handler wins.
+# ---------------------------------------------------------------------------
+
+TASK_STATES = ("open", "claimed", "done", "failed")
+BOARD_CHANGES_PER_RUN = 1000  # continue as new after this many changes, if the server has not asked earlier
+BOARD_DONE_LIMIT = 2000  # finished tasks kept (the oldest go first); open and claimed ones always stay
+BOARD_PLAYERS_ACTIVITY = "tempo-board-players"  # the players a role names (tempo.py; the task's role, or all)
+BOARD_SENDER = "tempo"  # who the board's cues come from (the conductor and players read "from tempo")
+
+
+def board_id(ensemble: str) -> str:
+    """Return the workflow ID of the task board of `ensemble`."""
+    return f"claude-tempo-board-{ensemble}"
+
+
+@dataclass
+class Task:
+    """One piece of work on the board."""
+
+    id: str
+    title: str
+    details: str = ""
+    role: str = ""  # only a player of this role (name, name's prefix before '-', role or agent) may claim it
+    after: list[str] = field(default_factory=list)  # ids that must be done first
+    state: str = "open"
+    by: str = ""  # the claimant (and, once done or failed, who finished it)
+    since: str = ""  # when it entered its state
+    result: str = ""
+    added_by: str = ""
+    added_at: str = ""
+
+
+@dataclass
+class Reservation:
+    """A path or glob, relative to the repository's top, that a player holds (exclusively or shared)."""
+
+    repo: str  # the repository (its origin, or its main checkout): worktrees of one repository share it
+    path: str
+    holder: str
+    reason: str = ""
+    exclusive: bool = True
+    since: str = ""
+    expires: str = ""  # ISO 8601; "" for as long as the holder plays
+
+
+@dataclass
+class BoardInput:
+    """All of a board's state: the workflow input, carried across continue-as-new."""
+
+    ensemble: str
+    tasks: list[Task] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)
+    next_id: int = 1
+    told: list[str] = field(default_factory=list)  # tasks whose becoming claimable was announced
+    holders: list[str] = field(default_factory=list)  # players told they hold something (their `holding` signal)
+
+
+@dataclass
+class TaskAdd:
+    by: str
+    tasks: list[Task]
+
+
+@dataclass
+class TaskClaim:
+    """Claim `id`, or ("") the first open task `by` may take; `roles` are the words its role matches."""
+
+    by: str
+    roles: list[str] = field(default_factory=list)
+    id: str = ""
+    conductor: bool = False
+
+
+@dataclass
+class TaskFinish:
+    """Move a claimed task to `state` (done, failed, or open: released), with a result text."""
+
+    by: str
+    id: str
+    state: str
+    result: str = ""
+    conductor: bool = False
+
+
+@dataclass
+class ReserveRequest:
+    holder: str
+    repo: str
+    paths: list[str]
+    reason: str = ""
+    exclusive: bool = True
+    ttl: float = 0.0  # seconds; 0: until released or the holder leaves
+
+
+@dataclass
+class ReleaseRequest:
+    holder: str
+    repo: str = ""  # "" with no paths: everything the holder holds
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlayerLeft:
+    """A player ended: its claims go back to open, its reservations go (or both move, on a rename)."""
+
+    name: str
+    reason: str
+    moved_to: str = ""  # the new name, on a rename
+
+
+def glob_regex(pattern: str) -> str:
+    """A regex for a path pattern: `**` crosses directories, `*` and `?` do not; a plain path covers what is under it."""
+    out, i = [], 0
+    p = pattern.strip().strip("/")
+    while i < len(p):
+        if p.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif p.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif p[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif p[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re_escape(p[i]))
+            i += 1
+    return "".join(out) + "(?:/.*)?"
+
+
+def re_escape(c: str) -> str:
+    return "\\" + c if c in ".^$+{}[]|()\\" else c
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether `path` (relative to the repository's top) falls under `pattern`."""
+    return re.fullmatch(glob_regex(pattern), path.strip("/")) is not None
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    """Whether two patterns may name one file (exact for paths; for two globs, either matching the other)."""
+    return path_matches(a, b) or path_matches(b, a)
+
+
+def role_words(name: str, role: str, agent: str) -> list[str]:
+    """The words a task's role may say to mean this player: its name and its prefixes before '-', role, agent."""
+    parts = name.split("-")
+    return sorted({name, role, agent, *("-".join(parts[:i]) for i in range(1, len(parts)))} - {""})
+
+
+@workflow.defn
+class BoardWorkflow:
+    """An ensemble's task board and file reservations."""
+
+    @workflow.init
+    def __init__(self, inp: BoardInput) -> None:
+        self.s = inp
+        self.changes = 0
+        self.announce: list[str] = []  # tasks that just became claimable: told by the run loop
+        self.left: list[tuple[str, list[Task]]] = []  # claims released by a departure: told to the conductor
+        self.wake = False
+
+    @workflow.run
+    async def run(self, inp: BoardInput) -> None:
+        while True:
+            timeout = self.next_expiry()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self.wake or bool(self.announce) or bool(self.left), timeout=timeout)
+            self.wake = False
+            self.expire()
+            while self.left:
+                name, tasks = self.left.pop(0)
+                await self.tell_conductor(name, tasks)
+            if self.announce:
+                ready, self.announce = self.announce, []
+                await self.tell_ready(ready)
+            await self.tell_holders()
+            if self.changes >= BOARD_CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self.announce and not self.left:
+                    workflow.continue_as_new(self.s)
+
+    # -- tasks ------------------------------------------------------------------
+
+    @workflow.update
+    def add(self, request: TaskAdd) -> list[Task]:
+        """Add tasks (an empty id gets the next number); return them as stored."""
+        ids, self.s.next_id = self.check_add(request)
+        added = []
+        for t, task_id in zip(request.tasks, ids):
+            t.id = task_id
+            t.state, t.by, t.since, t.result = "open", "", now(), ""
+            t.added_by, t.added_at = request.by, now()
+            self.s.tasks.append(t)
+            added.append(t)
+        self.changed()
+        self.find_ready()  # one whose prerequisites are all done already
+        return added
+
+    @add.validator
+    def validate_add(self, request: TaskAdd) -> None:
+        self.check_add(request)
+
+    def check_add(self, request: TaskAdd) -> tuple[list[str], int]:
+        """The ids the tasks get (an empty one: the next free number) and the next number after them."""
+        if not request.tasks:
+            raise ApplicationError("no task to add", non_retryable=True)
+        known, given, ids, number = self.ids(), [t.id for t in request.tasks if t.id], [], self.s.next_id
+        for t in request.tasks:
+            if not t.id:
+                while str(number) in known or str(number) in given or str(number) in ids:
+                    number += 1
+            ids.append(t.id or str(number))
+        for t in request.tasks:
+            if not t.title.strip():
+                raise ApplicationError("a task needs a title", non_retryable=True)
+            if t.id and (t.id in known or given.count(t.id) > 1):
+                raise ApplicationError(f"task {t.id} exists already: give another id, or none for the next number",
+                                       non_retryable=True)
+            missing = [a for a in t.after if a not in known and a not in ids]
+            if missing:
+                raise ApplicationError(f"task {t.title!r} comes after unknown task(s) {', '.join(missing)}",
+                                       non_retryable=True)
+        return ids, number
+
+    @workflow.update
+    def claim(self, request: TaskClaim) -> Task:
+        """Claim a task for `request.by`: atomic, so of twenty claims at once exactly one wins."""
+        task = self.claimable(request)  # again: an earlier claim of this activation may have taken it
+        task.state, task.by, task.since = "claimed", request.by, now()
+        self.changed()
+        return task
+
+    @claim.validator
+    def validate_claim(self, request: TaskClaim) -> None:
+        self.claimable(request)
+
+    def claimable(self, request: TaskClaim) -> Task:
+        """The task `request` may claim, or an error that says why not."""
+        if request.id:
+            task = self.task(request.id)
+            why = self.why_not(task, request)
+            if why:
+                raise ApplicationError(why, non_retryable=True)
+            return task
+        for task in self.s.tasks:
+            if not self.why_not(task, request):
+                return task
+        open_ = [t for t in self.s.tasks if t.state == "open"]
+        raise ApplicationError(
+            f"no open task you may take ({len(open_)} open: " + ("; ".join(f"{t.id}: {self.why_not(t, request)}" for t in open_[:5]) or "none")
+            + ")", non_retryable=True)
+
+    def why_not(self, task: Task, request: TaskClaim) -> str:
+        if task.state == "claimed":
+            return f"task {task.id} is claimed by {task.by} (since {task.since})"
+        if task.state != "open":
+            return f"task {task.id} is {task.state}" + (f" (by {task.by})" if task.by else "")
+        blocking = [a for a in task.after if self.state_of(a) != "done"]
+        if blocking:
+            return f"task {task.id} waits for task(s) " + ", ".join(f"{a} ({self.state_of(a)})" for a in blocking)
+        if task.role and task.role not in request.roles and not request.conductor:
+            return f"task {task.id} is for role {task.role!r}"
+        return ""
+
+    @workflow.update
+    def finish(self, request: TaskFinish) -> Task:
+        """Mark a claimed task done or failed (with its result), or release it (back to open)."""
+        task = self.finishable(request)
+        task.state, task.since, task.result = request.state, now(), request.result
+        if request.state == "open":
+            task.by = ""
+        self.changed()
+        if request.state == "done":
+            self.find_ready()
+        self.trim()
+        return task
+
+    @finish.validator
+    def validate_finish(self, request: TaskFinish) -> None:
+        self.finishable(request)
+
+    def finishable(self, request: TaskFinish) -> Task:
+        if request.state not in ("done", "failed", "open"):
+            raise ApplicationError(f"unknown state {request.state!r}", non_retryable=True)
+        task = self.task(request.id)
+        if task.state != "claimed":
+            raise ApplicationError(f"task {task.id} is {task.state}, not claimed: claim it first", non_retryable=True)
+        if task.by != request.by and not request.conductor:
+            raise ApplicationError(f"task {task.id} is claimed by {task.by}, not you", non_retryable=True)
+        return task
+
+    # -- reservations -------------------------------------------------------------
+
+    @workflow.update
+    def reserve(self, request: ReserveRequest) -> list[Reservation]:
+        """Reserve paths for `request.holder` (all or none); a path it holds already is updated."""
+        self.check_reserve(request)
+        at = now()
+        expires = (workflow.now() + timedelta(seconds=request.ttl)).isoformat() if request.ttl > 0 else ""
+        made = []
+        for path in request.paths:
+            self.s.reservations = [r for r in self.s.reservations
+                                   if not (r.holder == request.holder and r.repo == request.repo and r.path == path)]
+            r = Reservation(repo=request.repo, path=path, holder=request.holder, reason=request.reason,
+                            exclusive=request.exclusive, since=at, expires=expires)
+            self.s.reservations.append(r)
+            made.append(r)
+        self.changed()
+        return made
+
+    @reserve.validator
+    def validate_reserve(self, request: ReserveRequest) -> None:
+        self.check_reserve(request)
+
+    def check_reserve(self, request: ReserveRequest) -> None:
+        if not request.paths:
+            raise ApplicationError("no path to reserve", non_retryable=True)
+        t = workflow.now()
+        for path in request.paths:
+            for r in self.s.reservations:
+                if (r.holder != request.holder and r.repo == request.repo and (r.exclusive or request.exclusive)
+                        and not expired(r, t) and paths_overlap(r.path, path)):
+                    raise ApplicationError(
+                        f"{path} overlaps {r.path}, reserved {'exclusively ' if r.exclusive else ''}by {r.holder} "
+                        f"since {r.since}" + (f" ({r.reason})" if r.reason else "") + f": ask {r.holder} with `cue`",
+                        non_retryable=True)
+
+    @workflow.update
+    def release(self, request: ReleaseRequest) -> list[Reservation]:
+        """Release the holder's reservations of these paths (none given: all of them); return what went."""
+        gone = [r for r in self.s.reservations if r.holder == request.holder
+                and (not request.paths or (r.repo == request.repo and r.path in request.paths))]
+        self.s.reservations = [r for r in self.s.reservations if r not in gone]
+        self.changed()
+        return gone
+
+    # -- departures -------------------------------------------------------------
+
+    @workflow.signal
+    def player_left(self, left: PlayerLeft) -> None:
+        """A player ended: on a rename its claims and reservations move; else claims reopen, reservations go."""
+        mine = [t for t in self.s.tasks if t.state == "claimed" and t.by == left.name]
+        for t in mine:
+            t.by, t.since = (left.moved_to, t.since) if left.moved_to else ("", now())
+            t.state = "claimed" if left.moved_to else "open"
+        for r in self.s.reservations:
+            if r.holder == left.name and left.moved_to:
+                r.holder = left.moved_to
+        if not left.moved_to:
+            self.s.reservations = [r for r in self.s.reservations if r.holder != left.name]
+            if mine:
+                self.left.append((f"{left.name} ({left.reason})", mine))
+                self.find_ready()  # the reopened ones are claimable again: their role hears it
+        self.changed()
+
+    # -- queries ----------------------------------------------------------------
+
+    @workflow.query
+    def tasks(self) -> list[Task]:
+        return self.s.tasks
+
+    @workflow.query
+    def reservations(self) -> list[Reservation]:
+        t = workflow.now()
+        return [r for r in self.s.reservations if not expired(r, t)]
+
+    # -- helpers ----------------------------------------------------------------
+
+    def ids(self) -> set[str]:
+        return {t.id for t in self.s.tasks}
+
+    def task(self, task_id: str) -> Task:
+        for t in self.s.tasks:
+            if t.id == task_id:
+                return t
+        raise ApplicationError(f"no task {task_id!r} on the board of ensemble {self.s.ensemble}", non_retryable=True)
+
+    def state_of(self, task_id: str) -> str:
+        return next((t.state for t in self.s.tasks if t.id == task_id), "done")  # trimmed: it was done
+
+    def changed(self) -> None:
+        self.changes += 1
+        self.wake = True
+
+    def find_ready(self) -> None:
+        """Queue, once each, the open tasks whose prerequisites are now all done."""
+        for t in self.s.tasks:
+            if t.state == "open" and t.after and t.id not in self.s.told and all(self.state_of(a) == "done" for a in t.after):
+                self.s.told.append(t.id)
+                self.announce.append(t.id)
+        del self.s.told[:-BOARD_DONE_LIMIT]
+
+    def trim(self) -> None:
+        finished = [t for t in self.s.tasks if t.state in ("done", "failed")]
+        if len(finished) > BOARD_DONE_LIMIT:
+            drop = {t.id for t in finished[: len(finished) - BOARD_DONE_LIMIT]}
+            self.s.tasks = [t for t in self.s.tasks if t.id not in drop]
+
+    def next_expiry(self) -> float | None:
+        stamps = [parse(r.expires) for r in self.s.reservations if r.expires]
+        return max(0.001, min(stamps) - workflow.now().timestamp()) if stamps else None
+
+    def expire(self) -> None:
+        t = workflow.now()
+        self.s.reservations = [r for r in self.s.reservations if not expired(r, t)]
+
+    async def tell_holders(self) -> None:
+        """Tell each player whether it holds something now: a holder that stops polling is soon judged gone."""
+        now_holding = sorted({t.by for t in self.s.tasks if t.state == "claimed"} | {r.holder for r in self.s.reservations})
+        for name in sorted(set(now_holding) ^ set(self.s.holders)):
+            with contextlib.suppress(Exception):  # gone: it has nothing to be told
+                await workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal("holding", name in now_holding)
+        self.s.holders = now_holding
+
+    async def tell_conductor(self, who: str, tasks: list[Task]) -> None:
+        """The conductor hears once which claims a departed player had, now open again."""
+        listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
+        text = f"{who} left holding {len(tasks)} task(s), open again on the board: {listed}"
+        cue = Cue(id=f"board-left-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
+        await signal_player(workflow_id(self.s.ensemble, CONDUCTOR), cue)
+
+    async def tell_ready(self, ids: list[str]) -> None:
+        """Players of each task's role hear once (one cue each) which tasks they may take now."""
+        by_role: dict[str, list[Task]] = {}
+        for t in self.s.tasks:
+            if t.id in ids and t.state == "open":
+                by_role.setdefault(t.role, []).append(t)
+        for role, tasks in by_role.items():
+            targets = await workflow.execute_activity(
+                BOARD_PLAYERS_ACTIVITY, TargetsInput(self.s.ensemble, [role], BOARD_SENDER), result_type=Targets, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+            listed = "; ".join(f"{t.id}: {t.title}" for t in tasks)
+            text = f"ready to claim on the board (task_claim): {listed}"
+            cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
+            for name in targets.names:
+                await signal_player(workflow_id(self.s.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name))
+
+
+def expired(r: Reservation, t: datetime) -> bool:
+    return bool(r.expires) and datetime.fromisoformat(r.expires) <= t

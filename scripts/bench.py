@@ -10,10 +10,13 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
-first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
-waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
+first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue / 10 cues) and the
+waiter's memory (as its hook command runs it); a cue to its receipt confirmed from the transcript on the hook path;
+`up --lineup` of three real Claude Code sessions to all joined and the first cue to a new session; idle wake (cue sent to
+the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
-headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
+headless Chromium); a permission request relayed from the real Claude Code (model asks -> conductor's
+cue, permit -> tool ran); the Copilot bridge's start to ready and cue to model request (the real
 Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
@@ -40,11 +43,13 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "ensemble@200 ms": 250,
     "serve ready s": 1.5,
     "hook ms": 50,
+    "hook@10 ms": 50,
     "waiter MiB": 15,
     "idle wake p50 ms": 500,
     "dashboard paint@200 ms": 1000,
     "dashboard exchange ms": 500,
     "broadcast@50 ms": 250,
+    "first cue to a new session ms": 500,
     "burst 5x200 s": 20,
 }
 
@@ -423,11 +428,11 @@ def tempo_program() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, str(ROOT / "tempo.py")]
 
 
-def run_hook(session_id: str, event: str = "PostToolUse") -> tuple[float, str]:
+def run_hook(session_id: str, event: str = "PostToolUse", transcript: str = "") -> tuple[float, str]:
     import json
     import subprocess
 
-    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": ""})
+    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": transcript})
     t0 = time.perf_counter()
     done = subprocess.run([*tempo_program(), "hook"], input=data, capture_output=True, text=True, timeout=30)
     return (time.perf_counter() - t0) * 1000, done.stdout
@@ -452,15 +457,60 @@ async def hooks(server: DevServer, runs: int) -> None:
                     with_cue.append(took)
                     break
         report(f"tempo hook, one cue (median of {len(with_cue)})", statistics.median(with_cue), "ms", "hook ms")
-        waiter = subprocess.Popen([*tempo_program(), "hook", "wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, text=True)
-        waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
-        waiter.stdin.close()
-        await asyncio.sleep(1)
-        rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
-                           if line.startswith("VmRSS")))
-        report("waiter hook memory (RSS while it waits)", rss_kib / 1024, "MiB", "waiter MiB")
-    waiter.wait(10)
+        # The waiter as Claude Code launches it: the command tempo's hooks hold, run by a shell, for a
+        # pip-installed tempo (its console script) and for a checkout (python tempo.py: compiled at each start).
+        for label, program in (("installed", tempo_program()), ("checkout", [sys.executable, str(ROOT / "tempo.py")])):
+            command = " ".join(tempo.shell_word(w) for w in program) + " hook wait"
+            waiter = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+            waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
+            waiter.stdin.close()
+            await asyncio.sleep(2)  # connected to bob's serve, waiting for a cue
+            rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
+                               if line.startswith("VmRSS")))
+            report(f"waiter hook memory, {label} (RSS while it waits)", rss_kib / 1024, "MiB",
+                   "waiter MiB" if label == "installed" else None)
+            await a.call("cue", to="bob", message="wake the waiter")  # it answers and exits
+            waiter.wait(30)
+
+
+async def hook_confirm(server: DevServer, runs: int) -> None:
+    """The hook path: a hook's answer with 10 cues pending, and a cue's trip to a receipt the transcript confirms
+    (the transcript written here as Claude Code writes it: what the hook showed, then the model's answer)."""
+    import json
+    import uuid
+
+    from test_hooks import Transcript
+
+    sid = str(uuid.uuid4())
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Transcript(Path(tmp) / "t.jsonl")
+        async with play(server, "bench-confirm") as a, play(server, "bench-confirm", CLAUDE_CODE_SESSION_ID=sid,
+                                                            CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+            await bob.call("ensemble")
+            answers = []
+            for _ in range(runs):
+                for i in range(10):
+                    await a.call("cue", to="bob", message=f"pending {i}")
+                while next(p for p in (await a.call("ensemble"))["players"] if p["name"] == "bob")["unread"] < 10:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)  # all ten have reached bob's serve
+                took, text = await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript))
+                answers.append(took)
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                await asyncio.sleep(0.5)  # confirmed: the next round starts from nothing unread
+            report(f"tempo hook, 10 cues pending (median of {runs})", statistics.median(answers), "ms", "hook@10 ms")
+            trips = []
+            for i in range(runs):
+                t0 = time.perf_counter()
+                sent = await a.call("cue", to="bob", message=f"confirm me {i}")
+                while not (text := (await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript)))[1]):
+                    pass
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                while (await a.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]["state"] != "seen":
+                    await asyncio.sleep(0.01)
+                trips.append((time.perf_counter() - t0) * 1000)
+            report(f"cue to confirmed receipt, hook path (median of {runs})", statistics.median(trips), "ms")
 
 
 async def idle_wake(server: DevServer, runs: int) -> None:
@@ -495,6 +545,101 @@ async def idle_wake(server: DevServer, runs: int) -> None:
                     body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 30, True, before)
                     samples.append((body["_at"] - t0) * 1000)
     report(f"idle wake, real Claude Code (median of {runs})", statistics.median(samples), "ms", "idle wake p50 ms")
+async def lineup_up(server: DevServer) -> None:
+    """`tempo up --lineup` of three real Claude Code sessions in tmux (scripted model) to all joined; then the
+    first cue to one of them (a session that has not had a cue yet): sent -> its model's request."""
+    import os
+    import shutil
+    import subprocess
+
+    from claude_code import CLAUDE, ScriptedModel, claude_home, shown
+
+    if not CLAUDE.exists() or not shutil.which("tmux"):
+        print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        tmp_path = Path(tmp)
+        shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
+        for d in (shop / "api", shop / "web", bindir, sockets):
+            d.mkdir(parents=True)
+        (bindir / "claude").symlink_to(CLAUDE)
+        env = claude_home(home, shop, model)
+        (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
+        ensemble = f"bench-up-{uuid.uuid4().hex[:6]}"
+        (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\ndirectory = "."\n'
+                                        '[[player]]\nname = "api"\ndirectory = "api"\n[[player]]\nname = "ui"\ndirectory = "web"\n')
+        env.update({"SHELL": "/bin/bash", "TEMPORAL_ADDRESS": server.address, "CLAUDE_TEMPO_HOME": str(home / ".tempo"),
+                    "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": str(sockets), "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "120",
+                    "MCP_TIMEOUT": "120000", "CLAUDE_TEMPO_LOG": "WARNING"})
+        try:
+            t0 = time.monotonic()
+            up = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "up", "--lineup",
+                                                          str(shop / "team.toml")], env=env, capture_output=True, text=True, timeout=600)
+            took = time.monotonic() - t0
+            if up.returncode:
+                print(f"up --lineup: failed\n{up.stdout}{up.stderr}", flush=True)
+                return
+            report("up --lineup, 3 real Claude Code sessions, to all joined", took, "s")
+            async with play(server, ensemble) as alice:
+                await asyncio.sleep(5)  # the sessions settle at their prompts
+                before, text = len(model.requests()), f"first cue {uuid.uuid4().hex[:6]}"
+                t0 = time.monotonic()
+                await alice.call("cue", to="api", message=text)
+                body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 60, True, before)
+                report("first cue to a new session (sent -> model)", (body["_at"] - t0) * 1000, "ms",
+                       "first cue to a new session ms")
+        finally:
+            subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": str(sockets)}, capture_output=True)
+
+
+async def permission_relay(server: DevServer, runs: int) -> None:
+    """A real Claude Code asks for Bash (no rule covers it): the model's answer -> the conductor's permission cue;
+    the conductor's `permit` call -> the command has run (its file exists)."""
+    import subprocess
+
+    from claude_code import CLAUDE, Interactive, ScriptedModel, calls, claude_home, tool_use, write_tempo_mcp_json
+    from conftest import tempo_env
+
+    if not CLAUDE.exists():
+        print(f"permission relay: skipped ({CLAUDE} missing: run `npm ci`)", flush=True)
+        return
+
+    def reply(body):
+        done = calls(body, "Bash")
+        return [tool_use("Bash", {"command": f"touch P{done}", "description": "bench"})] if done < runs else ["done"]
+
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel(reply) as model:
+        project, home = Path(tmp) / "project", Path(tmp) / "home"
+        project.mkdir()
+        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}
+        server_env = tempo_env(server, "bench-permit", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
+        write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
+        subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
+                       capture_output=True, check=True, timeout=60)
+        notified, ran = [], []
+        async with play(server, "bench-permit", CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+            with Interactive(cwd=project, env=env) as session:
+                await asyncio.to_thread(session.wait_screen, "? for shortcuts", 60)
+                while len((await conductor.call("ensemble"))["players"]) < 2:
+                    await asyncio.sleep(0.2)
+                await asyncio.to_thread(session.type, "go")
+                for i in range(runs):
+                    while True:
+                        cue = await conductor.next_cue(timeout=60)
+                        if cue["meta"]["kind"] == "permission":
+                            break
+                    got = time.monotonic()
+                    asked = next(b for b in model.requests() if calls(b, "Bash") == i)  # answered with `touch P{i}`
+                    notified.append((got - asked["_at"]) * 1000)
+                    t0 = time.monotonic()
+                    await conductor.call("permit", request_id=cue["meta"]["message_id"], decision="allow")
+                    while not (project / f"P{i}").exists():
+                        await asyncio.sleep(0.005)
+                    ran.append((time.monotonic() - t0) * 1000)
+    report(f"permission: model asks -> conductor's cue (median of {runs})", statistics.median(notified), "ms")
+    report(f"permission: permit call -> the tool has run (median of {runs})", statistics.median(ran), "ms")
+
+
 async def start_players(client, ensemble: str, count: int) -> None:
     """Register `count` players as sessions do (their workflows, no processes), for listing figures."""
     from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
@@ -616,7 +761,10 @@ async def run(args, server: DevServer) -> None:
     await broadcast_time(server, 50, conductor=True)
     await memory(server)
     await hooks(server, 10 if quick else 30)
+    await hook_confirm(server, 5 if quick else 15)
     await idle_wake(server, 3 if quick else 7)
+    await lineup_up(server)
+    await permission_relay(server, 3 if quick else 9)
     with tempfile.TemporaryDirectory() as home:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)

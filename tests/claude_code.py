@@ -436,3 +436,19 @@ class Interactive:
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "main", *keys)
+
+
+# -- the promise every real-client test checks ----------------------------------------------------
+
+
+async def seen_means_seen(sender, model: ScriptedModel, texts: dict[str, str]) -> list[dict]:
+    """For every receipt `seen` of the cues `texts` (message_id -> text) that `sender` (a conftest player)
+    sent: the cue's whole text, with its id, is in one request the scripted model got. Returns the receipts."""
+    rows = (await sender.call("receipts", message_ids=list(texts)))["receipts"]
+    bodies = [shown(b) for b in model.requests()]
+    for row in rows:
+        if row["state"] == "seen":
+            whole = [b for b in bodies if row["message_id"] in b and texts[row["message_id"]] in b]
+            assert whole, (f"receipt says seen ({row['path']}) but no model request holds cue {row['message_id']} "
+                           f"whole ({len(texts[row['message_id']])} chars)")
+    return rows

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from claude_code import (Interactive, ScriptedModel, calls, claude_home, last_user_text, run_print, shown, tool_names, tool_use,
-                         transcript_shown, write_hooks, write_tempo_mcp_json)
+from claude_code import (CLAUDE, Interactive, ScriptedModel, calls, claude_home, last_user_text, run_print, seen_means_seen, shown,
+                         tool_names, tool_use, transcript_shown, write_hooks, write_tempo_mcp_json)
 from conftest import play, tempo_env, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -209,6 +209,8 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert f"you are 'carol' in the ensemble '{ensemble}'" in shown(first)  # SessionStart told it
             await asyncio.to_thread(session.wait_screen, "ok")
             await wait_until(lambda: _carol_has(alice, "waiter"), timeout=30)
+            # Known before any cue (Claude Code logs its channel decision): the first cue skips the probe.
+            await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)
             await asyncio.sleep(3)  # the turn's Stop hook has run: the model idles at its prompt
             before = len(model.requests())
             sent = await alice.call("cue", to="carol", message="are you free to review PR 7?")
@@ -217,6 +219,7 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert sent["message_id"] in shown(woke) and "alice" in shown(woke)
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] == "waiter"
+            await seen_means_seen(alice, model, {sent["message_id"]: "are you free to review PR 7?"})
             await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)  # the push was never seen
             await asyncio.sleep(2)  # nothing shows it a second time: no further wake
             later = model.requests()[model.requests().index(woke) + 1:]
@@ -258,6 +261,7 @@ async def test_a_cue_to_a_working_interactive_session_reaches_its_model_before_i
             assert shown(shown_it).count(sent["message_id"]) == 1
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] in ("hook", "stop")  # before the session idled, not by waking it
+            await seen_means_seen(alice, model, {sent["message_id"]: "the schema changed"})
 
 
 async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player_project, model, temporal, ensemble):
@@ -288,3 +292,218 @@ async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player
         assert '{"messages":[]}' in last  # what listen answered
         receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
         assert receipt["path"] in ("hook", "stop")
+        await seen_means_seen(alice, model, {sent["message_id"]: "stop: the API changed"})
+
+
+# -- Claude Code's limits tempo's delivery relies on (pinned: an upgrade that moves them fails here) ----------
+
+LIMITS_HOOK = """
+import json, sys
+event = json.load(sys.stdin)
+log = sys.argv[1]
+with open(log, "a") as f:
+    f.write(event["hook_event_name"] + "\\n")
+if event["hook_event_name"] == "PostToolUse":
+    n = open(log).read().count("PostToolUse")
+    size = CAP if n == 1 else CAP + 1000
+    print(json.dumps({"hookSpecificOutput": {"hookEventName": "PostToolUse",
+                                             "additionalContext": f"CTX{n}-START " + "c" * size + f" CTX{n}-END"}}))
+elif event["hook_event_name"] == "Stop":  # blocks every time, ignoring stop_hook_active, as tempo must not
+    n = open(log).read().count("Stop")
+    reason = ("REASON-START " + "r" * 33000 + " REASON-END") if n == 1 else f"BLOCK-{n}"
+    print(json.dumps({"decision": "block", "reason": reason}))
+"""
+
+
+def test_claude_codes_limits_that_tempo_relies_on(project, model, tmp_path):
+    """A hook's additionalContext of tempo's cap arrives whole, 1 000 chars more becomes a preview; a Stop
+    reason of 33 000 chars arrives whole; Claude Code answers STOP_BLOCKS consecutive Stop blocks, not one more."""
+    import tempo
+
+    directory, env = project
+    script, log = tmp_path / "limits.py", tmp_path / "limits.log"
+    script.write_text(LIMITS_HOOK.replace("CAP", str(tempo.HOOK_CONTEXT_CAP - 20)))
+    hook = [{"hooks": [{"type": "command", "command": f"{sys.executable} {script} {log}"}]}]
+    write_hooks(directory, {"PostToolUse": hook, "Stop": hook})
+    model.reply = lambda body: None if calls(body, "mcp__claude-tempo__ensemble") >= 2 else [tool_use("mcp__claude-tempo__ensemble")]
+    run = run_print("hello", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=120)
+    assert run.returncode == 0, run.stderr
+    texts = [last_user_text(b) for b in model.requests()]
+    first = next(t for t in texts if "CTX1-START" in t)
+    assert "CTX1-END" in first and "Output too large" not in first
+    second = next(t for t in texts if "CTX2-START" in t or "additionalContext.txt" in t)
+    assert "CTX2-END" not in second and "Output too large" in second  # a file path and a preview, not the text
+    assert any("REASON-START" in t and "REASON-END" in t for t in texts)
+    blocks = [t for t in texts if t.startswith("Stop hook feedback:")]
+    assert len(blocks) == tempo.STOP_BLOCKS  # the next block was recorded, never answered; the run ended
+    assert log.read_text().count("Stop") == tempo.STOP_BLOCKS + 1
+
+
+# -- seen means seen: a receipt says `seen` only for what the model got, whole ---------------------------
+
+
+async def test_a_long_cue_mid_tool_reaches_the_model_whole_before_it_is_seen(player_project, model, temporal, ensemble):
+    """15 000 chars arrive while the model runs a tool: too long for a hook's context, they go whole by the Stop."""
+    directory, env = player_project
+    loop = asyncio.get_running_loop()
+    long = "BEGIN " + " ".join(f"line-{i}" for i in range(2000)) + " THE END"
+    assert len(long) > 15_000
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        sent = {}
+
+        def reply(body):
+            if len(body["messages"]) == 1:
+                sent.update(cue_mid_turn(alice, loop, long))
+                return [tool_use("mcp__claude-tempo__ensemble", {})]
+            return ["done"]
+
+        model.reply = reply
+        run = await asyncio.to_thread(run_print, "check who is here", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=90)
+        assert run.returncode == 0, run.stderr
+        whole = [b for b in model.requests() if long in shown(b)]
+        assert whole and "Output too large" not in last_user_text(whole[0])
+        receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
+        assert receipt["path"] == "stop"
+        await seen_means_seen(alice, model, {sent["message_id"]: long})
+
+
+async def test_a_chatty_player_and_a_recipient_that_keeps_stopping(player_project, model, temporal, ensemble):
+    """A cue every half second while `claude -p` keeps stopping: each cue receipted seen is in a model request;
+    none is lost (what the run did not show is handed back to its sender, undelivered, when the run ends)."""
+    directory, env = player_project
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        model.delay = 0.3
+        model.reply = lambda body: [tool_use("mcp__claude-tempo__ensemble", {})] if len(body["messages"]) == 1 else ["ok"]
+        texts: dict[str, str] = {}
+        run = asyncio.create_task(asyncio.to_thread(run_print, "work", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=120))
+        await wait_until(lambda: players(alice, 2), timeout=40)
+        for i in range(40):
+            if run.done():
+                break
+            try:
+                sent = await alice.call("cue", to="carol", message=f"chatty update {i}: " + "z" * (i * 37))
+            except Exception:  # carol's run ended: nobody to cue
+                break
+            texts[sent["message_id"]] = f"chatty update {i}: " + "z" * (i * 37)
+            await asyncio.sleep(0.5)
+        result = await run
+        assert result.returncode == 0, result.stderr
+        assert len(texts) >= 4
+        rows = await wait_until(lambda: _all_settled(alice, texts), timeout=30)
+        await seen_means_seen(alice, model, texts)
+        unseen = {r["message_id"] for r in rows if r["state"] != "seen"}
+        returned = set()
+        while unseen - returned:
+            event = await alice.next_cue(timeout=30)
+            if event["meta"].get("kind") == "undelivered":
+                returned.add(event["meta"]["message_id"].removesuffix("-undelivered"))
+        assert any(r["state"] == "seen" for r in rows)
+
+
+async def _all_settled(sender, texts):
+    rows = (await sender.call("receipts", message_ids=list(texts)))["receipts"]
+    return rows if all(r["state"] in ("seen", "unknown") for r in rows) else None
+
+
+async def test_a_nested_claude_p_gets_neither_the_players_name_nor_its_cues(player_project, model, temporal, ensemble):
+    """carol's model runs another `claude -p` from its Bash tool (a sub-agent): its hooks find carol's serve
+    through their ancestors, and get nothing; carol's own model gets the cue."""
+    directory, env = player_project
+    loop = asyncio.get_running_loop()
+    nested = f"env -u CLAUDECODE {CLAUDE} -p nested-hello --strict-mcp-config"
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        sent = {}
+
+        def reply(body):
+            if "nested-hello" in json.dumps(body["messages"][:1]):
+                return ["nested ok"]
+            if len(body["messages"]) == 1:
+                sent.update(cue_mid_turn(alice, loop, "for carol's eyes only"))
+                return [tool_use("Bash", {"command": nested, "description": "a sub-agent"})]
+            return ["done"]
+
+        model.reply = reply
+        run = await asyncio.to_thread(run_print, "delegate", cwd=directory, env=env,
+                                      args=["--allowedTools", "Bash", "mcp__claude-tempo"], timeout=120)
+        assert run.returncode == 0, run.stderr
+        bodies = model.requests()
+        inner = [b for b in bodies if "nested-hello" in json.dumps(b["messages"][:1])]
+        outer = [b for b in bodies if b not in inner]
+        assert inner, "the nested claude -p never asked the model"
+        assert not any("for carol's eyes only" in shown(b) or "you are 'carol'" in shown(b) for b in inner)
+        assert any("for carol's eyes only" in shown(b) for b in outer)
+        await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
+        await seen_means_seen(alice, model, {sent["message_id"]: "for carol's eyes only"})
+
+
+def _serves_of(pid: int) -> set[int]:
+    """The `tempo serve` processes Claude Code (process `pid`) runs now."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid and b"serve" in argv:
+                found.add(int(entry))
+    return found
+
+
+async def test_a_name_survives_mcp_reconnect(player_project, model, temporal, ensemble):
+    """The model names itself alice; /mcp → Reconnect restarts tempo's server in the same Claude Code session:
+    it comes back as alice, and a cue to alice reaches the model afterwards."""
+    directory, env = player_project
+    async with play(temporal, ensemble) as bob:
+        await bob.call("set_name", name="bob")
+        model.reply = lambda body: (["named"] if calls(body, "mcp__claude-tempo__set_name")
+                                    else [tool_use("mcp__claude-tempo__set_name", {"name": "alice"})])
+        with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
+            await asyncio.to_thread(session.wait_ready, 60)
+            await wait_until(lambda: players(bob, 2), timeout=40)
+            await asyncio.to_thread(session.type, "call yourself alice")
+            await wait_until(lambda: _has_player(bob, "alice"), timeout=30)
+            claude = session.pane_pid()
+            (old,) = await wait_until(lambda: _serves_of(claude), timeout=10)
+            model.reply = None
+            await asyncio.to_thread(session.type, "/mcp")
+            await asyncio.to_thread(session.wait_screen, "Manage MCP servers", 20)
+            await asyncio.sleep(0.5)
+            session.keys("Enter")  # claude-tempo
+            await asyncio.to_thread(session.wait_screen, "Reconnect", 20)
+            for _ in range(6):  # the menu's order depends on the server's state: go down to Reconnect
+                await asyncio.sleep(0.5)
+                if any("❯" in line and "Reconnect" in line for line in session.screen().splitlines()):
+                    break
+                session.keys("Down")
+            session.keys("Enter")
+            try:
+                new = await wait_until(lambda: (_serves_of(claude) - {old}), timeout=40)
+            except AssertionError:
+                raise AssertionError(f"no new serve; serves {_serves_of(claude)}, old {old}; screen:\n{session.screen()}")
+            await wait_until(lambda: _has_player(bob, "alice", exactly=True), timeout=40)
+            session.keys("Escape")
+            sent = await wait_until(lambda: _cue_alice(bob, "welcome back, alice"), timeout=30)
+            await asyncio.to_thread(session.type, "anything new?")
+            await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "welcome back, alice"), 40)
+            await wait_until(lambda: seen_receipt(bob, sent["message_id"]), timeout=20)
+            await seen_means_seen(bob, model, {sent["message_id"]: "welcome back, alice"})
+            assert new and old not in _serves_of(claude)
+
+
+async def _has_player(player, name: str, exactly: bool = False) -> bool:
+    names = [p["name"] for p in (await player.call("ensemble"))["players"]]
+    return name in names and (not exactly or len(names) == 2)
+
+
+async def _cue_alice(sender, text: str):
+    try:
+        return await sender.call("cue", to="alice", message=text)
+    except Exception:  # the name is between its two servers
+        return None

@@ -26,13 +26,42 @@ def hook(event: str, session_id: str, *args: str, transcript: str = "", **fields
                           capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
 
 
-def start_waiter(session_id: str) -> subprocess.Popen:
-    data = {"session_id": session_id, "hook_event_name": "Stop", "transcript_path": ""}
+def start_waiter(session_id: str, transcript: str = "") -> subprocess.Popen:
+    data = {"session_id": session_id, "hook_event_name": "Stop", "transcript_path": transcript}
     p = subprocess.Popen([sys.executable, str(ROOT / "tempo.py"), "hook", "wait"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"PATH": os.environ["PATH"]})
     p.stdin.write(json.dumps(data))
     p.stdin.close()
     return p
+
+
+class Transcript:
+    """A session transcript as Claude Code writes it (JSON lines chained by parentUuid): what a hook showed
+    the model, then the model's answer. tempo's receipts say `seen` only for what an answer follows."""
+
+    def __init__(self, path) -> None:
+        self.path, self.last = path, None
+        path.touch()
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def entry(self, **fields) -> None:
+        uid = str(uuid.uuid4())
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"uuid": uid, "parentUuid": self.last, **fields}) + "\n")
+        self.last = uid
+
+    def context(self, text: str) -> "Transcript":
+        self.entry(type="attachment", attachment={"type": "hook_additional_context", "content": [text]})
+        return self
+
+    def user(self, text: str) -> "Transcript":
+        self.entry(type="user", message={"role": "user", "content": text})
+        return self
+
+    def answer(self) -> None:
+        self.entry(type="assistant", message={"role": "assistant", "content": [{"type": "text", "text": "ok"}]})
 
 
 def context_of(result: subprocess.CompletedProcess, event: str) -> str:
@@ -48,18 +77,27 @@ async def claude_like(temporal, ensemble, name: str):
     return sid, play(temporal, ensemble, CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_PLAYER_NAME=name)
 
 
-async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, ensemble):
+async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, ensemble, tmp_path):
     sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
     async with play(temporal, ensemble) as a, bob_session as bob:
         await a.call("set_name", name="alice")
         await bob.call("ensemble")  # joined
         sent = await a.call("cue", to="bob", message="please review PR 12")
         assert sent["seen"] is None  # nobody has shown it to bob's model yet
         listing = await a.call("ensemble")
-        assert next(p for p in listing["players"] if p["name"] == "bob")["unread"] == 1
-        text = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
+        bob_row = next(p for p in listing["players"] if p["name"] == "bob")
+        assert (bob_row["unread"], bob_row["unread_chars"]) == (1, len("please review PR 12"))  # count and size
+        text = await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout
+                                and context_of(r, "PostToolUse"))
         assert "please review PR 12" in text and "alice" in text and sent["message_id"] in text
         assert hook("PostToolUse", sid).stdout == ""  # shown once
+        assert (await a.call("receipts"))["receipts"][0]["state"] == "unread"  # printed, not yet in a request answered
+        transcript.context(text)
+        await asyncio.sleep(0.5)
+        assert (await a.call("receipts"))["receipts"][0]["state"] == "unread"  # recorded for the next request ...
+        transcript.answer()  # ... which the model answered
+        await wait_until(lambda: _seen(a, sent["message_id"]))
         assert hook("Stop", sid).stdout == ""
         assert (await bob.call("listen"))["messages"] == []  # not again through listen
         receipts = (await a.call("receipts"))["receipts"]
@@ -85,20 +123,23 @@ async def test_stop_hook_hands_over_unread_cues_before_the_model_idles(temporal,
         assert hook("Stop", sid).stdout == ""  # now it may idle
 
 
-async def test_the_waiter_wakes_an_idle_session_and_ends_with_it(temporal, ensemble):
+async def test_the_waiter_wakes_an_idle_session_and_ends_with_it(temporal, ensemble, tmp_path):
     sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
     async with play(temporal, ensemble) as a, bob_session as bob:
         await bob.call("ensemble")
         assert hook("SessionStart", sid).returncode == 0
-        waiter = start_waiter(sid)
+        waiter = start_waiter(sid, str(transcript))
         await asyncio.sleep(0.5)
         assert waiter.poll() is None  # nothing to say: it waits
         sent = await a.call("cue", to="bob", message="are you there?")
         code = await asyncio.to_thread(waiter.wait, 15)
         assert code == 2
-        assert "are you there?" in waiter.stderr.read()
+        woke = waiter.stderr.read()
+        assert "are you there?" in woke
         assert waiter.stdout.read() == ""
         assert (await bob.call("listen"))["messages"] == []
+        transcript.user(f"<task-notification>{woke}</task-notification>").answer()
         receipts = await wait_until(lambda: _seen(a, sent["message_id"]))
         assert receipts["path"] == "waiter"
         # a new waiter replaces an older one; both end quietly when the session ends
@@ -147,16 +188,18 @@ def test_a_hook_without_a_session_prints_nothing_and_exits_0():
     assert (bad.returncode, bad.stdout, bad.stderr) == (0, "", "")
 
 
-async def test_the_conductors_history_records_when_each_cue_was_seen(temporal, ensemble):
+async def test_the_conductors_history_records_when_each_cue_was_seen(temporal, ensemble, tmp_path):
     import tempo
 
     sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
     async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, bob_session as bob:
         await bob.call("ensemble")
         out = await conductor.call("cue", to="bob", message="take the API")
         await bob.call("report", type="result", message="API done")
         await conductor.next_cue()  # pushed to the conductor (a plain client): seen on the channel
-        await wait_until(lambda: hook("PostToolUse", sid).stdout)  # bob's model sees the conductor's cue
+        shown = await wait_until(lambda: hook("PostToolUse", sid, transcript=str(transcript)).stdout)
+        transcript.context(json.loads(shown)["hookSpecificOutput"]["additionalContext"]).answer()  # bob's model got it
         client = await tempo.connect(tempo.Config(address=temporal.address))
         handle = client.get_workflow_handle(f"claude-session-{ensemble}-conductor")
 
@@ -199,3 +242,59 @@ async def test_a_cue_a_hook_is_showing_is_kept_from_other_paths_and_comes_back_i
         again = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
         assert "only once, please" in again
         assert hook("PostToolUse", sid).stdout == ""
+
+
+async def test_hooks_of_another_session_get_nothing_but_clear_keeps_the_session(temporal, ensemble):
+    """A hook whose session is not the serve's (a nested `claude -p`, found through its ancestors) gets no
+    identity and no cue; the same session after /clear (SessionStart, source "clear") is still its own."""
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        await a.call("cue", to="bob", message="for bob's model")
+        stranger = str(uuid.uuid4())
+        for event in ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"):
+            assert hook(event, stranger, source="startup").stdout == "", event  # found bob's serve by pid, got nothing
+        cleared = str(uuid.uuid4())
+        assert "'bob'" in context_of(hook("SessionStart", cleared, source="clear"), "SessionStart")
+        assert "for bob's model" in context_of(hook("PostToolUse", cleared), "PostToolUse")
+
+
+async def test_hook_answers_fit_claude_codes_limits(temporal, ensemble, tmp_path):
+    """Under the context cap (the rest on the next hook; a longer cue whole at the Stop); no more consecutive
+    Stop blocks than Claude Code answers; seen only what a request the model answered held; what a turn
+    left unanswered wakes the idle session again."""
+    import tempo
+
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        small = [(await a.call("cue", to="bob", message=f"part {i} " + "s" * 4000))["message_id"] for i in range(3)]
+        long = (await a.call("cue", to="bob", message="L" * 15_000))["message_id"]
+        await wait_until(lambda: _unread(a, "bob", 4))
+        first = context_of(await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout and r),
+                           "PostToolUse")
+        transcript.context(first).answer()  # the model got the first hook's context and answered
+        second = context_of(hook("PostToolUse", sid), "PostToolUse")
+        assert len(first) <= tempo.HOOK_CONTEXT_CAP and len(second) <= tempo.HOOK_CONTEXT_CAP
+        assert [i for i in small if i in first] == small[:2] and [i for i in small if i in second] == small[2:]
+        assert hook("PostToolUse", sid).stdout == ""  # the long one does not fit a hook's context ...
+        block = json.loads(hook("Stop", sid, stop_hook_active=False).stdout)
+        assert long in block["reason"] and "L" * 15_000 in block["reason"]  # ... it goes whole at the Stop
+        transcript.user("Stop hook feedback:\n" + block["reason"]).answer()
+        transcript.context(second)  # recorded late, for a next request that never comes
+        more = []
+        for i in range(tempo.STOP_BLOCKS - 1):  # more blocks, as many as Claude Code answers ...
+            more.append((await a.call("cue", to="bob", message=f"more {i}"))["message_id"])
+            assert json.loads((await wait_until(lambda: (r := hook("Stop", sid, stop_hook_active=True)).stdout and r)).stdout)
+        late = await a.call("cue", to="bob", message="one block too many")
+        await asyncio.sleep(1)  # it has reached bob's serve (a cue is pushed within ~50 ms)
+        assert hook("Stop", sid, stop_hook_active=True).stdout == ""  # ... and not one more: the turn ends
+        await wait_until(lambda: _seen(a, long))
+        await asyncio.sleep(tempo.CONFIRM_GRACE + 0.5)
+        rows = {r["message_id"]: r["state"] for r in (await a.call("receipts"))["receipts"]}
+        assert {i for i, state in rows.items() if state == "seen"} == {*small[:2], long}  # what a request answered held
+        waiter = start_waiter(sid, str(transcript))  # idle: the waiter wakes it with what the turn left out
+        assert await asyncio.to_thread(waiter.wait, 15) == 2
+        woke = waiter.stderr.read()
+        assert small[2] in woke and all(i in woke for i in more) and late["message_id"] in woke

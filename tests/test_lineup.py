@@ -4,9 +4,14 @@ Real dev server, real tmux on a private socket directory, stand-in `claude` exec
 through MCP (test_recruit's), a real git repository for the worktree player.
 """
 
+import asyncio
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -108,7 +113,12 @@ async def test_up_with_a_lineup_starts_the_team_once_and_saves_it(cli, temporal,
 
     # The conductor got its prompt; each player its task as a cue from the conductor, and answered it.
     conductor = json.loads((stand_in / "unnamed.json").read_text())
-    assert conductor["argv"][-1] == "You lead this team: split the work, review results."
+    # The conductor's task is handed over once its players have joined (its first turn reaches them).
+    assert conductor["argv"][-1].startswith(f"You are the conductor of the tempo ensemble {ensemble}.")
+    assert "✓ conductor's task handed over" in first.stdout
+    await wait_until(lambda: (stand_in / "unnamed.cues.jsonl").exists(), timeout=30)
+    commands = [json.loads(line) for line in (stand_in / "unnamed.cues.jsonl").read_text().splitlines()]
+    assert [c["content"] for c in commands if c["meta"]["kind"] == "command"] == ["You lead this team: split the work, review results."]
     await wait_until(lambda: (stand_in / "api.cues.jsonl").exists(), timeout=30)
     api_cues = [json.loads(line) for line in (stand_in / "api.cues.jsonl").read_text().splitlines()]
     assert [(c["content"], c["meta"]["from"]) for c in api_cues if c["meta"]["kind"] == "cue"] == [("Own the HTTP API.", "conductor")]
@@ -265,3 +275,107 @@ def test_all_is_not_a_player_name_in_a_lineup(tmp_path):
     file.write_text('[[player]]\nname = "all"\n')
     with pytest.raises(tempo.TempoError, match=r"team.toml:2: \[\[player\]\] 1: invalid name 'all'.*'all' are reserved"):
         tempo.read_lineup(file)
+
+
+REAL_LINEUP = """\
+ensemble = "{ensemble}"
+
+[conductor]
+directory = "."
+prompt = "Split the work: {split}"
+
+[[player]]
+name = "api"
+directory = "services/api"
+prompt = "Own the HTTP API."
+worktree = true
+
+[[player]]
+name = "ui"
+directory = "web"
+prompt = "Own the web UI."
+"""
+DIALOGS = ("Enter to confirm", "Do you want", "New MCP server found", "Is this a project you created")
+
+
+async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_windows(temporal, ensemble, shop, tmp_path):
+    """`tempo up --lineup` with the real Claude Code: only the repository root trusted, nothing pre-approved,
+    `claude` on PATH only through ~/.bash_profile. All join; the conductor's first turn cues all, each
+    player's model sees that cue once and reports back to the conductor's model; no window waits on a dialog."""
+    import uuid
+
+    from claude_code import CLAUDE, ScriptedModel, calls, claude_binary, claude_home, shown, tool_use
+
+    split = f"SPLIT-{uuid.uuid4().hex[:8]}"
+    places = {"conductor": str(shop), "api": str(shop.parent / "shop.tempo" / "api" / "services" / "api"), "ui": str(shop / "web"),
+              "docs": str(shop / "docs")}
+
+    def who(body: dict) -> str:
+        system = json.dumps(body.get("system", ""))
+        return next((n for n, d in places.items() if f"Primary working directory: {d}\\n" in system), "?")
+
+    def reply(body: dict):
+        me, seen = who(body), shown(body)
+        if me == "conductor" and split in seen and not calls(body, "mcp__claude-tempo__cue"):
+            return [tool_use("mcp__claude-tempo__cue", {"to": "all", "message": f"{split}: api takes the API, ui the UI"})]
+        if me in ("api", "ui") and f"{split}:" in seen and not calls(body, "mcp__claude-tempo__report"):
+            return [tool_use("mcp__claude-tempo__report", {"type": "result", "message": f"REPORT-{me} done"})]
+        if me == "conductor" and "REPORT-api done" in seen and "REPORT-ui done" in seen and not calls(body, "mcp__claude-tempo__recruit"):
+            return [tool_use("mcp__claude-tempo__recruit", {"name": "docs", "directory": "docs", "prompt": f"DOCS-{split} write them"})]
+        return ["ok"]
+
+    claude_binary()
+    home, bindir, tmux_home = tmp_path / "home", tmp_path / "claude-bin", tempfile.mkdtemp(prefix="tt-")
+    bindir.mkdir()
+    (bindir / "claude").symlink_to(CLAUDE)
+    with ScriptedModel(reply) as model:
+        env = claude_home(home, shop, model)
+        state = json.loads((home / ".claude.json").read_text())  # the user trusted the repository root once, no more
+        state["projects"] = {str(shop): {"hasTrustDialogAccepted": True}}
+        (home / ".claude.json").write_text(json.dumps(state))
+        (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')  # as fnm/nvm set it up
+        env.update({"SHELL": "/bin/bash", "TEMPORAL_ADDRESS": temporal.address, "CLAUDE_TEMPO_HOME": str(home / ".claude-tempo"),
+                    "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": tmux_home, "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "90",
+                    "CLAUDE_TEMPO_LOG": "WARNING", "MCP_CONNECT_TIMEOUT_MS": "120000", "MCP_TIMEOUT": "120000"})  # a loaded machine
+        file = shop / "team.toml"
+        file.write_text(REAL_LINEUP.format(ensemble=ensemble, split=split))
+        try:
+            up = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "up", "--lineup", str(file)],
+                                         env=env, capture_output=True, text=True, timeout=400, cwd=shop)
+            assert up.returncode == 0, up.stdout + up.stderr
+            assert "✓ conductor joined ensemble" in up.stdout
+            assert "✓ player api: joined from" in up.stdout and "✓ player ui: joined from" in up.stdout
+            assert "approved tempo's own MCP server (claude-tempo) and its tools (mcp__claude-tempo)" in up.stdout
+
+            def last(name: str, needle: str) -> bool:
+                mine = [b for b in model.requests() if who(b) == name]
+                return bool(mine) and needle in shown(mine[-1])
+
+            for name in ("api", "ui"):  # the conductor's first turn reached each player's model ...
+                await wait_until(lambda: asyncio.to_thread(last, name, f"{split}:"), timeout=120)
+            for name in ("api", "ui"):  # ... and each one's report the conductor's
+                await wait_until(lambda: asyncio.to_thread(last, "conductor", f"REPORT-{name} done"), timeout=120)
+            # ... and it recruits a player with a prompt from its real session: the new one's model gets it
+            await wait_until(lambda: asyncio.to_thread(last, "docs", f"DOCS-{split} write them"), timeout=180)
+            await asyncio.sleep(3)  # nothing shows the cue a second time
+            for name in ("api", "ui"):
+                final = [b for b in model.requests() if who(b) == name][-1]
+                assert shown(final).count(f"{split}:") == 1, name
+            assert shown([b for b in model.requests() if who(b) == "docs"][-1]).count(f"DOCS-{split} write them") == 1
+            conductor = [b for b in model.requests() if who(b) == "conductor"]
+            first_cue = next(b for b in conductor if split in shown(b))
+            assert calls(first_cue, "mcp__claude-tempo__cue") == 0  # the cue to all was its first turn on the task
+            # Channels are off here, and each session's serve can read so in Claude Code's own MCP log (no probe).
+            for name, place in places.items():
+                logs = home / ".cache" / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", place) / "mcp-logs-claude-tempo"
+                session_id = json.loads(next(logs.glob("*.jsonl")).read_text().splitlines()[0])["sessionId"]
+                env_of_serve = {"CLAUDE_CODE_SESSION_ID": session_id, "CLAUDE_PROJECT_DIR": place, "XDG_CACHE_HOME": str(home / ".cache")}
+                assert tempo.channel_logged(env_of_serve) == "off", name
+            panes = tmux(tmux_home, "list-panes", "-a", "-F", "#{pane_id}").split()
+            assert len(panes) == 4
+            for pane in panes:
+                screen = tmux(tmux_home, "capture-pane", "-p", "-t", pane)
+                assert not [d for d in DIALOGS if d in screen], screen
+        finally:
+            subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": tmux_home}, capture_output=True)
+            shutil.rmtree(tmux_home, ignore_errors=True)

@@ -125,7 +125,13 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         assert ".mcp.json created so the new session loads tempo" in result["setup"]
         assert "claude-tempo" in json.loads((workdir / ".mcp.json").read_text())["mcpServers"]
         # ... and its hooks, so cues reach its model even where channels are off
-        assert result["setup"].endswith(".claude/settings.local.json created with tempo's hooks")
+        assert ".claude/settings.local.json created with tempo's hooks" in result["setup"]
+        # ... and approves its own server and tools there (nobody is at that window to answer)
+        settings = json.loads((workdir / ".claude" / "settings.local.json").read_text())
+        assert settings["enabledMcpjsonServers"] == ["claude-tempo"]
+        assert settings["permissions"] == {"allow": ["mcp__claude-tempo"]}
+        # Claude Code never trusted this directory: its trust dialog is named, with what to do
+        assert "Is this a project you created or one you trust?" in result["setup"]
         assert "Stop" in json.loads((workdir / ".claude" / "settings.local.json").read_text())["hooks"]
 
         listing = await boss.call("ensemble")
@@ -135,7 +141,7 @@ async def test_recruit_opens_a_tmux_window_that_joins_and_gets_its_task(temporal
         record = json.loads((stand_in / "helper-1.json").read_text())
         assert record["cwd"] == str(workdir)
         assert record["argv"][:2] == ["--dangerously-load-development-channels", "server:claude-tempo"]
-        assert 'set_name with name "helper-1"' in record["argv"][2]
+        assert record["argv"][2] == "--" and 'set_name with name "helper-1"' in record["argv"][3]
         assert record["env"]["CLAUDE_TEMPO_PLAYER_NAME"] == "helper-1"
         assert record["env"]["CLAUDE_TEMPO_ENSEMBLE"] == ensemble
         assert record["env"]["TEMPORAL_ADDRESS"] == temporal.address
@@ -193,7 +199,7 @@ async def test_up_opens_the_conductor_in_tmux_and_a_second_up_reuses_it(cli, tem
     env = {**recruiter_env(stand_in, tmux_dir), "TEMPORAL_ADDRESS": temporal.address}
     first = cli("up", ensemble, "-d", str(project), **env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "✓ conductor launched in a new tmux window" in first.stdout
+    assert "✓ conductor joined ensemble" in first.stdout  # ✓ only once it has joined
     assert f"tmux attach -t tempo-{ensemble}" in first.stdout
     client = await tempo.connect(tempo.Config(address=temporal.address))
 
@@ -208,3 +214,35 @@ async def test_up_opens_the_conductor_in_tmux_and_a_second_up_reuses_it(cli, tem
     again = cli("up", ensemble, "-d", str(project), **env)
     assert again.returncode == 0 and "✓ conductor already running in ensemble" in again.stdout
     assert tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").count("tempo conductor") == 1
+
+
+def test_up_with_no_claude_for_a_new_window_launches_nothing_and_says_how_to_install(cli, temporal, ensemble, tmux_dir, tmp_path):
+    """No `claude` where a new window's login shell looks: ✗ with the install command, no window opened."""
+    project, home = tmp_path / "project", tmp_path / "user"
+    project.mkdir()
+    home.mkdir()
+    env = {"CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": tmux_dir, "PATH": tools_path(), "SHELL": "/bin/bash",
+           "HOME": str(home), "TEMPORAL_ADDRESS": temporal.address}
+    result = cli("up", ensemble, "-d", str(project), **env)
+    assert result.returncode == 1
+    assert "✗ `claude` (Claude Code) is not on the PATH a new window's login shell (/bin/bash) has" in result.stdout
+    assert "npm install -g @anthropic-ai/claude-code" in result.stdout
+    assert "launched" not in result.stdout and "joined" not in result.stdout
+    assert tmux(tmux_dir, "list-windows", "-a") == ""  # nothing was started
+
+
+def test_claude_only_on_the_login_shells_path_is_found_for_a_window(tmp_path, monkeypatch):
+    """fnm/nvm put `claude` on PATH in ~/.bash_profile: a new window finds it there, so tempo does too."""
+    import tempo
+
+    bindir = tmp_path / "node-bin"
+    bindir.mkdir()
+    (bindir / "claude").write_text("#!/bin/sh\n")
+    (bindir / "claude").chmod(0o755)
+    (tmp_path / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", "/bin/bash")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert tempo.window_claude() == str(bindir / "claude")
+    (tmp_path / ".bash_profile").unlink()
+    assert tempo.window_claude() is None

@@ -99,22 +99,23 @@ def test_launch_script_refuses_a_bad_variable_name():
         tempo.launch_script(["claude"], {"A; rm -rf /": "x"}, "/tmp")
 
 
-ARGV = ["claude", "--dangerously-load-development-channels", "server:claude-tempo", "You are x"]
+ARGV = ["claude", "--dangerously-load-development-channels", "server:claude-tempo", "--", "You are x"]
 ENV = {"CLAUDE_TEMPO_ENSEMBLE": "e1", "CLAUDE_TEMPO_PLAYER_NAME": "x"}
 SCRIPT = "/tmp/tempo-launch-1.sh"
 CWD = "/home/me/my project"
 LOGIN = ["/usr/bin/fish", "-l", "-i", "-c", f"/bin/sh {SCRIPT}"]
+IN_TMUX = f"/usr/bin/fish -l -i -c '/bin/sh {SCRIPT}'"  # tmux hands its one argument to `$SHELL -c`
 
 
 @pytest.mark.parametrize(
     "terminal, options, expected",
     [
         ("tmux", {"inside_tmux": True},
-         ["tmux", "new-window", "-d", "-n", "tempo x", "-c", CWD, f"/bin/sh {SCRIPT}"]),
+         ["tmux", "new-window", "-d", "-P", "-F", "#{pane_id}", "-n", "tempo x", "-c", CWD, IN_TMUX]),
         ("tmux", {"tmux_session": "tempo-e1"},
-         ["tmux", "new-session", "-d", "-s", "tempo-e1", "-n", "tempo x", "-c", CWD, f"/bin/sh {SCRIPT}"]),
+         ["tmux", "new-session", "-d", "-P", "-F", "#{pane_id}", "-s", "tempo-e1", "-n", "tempo x", "-c", CWD, IN_TMUX]),
         ("tmux", {"tmux_session": "tempo-e1", "tmux_session_exists": True},
-         ["tmux", "new-window", "-d", "-t", "tempo-e1:", "-n", "tempo x", "-c", CWD, f"/bin/sh {SCRIPT}"]),
+         ["tmux", "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", "tempo-e1:", "-n", "tempo x", "-c", CWD, IN_TMUX]),
         ("ghostty", {"platform": "darwin"},
          ["open", "-na", "Ghostty", "--args", f"--working-directory={CWD}", "--title=tempo x", "-e", *LOGIN]),
         ("ghostty", {"platform": "linux"},

@@ -1,0 +1,196 @@
+"""Permission requests relayed: Claude Code's PermissionRequest hook asks the ensemble, the first answer decides.
+
+One real interactive Claude Code in tmux (no --dangerously-skip-permissions), its model scripted to ask
+for Bash; a real `tempo serve` conductor answers; what the model read is in the recorded requests.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from claude_code import Interactive, ScriptedModel, calls, poll, claude_home, last_user_text, tool_use, write_hooks
+from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
+from test_conductor import plain_client
+from tempo_workflows import workflow_id
+
+pytestmark = pytest.mark.anyio
+
+PERMISSION_HOOK = """
+import json, sys
+event = json.load(sys.stdin)
+open(sys.argv[1], "a").write(json.dumps(event) + "\\n")
+answer = json.load(open(sys.argv[2])).get(event.get("tool_input", {}).get("command"))
+if answer:  # else print nothing
+    print(json.dumps({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": answer}}))
+"""
+
+
+def test_claude_codes_permission_hooks_have_these_shapes(tmp_path):
+    """Pinned for 2.1.197: what PermissionRequest and Notification get, and what answers them."""
+    project, log, answer = tmp_path / "project", tmp_path / "hooks.jsonl", tmp_path / "answer.json"
+    project.mkdir()
+    script = tmp_path / "hook.py"
+    script.write_text(PERMISSION_HOOK)
+    command = f"{sys.executable} {script} {log} {answer}"
+    write_hooks(project, {"PermissionRequest": [{"hooks": [{"type": "command", "command": command}]}],
+                          "Notification": [{"hooks": [{"type": "command", "command": command}]}]})
+    steps = ["touch ALLOWED", "touch DENIED", "touch ASKED"]
+
+    def reply(body):
+        done = calls(body, "Bash")
+        return [tool_use("Bash", {"command": steps[done], "description": "make a file"})] if done < len(steps) else ["done"]
+
+    answer.write_text(json.dumps({"touch ALLOWED": {"behavior": "allow"},  # touch ASKED: nothing printed, the dialog shows
+                                  "touch DENIED": {"behavior": "deny", "message": "not this one: PINNED-REASON"}}))
+    with ScriptedModel(reply) as model:
+        env = claude_home(tmp_path / "home", project, model)
+        with Interactive(cwd=project, env=env) as session:
+            session.wait_ready()
+            session.type("go")
+            denied = model.wait_for(lambda b: "PINNED-REASON" in last_user_text(b), timeout=30)
+            screen = session.wait_screen(lambda s: "Do you want to proceed?" in s and "touch ASKED" in s, timeout=30)
+            assert "touch ASKED" in screen, screen.replace("\n\n", "\n")
+            assert (project / "ALLOWED").exists() and not (project / "DENIED").exists() and not (project / "ASKED").exists()
+            poll(lambda: "permission_prompt" in log.read_text(), 20, "the Notification hook")
+    assert "PINNED-REASON" in last_user_text(denied)  # a deny's message is the tool's error the model reads
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    asks = [e for e in events if e["hook_event_name"] == "PermissionRequest"]
+    assert [a["tool_input"]["command"] for a in asks] == steps
+    assert {"session_id", "transcript_path", "cwd", "permission_mode", "tool_name", "tool_input",
+            "permission_suggestions"} <= set(asks[0]) and asks[0]["tool_name"] == "Bash"
+    assert "tool_use_id" not in asks[0]  # nothing identifies the call: tempo's hook makes the request's id
+    notes = [e for e in events if e["hook_event_name"] == "Notification"]
+    # Said once the hook has said nothing (its dialog shows while the hook runs, and an answer dismisses it).
+    assert [(n["notification_type"], n["message"]) for n in notes] == [("permission_prompt", "Claude needs your permission")]
+
+
+async def next_permission(conductor) -> dict:
+    """The next permission cue pushed to the conductor (join notices pass by)."""
+    while True:
+        cue = await conductor.next_cue(timeout=30)
+        if cue["meta"]["kind"] == "permission":
+            return cue
+
+
+async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_claude_code(tmp_path, temporal, ensemble, cli):
+    project = tmp_path / "project"
+    project.mkdir()
+    steps = ["mkdir RULED", "touch MARKER", "touch DENIED", "touch RESTART", "touch LATE"]
+
+    def reply(body):
+        done = calls(body, "Bash")
+        return [tool_use("Bash", {"command": steps[done], "description": "work"})] if done < len(steps) else ["done"]
+
+    with ScriptedModel(reply) as model:
+        env = {**claude_home(tmp_path / "home", project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}  # a busy machine
+        server = tempo_env(temporal, ensemble, home=tmp_path / "home", CLAUDE_TEMPO_PLAYER_NAME="carol",
+                           CLAUDE_TEMPO_PERMIT_ALLOW="Bash(mkdir:*)", CLAUDE_TEMPO_PERMIT_TIMEOUT="20")
+        from claude_code import write_tempo_mcp_json
+
+        write_tempo_mcp_json(project, {k: v for k, v in server.items() if k != "PATH"})
+        init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert init.returncode == 0, init.stderr
+        hooks = json.loads((project / ".claude" / "settings.local.json").read_text())["hooks"]
+        assert hooks["PermissionRequest"][0]["hooks"][0]["timeout"] >= 3600  # tempo's wait ends first, never Claude Code's
+        status_env = {**cli.env, "TEMPORAL_ADDRESS": temporal.address, "CLAUDE_TEMPO_ENSEMBLE": ensemble}
+
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, contextlib.AsyncExitStack() as later:
+            with Interactive(cwd=project, env=env) as session:
+                await asyncio.to_thread(session.wait_ready)
+
+                async def joined() -> bool:
+                    return any(p["name"] == "carol" for p in (await conductor.call("ensemble"))["players"])
+
+                await wait_until(joined, timeout=90)  # its serve is there: the hook has someone to ask
+                await asyncio.to_thread(session.type, "go")
+
+                # A standing rule answers at once: nobody is asked, the history says so.
+                try:
+                    await wait_until(lambda: (project / "RULED").is_dir(), timeout=40)
+                except AssertionError:
+                    raise AssertionError(f"no RULED; the screen shows:\n{session.screen()}") from None
+                asked = await next_permission(conductor)  # the next step (touch MARKER) asks the conductor
+                assert (project / "RULED").is_dir()
+                meta = asked["meta"]
+                assert (meta["kind"], meta["from"], meta["source"]) == ("permission", "carol", "Bash"), asked
+                request_id = meta["message_id"]
+                assert request_id in asked["content"] and "touch MARKER" in asked["content"]
+
+                status = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "status", ensemble],
+                                                 env=status_env, capture_output=True, text=True, timeout=60)
+                assert "waiting: permission Bash(touch MARKER) since" in status.stdout, status.stdout + status.stderr
+                listed = await conductor.call("permits")
+                assert [(r["request_id"], r["player"], r["preview"]) for r in listed["waiting"]] == [(request_id, "carol", "touch MARKER")]
+
+                answered = await conductor.call("permit", request_id=request_id, decision="allow")
+                assert (answered["decision"], answered["by"]) == ("allow", "conductor")
+                await wait_until(lambda: (project / "MARKER").exists(), timeout=20)  # no key pressed in its window
+
+                # Deny from the CLI, with a reason the model reads; a second answer is refused politely.
+                asked = await next_permission(conductor)
+                denied_id = asked["meta"]["message_id"]
+                assert "touch DENIED" in asked["content"]
+                run = await asyncio.to_thread(
+                    subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "permit", denied_id, "deny", "--reason", "REASON-42: not in prod"],
+                    env=status_env, capture_output=True, text=True, timeout=60)
+                assert run.returncode == 0, run.stderr
+                body = await asyncio.to_thread(model.wait_for, lambda b: calls(b, "Bash") == 3, 30)
+                assert "REASON-42: not in prod" in last_user_text(body) and "cli denied" in last_user_text(body)
+                assert not (project / "DENIED").exists()
+                with pytest.raises(ToolFailed, match="already answered .*deny by cli"):
+                    await conductor.call("permit", request_id=denied_id, decision="allow")
+
+                # The player's serve dies while a request waits; a new one (as /mcp Reconnect starts) takes the hook's
+                # retry, finds the request where the first recorded it, and the one answer lands once.
+                asked = await next_permission(conductor)
+                restart_id = asked["meta"]["message_id"]
+                assert "touch RESTART" in asked["content"]
+                client = await plain_client(temporal)
+                carol = await client.get_workflow_handle(workflow_id(ensemble, "carol")).query("info")
+                os.kill(carol["pid"], signal.SIGKILL)
+                session_id = next((tmp_path / "home" / ".claude" / "projects").glob("*/*.jsonl")).stem
+                successor = await later.enter_async_context(play(
+                    temporal, ensemble, CLAUDE_CODE_SESSION_ID=session_id, CLAUDE_TEMPO_PLAYER_NAME="carol-again",
+                    CLAUDE_TEMPO_PERMIT_TIMEOUT="20", cwd=str(project)))
+                assert await successor.name() == "carol-again"
+                await asyncio.sleep(1)  # the hook has found the successor (it retries every 50 ms)
+                answered = await conductor.call("permit", request_id=restart_id, decision="allow", reason="after the restart")
+                assert answered["player"] == "carol"
+                try:
+                    await wait_until(lambda: (project / "RESTART").exists(), timeout=30)
+                except AssertionError:
+                    raise AssertionError(session.screen()) from None
+
+                # Nobody answers: after permit_timeout Claude Code's own dialog shows, and a late answer changes nothing.
+                asked = await next_permission(conductor)
+                late_id = asked["meta"]["message_id"]
+                await asyncio.to_thread(session.wait_screen, lambda s: "Do you want to proceed?" in s and "touch LATE" in s, 30)
+
+                async def unanswered() -> bool:
+                    return late_id not in [r["request_id"] for r in (await conductor.call("permits"))["waiting"]]
+
+                await wait_until(unanswered, timeout=30)  # permit_timeout (20 s) has passed
+                screen = await asyncio.to_thread(session.wait_screen, "Do you want to proceed?", 5)
+                assert "touch LATE" in screen  # Claude Code's own dialog stays, for the person at its screen
+                with pytest.raises(ToolFailed, match="already answered .*dialog"):
+                    await conductor.call("permit", request_id=late_id, decision="allow")
+                assert not (project / "LATE").exists()
+
+            client = await plain_client(temporal)
+            history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+            lines = [(h["kind"], h["request_id"], h["sender"], h["text"].split(" for ")[0]) for h in history
+                     if h["kind"] in ("permission", "permit")]
+            rule = [line for line in lines if line[2] == "rule Bash(mkdir:*)"]
+            assert rule and rule[0][0] == "permit" and rule[0][3] == "allow Bash(mkdir RULED)"
+            assert ("permission", request_id, "carol") == lines[1][:3] and ("permit", request_id, "conductor") == lines[2][:3]
+            assert ("permit", denied_id, "cli", "deny Bash(touch DENIED)") == lines[4]
+            assert [line[:3] for line in lines[5:8]] == [("permission", restart_id, "carol"), ("permit", restart_id, "conductor"),
+                                                         ("permission", late_id, "carol-again")]  # asked once, answered once
+            assert ("permit", late_id, "nobody in time") == lines[8][:3]
