@@ -4844,30 +4844,55 @@ def unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
 APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
 
 
-def claude_trusts(directory: str) -> bool:
-    """Whether Claude Code trusts `directory`: it, a parent, or its repository's main work tree was trusted."""
+def claude_trust(directory: str) -> str:
+    """How Claude Code (2.1.197, measured) trusts `directory`: "trusted" (it reads the project's settings),
+    "parent" (no dialog, as a parent is trusted, but outside a git repository it ignores the project's
+    .claude/settings.local.json: tempo's hooks and approval there), or "untrusted" (its trust dialog waits)."""
     config = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home()) / ".claude.json"
     try:
         projects = json.loads(config.read_text(encoding="utf-8")).get("projects", {})
+        projects = projects if isinstance(projects, dict) else {}
     except (OSError, ValueError, AttributeError):
-        return False
-    places = [Path(directory).resolve()]
-    try:  # a worktree of a trusted repository is trusted (2.1.197, measured)
-        places.append(repo_layout(directory)[2])
+        projects = {}
+
+    def trusted(place: Path) -> bool:
+        entry = projects.get(str(place))
+        return isinstance(entry, dict) and bool(entry.get("hasTrustDialogAccepted"))
+
+    here = Path(directory).resolve()
+    places = [here]
+    try:  # in a git repository its top, and a worktree's main repository, speak for it
+        top, _, main = repo_layout(directory)
+        places += [top, main]
     except TempoError:
         pass
-    for place in places:
-        for p in (place, *place.parents):
-            entry = projects.get(str(p)) if isinstance(projects, dict) else None
-            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted"):
-                return True
-    return False
+    if any(trusted(p) for p in places):
+        return "trusted"
+    return "parent" if any(trusted(p) for p in here.parents) else "untrusted"
 
 
-def untrusted_note(directory: str) -> str:
-    """What to do when Claude Code will ask whether to trust `directory` (a dialog tempo does not answer)."""
-    return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
-            f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+def user_approved() -> bool:
+    """tempo's hooks and approval are in the user's settings (`tempo init --user`): every project has them."""
+    try:
+        data = read_json_file(settings_path("", user=True))
+    except TempoError:
+        return False
+    return (isinstance(data, dict) and SERVER_NAME in (data.get("enabledMcpjsonServers") or [])
+            and TEMPO_TOOLS in ((data.get("permissions") or {}).get("allow") or []) and hooks_installed(str(Path.home())) is not None)
+
+
+def trust_note(directory: str) -> str:
+    """The dialog Claude Code will show in `directory` that tempo does not answer, and what to do ("" if none)."""
+    trust = claude_trust(directory)
+    if trust == "untrusted":
+        return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
+                f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+    if trust == "parent" and not user_approved():
+        return (f"Claude Code trusts {directory} only through a parent and, outside a git repository, ignores its "
+                f".claude/settings.local.json (tempo's hooks and approval): its window asks about tempo's server. "
+                f"Run `tempo init --user` once (hooks and approval for every project), make the project a git "
+                f"repository, or run `claude` in {directory} once and trust it")
+    return ""
 
 
 def hooks_installed(directory: str) -> Path | None:
@@ -4968,8 +4993,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
             setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
         if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
             setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
-        if not claude_trusts(str(path)):
-            setup = "; ".join(filter(None, [setup, untrusted_note(str(path))]))
+        setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
@@ -7282,8 +7306,8 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
                        + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
         except TempoError as e:
             emit("fail", str(e))
-    if not claude_trusts(cfg.directory):
-        emit("todo", untrusted_note(cfg.directory))
+    if trust_note(cfg.directory):
+        emit("todo", trust_note(cfg.directory))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
     task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:

@@ -548,6 +548,7 @@ async def idle_wake(server: DevServer, runs: int) -> None:
 async def lineup_up(server: DevServer) -> None:
     """`tempo up --lineup` of three real Claude Code sessions in tmux (scripted model) to all joined; then the
     first cue to one of them (a session that has not had a cue yet): sent -> its model's request."""
+    import json
     import os
     import shutil
     import subprocess
@@ -557,13 +558,17 @@ async def lineup_up(server: DevServer) -> None:
     if not CLAUDE.exists() or not shutil.which("tmux"):
         print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
         return
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+    # Claude Code may still write into its HOME as its tmux server goes: cleaning up must not fail on that.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, ScriptedModel() as model:
         tmp_path = Path(tmp)
         shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
         for d in (shop / "api", shop / "web", bindir, sockets):
             d.mkdir(parents=True)
         (bindir / "claude").symlink_to(CLAUDE)
         env = claude_home(home, shop, model)
+        subprocess.run(["git", "init", "-q", str(shop)], check=True)  # a team's repository, trusted once, nothing approved
+        (home / ".claude.json").write_text(json.dumps({**json.loads((home / ".claude.json").read_text()),
+                                                       "projects": {str(shop): {"hasTrustDialogAccepted": True}}}))
         (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
         ensemble = f"bench-up-{uuid.uuid4().hex[:6]}"
         (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\ndirectory = "."\n'
