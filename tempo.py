@@ -2200,7 +2200,7 @@ class Session:
         others = [p for p in players if p.name != me.name and (p.host, p.pid) != (me.host, me.pid)]
         return sorted([self.info, *others], key=lambda p: (p.role != "conductor", p.name))
 
-    def take_inbox(self) -> "list[Cue]":
+    def take_inbox(self) -> "tuple[list[Cue], int]":
         return self.ladder.listen()
 
     def delivery_changed(self) -> None:
@@ -2478,6 +2478,9 @@ async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float
 CHANNEL_GRACE = 2.0  # s a channel push may take to show in the transcript before hooks show it instead
 CHANNEL_TRUST = 60.0  # ... when channels are known to work (the model may be busy: the event queues)
 BUSY_STALE = 20.0  # s without a hook event after which a "busy" model may be idle after all (Esc)
+# What one `listen` answer holds at most (the rest waits for the next call, in order): a backlog of
+# a thousand cues in one tool result would pass Claude Code's limit on MCP output (~25 000 tokens).
+LISTEN_PAGE_CHARS = 40_000
 # Claude Code's limits (2.1.197, pinned by tests/test_claude_code.py against the real binary):
 HOOK_CONTEXT_CAP = 9_500  # a hook's additionalContext over ~10 000 chars becomes a file path and a 2 KB preview
 STOP_BLOCKS = 8  # consecutive Stop blocks answered by a model request; the 9th is recorded, never answered
@@ -2627,6 +2630,17 @@ def cue_text(cues: "list[Cue]") -> str:
     return (f"tempo: {many} from {who} (answer a player with the `cue` tool; each cue is shown to you once). "
             f"Each starts with a header line ending in \"key {key}]\"; its text follows, every line "
             f"marked \"{QUOTE.strip()}\":\n\n" + "\n\n".join(render_cue(c, key) for c in cues))
+
+
+def first_page(cues: "list[Cue]", budget: int) -> "list[Cue]":
+    """The oldest of `cues` whose text fits in `budget` characters (at least one: a cue is never cut)."""
+    page, size = [], 0
+    for cue in cues:
+        size += len(cue.text) + len(cue.sender) + 150  # its id, time and the answer's framing
+        if page and size > budget:
+            break
+        page.append(cue)
+    return page
 
 
 def channels_flagged(pid: int) -> bool | None:
@@ -2824,15 +2838,17 @@ class Ladder:
             if self.receipts:
                 self.sender = asyncio.create_task(self.send_receipts())
 
-    def listen(self) -> "list[Cue]":
-        """`listen`: a plain client gets what it has not read through `listen`; Claude Code what it has not seen."""
+    def listen(self) -> "tuple[list[Cue], int]":
+        """`listen`: a plain client gets what it has not read through `listen`; Claude Code what it has not seen.
+        The oldest first, one page at a time; returns the page and how many remain."""
         if not self.claude:
-            cues, self.inbox = self.inbox, []
-            return cues
+            cues = first_page(self.inbox, LISTEN_PAGE_CHARS)
+            del self.inbox[:len(cues)]
+            return cues, len(self.inbox)
         self.confirm()  # a hook's cues the model already got are not news; those in flight stay with their hook
-        cues = [c for c in self.unread.values() if c.id not in self.printed]
+        cues = first_page([c for c in self.unread.values() if c.id not in self.printed], LISTEN_PAGE_CHARS)
         self.mark_seen(cues, "listen")
-        return cues
+        return cues, sum(1 for c in self.unread.values() if c.id not in self.printed)
 
     # -- hooks ------------------------------------------------------------------
 
@@ -4258,6 +4274,7 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
 
     class ListenResult(BaseModel):
         messages: list[Message]
+        more: int = Field(0, description="cues still unread after these (the answer holds one page): call listen again")
 
     @mcp.tool(annotations=ToolAnnotations(title="Send a cue", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def cue(
@@ -4297,9 +4314,11 @@ def message_tools(mcp, session: "Session", guarded: Callable) -> None:
 
     @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
     async def listen() -> ListenResult:
-        """Return the cues that have not reached me by any other path (and mark them read)."""
+        """Return the cues that have not reached me by any other path (and mark them read), oldest first;
+        `more` says how many are left for the next call when they did not fit in one answer."""
         await guarded(session.joined())
-        return ListenResult(messages=[Message(**cue_view(c)) for c in session.take_inbox()])
+        cues, more = session.take_inbox()
+        return ListenResult(messages=[Message(**cue_view(c)) for c in cues], more=more)
 
 
 def team_tools(mcp, session: "Session", guarded: Callable) -> None:

@@ -62,6 +62,8 @@ UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept 
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
 POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
 POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
+# Patches (`workflow.patched`): histories recorded before them replay as they ran.
+MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task
 
 ENSEMBLE = SearchAttributeKey.for_keyword("ClaudeTempoEnsemble")
 PLAYER_ID = SearchAttributeKey.for_keyword("ClaudeTempoPlayerId")
@@ -330,6 +332,7 @@ class PlayerWorkflow:
         self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
         self.ended_at = ""
         self.last_wait = 0.0  # how long the session's latest poll asked to be held
+        self.memo_stale = False  # the unread count changed since the memo last said it
         self.waiting_on = "" if inp.info.waiting.startswith("permission") else inp.info.waiting  # what the session last said it waits for ("input"), besides permissions
 
     # -- run ----------------------------------------------------------------
@@ -341,6 +344,7 @@ class PlayerWorkflow:
             workflow.upsert_search_attributes(search_attributes(s.info, s.attributes).search_attributes)
             workflow.upsert_memo({"info": asdict(s.info)})
             await self.announce()
+        self.keeper = asyncio.create_task(self.keep_memo())  # runs until the run ends
         while True:
             self.wake = False
             if self.end:
@@ -894,6 +898,17 @@ class PlayerWorkflow:
             chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
         if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
             self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
+            if workflow.patched(MEMO_ONCE_PATCH):
+                self.memo_stale = True  # `keep_memo` says it once this workflow task has taken in all it got
+            else:
+                workflow.upsert_memo({"info": asdict(self.s.info)})
+
+    async def keep_memo(self) -> None:
+        """Upsert the memo at most once per workflow task: one upsert per cue was half of a burst's
+        history (a thousand cues, a thousand memo events), and a long history is a slow replay."""
+        while True:
+            await workflow.wait_condition(lambda: self.memo_stale)
+            self.memo_stale = False
             workflow.upsert_memo({"info": asdict(self.s.info)})
 
     def batch(self) -> list[Cue]:

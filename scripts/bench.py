@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import tempo  # noqa: E402
 from temporalio import workflow  # noqa: E402
-from conftest import DevServer, chromium, dashboard, free_port, play  # noqa: E402
+from conftest import DevServer, chromium, dashboard, flagged_serve, free_port, play  # noqa: E402
 
 TARGETS = {  # from the issue: bench figures, never timed tests
     "cue p50 ms": 25,
@@ -225,13 +225,6 @@ async def burst_floor(server: DevServer, senders: int, per_sender: int, recipien
         for p in many:
             await p.stop()
     return delivered, rate
-
-
-def flagged_serve() -> tuple[str, list[str]]:
-    """`tempo serve` under a parent whose command line has the channels flag, as Claude Code's has: the
-    session pushes on its channel, and nothing (no transcript, no hook) ever confirms a push."""
-    script = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(ROOT / 'tempo.py')!r}, 'serve']))"
-    return sys.executable, ["-c", script, "--dangerously-load-development-channels", f"server:{tempo.SERVER_NAME}"]
 
 
 async def burst(server: DevServer, senders: int, per_sender: int, floor: float, label: str = "", *,

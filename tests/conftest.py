@@ -197,6 +197,13 @@ def serve_command() -> tuple[str, list[str]]:
     return sys.executable, [str(ROOT / "tempo.py"), "serve"]
 
 
+def flagged_serve() -> tuple[str, list[str]]:
+    """`tempo serve` under a parent whose command line has the channels flag, as `tempo start` gives Claude
+    Code's: the session pushes cues on its channel, and nothing (no transcript, no hook) confirms a push."""
+    script = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(ROOT / 'tempo.py')!r}, 'serve']))"
+    return sys.executable, ["-c", script, *tempo.CHANNELS_FLAG]
+
+
 @contextlib.asynccontextmanager
 async def play(temporal: DevServer, ensemble: str, *, command: tuple[str, list[str]] | None = None,
                cwd: str | None = None, **env: str):

@@ -508,3 +508,35 @@ async def _cue_alice(sender, text: str):
         return await sender.call("cue", to="alice", message=text)
     except Exception:  # the name is between its two servers
         return None
+
+
+async def test_a_burst_of_50_cues_reaches_a_working_claude_p_whole_and_once(player_project, model, temporal, ensemble):
+    """Fifty cues arrive while the model works (more than one hook answer may carry): each reaches the
+    model whole, once, within the client's limits (no hook text turned into a file preview)."""
+    from claude_code import shown
+
+    directory, env = player_project
+    loop = asyncio.get_running_loop()
+    texts = [f"burst cue {i:02d}: " + "please re-run the flaky suite and report " * 3 for i in range(50)]
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        sent: list[dict] = []
+
+        def reply(body):
+            if not sent:  # the model starts working: the whole burst comes in now
+                asyncio.run_coroutine_threadsafe(wait_until(lambda: players(alice, 2), timeout=30), loop).result(40)
+                for text in texts:
+                    sent.append(asyncio.run_coroutine_threadsafe(alice.call("cue", to="carol", message=text), loop).result(30))
+                return [tool_use("mcp__claude-tempo__ensemble", {})]
+            if not all(s["message_id"] in shown(body) for s in sent) and calls(body, "mcp__claude-tempo__ensemble") < 12:
+                return [tool_use("mcp__claude-tempo__ensemble", {})]  # keeps working: each tool call may bring more
+            return ["done"]
+
+        model.reply = reply
+        run = await asyncio.to_thread(run_print, "check who is here", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=180)
+        assert run.returncode == 0, run.stderr
+        last = shown(model.requests()[-1])
+        for s, text in zip(sent, texts):
+            assert last.count(s["message_id"]) == 1, s["message_id"]  # once
+            assert text in last  # whole
+        assert "additionalContext.txt" not in last and "tool-results" not in last  # never a file preview
