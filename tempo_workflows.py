@@ -97,6 +97,7 @@ class PlayerInfo:
     agent: str = "claude"
     started: str = ""  # ISO 8601, UTC
     unread: int = 0  # cues that have not reached the model yet (kept current by the workflow)
+    unread_chars: int = 0  # ... and their characters: what they would add to the model's context
     delivery: str = ""  # the delivery paths live in the session: "channel hooks waiter", ...
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
     waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
@@ -205,6 +206,7 @@ class Permission:
     reason: str = ""  # a deny's message, read by the model
     by: str = ""  # who decided: a player's name, "cli", "dashboard", "rule Bash(npm test:*)", ...
     decided_at: str = ""
+    ensemble: str = ""  # the asker's: a conductor of another ensemble with the same workflow ID ignores it
 
     def rule(self) -> str:
         return f"{self.tool}({self.preview})" if self.preview else self.tool
@@ -361,6 +363,8 @@ class PlayerWorkflow:
         await self.hand_over()
         if workflow.patched("board-player-left"):
             await self.leave_board()
+        if workflow.patched("conductor-told-player-left"):
+            await self.tell_left()
         return self.end.reason
 
     def should_continue_as_new(self) -> bool:
@@ -427,6 +431,15 @@ class PlayerWorkflow:
             Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
                 ensemble=info.ensemble)
         )
+
+    async def tell_left(self) -> None:
+        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
+        info, end = self.s.info, self.end
+        if info.role == "conductor" or end.moved_to:
+            return  # a rename is announced by the new name
+        await self.signal_conductor(
+            Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice", ensemble=info.ensemble))
 
     async def hand_over(self) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
@@ -656,7 +669,7 @@ class PlayerWorkflow:
         known = self.find_permission(request.id)
         if known:
             return known
-        request.player, request.asked_at = self.s.info.name, now()
+        request.player, request.ensemble, request.asked_at = self.s.info.name, self.s.info.ensemble, now()
         request.decided_at = request.asked_at if request.decision else ""
         self.s.permissions.append(request)
         del self.s.permissions[:-PERMISSION_LIMIT]
@@ -667,8 +680,8 @@ class PlayerWorkflow:
             text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
                     f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
                     "(a deny's reason reaches its model).")
-            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission", source=request.tool,
-                      ensemble=self.s.info.ensemble)
+            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission",
+                      source=request.tool, ensemble=request.ensemble)
             if self.s.info.role == "conductor":
                 self.record(cue, "in")
             else:
@@ -750,7 +763,7 @@ class PlayerWorkflow:
     @workflow.signal
     def permission_noted(self, request: Permission) -> None:
         """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
-        if self.s.info.role == "conductor":
+        if self.s.info.role == "conductor" and request.ensemble in ("", self.s.info.ensemble):
             self.record_permit(request)
 
     def record_permit(self, request: Permission) -> None:
@@ -827,14 +840,19 @@ class PlayerWorkflow:
     def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
         """Record read receipts; return those a conductor should hear about (cues it sent)."""
         relay = []
+        # One pass over what waits, whatever the number of receipts: a burst's receipts come by the
+        # hundred, and a pass per receipt over a backlog of a thousand costs a workflow task ~10^6 steps.
+        waiting: dict[str, Cue] = {}
+        for c in (*self.s.unseen, *self.s.pending) if receipts else ():
+            waiting.setdefault(c.id, c)
+        done: set[str] = set()
         for r in receipts:
             if r.id in self.receipts:
                 continue
-            cue = next((c for c in (*self.s.unseen, *self.s.pending) if c.id == r.id), None)
+            cue = waiting.get(r.id)
             if cue:
                 r.sender, r.recipient = cue.sender, self.s.info.name
-                self.s.unseen = [c for c in self.s.unseen if c.id != r.id]
-                self.s.pending = [c for c in self.s.pending if c.id != r.id]
+                done.add(r.id)
             r.at = r.at or now()
             self.receipts[r.id] = r
             self.s.receipts.append(r)
@@ -842,6 +860,9 @@ class PlayerWorkflow:
                 self.note_seen(r)
             elif r.sender == CONDUCTOR:
                 relay.append(r)
+        if done:
+            self.s.unseen = [c for c in self.s.unseen if c.id not in done]
+            self.s.pending = [c for c in self.s.pending if c.id not in done]
         if len(self.s.receipts) > RECEIPT_LIMIT:
             for old in self.s.receipts[:-RECEIPT_LIMIT]:
                 self.receipts.pop(old.id, None)
@@ -865,8 +886,11 @@ class PlayerWorkflow:
 
     def publish_unread(self) -> None:
         """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
-        if self.s.info.unread != self.unread():
-            self.s.info.unread = self.unread()
+        chars = self.s.info.unread_chars
+        if workflow.patched("unread-chars"):  # histories recorded before it upsert on a count change only
+            chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
+        if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
+            self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
             workflow.upsert_memo({"info": asdict(self.s.info)})
 
     def batch(self) -> list[Cue]:

@@ -1,18 +1,22 @@
 """Measure tempo against a real Temporal dev server and print medians.
 
 Usage:
-  bench.py [--cues=<n>] [--quick]
+  bench.py [--cues=<n>] [--quick] [--burst]
 
 Options:
   --cues=<n>   Cues for the latency figure [default: 200].
   --quick      Smaller runs, for a smoke check.
+  --burst      Only the burst figures (many senders into one player, one sender to many) and their floor.
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
-first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue) and the
-waiter's memory; idle wake (cue sent to the scripted model's request) with the real Claude Code;
+first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue / 10 cues) and the
+waiter's memory (as its hook command runs it); a cue to its receipt confirmed from the transcript on the hook path;
+`up --lineup` of three real Claude Code sessions to all joined and the first cue to a new session; idle wake (cue sent to
+the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
-headless Chromium); the Copilot bridge's start to ready and cue to model request (the real
+headless Chromium); a permission request relayed from the real Claude Code (model asks -> conductor's
+cue, permit -> tool ran); the Copilot bridge's start to ready and cue to model request (the real
 Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
@@ -39,12 +43,15 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "ensemble@200 ms": 250,
     "serve ready s": 1.5,
     "hook ms": 50,
+    "hook@10 ms": 50,
     "waiter MiB": 15,
     "idle wake p50 ms": 500,
     "dashboard paint@200 ms": 1000,
     "dashboard exchange ms": 500,
     "broadcast@50 ms": 250,
     "cue/floor": 1.2,
+    "first cue to a new session ms": 500,
+    "burst 5x200 s": 20,
 }
 
 # Injected into the dashboard page before its own script: marks when the cards are painted and
@@ -162,6 +169,228 @@ async def fan_out(server: DevServer, recipients: int, per_recipient: int) -> Non
     report(f"fan-out: {total} cues to {recipients} players", total / elapsed, "cues/s")
 
 
+# -- bursts: many senders into one player, one sender to many; a bare Temporal signal floor beside -----
+
+@workflow.defn(sandboxed=False)
+class FloorWorkflow:
+    """The floor: a bare workflow a signal puts a message into, and a long-poll Update hands it out."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.done)
+
+    @workflow.signal
+    def cue(self, text: str) -> None:
+        self.pending.append(text)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.update
+    async def poll(self, taken: int) -> list[str]:
+        del self.pending[:taken]  # acknowledged by the next poll, as a session acknowledges its cues
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(lambda: bool(self.pending) or self.done, timeout=60)
+        return list(self.pending)
+
+
+class FloorPlayer:
+    """One floor workflow and the loop that drains it; `got` in arrival order."""
+
+    def __init__(self, client, wid: str) -> None:
+        self.client, self.wid, self.got = client, wid, []
+        self.arrived = asyncio.Event()
+
+    async def start(self, queue: str) -> "FloorPlayer":
+        self.handle = await self.client.start_workflow(FloorWorkflow.run, id=self.wid, task_queue=queue)
+        self.task = asyncio.create_task(self.drain())
+        return self
+
+    async def drain(self) -> None:
+        taken = 0
+        while True:
+            try:
+                batch = await self.handle.execute_update(FloorWorkflow.poll, taken)
+            except Exception:  # stopped
+                return
+            self.got += batch
+            taken = len(batch)
+            self.arrived.set()
+
+    async def until(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.got) < count and time.monotonic() < deadline:
+            self.arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), max(0.01, deadline - time.monotonic()))
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(Exception):
+            await self.handle.signal(FloorWorkflow.finish)
+
+
+def burst_line(label: str, sent: float, delivered: float | None, got: list, expected: int, floor: float | None,
+               errors: int, target: str | None = None) -> None:
+    dupes = len(got) - len(set(got))
+    ratio = f"  {delivered / floor:.1f}x floor" if floor and delivered else ""
+    whole = f"{len(set(got))}/{expected}"
+    took = f"{delivered:.1f} s" if delivered is not None else "not all delivered"
+    verdict = "" if not target else ("  ok" if delivered is not None and delivered <= TARGETS[target] else f"  OVER target {TARGETS[target]} s")
+    print(f"{label:<44} sent in {sent:.1f} s, {whole} delivered, {took}, {dupes} dupes, {errors} errors{ratio}{verdict}",
+          flush=True)
+
+
+async def burst_floor(server: DevServer, senders: int, per_sender: int, recipients: int, rounds: int) -> tuple[float, float]:
+    """The floor of both bursts: bare signals into a bare long-polled workflow (seconds, cues/s)."""
+    from temporalio.worker import Worker
+
+    client = await tempo.connect(tempo.Config(address=server.address))
+    queue = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=[FloorWorkflow]):
+        one = await FloorPlayer(client, f"{queue}-one").start(queue)
+        t0 = time.perf_counter()
+
+        async def send(k: int) -> None:
+            for i in range(per_sender):
+                await one.handle.signal(FloorWorkflow.cue, f"s{k}-{i}")
+
+        await asyncio.gather(*(send(k) for k in range(senders)))
+        sent = time.perf_counter() - t0
+        await one.until(senders * per_sender, 120)
+        delivered = time.perf_counter() - t0
+        burst_line(f"floor: {senders} senders x {per_sender} signals", sent, delivered, one.got, senders * per_sender, None, 0)
+        await one.stop()
+        many = [await FloorPlayer(client, f"{queue}-p{i}").start(queue) for i in range(recipients)]
+        t0 = time.perf_counter()
+        for r in range(rounds):
+            for p in many:
+                await p.handle.signal(FloorWorkflow.cue, f"m{r}")
+        await asyncio.gather(*(p.until(rounds, 60) for p in many))
+        rate = recipients * rounds / (time.perf_counter() - t0)
+        report(f"floor: one by one to {recipients} workflows", rate, "cues/s")
+        for p in many:
+            await p.stop()
+    return delivered, rate
+
+
+def flagged_serve() -> tuple[str, list[str]]:
+    """`tempo serve` under a parent whose command line has the channels flag, as Claude Code's has: the
+    session pushes on its channel, and nothing (no transcript, no hook) ever confirms a push."""
+    script = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(ROOT / 'tempo.py')!r}, 'serve']))"
+    return sys.executable, ["-c", script, "--dangerously-load-development-channels", f"server:{tempo.SERVER_NAME}"]
+
+
+async def burst(server: DevServer, senders: int, per_sender: int, floor: float, label: str = "", *,
+                listening: bool = False, command: tuple | None = None, **env: str) -> None:
+    """`senders` sessions each cue one player `per_sender` times, one call at a time; all must arrive once, in order.
+
+    The player takes its cues as they are pushed, or (`listening`) by calling `listen` every half second,
+    as a model whose channel is off would; what was pushed but never confirmed is read by `listen` after."""
+    ensemble = f"bench-burst-{uuid.uuid4().hex[:6]}"
+    async with contextlib.AsyncExitStack() as stack:
+        target = await stack.enter_async_context(play(server, ensemble, command=command, **env))
+        name = await target.name()
+        cuers = [await stack.enter_async_context(play(server, ensemble)) for _ in range(senders)]
+        errors: list[str] = []
+        got: list[str] = []
+        answers: list[float] = []  # how long each `listen` took to answer
+
+        async def send(k: int, who) -> None:
+            for i in range(per_sender):
+                try:
+                    await who.call("cue", to=name, message=f"s{k}-{i}")
+                except Exception as e:
+                    errors.append(str(e))
+
+        async def listen() -> list[str]:
+            texts = []
+            while True:
+                t1 = time.perf_counter()
+                page = await target.call("listen")
+                answers.append(time.perf_counter() - t1)
+                texts += [m["text"] for m in page["messages"]]
+                if not page.get("more"):
+                    return texts
+
+        async def collect() -> None:
+            while True:
+                if listening:
+                    got.extend(await listen())
+                    await asyncio.sleep(0.5)
+                else:
+                    got.append((await target.notifications.get())["content"])
+
+        collecting = asyncio.create_task(collect())
+        t0 = time.perf_counter()
+        await asyncio.gather(*(send(k, who) for k, who in enumerate(cuers)))
+        sent = time.perf_counter() - t0
+        expected = senders * per_sender - len(errors)
+        deadline = time.monotonic() + 120
+        while len(set(got)) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        delivered = time.perf_counter() - t0 if len(set(got)) >= expected else None
+        collecting.cancel()
+        label = f"burst: {senders} senders x {per_sender} cues" + (f" ({label})" if label else "")
+        burst_line(label, sent, delivered, got, senders * per_sender, floor, len(errors), "burst 5x200 s")
+        if env and not listening:  # pushed, never confirmed: still unread, `listen` has them all
+            read = await listen()
+            print(f"{'  then listen':<44} {len(read)} unread ({len(set(read) - set(got))} never pushed); "
+                  f"missing after it: {expected - len(set(got) | set(read))}", flush=True)
+        if answers:
+            print(f"{'  listen answered in':<44} {statistics.median(answers):.2f} s median, {max(answers):.2f} s at most "
+                  f"({len(answers)} calls)", flush=True)
+        order = all([g for g in got if g.startswith(f"s{k}-")] == sorted((g for g in got if g.startswith(f"s{k}-")),
+                    key=lambda g: int(g.split("-")[1])) for k in range(senders))
+        print(f"{'  order per sender kept':<44} {order}", flush=True)
+
+
+async def one_by_one(server: DevServer, recipients: int, rounds: int, floor: float) -> None:
+    """One sender cues `recipients` players one call at a time, `rounds` times over; throughput to the last arrival."""
+    ensemble = f"bench-onebyone-{uuid.uuid4().hex[:6]}"
+    async with contextlib.AsyncExitStack() as stack:
+        sender = await stack.enter_async_context(play(server, ensemble))
+        players = []
+        for _ in range(recipients):
+            players.append(await stack.enter_async_context(play(server, ensemble)))
+        names = [await p.name() for p in players]
+
+        async def drain(p) -> None:
+            for _ in range(rounds):
+                await p.next_cue(timeout=120)
+
+        drains = [asyncio.create_task(drain(p)) for p in players]
+        t0 = time.perf_counter()
+        for r in range(rounds):
+            for name in names:
+                await sender.call("cue", to=name, message=f"m{r}")
+        sent = time.perf_counter() - t0
+        await asyncio.gather(*drains)
+        elapsed = time.perf_counter() - t0
+    total = recipients * rounds
+    print(f"{f'one sender to {recipients} players, one by one':<44} {total / elapsed:>9.1f} cues/s "
+          f"(calls took {sent:.1f} s; {total / elapsed / floor:.2f}x the floor's rate)"
+          f"{'  ok' if total / elapsed >= 100 else '  UNDER target 100 cues/s'}", flush=True)
+
+
+async def bursts(server: DevServer, quick: bool) -> None:
+    senders, per_sender = (5, 40) if quick else (5, 200)
+    recipients, rounds = (10, 4) if quick else (50, 4)
+    floor, rate = await burst_floor(server, senders, per_sender, recipients, rounds)
+    await burst(server, senders, per_sender, floor)
+    # A Claude Code session: its channel unconfirmed (pushed, never seen), or known off (hooks and `listen` only).
+    await burst(server, senders, per_sender, floor, "channel unconfirmed", command=flagged_serve(),
+                CLAUDE_CODE_SESSION_ID=str(uuid.uuid4()))
+    await burst(server, senders, per_sender, floor, "channel off, read by listen", listening=True,
+                CLAUDE_CODE_SESSION_ID=str(uuid.uuid4()))
+    await one_by_one(server, recipients, rounds, rate)
+
+
 async def ensemble_time(server: DevServer, sizes: tuple[int, ...]) -> None:
     from tempo_workflows import workflow_id
 
@@ -262,11 +491,11 @@ def tempo_program() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, str(ROOT / "tempo.py")]
 
 
-def run_hook(session_id: str, event: str = "PostToolUse") -> tuple[float, str]:
+def run_hook(session_id: str, event: str = "PostToolUse", transcript: str = "") -> tuple[float, str]:
     import json
     import subprocess
 
-    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": ""})
+    data = json.dumps({"session_id": session_id, "hook_event_name": event, "transcript_path": transcript})
     t0 = time.perf_counter()
     done = subprocess.run([*tempo_program(), "hook"], input=data, capture_output=True, text=True, timeout=30)
     return (time.perf_counter() - t0) * 1000, done.stdout
@@ -291,15 +520,60 @@ async def hooks(server: DevServer, runs: int) -> None:
                     with_cue.append(took)
                     break
         report(f"tempo hook, one cue (median of {len(with_cue)})", statistics.median(with_cue), "ms", "hook ms")
-        waiter = subprocess.Popen([*tempo_program(), "hook", "wait"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, text=True)
-        waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
-        waiter.stdin.close()
-        await asyncio.sleep(1)
-        rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
-                           if line.startswith("VmRSS")))
-        report("waiter hook memory (RSS while it waits)", rss_kib / 1024, "MiB", "waiter MiB")
-    waiter.wait(10)
+        # The waiter as Claude Code launches it: the command tempo's hooks hold, run by a shell, for a
+        # pip-installed tempo (its console script) and for a checkout (python tempo.py: compiled at each start).
+        for label, program in (("installed", tempo_program()), ("checkout", [sys.executable, str(ROOT / "tempo.py")])):
+            command = " ".join(tempo.shell_word(w) for w in program) + " hook wait"
+            waiter = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+            waiter.stdin.write(f'{{"session_id": "{sid}", "hook_event_name": "Stop"}}')
+            waiter.stdin.close()
+            await asyncio.sleep(2)  # connected to bob's serve, waiting for a cue
+            rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{waiter.pid}/status").read_text().splitlines()
+                               if line.startswith("VmRSS")))
+            report(f"waiter hook memory, {label} (RSS while it waits)", rss_kib / 1024, "MiB",
+                   "waiter MiB" if label == "installed" else None)
+            await a.call("cue", to="bob", message="wake the waiter")  # it answers and exits
+            waiter.wait(30)
+
+
+async def hook_confirm(server: DevServer, runs: int) -> None:
+    """The hook path: a hook's answer with 10 cues pending, and a cue's trip to a receipt the transcript confirms
+    (the transcript written here as Claude Code writes it: what the hook showed, then the model's answer)."""
+    import json
+    import uuid
+
+    from test_hooks import Transcript
+
+    sid = str(uuid.uuid4())
+    with tempfile.TemporaryDirectory() as tmp:
+        transcript = Transcript(Path(tmp) / "t.jsonl")
+        async with play(server, "bench-confirm") as a, play(server, "bench-confirm", CLAUDE_CODE_SESSION_ID=sid,
+                                                            CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+            await bob.call("ensemble")
+            answers = []
+            for _ in range(runs):
+                for i in range(10):
+                    await a.call("cue", to="bob", message=f"pending {i}")
+                while next(p for p in (await a.call("ensemble"))["players"] if p["name"] == "bob")["unread"] < 10:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)  # all ten have reached bob's serve
+                took, text = await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript))
+                answers.append(took)
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                await asyncio.sleep(0.5)  # confirmed: the next round starts from nothing unread
+            report(f"tempo hook, 10 cues pending (median of {runs})", statistics.median(answers), "ms", "hook@10 ms")
+            trips = []
+            for i in range(runs):
+                t0 = time.perf_counter()
+                sent = await a.call("cue", to="bob", message=f"confirm me {i}")
+                while not (text := (await asyncio.to_thread(run_hook, sid, "PostToolUse", str(transcript)))[1]):
+                    pass
+                transcript.context(json.loads(text)["hookSpecificOutput"]["additionalContext"]).answer()
+                while (await a.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]["state"] != "seen":
+                    await asyncio.sleep(0.01)
+                trips.append((time.perf_counter() - t0) * 1000)
+            report(f"cue to confirmed receipt, hook path (median of {runs})", statistics.median(trips), "ms")
 
 
 async def idle_wake(server: DevServer, runs: int) -> None:
@@ -334,6 +608,101 @@ async def idle_wake(server: DevServer, runs: int) -> None:
                     body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 30, True, before)
                     samples.append((body["_at"] - t0) * 1000)
     report(f"idle wake, real Claude Code (median of {runs})", statistics.median(samples), "ms", "idle wake p50 ms")
+async def lineup_up(server: DevServer) -> None:
+    """`tempo up --lineup` of three real Claude Code sessions in tmux (scripted model) to all joined; then the
+    first cue to one of them (a session that has not had a cue yet): sent -> its model's request."""
+    import os
+    import shutil
+    import subprocess
+
+    from claude_code import CLAUDE, ScriptedModel, claude_home, shown
+
+    if not CLAUDE.exists() or not shutil.which("tmux"):
+        print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+        tmp_path = Path(tmp)
+        shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
+        for d in (shop / "api", shop / "web", bindir, sockets):
+            d.mkdir(parents=True)
+        (bindir / "claude").symlink_to(CLAUDE)
+        env = claude_home(home, shop, model)
+        (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
+        ensemble = f"bench-up-{uuid.uuid4().hex[:6]}"
+        (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\ndirectory = "."\n'
+                                        '[[player]]\nname = "api"\ndirectory = "api"\n[[player]]\nname = "ui"\ndirectory = "web"\n')
+        env.update({"SHELL": "/bin/bash", "TEMPORAL_ADDRESS": server.address, "CLAUDE_TEMPO_HOME": str(home / ".tempo"),
+                    "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": str(sockets), "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "120",
+                    "MCP_TIMEOUT": "120000", "CLAUDE_TEMPO_LOG": "WARNING"})
+        try:
+            t0 = time.monotonic()
+            up = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "up", "--lineup",
+                                                          str(shop / "team.toml")], env=env, capture_output=True, text=True, timeout=600)
+            took = time.monotonic() - t0
+            if up.returncode:
+                print(f"up --lineup: failed\n{up.stdout}{up.stderr}", flush=True)
+                return
+            report("up --lineup, 3 real Claude Code sessions, to all joined", took, "s")
+            async with play(server, ensemble) as alice:
+                await asyncio.sleep(5)  # the sessions settle at their prompts
+                before, text = len(model.requests()), f"first cue {uuid.uuid4().hex[:6]}"
+                t0 = time.monotonic()
+                await alice.call("cue", to="api", message=text)
+                body = await asyncio.to_thread(model.wait_for, lambda b: text in shown(b), 60, True, before)
+                report("first cue to a new session (sent -> model)", (body["_at"] - t0) * 1000, "ms",
+                       "first cue to a new session ms")
+        finally:
+            subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": str(sockets)}, capture_output=True)
+
+
+async def permission_relay(server: DevServer, runs: int) -> None:
+    """A real Claude Code asks for Bash (no rule covers it): the model's answer -> the conductor's permission cue;
+    the conductor's `permit` call -> the command has run (its file exists)."""
+    import subprocess
+
+    from claude_code import CLAUDE, Interactive, ScriptedModel, calls, claude_home, tool_use, write_tempo_mcp_json
+    from conftest import tempo_env
+
+    if not CLAUDE.exists():
+        print(f"permission relay: skipped ({CLAUDE} missing: run `npm ci`)", flush=True)
+        return
+
+    def reply(body):
+        done = calls(body, "Bash")
+        return [tool_use("Bash", {"command": f"touch P{done}", "description": "bench"})] if done < runs else ["done"]
+
+    with tempfile.TemporaryDirectory() as tmp, ScriptedModel(reply) as model:
+        project, home = Path(tmp) / "project", Path(tmp) / "home"
+        project.mkdir()
+        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}
+        server_env = tempo_env(server, "bench-permit", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
+        write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
+        subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
+                       capture_output=True, check=True, timeout=60)
+        notified, ran = [], []
+        async with play(server, "bench-permit", CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+            with Interactive(cwd=project, env=env) as session:
+                await asyncio.to_thread(session.wait_screen, "? for shortcuts", 60)
+                while len((await conductor.call("ensemble"))["players"]) < 2:
+                    await asyncio.sleep(0.2)
+                await asyncio.to_thread(session.type, "go")
+                for i in range(runs):
+                    while True:
+                        cue = await conductor.next_cue(timeout=60)
+                        if cue["meta"]["kind"] == "permission":
+                            break
+                    got = time.monotonic()
+                    asked = next(b for b in model.requests() if calls(b, "Bash") == i)  # answered with `touch P{i}`
+                    notified.append((got - asked["_at"]) * 1000)
+                    t0 = time.monotonic()
+                    await conductor.call("permit", request_id=cue["meta"]["message_id"], decision="allow")
+                    while not (project / f"P{i}").exists():
+                        await asyncio.sleep(0.005)
+                    ran.append((time.monotonic() - t0) * 1000)
+    report(f"permission: model asks -> conductor's cue (median of {runs})", statistics.median(notified), "ms")
+    report(f"permission: permit call -> the tool has run (median of {runs})", statistics.median(ran), "ms")
+
+
 async def start_players(client, ensemble: str, count: int) -> None:
     """Register `count` players as sessions do (their workflows, no processes), for listing figures."""
     from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
@@ -443,15 +812,22 @@ async def copilot_bridge(server: DevServer, starts: int, cues: int) -> None:
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
+    if args["--burst"]:
+        await bursts(server, quick)
+        return
     await serve_ready(server, 3 if quick else 7)
     await cue_latency(server, int(args["--cues"]))
     await fan_out(server, 3 if quick else 5, 20 if quick else 50)
+    await bursts(server, quick)
     await ensemble_time(server, (50,) if quick else (50, 200))
     await broadcast_time(server, 50, conductor=False)
     await broadcast_time(server, 50, conductor=True)
     await memory(server)
     await hooks(server, 10 if quick else 30)
+    await hook_confirm(server, 5 if quick else 15)
     await idle_wake(server, 3 if quick else 7)
+    await lineup_up(server)
+    await permission_relay(server, 3 if quick else 9)
     with tempfile.TemporaryDirectory() as home:
         await dashboard_paint(server, Path(home), 50 if quick else 200, 3 if quick else 7)
         await dashboard_latency(server, Path(home), 5 if quick else 20)

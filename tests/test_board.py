@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tempo
-from conftest import ToolFailed, play, wait_until
+from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -59,8 +59,18 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         board = await p2.call("tasks", state="claimed")
         assert [(t["id"], t["by"]) for t in board["tasks"]] == [("1", winner)]
 
+        # the CLI: the same board
+        env = {**os.environ, **tempo_env(temporal, ensemble)}
+        added = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "task", "add", "review the fix", "--role", "role:p3",
+                                "--after", "1"], env=env, capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0 and "added task 2" in added.stdout, added.stderr
+        listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"], listed.stdout + listed.stderr
+        assert lines[1].split()[:3] == ["1", "claimed", winner] and lines[2].split() == ["2", "open", "p3", "1", "review", "the", "fix"]
 
-async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble):
+
+async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
     async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="dev") as dev, \
             play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="reviewer-1") as rev:
         await rev.call("ensemble")
@@ -79,6 +89,16 @@ async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(tempor
             await rev.next_cue(timeout=1.5)
         mine = await rev.call("tasks", mine=True)
         assert [t["id"] for t in mine["tasks"]] == ["2"]
+
+        # a lineup's [[task]] tables join the board once
+        lineup = tmp_path / "team.toml"
+        lineup.write_text('[[task]]\nid = "docs"\ntitle = "write the docs"\n\n[[task]]\ntitle = "publish"\nafter = ["docs"]\n')
+        started = await dev.call("load_lineup", path=str(lineup))
+        assert started["players"] == [{"name": "tasks", "state": "started", "detail": "added 2: docs, 3"}]
+        again = await dev.call("load_lineup", path=str(lineup))
+        assert again["players"][0]["state"] == "running"
+        board = (await dev.call("tasks", state="open"))["tasks"]
+        assert [(t["id"], t["title"], t.get("after", [])) for t in board] == [("docs", "write the docs", []), ("3", "publish", ["docs"])]
 
 
 async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_once(temporal, ensemble):
@@ -137,6 +157,13 @@ async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensembl
         assert shared["reservations"][0]["expires"]
         both = {r["path"] for r in (await holder.call("reservations"))["reservations"]}
         assert both == {"src/app.py", "docs/**"}
+        listing = {p["name"]: p for p in (await holder.call("ensemble"))["players"]}
+        assert (listing["holder"]["reserved"], listing["editor"]["reserved"]) == (["src/app.py!"], ["docs/**"])
+        env = {**os.environ, **tempo_env(temporal, ensemble)}
+        status = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "status", ensemble], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert status.stdout.splitlines()[2].split()[-1] == "HOLDS", status.stdout + status.stderr
+        assert any(line.startswith("holder") and line.endswith("src/app.py!") for line in status.stdout.splitlines()), status.stdout
         gone = await wait_until(async_lambda(lambda: holder.call("reservations"),
                                              lambda r: {x["path"] for x in r["reservations"]} == {"src/app.py"}), timeout=10)
         assert gone
@@ -185,8 +212,6 @@ async def test_claude_codes_edit_of_a_file_another_player_reserved_is_denied_nam
     from claude_code import run_print, shown
     from test_claude_code import make_project
 
-    from conftest import ROOT
-
     directory, env = make_project(tmp_path, temporal, ensemble, model, CLAUDE_TEMPO_PLAYER_NAME="carol")
     init = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(directory)], env=env,
                           capture_output=True, text=True, timeout=60)
@@ -215,3 +240,17 @@ async def test_claude_codes_edit_of_a_file_another_player_reserved_is_denied_nam
         assert run.returncode == 0, run.stderr
         assert app.read_text() == "x = 2\n"
         assert "reserved exclusively" not in shown(model.requests()[-1]) and len(model.requests()) > before
+
+
+def test_a_lineups_tasks_are_checked_by_line(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('[[task]]\nid = "a"\ntitle = "one"\n\n[[task]]\ntitle = "two"\nafter = ["a", "zz"]\n\n'
+                    '[[task]]\ntitle = "three"\nrole = "no such role!"\n\n[[task]]\ndetails = "no title"\n')
+    with pytest.raises(tempo.TempoError) as failed:
+        tempo.read_lineup(file)
+    said = str(failed.value)
+    assert "team.toml:7: [[task]] 2: after names task(s) the lineup does not have: zz" in said
+    assert "team.toml:11: [[task]] 3: invalid role 'no such role!'" in said
+    assert "team.toml:13: [[task]] 4: the task has no title" in said
+    file.write_text('[[task]]\nid = "a"\ntitle = "one"\n\n[[task]]\ntitle = "two"\nafter = ["a"]\nrole = "role:reviewer"\n')
+    assert [t["title"] for t in tempo.read_lineup(file).tasks] == ["one", "two"]

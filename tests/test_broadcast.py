@@ -48,9 +48,11 @@ async def test_cue_to_several_names_with_one_absent(temporal, ensemble):
         history = await client.get_workflow_handle(f"claude-session-{ensemble}-conductor").query("history")
         assert sorted(h["recipient"] for h in history if h["kind"] == "cue") == ["api", "ui"]
 
-        # Comma-separated names and @names in one string work as well.
-        again = await boss.call("cue", to="@db, api", message="and you")
+        # Comma-separated names and @names in one string work as well; wait_seen waits for each receipt.
+        again = await boss.call("cue", to="@db, api", message="and you", wait_seen=True)
         assert [d["to"] for d in again["sent"]] == ["db", "api"] and again["not_sent"] == []
+        assert [d["seen"]["path"] for d in again["sent"]] == ["channel", "channel"]
+        assert all(d["seen"] is None for d in result["sent"])  # by default nobody waited for them
 
 
 async def test_all_and_roles(temporal, ensemble):

@@ -209,6 +209,8 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert f"you are 'carol' in the ensemble '{ensemble}'" in shown(first)  # SessionStart told it
             await asyncio.to_thread(session.wait_screen, "ok")
             await wait_until(lambda: _carol_has(alice, "waiter"), timeout=30)
+            # Known before any cue (Claude Code logs its channel decision): the first cue skips the probe.
+            await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)
             await asyncio.sleep(3)  # the turn's Stop hook has run: the model idles at its prompt
             before = len(model.requests())
             sent = await alice.call("cue", to="carol", message="are you free to review PR 7?")
@@ -217,6 +219,7 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             assert sent["message_id"] in shown(woke) and "alice" in shown(woke)
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] == "waiter"
+            await seen_means_seen(alice, model, {sent["message_id"]: "are you free to review PR 7?"})
             await wait_until(lambda: _carol_has(alice, "channel:off"), timeout=15)  # the push was never seen
             await asyncio.sleep(2)  # nothing shows it a second time: no further wake
             later = model.requests()[model.requests().index(woke) + 1:]
@@ -258,6 +261,7 @@ async def test_a_cue_to_a_working_interactive_session_reaches_its_model_before_i
             assert shown(shown_it).count(sent["message_id"]) == 1
             receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
             assert receipt["path"] in ("hook", "stop")  # before the session idled, not by waking it
+            await seen_means_seen(alice, model, {sent["message_id"]: "the schema changed"})
 
 
 async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player_project, model, temporal, ensemble):
@@ -288,6 +292,7 @@ async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player
         assert '{"messages":[]}' in last  # what listen answered
         receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
         assert receipt["path"] in ("hook", "stop")
+        await seen_means_seen(alice, model, {sent["message_id"]: "stop: the API changed"})
 
 
 # -- Claude Code's limits tempo's delivery relies on (pinned: an upgrade that moves them fails here) ----------
@@ -432,3 +437,73 @@ async def test_a_nested_claude_p_gets_neither_the_players_name_nor_its_cues(play
         assert any("for carol's eyes only" in shown(b) for b in outer)
         await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
         await seen_means_seen(alice, model, {sent["message_id"]: "for carol's eyes only"})
+
+
+def _serves_of(pid: int) -> set[int]:
+    """The `tempo serve` processes Claude Code (process `pid`) runs now."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid and b"serve" in argv:
+                found.add(int(entry))
+    return found
+
+
+async def test_a_name_survives_mcp_reconnect(player_project, model, temporal, ensemble):
+    """The model names itself alice; /mcp → Reconnect restarts tempo's server in the same Claude Code session:
+    it comes back as alice, and a cue to alice reaches the model afterwards."""
+    directory, env = player_project
+    async with play(temporal, ensemble) as bob:
+        await bob.call("set_name", name="bob")
+        model.reply = lambda body: (["named"] if calls(body, "mcp__claude-tempo__set_name")
+                                    else [tool_use("mcp__claude-tempo__set_name", {"name": "alice"})])
+        with Interactive(cwd=directory, env=env, args=ALLOW_TEMPO) as session:
+            await asyncio.to_thread(session.wait_ready, 60)
+            await wait_until(lambda: players(bob, 2), timeout=40)
+            await asyncio.to_thread(session.type, "call yourself alice")
+            await wait_until(lambda: _has_player(bob, "alice"), timeout=30)
+            claude = session.pane_pid()
+            (old,) = await wait_until(lambda: _serves_of(claude), timeout=10)
+            model.reply = None
+            await asyncio.to_thread(session.type, "/mcp")
+            await asyncio.to_thread(session.wait_screen, "Manage MCP servers", 20)
+            await asyncio.sleep(0.5)
+            session.keys("Enter")  # claude-tempo
+            await asyncio.to_thread(session.wait_screen, "Reconnect", 20)
+            for _ in range(6):  # the menu's order depends on the server's state: go down to Reconnect
+                await asyncio.sleep(0.5)
+                if any("❯" in line and "Reconnect" in line for line in session.screen().splitlines()):
+                    break
+                session.keys("Down")
+            session.keys("Enter")
+            try:
+                new = await wait_until(lambda: (_serves_of(claude) - {old}), timeout=40)
+            except AssertionError:
+                raise AssertionError(f"no new serve; serves {_serves_of(claude)}, old {old}; screen:\n{session.screen()}")
+            await wait_until(lambda: _has_player(bob, "alice", exactly=True), timeout=40)
+            session.keys("Escape")
+            sent = await wait_until(lambda: _cue_alice(bob, "welcome back, alice"), timeout=30)
+            await asyncio.to_thread(session.type, "anything new?")
+            await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "welcome back, alice"), 40)
+            await wait_until(lambda: seen_receipt(bob, sent["message_id"]), timeout=20)
+            await seen_means_seen(bob, model, {sent["message_id"]: "welcome back, alice"})
+            assert new and old not in _serves_of(claude)
+
+
+async def _has_player(player, name: str, exactly: bool = False) -> bool:
+    names = [p["name"] for p in (await player.call("ensemble"))["players"]]
+    return name in names and (not exactly or len(names) == 2)
+
+
+async def _cue_alice(sender, text: str):
+    try:
+        return await sender.call("cue", to="alice", message=text)
+    except Exception:  # the name is between its two servers
+        return None

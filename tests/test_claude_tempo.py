@@ -4,7 +4,6 @@ The program names are tried the way pip installs console scripts: a small launch
 `claude-tempo` / `claude-tempo-server` that calls `tempo.entry`, so argv[0] is that name.
 """
 
-import asyncio
 import json
 import shlex
 import stat

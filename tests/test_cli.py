@@ -13,7 +13,7 @@ import pytest
 from docopt import docopt
 
 import tempo
-from conftest import free_port, play, tools_path, wait_until
+from conftest import ROOT, free_port, play, tools_path, wait_until
 
 # -- parsing is data: usage + argv -> the options a command sees ---------------------------------
 
@@ -246,6 +246,40 @@ def test_start_execs_claude_in_the_directory_with_the_session_environment(cli, t
     conduct = cli("conduct", ensemble, "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path)
     assert conduct.returncode == 7, conduct.stderr
     assert json.loads(record.read_text())["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true"
+
+
+def test_a_portable_mcp_json_is_read_as_claude_code_reads_it(cli, temporal, ensemble, tmp_path, standin):
+    """${VAR} and ${VAR:-default} expanded, a bare program found on PATH: preflight passes, start
+    starts, init keeps the entry as written; an unset variable is named, with the fix that sets it."""
+    folder, record = standin
+    project = tmp_path / "project"
+    project.mkdir()
+    (cli.home / ".local" / "lib").mkdir(parents=True)
+    (cli.home / ".local" / "lib" / "tempo.py").symlink_to(ROOT / "tempo.py")  # this tempo, installed under ~
+    python = Path(sys.executable)
+    entry = {"command": python.name, "args": ["${HOME}/.local/lib/tempo.py", "serve"],
+             "env": {"CLAUDE_TEMPO_ENSEMBLE": "${TEMPO_TEAM:-team}"}}
+    text = json.dumps({"mcpServers": {"claude-tempo": entry}}, indent=2) + "\n"
+    (project / ".mcp.json").write_text(text)
+    path = f"{folder}:{python.parent}:{tools_path()}"
+    assert "already configured" in cli("init", "-d", str(project), PATH=path).stdout
+    assert (project / ".mcp.json").read_text() == text  # a working entry is never rewritten
+    passing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path)
+    assert passing.returncode == 0, passing.stdout
+    assert (f"✓ {project / '.mcp.json'} starts {python.parent / python.name} {cli.home}/.local/lib/tempo.py serve "
+            f"(written {python.name} ${{HOME}}/.local/lib/tempo.py serve)") in passing.stdout
+    started = cli("start", ensemble, "-n", "alice", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path)
+    assert started.returncode == 7, started.stderr  # preflight passed: claude ran
+    assert record.exists()
+
+    entry["args"][0] = "${TEMPO_CHECKOUT}/tempo.py"
+    (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"claude-tempo": entry}}))
+    failing = cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path)
+    assert failing.returncode == 1
+    assert f"✗ {project / '.mcp.json'} starts {python.name} ${{TEMPO_CHECKOUT}}/tempo.py serve: TEMPO_CHECKOUT not set" in failing.stdout
+    assert "fix: set TEMPO_CHECKOUT where Claude Code starts" in failing.stdout and "tempo init" not in failing.stdout
+    assert cli("preflight", "-d", str(project), TEMPORAL_ADDRESS=temporal.address, PATH=path,
+               TEMPO_CHECKOUT=str(ROOT)).returncode == 0
 
 
 def test_start_stops_at_a_failed_preflight_or_a_missing_claude(cli, temporal, ensemble, tmp_path, standin):

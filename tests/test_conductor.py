@@ -164,3 +164,15 @@ async def test_readme_external_access_examples_run(temporal, ensemble):
         command = await next_of_kind(conductor, "command")
         assert (command["content"], command["meta"]["source"]) == ("run the tests", "dashboard")
         assert "in command cli -> conductor summarize what everyone is doing" in printed.getvalue()
+
+
+async def test_the_conductor_is_told_when_a_player_leaves(temporal, ensemble):
+    """A player's window closes (its MCP stdio ends): a clean leave, and the conductor hears of it."""
+    async with play(temporal, ensemble, **CONDUCTOR) as conductor:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="ui") as ui:
+            assert await ui.name() == "ui"
+            await next_of_kind(conductor, "joined")
+        notice = await next_of_kind(conductor, "notice")
+        assert notice["meta"]["from"] == "ui" and notice["content"].startswith("ui left the ensemble (")
+        with pytest.raises(ToolFailed, match="no player named 'ui'"):
+            await conductor.call("cue", to="ui", message="still there?")

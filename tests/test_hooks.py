@@ -86,7 +86,8 @@ async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, en
         sent = await a.call("cue", to="bob", message="please review PR 12")
         assert sent["seen"] is None  # nobody has shown it to bob's model yet
         listing = await a.call("ensemble")
-        assert next(p for p in listing["players"] if p["name"] == "bob")["unread"] == 1
+        bob_row = next(p for p in listing["players"] if p["name"] == "bob")
+        assert (bob_row["unread"], bob_row["unread_chars"]) == (1, len("please review PR 12"))  # count and size
         text = await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout
                                 and context_of(r, "PostToolUse"))
         assert "please review PR 12" in text and "alice" in text and sent["message_id"] in text
@@ -166,13 +167,17 @@ async def test_session_start_tells_the_model_its_name_and_who_is_there(temporal,
         assert "'bob'" in text and ensemble in text and "alice: the HTTP API" in text
 
 
-async def test_a_cue_seen_by_a_plain_client_says_so_at_once(temporal, ensemble):
+async def test_a_cue_seen_by_a_plain_client_says_so_when_the_sender_waits_for_it(temporal, ensemble):
     async with play(temporal, ensemble) as a, play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
         await bob.call("ensemble")
-        sent = await a.call("cue", to="bob", message="hi")
+        sent = await a.call("cue", to="bob", message="hi", wait_seen=True)
+        assert (await bob.next_cue())["content"] == "hi"
+        assert sent["seen"]["path"] == "channel"  # the sender asked to wait: the push was seen meanwhile
+        # By default `cue` answers once the cue is sent, and `receipts` tells later.
+        later = await a.call("cue", to="bob", message="and again")
+        assert later["seen"] is None
         await bob.next_cue()
-        seen = sent["seen"] or (await wait_until(lambda: _seen(a, sent["message_id"])))
-        assert seen["path"] == "channel"
+        assert (await wait_until(lambda: _seen(a, later["message_id"])))["path"] == "channel"
 
 
 def test_a_hook_without_a_session_prints_nothing_and_exits_0():
@@ -237,3 +242,59 @@ async def test_a_cue_a_hook_is_showing_is_kept_from_other_paths_and_comes_back_i
         again = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
         assert "only once, please" in again
         assert hook("PostToolUse", sid).stdout == ""
+
+
+async def test_hooks_of_another_session_get_nothing_but_clear_keeps_the_session(temporal, ensemble):
+    """A hook whose session is not the serve's (a nested `claude -p`, found through its ancestors) gets no
+    identity and no cue; the same session after /clear (SessionStart, source "clear") is still its own."""
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        await a.call("cue", to="bob", message="for bob's model")
+        stranger = str(uuid.uuid4())
+        for event in ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"):
+            assert hook(event, stranger, source="startup").stdout == "", event  # found bob's serve by pid, got nothing
+        cleared = str(uuid.uuid4())
+        assert "'bob'" in context_of(hook("SessionStart", cleared, source="clear"), "SessionStart")
+        assert "for bob's model" in context_of(hook("PostToolUse", cleared), "PostToolUse")
+
+
+async def test_hook_answers_fit_claude_codes_limits(temporal, ensemble, tmp_path):
+    """Under the context cap (the rest on the next hook; a longer cue whole at the Stop); no more consecutive
+    Stop blocks than Claude Code answers; seen only what a request the model answered held; what a turn
+    left unanswered wakes the idle session again."""
+    import tempo
+
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        small = [(await a.call("cue", to="bob", message=f"part {i} " + "s" * 4000))["message_id"] for i in range(3)]
+        long = (await a.call("cue", to="bob", message="L" * 15_000))["message_id"]
+        await wait_until(lambda: _unread(a, "bob", 4))
+        first = context_of(await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout and r),
+                           "PostToolUse")
+        transcript.context(first).answer()  # the model got the first hook's context and answered
+        second = context_of(hook("PostToolUse", sid), "PostToolUse")
+        assert len(first) <= tempo.HOOK_CONTEXT_CAP and len(second) <= tempo.HOOK_CONTEXT_CAP
+        assert [i for i in small if i in first] == small[:2] and [i for i in small if i in second] == small[2:]
+        assert hook("PostToolUse", sid).stdout == ""  # the long one does not fit a hook's context ...
+        block = json.loads(hook("Stop", sid, stop_hook_active=False).stdout)
+        assert long in block["reason"] and "L" * 15_000 in block["reason"]  # ... it goes whole at the Stop
+        transcript.user("Stop hook feedback:\n" + block["reason"]).answer()
+        transcript.context(second)  # recorded late, for a next request that never comes
+        more = []
+        for i in range(tempo.STOP_BLOCKS - 1):  # more blocks, as many as Claude Code answers ...
+            more.append((await a.call("cue", to="bob", message=f"more {i}"))["message_id"])
+            assert json.loads((await wait_until(lambda: (r := hook("Stop", sid, stop_hook_active=True)).stdout and r)).stdout)
+        late = await a.call("cue", to="bob", message="one block too many")
+        await asyncio.sleep(1)  # it has reached bob's serve (a cue is pushed within ~50 ms)
+        assert hook("Stop", sid, stop_hook_active=True).stdout == ""  # ... and not one more: the turn ends
+        await wait_until(lambda: _seen(a, long))
+        await asyncio.sleep(tempo.CONFIRM_GRACE + 0.5)
+        rows = {r["message_id"]: r["state"] for r in (await a.call("receipts"))["receipts"]}
+        assert {i for i, state in rows.items() if state == "seen"} == {*small[:2], long}  # what a request answered held
+        waiter = start_waiter(sid, str(transcript))  # idle: the waiter wakes it with what the turn left out
+        assert await asyncio.to_thread(waiter.wait, 15) == 2
+        woke = waiter.stderr.read()
+        assert small[2] in woke and all(i in woke for i in more) and late["message_id"] in woke

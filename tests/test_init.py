@@ -154,7 +154,8 @@ def test_init_keeps_every_hook_that_is_not_its_own_and_takes_back_exactly_its_ow
     result = cli("init", "-d", str(tmp_path))
     assert result.returncode == 0 and "hooks merged" in result.stdout, result.stdout + result.stderr
     merged = json.loads(path.read_text(encoding="utf-8"))
-    assert list(merged) == list(user) and merged["permissions"] == user["permissions"] and merged["env"] == user["env"]
+    assert list(merged) == [*user, "enabledMcpjsonServers"] and merged["env"] == user["env"]
+    assert merged["permissions"] == {**user["permissions"], "allow": [*user["permissions"]["allow"], "mcp__claude-tempo"]}
     for event, groups in user["hooks"].items():  # each of the user's groups, unchanged, first
         assert merged["hooks"][event][:len(groups)] == groups
     ours = f"{SERVE[0]} {SERVE[1]} hook"
@@ -196,7 +197,7 @@ def test_init_merges_hooks_keeping_every_other_hook_and_key(cli, tmp_path):
     assert "hooks merged" in cli("init", "--no-approve", "-d", str(tmp_path)).stdout  # approval: its own test
     merged = settings(tmp_path)
     assert merged["permissions"] == original["permissions"]
-    assert merged["hooks"]["Notification"] == [mine]
+    assert merged["hooks"]["Notification"][0] == mine
     assert merged["hooks"]["PostToolUse"][0] == mine and len(merged["hooks"]["PostToolUse"]) == 2
     assert merged["hooks"]["Stop"][0] == original["hooks"]["Stop"][0] and len(merged["hooks"]["Stop"]) == 2
 
@@ -227,7 +228,7 @@ def test_init_user_installs_the_hooks_for_every_project(cli, tmp_path):
 def test_init_writes_through_symlinks_into_their_targets(cli, tmp_path):
     dotfiles = tmp_path / "dotfiles"
     (dotfiles / "claude").mkdir(parents=True)
-    (dotfiles / "claude" / "settings.json").write_text('{\n\t"model": "opus",\n\t"hooks": {}\n}\n')
+    (dotfiles / "claude" / "settings.json").write_text('{\n\t"model": "opus",\n\t"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}\n}\n')
     (dotfiles / "mcp.json").write_text('{"mcpServers": {"docs": {"command": "docs-mcp"}}}')
     (dotfiles / "mcp.json").chmod(0o640)
     (cli.home / ".claude").mkdir()
@@ -248,7 +249,7 @@ def test_init_writes_through_symlinks_into_their_targets(cli, tmp_path):
     assert (dotfiles / "mcp.json").read_text().count("\n") == 0  # it was one line: it stays one line
     assert sorted(p.name for p in dotfiles.rglob("*")) == ["claude", "mcp.json", "settings.json"]  # no leftovers
     assert cli("init", "--undo", "--user", "-d", str(project)).returncode == 0
-    assert user.is_symlink() and json.loads(user.read_text()) == {"model": "opus", "hooks": {}}
+    assert user.is_symlink() and json.loads(user.read_text()) == {"model": "opus", "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}}
     assert json.loads((project / ".mcp.json").read_text()) == {"mcpServers": {"docs": {"command": "docs-mcp"}}}
 
 
@@ -291,6 +292,9 @@ def test_init_approves_only_tempos_own_server_and_tools_keeping_the_users(cli, t
     assert data["enabledMcpjsonServers"] == ["github", "claude-tempo"]
     assert data["permissions"] == {"allow": ["Bash(git status)", "mcp__claude-tempo"], "deny": ["WebFetch"]}
     assert data["model"] == "opus" and "Stop" in data["hooks"]
+    undone = cli("init", "--undo", cwd=tmp_path)
+    assert "approvals of claude-tempo and mcp__claude-tempo removed" in undone.stdout
+    assert json.loads(settings.read_text()) == user  # exactly what tempo added, gone
 
 
 def test_init_no_approve_leaves_claude_code_to_ask(cli, tmp_path):

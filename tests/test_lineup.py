@@ -7,6 +7,7 @@ through MCP (test_recruit's), a real git repository for the worktree player.
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -306,7 +307,8 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
     from claude_code import CLAUDE, ScriptedModel, calls, claude_binary, claude_home, shown, tool_use
 
     split = f"SPLIT-{uuid.uuid4().hex[:8]}"
-    places = {"conductor": str(shop), "api": str(shop.parent / "shop.tempo" / "api" / "services" / "api"), "ui": str(shop / "web")}
+    places = {"conductor": str(shop), "api": str(shop.parent / "shop.tempo" / "api" / "services" / "api"), "ui": str(shop / "web"),
+              "docs": str(shop / "docs")}
 
     def who(body: dict) -> str:
         system = json.dumps(body.get("system", ""))
@@ -318,6 +320,8 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
             return [tool_use("mcp__claude-tempo__cue", {"to": "all", "message": f"{split}: api takes the API, ui the UI"})]
         if me in ("api", "ui") and f"{split}:" in seen and not calls(body, "mcp__claude-tempo__report"):
             return [tool_use("mcp__claude-tempo__report", {"type": "result", "message": f"REPORT-{me} done"})]
+        if me == "conductor" and "REPORT-api done" in seen and "REPORT-ui done" in seen and not calls(body, "mcp__claude-tempo__recruit"):
+            return [tool_use("mcp__claude-tempo__recruit", {"name": "docs", "directory": "docs", "prompt": f"DOCS-{split} write them"})]
         return ["ok"]
 
     claude_binary()
@@ -351,15 +355,24 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
                 await wait_until(lambda: asyncio.to_thread(last, name, f"{split}:"), timeout=120)
             for name in ("api", "ui"):  # ... and each one's report the conductor's
                 await wait_until(lambda: asyncio.to_thread(last, "conductor", f"REPORT-{name} done"), timeout=120)
+            # ... and it recruits a player with a prompt from its real session: the new one's model gets it
+            await wait_until(lambda: asyncio.to_thread(last, "docs", f"DOCS-{split} write them"), timeout=180)
             await asyncio.sleep(3)  # nothing shows the cue a second time
             for name in ("api", "ui"):
                 final = [b for b in model.requests() if who(b) == name][-1]
                 assert shown(final).count(f"{split}:") == 1, name
+            assert shown([b for b in model.requests() if who(b) == "docs"][-1]).count(f"DOCS-{split} write them") == 1
             conductor = [b for b in model.requests() if who(b) == "conductor"]
             first_cue = next(b for b in conductor if split in shown(b))
             assert calls(first_cue, "mcp__claude-tempo__cue") == 0  # the cue to all was its first turn on the task
+            # Channels are off here, and each session's serve can read so in Claude Code's own MCP log (no probe).
+            for name, place in places.items():
+                logs = home / ".cache" / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", place) / "mcp-logs-claude-tempo"
+                session_id = json.loads(next(logs.glob("*.jsonl")).read_text().splitlines()[0])["sessionId"]
+                env_of_serve = {"CLAUDE_CODE_SESSION_ID": session_id, "CLAUDE_PROJECT_DIR": place, "XDG_CACHE_HOME": str(home / ".cache")}
+                assert tempo.channel_logged(env_of_serve) == "off", name
             panes = tmux(tmux_home, "list-panes", "-a", "-F", "#{pane_id}").split()
-            assert len(panes) == 3
+            assert len(panes) == 4
             for pane in panes:
                 screen = tmux(tmux_home, "capture-pane", "-p", "-t", pane)
                 assert not [d for d in DIALOGS if d in screen], screen

@@ -71,6 +71,10 @@ async def test_killed_session_hands_its_cues_to_the_conductor_once(temporal, ens
                     ("task two", "victim", "boss"),
                 ]
                 assert [c for c in await drain(conductor) if c["meta"]["kind"] == "undelivered"] == []
+                # The sender's receipts say where they went, and the cue seen before the crash stays seen.
+                rows = {r["text"]: r for r in (await boss.call("receipts"))["receipts"]}
+                assert (rows["task one"]["state"], rows["task one"]["path"]) == ("handed", "handed on to conductor")
+                assert rows["before the crash"]["state"] == "seen"
                 assert await tempo.find_player(client, ensemble, "victim") is None
                 listing = await boss.call("ensemble")
                 assert sorted(p["name"] for p in listing["players"]) == ["boss", "conductor"]
@@ -91,6 +95,8 @@ async def test_without_a_conductor_an_undelivered_cue_comes_back_to_its_sender(t
                 ("anyone there?", "victim", "boss")
             ]
             assert back[0]["meta"]["message_id"] == sent["message_id"] + "-undelivered"
+            row = (await boss.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]
+            assert (row["state"], row["path"]) == ("handed", "handed back to you")
             assert await tempo.find_player(client, ensemble, "victim") is None
 
 

@@ -5,7 +5,7 @@ import contextlib
 
 import pytest
 
-from conftest import ToolFailed, play, wait_until
+from conftest import ToolFailed, play
 
 pytestmark = pytest.mark.anyio
 

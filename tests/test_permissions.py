@@ -5,7 +5,10 @@ for Bash; a real `tempo serve` conductor answers; what the model read is in the 
 """
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -78,7 +81,7 @@ async def next_permission(conductor) -> dict:
 async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_claude_code(tmp_path, temporal, ensemble, cli):
     project = tmp_path / "project"
     project.mkdir()
-    steps = ["mkdir RULED", "touch MARKER", "touch DENIED", "touch LATE"]
+    steps = ["mkdir RULED", "touch MARKER", "touch DENIED", "touch RESTART", "touch LATE"]
 
     def reply(body):
         done = calls(body, "Bash")
@@ -98,7 +101,7 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
         assert hooks["PermissionRequest"][0]["hooks"][0]["timeout"] >= 3600  # tempo's wait ends first, never Claude Code's
         status_env = {**cli.env, "TEMPORAL_ADDRESS": temporal.address, "CLAUDE_TEMPO_ENSEMBLE": ensemble}
 
-        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, contextlib.AsyncExitStack() as later:
             with Interactive(cwd=project, env=env) as session:
                 await asyncio.to_thread(session.wait_ready)
 
@@ -144,6 +147,27 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
                 with pytest.raises(ToolFailed, match="already answered .*deny by cli"):
                     await conductor.call("permit", request_id=denied_id, decision="allow")
 
+                # The player's serve dies while a request waits; a new one (as /mcp Reconnect starts) takes the hook's
+                # retry, finds the request where the first recorded it, and the one answer lands once.
+                asked = await next_permission(conductor)
+                restart_id = asked["meta"]["message_id"]
+                assert "touch RESTART" in asked["content"]
+                client = await plain_client(temporal)
+                carol = await client.get_workflow_handle(workflow_id(ensemble, "carol")).query("info")
+                os.kill(carol["pid"], signal.SIGKILL)
+                session_id = next((tmp_path / "home" / ".claude" / "projects").glob("*/*.jsonl")).stem
+                successor = await later.enter_async_context(play(
+                    temporal, ensemble, CLAUDE_CODE_SESSION_ID=session_id, CLAUDE_TEMPO_PLAYER_NAME="carol-again",
+                    CLAUDE_TEMPO_PERMIT_TIMEOUT="20", cwd=str(project)))
+                assert await successor.name() == "carol-again"
+                await asyncio.sleep(1)  # the hook has found the successor (it retries every 50 ms)
+                answered = await conductor.call("permit", request_id=restart_id, decision="allow", reason="after the restart")
+                assert answered["player"] == "carol"
+                try:
+                    await wait_until(lambda: (project / "RESTART").exists(), timeout=30)
+                except AssertionError:
+                    raise AssertionError(session.screen()) from None
+
                 # Nobody answers: after permit_timeout Claude Code's own dialog shows, and a late answer changes nothing.
                 asked = await next_permission(conductor)
                 late_id = asked["meta"]["message_id"]
@@ -167,4 +191,6 @@ async def test_permission_requests_reach_the_conductor_and_its_answer_reaches_cl
             assert rule and rule[0][0] == "permit" and rule[0][3] == "allow Bash(mkdir RULED)"
             assert ("permission", request_id, "carol") == lines[1][:3] and ("permit", request_id, "conductor") == lines[2][:3]
             assert ("permit", denied_id, "cli", "deny Bash(touch DENIED)") == lines[4]
-            assert ("permit", late_id, "nobody in time") == lines[6][:3]
+            assert [line[:3] for line in lines[5:8]] == [("permission", restart_id, "carol"), ("permit", restart_id, "conductor"),
+                                                         ("permission", late_id, "carol-again")]  # asked once, answered once
+            assert ("permit", late_id, "nobody in time") == lines[8][:3]

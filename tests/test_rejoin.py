@@ -171,7 +171,6 @@ async def test_the_conductor_comes_back_as_the_conductor_with_its_history(tempor
 
 
 async def test_deliberate_ends_stay_ends(temporal, ensemble):
-    client = await tempo.connect(tempo.Config(address=temporal.address))
     async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="boss") as boss, \
             play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="victim", **AWAY) as victim:
         assert await victim.name() == "victim"

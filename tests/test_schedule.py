@@ -21,7 +21,7 @@ from temporalio.client import ScheduleOverlapPolicy
 
 import tempo
 from conftest import ROOT, ToolFailed, play, wait_until
-from tempo_workflows import ENSEMBLE, schedule_id, workflow_id
+from tempo_workflows import ENSEMBLE, schedule_id
 
 pytestmark = pytest.mark.anyio
 
