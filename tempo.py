@@ -3553,34 +3553,49 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 
 # ---------------------------------------------------------------------------
 # Task board and file reservations
-# The ensemble's BoardWorkflow (started on demand: each write is an update-with-start) seen from a
+# The ensemble's BoardWorkflow (started by the first write, USE_EXISTING on a race) seen from a
 # session and the CLI: tasks to add, list, claim, finish; paths to reserve, enforced when Claude Code
 # edits (the PreToolUse hook denies a write to a file another player holds exclusively).
 # ---------------------------------------------------------------------------
 
 BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
-HOOK_BOARD_TIMEOUT = 2.0  # s the PreToolUse hook waits for the board before letting the edit through
+HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
+_LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
 
 async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
     """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
-    from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+    import random
+
+    from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-    from temporalio.service import RPCError
+    from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
 
-    start = WithStartWorkflowOperation(
-        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
-    try:
-        return await client.execute_update_with_start_workflow(update, request, start_workflow_operation=start,
-                                                               rpc_timeout=timedelta(seconds=BOARD_RPC_TIMEOUT))
-    except WorkflowUpdateFailedError as e:
-        raise TempoError(first_line(getattr(e.cause, "message", "") or str(e.cause))) from None
-    except RPCError as e:
-        raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): is a session of it running?") from None
+    handle = client.get_workflow_handle(board_id(cfg.ensemble))
+    deadline = time.monotonic() + BOARD_RPC_TIMEOUT
+    while True:
+        try:
+            return await handle.execute_update(update, request, rpc_timeout=timedelta(seconds=BOARD_RPC_TIMEOUT))
+        except WorkflowUpdateFailedError as e:
+            raise TempoError(first_line(getattr(e.cause, "message", "") or str(e.cause))) from None
+        except RPCError as e:
+            if time.monotonic() > deadline:
+                raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): "
+                                 "is a session of it running?") from None
+            if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
+                await client.start_workflow(
+                    BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
+                continue
+            # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
+            # crowd of claims is refused past the SDK's own retries; the validators answer fast, so again.
+            if e.status == RPCStatusCode.RESOURCE_EXHAUSTED or "aborted" in e.message:
+                await asyncio.sleep(random.uniform(0.01, 0.1))
+                continue
+            raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
 
 
 async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
@@ -3602,8 +3617,8 @@ def _roles(info: "PlayerInfo") -> list[str]:
     return role_words(info.name, info.role, info.agent)
 
 
-def _task_view(t: "Task") -> dict:
-    return {k: v for k, v in dataclasses.asdict(t).items() if v or k in ("id", "title", "state")}
+def _task_view(t: "Task | dict") -> dict:
+    return {k: v for k, v in (t if isinstance(t, dict) else dataclasses.asdict(t)).items() if v or k in ("id", "title", "state")}
 
 
 def _parse_task(spec: dict, what: str = "task") -> "Task":
@@ -3639,7 +3654,7 @@ async def board_tasks(client: "Client", ensemble: str, state: str = "", role: st
         raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
     role = role.removeprefix(ROLE_PREFIX)
     return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
-            if (not state or t.state == state) and (not role or t.role == role) and (not by or t.by == by)]
+            if (not state or t["state"] == state) and (not role or t["role"] == role) and (not by or t["by"] == by)]
 
 
 async def claim_task(session: "Session", task_id: str = "") -> dict:
@@ -3703,8 +3718,8 @@ def _pattern(session: "Session", path: str) -> tuple[str, str]:
     return repo, path.replace(os.sep, "/").strip("/") or "**"
 
 
-def _reservation_view(r: "Reservation") -> dict:
-    return {k: v for k, v in dataclasses.asdict(r).items() if v or k in ("path", "holder", "exclusive")}
+def _reservation_view(r: "Reservation | dict") -> dict:
+    return {k: v for k, v in (r if isinstance(r, dict) else dataclasses.asdict(r)).items() if v or k in ("path", "holder", "exclusive")}
 
 
 async def reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
@@ -3742,11 +3757,12 @@ async def release_paths(session: "Session", paths: list[str] | None = None) -> l
 async def board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
     from tempo_workflows import BoardWorkflow
 
-    return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r.repo == repo]
+    return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r["repo"] == repo]
 
 
-async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str, list[str]]]:
-    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}}."""
+async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int] | None = None) -> dict[str, dict[str, list[str]]]:
+    """What each player holds on the board: {name: {"tasks": ids claimed, "reserved": paths ("!" exclusive)}};
+    `counts`, if given, gets the number of tasks in each state."""
     from tempo_workflows import BoardWorkflow
 
     holds: dict[str, dict[str, list[str]]] = {}
@@ -3756,11 +3772,14 @@ async def board_holdings(client: "Client", ensemble: str) -> dict[str, dict[str,
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
         return holds
+    if counts is not None:
+        for t in tasks:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
     for t in tasks:
-        if t.state == "claimed":
-            holds.setdefault(t.by, {"tasks": [], "reserved": []})["tasks"].append(t.id)
+        if t["state"] == "claimed":
+            holds.setdefault(t["by"], {"tasks": [], "reserved": []})["tasks"].append(t["id"])
     for r in held:
-        holds.setdefault(r.holder, {"tasks": [], "reserved": []})["reserved"].append(r.path + ("!" if r.exclusive else ""))
+        holds.setdefault(r["holder"], {"tasks": [], "reserved": []})["reserved"].append(r["path"] + ("!" if r["exclusive"] else ""))
     return holds
 
 
@@ -3803,10 +3822,15 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
     try:
         await asyncio.wait_for(session.joined(), HOOK_BOARD_TIMEOUT)
         repo, rel = _repo_path(str(data.get("cwd") or session.cfg.directory), str(path))
-        held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble, repo), HOOK_BOARD_TIMEOUT)
-    except Exception as e:  # no repository, no board, Temporal slow: the edit goes through
+    except Exception as e:  # no repository, not in an ensemble: nothing to check
         log.debug("PreToolUse: no reservation check for %s: %s", path, e)
         return {}, [], ""
+    try:
+        held = _LAST_RESERVATIONS[session.cfg.ensemble] = await asyncio.wait_for(
+            board_reservations(session.client, session.cfg.ensemble), HOOK_BOARD_TIMEOUT)
+    except Exception as e:  # Temporal slow or away: judge by the reservations seen last (none: let it through)
+        log.warning("PreToolUse: the board did not answer (%s): checking %s against the last reservations known", e, path)
+        held = _LAST_RESERVATIONS.get(session.cfg.ensemble, [])
     verdict, text = edit_verdict(held, repo, rel, session.info.name)
     if verdict == "deny":
         out = {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": text}
@@ -4842,30 +4866,55 @@ def unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
 APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
 
 
-def claude_trusts(directory: str) -> bool:
-    """Whether Claude Code trusts `directory`: it, a parent, or its repository's main work tree was trusted."""
+def claude_trust(directory: str) -> str:
+    """How Claude Code (2.1.197, measured) trusts `directory`: "trusted" (it reads the project's settings),
+    "parent" (no dialog, as a parent is trusted, but outside a git repository it ignores the project's
+    .claude/settings.local.json: tempo's hooks and approval there), or "untrusted" (its trust dialog waits)."""
     config = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home()) / ".claude.json"
     try:
         projects = json.loads(config.read_text(encoding="utf-8")).get("projects", {})
+        projects = projects if isinstance(projects, dict) else {}
     except (OSError, ValueError, AttributeError):
-        return False
-    places = [Path(directory).resolve()]
-    try:  # a worktree of a trusted repository is trusted (2.1.197, measured)
-        places.append(repo_layout(directory)[2])
+        projects = {}
+
+    def trusted(place: Path) -> bool:
+        entry = projects.get(str(place))
+        return isinstance(entry, dict) and bool(entry.get("hasTrustDialogAccepted"))
+
+    here = Path(directory).resolve()
+    places = [here]
+    try:  # in a git repository its top, and a worktree's main repository, speak for it
+        top, _, main = repo_layout(directory)
+        places += [top, main]
     except TempoError:
         pass
-    for place in places:
-        for p in (place, *place.parents):
-            entry = projects.get(str(p)) if isinstance(projects, dict) else None
-            if isinstance(entry, dict) and entry.get("hasTrustDialogAccepted"):
-                return True
-    return False
+    if any(trusted(p) for p in places):
+        return "trusted"
+    return "parent" if any(trusted(p) for p in here.parents) else "untrusted"
 
 
-def untrusted_note(directory: str) -> str:
-    """What to do when Claude Code will ask whether to trust `directory` (a dialog tempo does not answer)."""
-    return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
-            f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+def user_approved() -> bool:
+    """tempo's hooks and approval are in the user's settings (`tempo init --user`): every project has them."""
+    try:
+        data = read_json_file(settings_path("", user=True))
+    except TempoError:
+        return False
+    return (isinstance(data, dict) and SERVER_NAME in (data.get("enabledMcpjsonServers") or [])
+            and TEMPO_TOOLS in ((data.get("permissions") or {}).get("allow") or []) and hooks_installed(str(Path.home())) is not None)
+
+
+def trust_note(directory: str) -> str:
+    """The dialog Claude Code will show in `directory` that tempo does not answer, and what to do ("" if none)."""
+    trust = claude_trust(directory)
+    if trust == "untrusted":
+        return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
+                f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
+    if trust == "parent" and not user_approved():
+        return (f"Claude Code trusts {directory} only through a parent and, outside a git repository, ignores its "
+                f".claude/settings.local.json (tempo's hooks and approval): its window asks about tempo's server. "
+                f"Run `tempo init --user` once (hooks and approval for every project), make the project a git "
+                f"repository, or run `claude` in {directory} once and trust it")
+    return ""
 
 
 def hooks_installed(directory: str) -> Path | None:
@@ -4966,8 +5015,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
             setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
         if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
             setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
-        if not claude_trusts(str(path)):
-            setup = "; ".join(filter(None, [setup, untrusted_note(str(path))]))
+        setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
@@ -6271,6 +6319,7 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 # (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
 ROSTER_REFRESH = 0.5
 STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+BOARD_EVERY = 3.0  # seconds between the two board queries (tasks, reservations) of an open dashboard
 STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
 AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
 FEED_LIMIT = 500  # exchanges one dashboard keeps
@@ -6343,6 +6392,9 @@ class Watcher:
         self.players: dict[str, dict] = {}  # name -> card, as the page shows it
         self.memos: dict[str, dict] = {}  # name -> card built from the memo alone
         self.statuses: dict[str, tuple[float, dict]] = {}  # name -> (when asked, liveness)
+        self.holds: dict[str, dict[str, list[str]]] = {}  # name -> what it holds on the board (tasks, reserved)
+        self.board_asked = float("-inf")
+        self.board: dict[str, int] = {}  # tasks on the board by state: the header's board column
         self.feed: list[dict] = []  # oldest first
         self.keys: dict[tuple, None] = {}  # exchanges already in the feed
         self.pages: set[asyncio.Queue] = set()
@@ -6402,6 +6454,7 @@ class Watcher:
             "players": sorted(self.players.values(), key=lambda p: (p["role"] != "conductor", p["name"])),
             "feed": self.feed,
             "error": self.error,
+            "board": self.board,
         }
 
     def set_error(self, error: str) -> None:
@@ -6424,6 +6477,7 @@ class Watcher:
                 self.set_error(f"Temporal at {self.cfg.address} (namespace {self.cfg.namespace}): {first_line(e)}")
             self.listed.set()  # pages paint now; what `status` says follows as card updates
             await self.ask_statuses()
+            await self.ask_board()
             self.kick.clear()
             with contextlib.suppress(asyncio.TimeoutError):  # a slow listing (many players) is repeated less often
                 await asyncio.wait_for(self.kick.wait(), max(ROSTER_REFRESH, 3 * (loop.time() - started)))
@@ -6435,6 +6489,9 @@ class Watcher:
         for wid, run_id, raw in rows:
             card = {k: _line(str(raw.get(k) or "")) for k in CARD_FIELDS}
             card.update({k: plain(raw[k]) for k in OPTIONAL_FIELDS if raw.get(k) not in (None, "", [], {})})
+            if raw.get("waiting"):  # what it waits for at its screen (the card's `waiting` counts uncollected cues)
+                card.update(waits_for=str(raw["waiting"]), waits_since=str(raw.get("waiting_since") or ""),
+                            permission_request=str(raw.get("waiting_request") or ""))
             card.update(workflow_id=wid, link=workflow_link(self.ui, self.cfg.namespace, wid, run_id))
             memos[card["name"]] = card
         conductor = CONDUCTOR in memos
@@ -6461,9 +6518,27 @@ class Watcher:
         card = dict(self.memos[name])
         if name in self.statuses:  # what the memo says itself wins
             card.update({k: v for k, v in self.statuses[name][1].items() if k not in card})
+        held = self.holds.get(name, {})
+        card.update({k: " ".join(v) for k, v in held.items() if v})  # "tasks": "1 3", "reserved": "src/app.py! docs/**"
         if self.players.get(name) != card:
             self.players[name] = card
             self.publish("player", card)
+
+    async def ask_board(self) -> None:
+        """What each player holds on the board (claimed tasks, reserved paths): badges on its card."""
+        now = asyncio.get_running_loop().time()
+        if now - self.board_asked < BOARD_EVERY:
+            return
+        self.board_asked = now
+        counts: dict[str, int] = {}
+        holds = await board_holdings(self.client, self.cfg.ensemble, counts)
+        if counts != self.board:
+            self.board = counts
+            self.publish("board", counts)
+        if holds != self.holds:
+            self.holds = holds
+            for name in self.memos:
+                self.show(name)
 
     async def ask_statuses(self) -> None:
         from tempo_workflows import PlayerWorkflow
@@ -6644,7 +6719,24 @@ def dashboard_app(watcher: Watcher, token: str):
                                 headers=private)
         return JSONResponse({"ok": True, **sent}, headers=private)
 
-    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/send", send, methods=["POST"])])
+    async def permit(request):
+        """Allow / Deny on a player's card: answer its permission request, as `dashboard`."""
+        if not allowed(request):
+            return refused()
+        try:
+            body = await request.json()
+            answered = await answer_permission(watcher.client, watcher.cfg.ensemble, str(body.get("request_id") or ""),
+                                               str(body.get("decision") or ""), str(body.get("reason") or ""), DASHBOARD_SENDER)
+        except TempoError as e:
+            return JSONResponse({"ok": False, "error": str(e)}, status_code=400, headers=private)
+        except (ValueError, AttributeError):
+            return JSONResponse({"ok": False, "error": "send JSON: {\"request_id\": ID, \"decision\": \"allow\" or \"deny\"}"},
+                                status_code=400, headers=private)
+        watcher.kick.set()  # the card changes now, not at the next listing
+        return JSONResponse({"ok": True, **permission_view(answered)}, headers=private)
+
+    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/send", send, methods=["POST"]),
+                             Route("/permit", permit, methods=["POST"])])
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -6789,7 +6881,7 @@ textarea { width: 100%; resize: vertical }
   const token = new URLSearchParams(location.search).get('token') || '';
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; };
-  const state = { players: new Map(), feed: [], issues: new Map() };
+  const state = { players: new Map(), feed: [], issues: new Map(), board: {} };
   const cards = new Map();
   const KINDS = { command: ['⌘', 'command'], cue: ['✉', 'cue'], joined: ['+', 'joined'], left: ['−', 'left'],
                   part: ['✎', 'part'], undelivered: ['↩', 'hand-over'], notice: ['ℹ', 'notice'] };
@@ -6820,7 +6912,8 @@ textarea { width: 100%; resize: vertical }
     const rows = [['directory', p.directory], ['worktree', p.worktree], ['branch', p.branch], ['host', p.host],
       ['agent', p.agent], ['joined', p.started, true], ['last contact', p.last_contact, true],
       ['waiting', p.waiting ? p.waiting + ' cue' + (p.waiting > 1 ? 's' : '') + ' not collected' : ''],
-      ['unread', p.unread === undefined || p.unread === '' ? '' : String(p.unread)], ['delivery', p.delivery || p.paths]];
+      ['unread', p.unread === undefined || p.unread === '' ? '' : String(p.unread)], ['delivery', p.delivery || p.paths],
+      ['tasks', p.tasks ? 'claimed ' + p.tasks : ''], ['reserved', p.reserved]];
     for (const [name, value, stamp] of rows) {
       if (value === undefined || value === null || value === '') continue;
       const dd = el('dd', null, stamp ? ago(value) : String(value));
@@ -6828,6 +6921,31 @@ textarea { width: 100%; resize: vertical }
       dl.append(el('dt', null, name), dd);
     }
     c.append(dl);
+    if (p.waits_for) {  // waiting at its screen: for input, or on a permission request the buttons answer
+      const w = el('p', 'alert waits', '⏸ waiting: ' + short(p.waits_for, 160));
+      if (p.waits_since) { w.title = 'since ' + p.waits_since; }
+      c.append(w);
+      if (p.permission_request) {
+        const asks = el('div', 'actions permit');
+        for (const decision of ['allow', 'deny']) {
+          const b = el('button', null, decision === 'allow' ? 'Allow' : 'Deny'); b.type = 'button';
+          b.dataset.decision = decision; b.dataset.request = p.permission_request;
+          b.addEventListener('click', async () => {
+            const reason = decision === 'deny' ? (prompt('Why? (the player\'s model reads it)') || '') : '';
+            try {
+              const r = await fetch('permit', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Tempo-Token': token },
+                                                body: JSON.stringify({ request_id: p.permission_request, decision, reason }) });
+              const body = await r.json();
+              if (!body.ok) throw new Error(body.error);
+              w.textContent = `✓ ${body.decision} by ${body.by}`;
+            } catch (e) { w.textContent = '✗ ' + e.message; }
+            asks.remove();
+          });
+          asks.append(b);
+        }
+        c.append(asks);
+      }
+    }
     const actions = el('div', 'actions');
     const cue = el('button', null, p.role === 'conductor' ? 'Command' : 'Cue'); cue.type = 'button';
     cue.addEventListener('click', () => { $('to').value = p.name; $('text').focus(); });
@@ -6854,7 +6972,9 @@ textarea { width: 100%; resize: vertical }
     const conductor = ps.some((p) => p.role === 'conductor');
     const aways = ps.filter(away).length, stuck = [...state.issues.keys()].filter((n) => state.players.has(n)).length;
     $('counts').textContent = `${ps.length} player${ps.length === 1 ? '' : 's'}` + (aways ? ` · ${aways} away` : '')
-      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor');
+      + (stuck ? ` · ${stuck} need${stuck === 1 ? 's' : ''} attention` : '') + (conductor ? '' : ' · no conductor')
+      + (Object.keys(state.board).length ? ' · board: ' + ['open', 'claimed', 'done', 'failed'].filter((k) => state.board[k])
+        .map((k) => `${state.board[k]} ${k}`).join(', ') : '');
     $('noconductor').hidden = conductor;
     if (!ps.length && !$('cards').children.length) $('cards').append(el('p', 'empty', 'nobody has joined yet'));
     fill($('to'), conductor ? [['conductor', 'command → conductor']] : [], ps.filter((p) => p.role !== 'conductor').map((p) => [p.name, 'cue → ' + p.name]));
@@ -6922,7 +7042,7 @@ textarea { width: 100%; resize: vertical }
 
   function snapshot(s) {
     $('ensemble').textContent = s.ensemble; document.title = `tempo · ${s.ensemble}`;
-    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed);
+    state.players = new Map(s.players.map((p) => [p.name, p])); state.feed = []; state.issues = open(s.feed); state.board = s.board || {};
     cards.clear();
     $('cards').replaceChildren(...s.players.map((p) => { const c = card(p); cards.set(p.name, c); return c; }));
     $('feed').replaceChildren();
@@ -6942,6 +7062,7 @@ textarea { width: 100%; resize: vertical }
     on('left', ({ name }) => { state.players.delete(name); cards.get(name)?.remove(); cards.delete(name); roster(); issues(); });
     on('exchanges', (list) => { for (const e of list) exchange(e); issues(); roster(); });
     on('status', ({ error: text }) => error(text));
+    on('board', (b) => { state.board = b; roster(); });
   }
 
   $('to').addEventListener('change', () => { $('to').dataset.chosen = '1'; });
@@ -7280,8 +7401,8 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
                        + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
         except TempoError as e:
             emit("fail", str(e))
-    if not claude_trusts(cfg.directory):
-        emit("todo", untrusted_note(cfg.directory))
+    if trust_note(cfg.directory):
+        emit("todo", trust_note(cfg.directory))
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
     task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:

@@ -102,6 +102,7 @@ class PlayerInfo:
     worktree: str = ""  # the linked git worktree it works in (tempo/<name> branch), if any
     waiting: str = ""  # what the session waits for, when it waits on someone: "permission Bash(rm -rf build)", "input"
     waiting_since: str = ""  # ISO 8601, UTC
+    waiting_request: str = ""  # the permission request it waits on (its request_id), if any
 
 
 @dataclass
@@ -645,7 +646,8 @@ class PlayerWorkflow:
         """Replace the description (directory, branch, ... changed); name and role stay."""
         info.name, info.role, info.ensemble = self.s.info.name, self.s.info.role, self.s.info.ensemble
         info.started, info.unread = self.s.info.started, self.s.info.unread
-        info.waiting, info.waiting_since = self.s.info.waiting, self.s.info.waiting_since  # the workflow keeps these
+        info.waiting, info.waiting_since, info.waiting_request = (  # the workflow keeps these
+            self.s.info.waiting, self.s.info.waiting_since, self.s.info.waiting_request)
         self.s.info = info
         workflow.upsert_search_attributes(search_attributes(info, self.s.attributes).search_attributes)
         workflow.upsert_memo({"info": asdict(info)})
@@ -752,6 +754,7 @@ class PlayerWorkflow:
         if what != self.s.info.waiting:
             self.s.info.waiting = what
             self.s.info.waiting_since = (ask.asked_at if ask else now()) if what else ""
+            self.s.info.waiting_request = ask.id if ask else ""
             workflow.upsert_memo({"info": asdict(self.s.info)})
 
     async def note_permission(self, request: Permission) -> None:
@@ -1421,14 +1424,16 @@ class BoardWorkflow:
 
     # -- queries ----------------------------------------------------------------
 
+    # Queries answer plain dicts: a client turning 1 000 Task dataclasses back from JSON resolves the
+    # type hints of each (~1 s); dicts cost nothing, and the fields are the dataclasses' all the same.
     @workflow.query
-    def tasks(self) -> list[Task]:
-        return self.s.tasks
+    def tasks(self) -> list[dict]:
+        return [asdict(t) for t in self.s.tasks]
 
     @workflow.query
-    def reservations(self) -> list[Reservation]:
+    def reservations(self) -> list[dict]:
         t = workflow.now()
-        return [r for r in self.s.reservations if not expired(r, t)]
+        return [asdict(r) for r in self.s.reservations if not expired(r, t)]
 
     # -- helpers ----------------------------------------------------------------
 

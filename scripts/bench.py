@@ -1,12 +1,13 @@
 """Measure tempo against a real Temporal dev server and print medians.
 
 Usage:
-  bench.py [--cues=<n>] [--quick] [--burst]
+  bench.py [--cues=<n>] [--quick] [--burst | --board]
 
 Options:
   --cues=<n>   Cues for the latency figure [default: 200].
   --quick      Smaller runs, for a smoke check.
   --burst      Only the burst figures (many senders into one player, one sender to many) and their floor.
+  --board      Only the task board figures (claims under contention, `tasks` at 1 000, the reservation hook).
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
@@ -17,7 +18,8 @@ the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
 headless Chromium); a permission request relayed from the real Claude Code (model asks -> conductor's
 cue, permit -> tool ran); the Copilot bridge's start to ready and cue to model request (the real
-Copilot CLI from node_modules on a scripted loopback model). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
+Copilot CLI from node_modules on a scripted loopback model); the task board (20 claims of one task
+at once, `tasks` with 1 000 tasks, the PreToolUse hook's answer with 50 reservations). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
 
@@ -52,6 +54,8 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "cue/floor": 1.2,
     "first cue to a new session ms": 500,
     "burst 5x200 s": 20,
+    "tasks@1000 ms": 100,
+    "reservation hook@50 ms": 50,
 }
 
 # Injected into the dashboard page before its own script: marks when the cards are painted and
@@ -611,6 +615,7 @@ async def idle_wake(server: DevServer, runs: int) -> None:
 async def lineup_up(server: DevServer) -> None:
     """`tempo up --lineup` of three real Claude Code sessions in tmux (scripted model) to all joined; then the
     first cue to one of them (a session that has not had a cue yet): sent -> its model's request."""
+    import json
     import os
     import shutil
     import subprocess
@@ -620,13 +625,17 @@ async def lineup_up(server: DevServer) -> None:
     if not CLAUDE.exists() or not shutil.which("tmux"):
         print("up --lineup: skipped (needs tmux and the pinned Claude Code: `npm ci`)", flush=True)
         return
-    with tempfile.TemporaryDirectory() as tmp, ScriptedModel() as model:
+    # Claude Code may still write into its HOME as its tmux server goes: cleaning up must not fail on that.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, ScriptedModel() as model:
         tmp_path = Path(tmp)
         shop, home, bindir, sockets = tmp_path / "shop", tmp_path / "home", tmp_path / "bin", tmp_path / "tmux"
         for d in (shop / "api", shop / "web", bindir, sockets):
             d.mkdir(parents=True)
         (bindir / "claude").symlink_to(CLAUDE)
         env = claude_home(home, shop, model)
+        subprocess.run(["git", "init", "-q", str(shop)], check=True)  # a team's repository, trusted once, nothing approved
+        (home / ".claude.json").write_text(json.dumps({**json.loads((home / ".claude.json").read_text()),
+                                                       "projects": {str(shop): {"hasTrustDialogAccepted": True}}}))
         (home / ".bash_profile").write_text(f'export PATH="{bindir}:$PATH"\n')
         ensemble = f"bench-up-{uuid.uuid4().hex[:6]}"
         (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\ndirectory = "."\n'
@@ -674,7 +683,7 @@ async def permission_relay(server: DevServer, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, ScriptedModel(reply) as model:
         project, home = Path(tmp) / "project", Path(tmp) / "home"
         project.mkdir()
-        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000"}
+        env = {**claude_home(home, project, model), "MCP_CONNECT_TIMEOUT_MS": "90000", "MCP_TIMEOUT": "90000"}
         server_env = tempo_env(server, "bench-permit", home=home, CLAUDE_TEMPO_PLAYER_NAME="carol")
         write_tempo_mcp_json(project, {k: v for k, v in server_env.items() if k != "PATH"})
         subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "-d", str(project)], env=env,
@@ -809,11 +818,76 @@ async def copilot_bridge(server: DevServer, starts: int, cues: int) -> None:
     report(f"cue to Copilot model request (median of {cues})", statistics.median(latency), "ms")
 
 
+async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
+    """The task board: 20 claims of one task at once, `tasks` with 1 000 on the board, PreToolUse with 50 reservations."""
+    import json
+    import subprocess
+
+    from tempo_workflows import BoardWorkflow, TaskAdd, TaskClaim, Task
+
+    ensemble, sid = f"bench-board-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
+    with tempfile.TemporaryDirectory() as repo:
+        subprocess.run(["git", "init", "-q", repo], check=True)
+        async with play(server, ensemble, cwd=repo, CLAUDE_TEMPO_PLAYER_NAME="holder") as holder, \
+                play(server, ensemble, cwd=repo, CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_PLAYER_NAME="editor") as editor:
+            await editor.call("ensemble")
+            cfg = tempo.Config(address=server.address, ensemble=ensemble)
+            client = await tempo.connect(cfg)
+
+            async def claim(by: str, task_id: str) -> float:
+                t0 = time.perf_counter()
+                with contextlib.suppress(tempo.TempoError):
+                    await tempo._board_update(client, cfg, BoardWorkflow.claim, TaskClaim(by=by, id=task_id))
+                    return (time.perf_counter() - t0) * 1000
+                return -1.0
+
+            alone, raced = [], []
+            for i in range(rounds):
+                ids = [t.id for t in await tempo._board_update(client, cfg, BoardWorkflow.add,
+                                                               TaskAdd(by="bench", tasks=[Task(id="", title=f"a{i}"), Task(id="", title=f"r{i}")]))]
+                alone.append(await claim("solo", ids[0]))
+                won = [t for t in await asyncio.gather(*(claim(f"p{n}", ids[1]) for n in range(20))) if t >= 0]
+                assert len(won) == 1, won
+                raced.append(won[0])
+            report(f"task_claim alone, the floor (median of {rounds})", statistics.median(alone), "ms")
+            report(f"task_claim, 20 at once: winner (median of {rounds})", statistics.median(raced), "ms")
+
+            for start in range(0, 1000 - 2 * rounds, 100):
+                await tempo._board_update(client, cfg, BoardWorkflow.add, TaskAdd(by="bench", tasks=[
+                    Task(id="", title=f"task {n}", details="x" * 80) for n in range(start, min(start + 100, 1000 - 2 * rounds))]))
+            took = []
+            for _ in range(hook_runs):
+                t0 = time.perf_counter()
+                listed = await holder.call("tasks")
+                took.append((time.perf_counter() - t0) * 1000)
+            assert len(listed["tasks"]) == 1000, len(listed["tasks"])
+            report(f"tasks with 1 000 on the board (median of {hook_runs})", statistics.median(took), "ms", "tasks@1000 ms")
+
+            await holder.call("reserve", paths=[f"src/mod{n}.py" for n in range(49)] + ["docs/**"], reason="bench")
+            data = {"session_id": sid, "hook_event_name": "PreToolUse", "transcript_path": "", "cwd": repo,
+                    "tool_name": "Edit", "tool_input": {"file_path": f"{repo}/docs/a.md"}}
+
+            def edit_hook() -> tuple[float, str]:
+                t0 = time.perf_counter()
+                done = subprocess.run([*tempo_program(), "hook"], input=json.dumps(data), capture_output=True, text=True, timeout=30)
+                return (time.perf_counter() - t0) * 1000, done.stdout
+
+            answers = [await asyncio.to_thread(edit_hook) for _ in range(hook_runs)]
+            assert all('"deny"' in text for _, text in answers), answers[-1]
+            report(f"PreToolUse hook, 50 reservations: deny (median of {hook_runs})", statistics.median(t for t, _ in answers),
+                   "ms", "reservation hook@50 ms")
+            floor = [(await asyncio.to_thread(run_hook, sid))[0] for _ in range(hook_runs)]
+            report(f"tempo hook with nothing to say, the floor (median of {hook_runs})", statistics.median(floor), "ms")
+
+
 async def run(args, server: DevServer) -> None:
     print(f"tempo {tempo.__version__} bench against a dev server at {server.address}", flush=True)
     quick = args["--quick"]
     if args["--burst"]:
         await bursts(server, quick)
+        return
+    if args["--board"]:
+        await board(server, 3 if quick else 10, 10 if quick else 30)
         return
     await serve_ready(server, 3 if quick else 7)
     await cue_latency(server, int(args["--cues"]))
@@ -833,6 +907,7 @@ async def run(args, server: DevServer) -> None:
         await dashboard_latency(server, Path(home), 5 if quick else 20)
     await scheduled_cues(server, 3 if quick else 15)
     await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
+    await board(server, 3 if quick else 10, 10 if quick else 30)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
 

@@ -448,7 +448,8 @@ async def seen_means_seen(sender, model: ScriptedModel, texts: dict[str, str]) -
     bodies = [shown(b) for b in model.requests()]
     for row in rows:
         if row["state"] == "seen":
-            whole = [b for b in bodies if row["message_id"] in b and texts[row["message_id"]] in b]
+            lines = texts[row["message_id"]].splitlines()  # each line as framed (tempo marks every line of a cue)
+            whole = [b for b in bodies if row["message_id"] in b and all(line in b for line in lines)]
             assert whole, (f"receipt says seen ({row['path']}) but no model request holds cue {row['message_id']} "
                            f"whole ({len(texts[row['message_id']])} chars)")
     return rows

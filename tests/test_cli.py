@@ -33,6 +33,9 @@ from conftest import ROOT, free_port, play, tools_path, wait_until
         ("config unset address", {"config": True, "unset": True, "<key>": "address"}),
         ("config show --profile cloud", {"config": True, "show": True, "--profile": "cloud"}),
         ("preflight -d here", {"preflight": True, "--dir": "here"}),
+        ("tasks team --state open", {"tasks": True, "task": False, "<ensemble>": "team", "--state": "open"}),
+        ("task add fix-it team --role reviewer --after 1,2", {"task": True, "add": True, "<title>": "fix-it",
+                                                             "<ensemble>": "team", "--role": "reviewer", "--after": "1,2"}),
     ],
 )
 def test_usage_parses(argv, expected):

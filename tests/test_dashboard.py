@@ -143,6 +143,12 @@ async def test_stream_delivers_a_new_cue_and_a_part_change(temporal, ensemble, t
             card = stream.cards["builder"]
             assert card["away"] is False and card["waiting"] == 0 and card["last_contact"]
 
+            # what it holds on the board: a badge on its card
+            await conductor.call("task_add", tasks=[{"title": "card form"}])
+            await builder.call("task_claim", id="1")
+            _, card = await stream.until(lambda e, d: e == "player" and d["name"] == "builder" and d.get("tasks") == "1")
+            await stream.until(lambda e, d: e == "board" and d == {"claimed": 1})  # the header's board column
+
 
 async def test_send_box_reaches_the_conductor_and_players(temporal, ensemble, tmp_path):
     async with play(temporal, ensemble, **CONDUCTOR) as conductor, \

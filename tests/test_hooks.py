@@ -298,3 +298,33 @@ async def test_hook_answers_fit_claude_codes_limits(temporal, ensemble, tmp_path
         assert await asyncio.to_thread(waiter.wait, 15) == 2
         woke = waiter.stderr.read()
         assert small[2] in woke and all(i in woke for i in more) and late["message_id"] in woke
+
+
+async def test_two_serves_under_one_parent_keep_their_own_endpoints(temporal, ensemble):
+    """Two sessions' serves with one parent process (here: this test, as in a reconnect the old and the new
+    server under one claude): the first to end removes nothing of the second's; its hooks still reach it, by
+    session id and (after /clear) through the parent's link, which the newer serve holds."""
+    sid_a, a_session = await claude_like(temporal, ensemble, "ann")
+    sid_b, b_session = await claude_like(temporal, ensemble, "ben")
+    ann_up, ann_done = asyncio.Event(), asyncio.Event()
+
+    async def ann_runs() -> None:  # in a task of its own, so it can end before ben
+        async with a_session as ann:
+            await ann.call("ensemble")
+            ann_up.set()
+            await ann_done.wait()
+
+    async with play(temporal, ensemble) as sender:
+        ann_task = asyncio.create_task(ann_runs())
+        await asyncio.wait_for(ann_up.wait(), 60)
+        async with b_session as ben:
+            await ben.call("ensemble")
+            assert "'ann'" in context_of(hook("SessionStart", sid_a, source="startup"), "SessionStart")
+            assert "'ben'" in context_of(hook("SessionStart", sid_b, source="startup"), "SessionStart")
+            ann_done.set()
+            await ann_task  # ann's serve has ended and closed its endpoint
+            await sender.call("cue", to="ben", message="still there, ben?")
+            cleared = str(uuid.uuid4())  # ben's session after /clear: found through the parent's link
+            assert "'ben'" in context_of(hook("SessionStart", cleared, source="clear"), "SessionStart")
+            assert "still there, ben?" in context_of(
+                await wait_until(lambda: (r := hook("PostToolUse", sid_b)).stdout and r), "PostToolUse")

@@ -246,3 +246,28 @@ def test_claude_only_on_the_login_shells_path_is_found_for_a_window(tmp_path, mo
     assert tempo.window_claude() == str(bindir / "claude")
     (tmp_path / ".bash_profile").unlink()
     assert tempo.window_claude() is None
+
+
+def test_which_directories_claude_code_trusts_as_measured(tmp_path, monkeypatch):
+    """Claude Code 2.1.197 (measured in tmux): a trusted git repository speaks for its sub-directories and
+    worktrees; outside git a trusted parent spares the trust dialog, but the directory's own settings
+    (tempo's hooks and approval) are ignored, so tempo says what to do; elsewhere the trust dialog waits."""
+    import tempo
+
+    repo, plain, other = tmp_path / "repo", tmp_path / "plain", tmp_path / "other"
+    for d in (repo / "web", plain / "api", other):
+        d.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    (tmp_path / ".claude.json").write_text(json.dumps({"projects": {
+        str(repo): {"hasTrustDialogAccepted": True}, str(plain): {"hasTrustDialogAccepted": True}}}))
+    assert tempo.claude_trust(str(repo / "web")) == "trusted" and tempo.trust_note(str(repo / "web")) == ""
+    assert tempo.claude_trust(str(plain / "api")) == "parent"
+    assert "ignores its .claude/settings.local.json" in tempo.trust_note(str(plain / "api"))
+    assert "tempo init --user" in tempo.trust_note(str(plain / "api"))
+    tempo.install_hooks("", user=True)
+    tempo.approve_tempo("", user=True)  # what `tempo init --user` does: then nothing is left to ask
+    assert tempo.trust_note(str(plain / "api")) == ""
+    assert tempo.claude_trust(str(other)) == "untrusted"
+    assert "Is this a project you created or one you trust?" in tempo.trust_note(str(other))
