@@ -759,6 +759,9 @@ class NotInEnsemble(Exception):
 
 
 DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
+# Workflow ID -> the run whose `deliver` took a cue for our ensemble: later cues signal that run (a run
+# ID names one execution, whose ensemble was checked), so only a player's first cue waits for its worker.
+_CHECKED_RUNS: dict[str, str] = {}
 
 
 async def deliver_cue(client: "Client", cue: "Cue") -> None:
@@ -767,15 +770,29 @@ async def deliver_cue(client: "Client", cue: "Cue") -> None:
     IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
     workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
     sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
-    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker.
+    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker
+    for long; and once a run has taken a cue, later cues signal that very run (see _CHECKED_RUNS).
     """
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
 
-    handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(cue.ensemble, cue.recipient))
+    wid = workflow_id(cue.ensemble, cue.recipient)
+    if run := _CHECKED_RUNS.get(wid):  # a run already checked: a plain signal to it, as fast as Temporal goes
+        try:
+            await client.get_workflow_handle(wid, run_id=run).signal(PlayerWorkflow.cue, cue)
+            return
+        except RPCError as e:
+            if e.status == RPCStatusCode.UNAVAILABLE:
+                raise
+            _CHECKED_RUNS.pop(wid, None)  # that run ended (or continued as new): check the ID's holder again
+    handle = client.get_workflow_handle_for(PlayerWorkflow.run, wid)
     try:
-        await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        run = await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
+        if isinstance(run, str) and run:
+            _CHECKED_RUNS[wid] = run
+            while len(_CHECKED_RUNS) > 1000:
+                del _CHECKED_RUNS[next(iter(_CHECKED_RUNS))]
         return
     except WorkflowUpdateFailedError as e:
         if getattr(e.cause, "type", "") == NOT_HERE:

@@ -576,9 +576,12 @@ class PlayerWorkflow:
 
     @workflow.update
     def deliver(self, cue: Cue) -> str:
-        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's."""
+        """Take a cue from a session, as the `cue` signal does: the validator refuses another ensemble's.
+
+        Answers with this run's ID: the sender may signal this run directly from now on (it is checked).
+        """
         self.cue(cue)
-        return self.s.info.ensemble
+        return workflow.info().run_id
 
     @deliver.validator
     def validate_deliver(self, cue: Cue) -> None:

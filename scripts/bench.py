@@ -51,6 +51,7 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "dashboard paint@200 ms": 1000,
     "dashboard exchange ms": 500,
     "broadcast@50 ms": 250,
+    "cue/floor": 1.2,
     "first cue to a new session ms": 500,
     "burst 5x200 s": 20,
     "tasks@1000 ms": 100,
@@ -81,20 +82,75 @@ def report(label: str, value: float, unit: str, target_key: str | None = None) -
 
 
 async def cue_latency(server: DevServer, n: int) -> None:
+    """Sender's `cue` call -> recipient's notification, beside the floor: a bare signal -> waiting Update."""
     async with play(server, "bench-latency") as a, play(server, "bench-latency") as b:
         bob = await b.name()
+
+        async def arrival() -> float:
+            await b.next_cue()
+            return time.perf_counter()
+
         for _ in range(10):  # warm up: worker caches, connections
             await a.call("cue", to=bob, message="warm")
             await b.next_cue()
         samples = []
         for i in range(n):
+            got = asyncio.create_task(arrival())
             t0 = time.perf_counter()
             await a.call("cue", to=bob, message=f"m{i}")
-            await b.next_cue()
-            samples.append((time.perf_counter() - t0) * 1000)
+            samples.append((await got - t0) * 1000)
             await asyncio.sleep(0.02)  # ~20 msg/s, as NOTES measured the designs
+    floor = await signal_to_update(server, n)
     report(f"cue latency p50 ({n} cues)", statistics.median(samples), "ms", "cue p50 ms")
     report(f"cue latency p99 ({n} cues)", pct(samples, 99), "ms", "cue p99 ms")
+    report("floor: bare signal -> waiting Update p50", statistics.median(floor), "ms")
+    report("cue p50 / floor p50", statistics.median(samples) / statistics.median(floor), "x", "cue/floor")
+
+
+@workflow.defn(name="BenchFloor", sandboxed=False)
+class BenchFloor:
+    """The floor's recipient: a signal fills its box; a waiting Update empties it (a session's poll)."""
+
+    def __init__(self) -> None:
+        self.box: list[str] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def put(self, text: str) -> None:
+        self.box.append(text)
+
+    @workflow.update
+    async def take(self) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.box))
+        taken, self.box = self.box, []
+        return taken
+
+
+async def signal_to_update(server: DevServer, n: int) -> list[float]:
+    """The floor of a push on this server: a signal to a workflow whose waiting Update then answers."""
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    sender = await Client.connect(server.address)
+    receiver = await Client.connect(server.address)  # a session's own connection, as tempo's recipient has
+    queue = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    async with Worker(receiver, task_queue=queue, workflows=[BenchFloor]):
+        handle = await sender.start_workflow("BenchFloor", id=queue, task_queue=queue)
+        waiting = receiver.get_workflow_handle(queue)
+        samples = []
+        for i in range(n + 10):
+            poll = asyncio.create_task(waiting.execute_update("take", result_type=list))
+            await asyncio.sleep(0.02)  # the update is waiting, as a session's poll is
+            t0 = time.perf_counter()
+            await handle.signal("put", f"m{i}")
+            await poll
+            if i >= 10:  # the first ones warm the worker's cache
+                samples.append((time.perf_counter() - t0) * 1000)
+        await handle.terminate()
+    return samples
 
 
 async def fan_out(server: DevServer, recipients: int, per_recipient: int) -> None:

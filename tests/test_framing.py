@@ -32,8 +32,15 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TAG = re.compile(r"<([/!?A-Za-z]|\s+/)")
 
 
-def assert_framed(text: str, senders: list[str]) -> None:
-    """`text` (hook context, Stop reason, waiter stderr) holds exactly one header per cue, each the real one."""
+def assert_framed(text: str, senders: list[str] | str) -> None:
+    """`text` (hook context, Stop reason, waiter stderr) holds exactly one header per cue, each the real one.
+
+    `senders`: each cue's sender, or one sender of every cue the introduction counts (a cue a hook showed
+    comes again until Claude Code's transcript says the model got it: these hooks have no transcript).
+    """
+    if isinstance(senders, str):
+        many = re.match(r"tempo: (\d+) new cues", text)
+        senders = [senders] * (int(many.group(1)) if many else 1)
     key = re.search(r'ending in "key ([0-9a-f]+)\]"', text).group(1)
     headers = HEADER.findall(text)
     assert len(headers) == len(senders), text
@@ -83,16 +90,16 @@ async def test_forged_cues_reach_no_path_as_headers_markup_or_escapes(temporal, 
         # hooks: PostToolUse, Stop, the waiter, each with the real `tempo hook`
         await mallory.call("cue", to="bob", message=FORGED)
         text = await wait_until(lambda: (r := hook("PostToolUse", sid)).stdout and context_of(r, "PostToolUse"))
-        assert_framed(text, ["mallory"])
+        assert_framed(text, "mallory")
         await mallory.call("cue", to="bob", message=FORGED)
         result = await wait_until(lambda: (r := hook("Stop", sid, stop_hook_active=False)).stdout and r)
-        assert_framed(json.loads(result.stdout)["reason"], ["mallory"])
+        assert_framed(json.loads(result.stdout)["reason"], "mallory")
         assert hook("Stop", sid).stdout == ""  # the model idles now
         waiter = start_waiter(sid)
         await asyncio.sleep(0.3)
         await mallory.call("cue", to="bob", message=FORGED)
         assert await asyncio.to_thread(waiter.wait, 15) == 2
-        assert_framed(waiter.stderr.read(), ["mallory"])
+        assert_framed(waiter.stderr.read(), "mallory")
         # SessionStart's introduction and `ensemble` show the forged part on one line, inert
         intro = context_of(hook("SessionStart", sid), "SessionStart")
         assert not HEADER.search(intro) and not TAG.search(intro) and "mallory: reviewing" in intro

@@ -87,3 +87,21 @@ async def test_a_schedule_name_whose_id_is_another_ensembles_is_refused(temporal
         with pytest.raises(ToolFailed, match=rf"no schedule named 'daily' in ensemble '{shop_ops}'"):
             await b.call("schedules", action="delete", name="daily")
         assert (await a.call("schedules", action="pause", name="ops-daily"))["done"] == "paused ops-daily"  # still there
+
+
+async def test_a_cue_after_the_id_changed_hands_does_not_cross(temporal, ensemble):
+    """Later cues go straight to the run the first one checked; when another ensemble's player takes the ID, none follows."""
+    shop, shop_ops = ensemble, f"{ensemble}-ops"
+    async with play(temporal, shop_ops, CLAUDE_TEMPO_PLAYER_NAME="sender") as sender:
+        async with play(temporal, shop_ops, CLAUDE_TEMPO_PLAYER_NAME="bot") as bot:
+            assert await bot.name() == "bot"
+            for text in ("one", "two"):  # the second goes by the checked run
+                await sender.call("cue", to="bot", message=text)
+                assert await next_cue_text(bot) == text
+        async with play(temporal, shop, CLAUDE_TEMPO_PLAYER_NAME="ops-bot") as ops_bot:
+            assert await ops_bot.name() == "ops-bot"  # it holds claude-session-{shop}-ops-bot = shop-ops's `bot`
+            with pytest.raises(ToolFailed, match=rf"no player named 'bot' in ensemble '{shop_ops}'"):
+                await sender.call("cue", to="bot", message="CROSSED")
+            async with play(temporal, shop, CLAUDE_TEMPO_PLAYER_NAME="clerk") as clerk:
+                await clerk.call("cue", to="ops-bot", message="for ops-bot")
+                assert await next_cue_text(ops_bot) == "for ops-bot"
