@@ -764,8 +764,9 @@ DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker befor
 _CHECKED_RUNS: dict[str, str] = {}
 
 
-async def deliver_cue(client: "Client", cue: "Cue") -> None:
-    """Hand `cue` to the player `cue.recipient` of `cue.ensemble` in one round trip, or raise NotInEnsemble.
+async def deliver_cue(client: "Client", cue: "Cue", to: str = "") -> None:
+    """Hand `cue` to the player `to` (default `cue.recipient`) of `cue.ensemble` in one round trip, or raise
+    NotInEnsemble. (A handed-on cue's `recipient` says whom it was for, so its new taker is `to`.)
 
     IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
     workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
@@ -777,7 +778,7 @@ async def deliver_cue(client: "Client", cue: "Cue") -> None:
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
 
-    wid = workflow_id(cue.ensemble, cue.recipient)
+    wid = workflow_id(cue.ensemble, to or cue.recipient)
     if run := _CHECKED_RUNS.get(wid):  # a run already checked: a plain signal to it, as fast as Temporal goes
         try:
             await client.get_workflow_handle(wid, run_id=run).signal(PlayerWorkflow.cue, cue)
@@ -6289,7 +6290,7 @@ async def hand_on(session: "Session", cue: "Cue") -> str:
         if target == session.info.name:
             continue
         try:
-            await deliver_cue(session.client, dataclasses.replace(handed, recipient=target))
+            await deliver_cue(session.client, handed, to=target)
             return target
         except NotInEnsemble:
             continue
