@@ -1831,6 +1831,7 @@ class Session:
         self.ended = ""
         self.closing = False
         self.tasks: list[asyncio.Task] = []
+        self.publishing = asyncio.Lock()  # delivery paths go out one at a time: the last word is the latest
         self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
     # -- start ----------------------------------------------------------------
@@ -3126,12 +3127,13 @@ async def publish_delivery(session: "Session") -> None:
     """Tell the workflow which delivery paths are live (shown by `ensemble` and `tempo status`)."""
     from tempo_workflows import PlayerWorkflow
 
-    paths = session.ladder.paths()
-    if session.info.delivery == paths:
-        return
-    session.info.delivery = paths
-    with contextlib.suppress(Exception):
-        await session.handle.execute_update(PlayerWorkflow.describe, session.info, rpc_timeout=timedelta(seconds=10))
+    async with session.publishing:  # two at once could land in either order, the older last
+        paths = session.ladder.paths()
+        if session.info.delivery == paths:
+            return
+        session.info.delivery = paths
+        with contextlib.suppress(Exception):
+            await session.handle.execute_update(PlayerWorkflow.describe, session.info, rpc_timeout=timedelta(seconds=10))
 
 
 def context(event: str, text: str) -> dict:
