@@ -718,18 +718,23 @@ def player_query(ensemble: str | None = None, host: str = "", repo: str = "", at
 async def list_players(client: "Client", ensemble: str | None = None, host: str = "", repo: str = "",
                        attributes: "Collection[str] | None" = None) -> "list[PlayerInfo]":
     """List running players with one visibility call: the memo carries each description."""
-    from tempo_workflows import PlayerInfo
 
-    known = {f.name for f in dataclasses.fields(PlayerInfo)}
     wanted = {"ensemble": ensemble, "host": host, "repo": repo}  # checked on the memo too: cheap, and exact
     players = []
     async for execution in client.list_workflows(player_query(ensemble, host, repo, attributes)):
-        memo = await execution.memo()
-        raw = memo.get("info")
+        raw = (await execution.memo()).get("info")
         if isinstance(raw, dict) and all(raw.get(k) == v for k, v in wanted.items() if v):
-            players.append(PlayerInfo(**{k: v for k, v in raw.items() if k in known}))
+            players.append(_memo_player(raw))
     players.sort(key=lambda p: (p.ensemble, p.role != "conductor", p.name))
     return players
+
+
+def _memo_player(raw: dict) -> "PlayerInfo":
+    """A player's description from its memo's `info` (keys a newer tempo added are left out)."""
+    from tempo_workflows import PlayerInfo
+
+    known = {f.name for f in dataclasses.fields(PlayerInfo)}
+    return PlayerInfo(**{k: v for k, v in raw.items() if k in known})
 
 
 async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
@@ -740,7 +745,7 @@ async def find_player(client: "Client", ensemble: str, name: str) -> "tuple[Work
 
 async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[WorkflowHandle, PlayerInfo] | None":
     """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
-    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
     from temporalio.service import RPCError
     from tempo_workflows import PlayerWorkflow, workflow_id
 
@@ -749,8 +754,9 @@ async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[Workf
         desc = await handle.describe()
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return None
-        return handle, await handle.query(PlayerWorkflow.info)
-    except RPCError:
+        raw = (await desc.memo()).get("info")  # no query: it needs no worker, and costs no action on Cloud
+        return handle, (_memo_player(raw) if isinstance(raw, dict) else await handle.query(PlayerWorkflow.info))
+    except (RPCError, WorkflowQueryFailedError):  # a workflow without tempo's description is no player of ours
         return None
 
 
@@ -3090,6 +3096,7 @@ async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "li
 async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict) -> dict[str, str]:
     """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
     gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
+    from temporalio.client import WorkflowExecutionStatus
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     handed: dict[str, str] = {}
@@ -3097,8 +3104,12 @@ async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict
         ids = [c.id for c in cues if c.recipient == to]
         wid = workflow_id(session.cfg.ensemble, to)
         with contextlib.suppress(Exception):  # nothing ended, or no worker to answer: unknown it stays
+            runs = [desc.run_id] if (desc := await session.client.get_workflow_handle(wid).describe()).status != \
+                WorkflowExecutionStatus.RUNNING else []  # the latest run, ended a moment ago: visibility may lag
             async for run in session.client.list_workflows(f'WorkflowId = "{wid}" AND ExecutionStatus != "Running"', limit=3):
-                old = session.client.get_workflow_handle(wid, run_id=run.run_id)
+                runs += [run.run_id] if run.run_id not in runs else []
+            for run_id in runs:
+                old = session.client.get_workflow_handle(wid, run_id=run_id)
                 for r in await old.query(PlayerWorkflow.read_receipts, ids, rpc_timeout=timedelta(seconds=5)):
                     if r.path and not (found.get(r.id) and found[r.id].path):
                         found[r.id] = r

@@ -289,7 +289,7 @@ async def test_a_cue_to_a_working_claude_p_reaches_it_before_the_run_ends(player
         assert any(mentions(b, "stop: the API changed") for b in bodies), [shown(b)[-500:] for b in bodies]
         last = shown(bodies[-1])
         assert last.count(sent["message_id"]) == 1  # shown once; listen returned nothing more
-        assert '{"messages":[]}' in last  # what listen answered
+        assert '{"messages":[],"more":0}' in last  # what listen answered: nothing, and nothing more waits
         receipt = await wait_until(lambda: seen_receipt(alice, sent["message_id"]), timeout=15)
         assert receipt["path"] in ("hook", "stop")
         await seen_means_seen(alice, model, {sent["message_id"]: "stop: the API changed"})

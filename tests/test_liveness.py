@@ -95,7 +95,11 @@ async def test_without_a_conductor_an_undelivered_cue_comes_back_to_its_sender(t
                 ("anyone there?", "victim", "boss")
             ]
             assert back[0]["meta"]["message_id"] == sent["message_id"] + "-undelivered"
-            row = (await boss.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]
+            async def handed() -> dict | None:  # the run hands its cues back, then ends: ask once it has
+                row = (await boss.call("receipts", message_ids=[sent["message_id"]]))["receipts"][0]
+                return row if row["state"] != "unknown" else None
+
+            row = await wait_until(handed, timeout=10)
             assert (row["state"], row["path"]) == ("handed", "handed back to you")
             assert await tempo.find_player(client, ensemble, "victim") is None
 
@@ -180,7 +184,8 @@ async def test_real_rules_three_minutes_undelivered_and_24_hours_idle():
             await env.sleep(10)  # 185 s: ended, and its cue is with the conductor
             assert (await dead.describe()).status == WorkflowExecutionStatus.COMPLETED
             handed = await conductor.query(PlayerWorkflow.pending)
-            assert [(c.text, c.kind, c.recipient) for c in handed] == [("review this", "undelivered", "dead")]
+            assert [(c.text, c.kind, c.recipient) for c in handed] == [  # its cue, and the news that it left
+                ("review this", "undelivered", "dead"), ("dead left the ensemble (undelivered for 180s: the session is gone)", "notice", "")]
 
             await env.sleep(86400 - 300)  # a day minus five minutes of silence, nothing pending
             assert (await idle.describe()).status == WorkflowExecutionStatus.RUNNING

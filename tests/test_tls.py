@@ -163,7 +163,7 @@ def test_up_starts_a_conductor_over_tls_whose_window_never_holds_the_key(tempora
     env = {**recruiter_env(stand_in, tmux_dir), **cloud_env(front, pki), "TMPDIR": str(scratch)}
     up = cli("up", ensemble, "-d", str(project), **env)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "✓ conductor launched in a new tmux window" in up.stdout
+    assert "✓ conductor joined ensemble" in up.stdout  # ✓ only once it has joined, through the front
 
     async def conductor():
         client = await tempo.connect(tempo.Config(address=temporal.address))
