@@ -1,13 +1,14 @@
 """Measure tempo against a real Temporal dev server and print medians.
 
 Usage:
-  bench.py [--cues=<n>] [--quick] [--burst | --board]
+  bench.py [--cues=<n>] [--quick] [--burst | --board | --core]
 
 Options:
   --cues=<n>   Cues for the latency figure [default: 200].
   --quick      Smaller runs, for a smoke check.
   --burst      Only the burst figures (many senders into one player, one sender to many) and their floor.
   --board      Only the task board figures (claims under contention, `tasks` at 1 000, the reservation hook).
+  --core       Only the push latency beside its floor, the fan-out, the bursts and the hook figures (no real clients).
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
@@ -881,6 +882,13 @@ async def run(args, server: DevServer) -> None:
         return
     if args["--board"]:
         await board(server, 3 if quick else 10, 10 if quick else 30)
+        return
+    if args["--core"]:
+        await cue_latency(server, int(args["--cues"]))
+        await fan_out(server, 3 if quick else 5, 20 if quick else 50)
+        await bursts(server, quick)
+        await hooks(server, 10 if quick else 30)
+        await hook_confirm(server, 5 if quick else 15)
         return
     await serve_ready(server, 3 if quick else 7)
     await cue_latency(server, int(args["--cues"]))
