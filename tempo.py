@@ -3143,8 +3143,14 @@ async def publish_delivery(session: "Session") -> None:
         if session.info.delivery == paths:
             return
         session.info.delivery = paths
-        with contextlib.suppress(Exception):
-            await session.handle.execute_update(PlayerWorkflow.describe, session.info, rpc_timeout=timedelta(seconds=10))
+        for attempt in range(3):  # a run continuing as new, a slow server: say it again, or the memo keeps the old word
+            try:
+                await session.handle.execute_update(PlayerWorkflow.describe, session.info, rpc_timeout=timedelta(seconds=10))
+                return
+            except Exception as e:
+                log.info("delivery paths not published yet: %s", first_line(e))
+                await asyncio.sleep(0.5 * (attempt + 1))
+        session.info.delivery = ""  # unsaid: the next change says it again
 
 
 def context(event: str, text: str) -> dict:
