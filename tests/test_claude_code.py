@@ -208,6 +208,7 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
             await asyncio.to_thread(session.type, "hello")  # one turn, so the Stop hook arms the waiter
             first = await asyncio.to_thread(model.wait_for, lambda b: mentions(b, "hello"))
             assert f"you are 'carol' in the ensemble '{ensemble}'" in shown(first)  # SessionStart told it
+            assert tempo.INSTRUCTIONS in shown(first)  # whole: Claude Code cuts a server's instructions at 2 048 chars
             await asyncio.to_thread(session.wait_screen, "ok")
             await wait_until(lambda: _carol_has(alice, "waiter"), timeout=30)
             # Known before any cue (Claude Code logs its channel decision): the first cue skips the probe.

@@ -152,6 +152,37 @@ async def test_the_waiter_wakes_an_idle_session_and_ends_with_it(temporal, ensem
     assert second.stderr.read() == ""
 
 
+async def test_a_wake_queued_behind_a_turn_is_not_shown_again_when_that_turn_ends(temporal, ensemble, tmp_path):
+    """Seen in CI on a loaded machine: the waiter prints a cue while the model still works (its hooks lag), so
+    Claude Code queues the wake for the next turn; the running turn ends without it. That is no loss: the cue
+    must not be offered again (the model would read it twice), only a turn begun after the wake may miss it."""
+    import tempo
+
+    sid, bob_session = await claude_like(temporal, ensemble, "bob")
+    transcript = Transcript(tmp_path / "t.jsonl")
+    async with play(temporal, ensemble) as a, bob_session as bob:
+        await bob.call("ensemble")
+        assert hook("SessionStart", sid).returncode == 0
+        waiter = start_waiter(sid, str(transcript))
+        sent = await a.call("cue", to="bob", message="queued behind a turn")
+        assert await asyncio.to_thread(waiter.wait, 15) == 2
+        woke = waiter.stderr.read()
+        assert hook("UserPromptSubmit", sid, transcript=str(transcript)).stdout == ""  # the turn it lands in had begun
+        transcript.user("the user's prompt").answer()
+        assert hook("Stop", sid, transcript=str(transcript)).stdout == ""  # that turn ends; the wake waits in the queue
+        await asyncio.sleep(tempo.CONFIRM_GRACE + 0.5)
+        assert hook("UserPromptSubmit", sid, transcript=str(transcript)).stdout == ""  # the wake's turn: not shown again
+        again = start_waiter(sid, str(transcript))
+        await asyncio.sleep(1)
+        assert again.poll() is None  # nor by a waiter
+        transcript.user(f"<task-notification>{woke}</task-notification>").answer()
+        assert (await wait_until(lambda: _seen(a, sent["message_id"])))["path"] == "waiter"
+        assert hook("Stop", sid, transcript=str(transcript)).stdout == ""
+        await asyncio.sleep(tempo.CONFIRM_GRACE + 0.5)
+        assert again.poll() is None  # seen once: nothing more to wake it for
+    assert await asyncio.to_thread(again.wait, 10) == 0
+
+
 async def _seen(player, message_id: str):
     rows = (await player.call("receipts", message_ids=[message_id]))["receipts"]
     return rows[0] if rows[0]["state"] == "seen" else None
