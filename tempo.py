@@ -383,6 +383,7 @@ class Config:
     # None: the player workflow's own default (tempo_workflows owns the timeouts; see player_limits)
     undelivered_timeout: float | None = None
     idle_timeout: float | None = None
+    stall_timeout: float | None = None  # s stalled before the conductor hears of it (tempo_workflows.STALL_TIMEOUT)
     home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
     recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
@@ -577,6 +578,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
         ("undelivered_timeout", "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT"),
         ("idle_timeout", "CLAUDE_TEMPO_IDLE_TIMEOUT"),
+        ("stall_timeout", "CLAUDE_TEMPO_STALL_TIMEOUT"),
         ("recruit_timeout", "CLAUDE_TEMPO_RECRUIT_TIMEOUT"),
     ):
         if env.get(var):
@@ -2295,7 +2297,8 @@ def describe_session(cfg: Config, name: str, agent: str = "claude", delivery: st
 
 def player_limits(cfg: Config) -> dict[str, Any]:
     """The timeouts and thresholds `cfg` overrides; the rest keep the defaults tempo_workflows defines."""
-    limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "cues_per_run": cfg.cues_per_run}
+    limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "stall_timeout": cfg.stall_timeout,
+              "cues_per_run": cfg.cues_per_run}
     return {key: value for key, value in limits.items() if value is not None}
 
 

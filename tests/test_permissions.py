@@ -199,3 +199,42 @@ async def test_the_dashboard_shows_a_request_and_its_allow_button_answers_it(tem
         client = await plain_client(temporal)
         history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
         assert [(h["sender"], h["text"]) for h in history if h["kind"] == "permit"] == [("dashboard", "allow Bash(rm -rf build) for web")]
+
+
+async def next_blocker(conductor, timeout: float = 30) -> dict:
+    """The next blocker report pushed to the conductor (join notices pass by)."""
+    while True:
+        cue = await conductor.next_cue(timeout=timeout)
+        if (cue["meta"]["kind"], cue["meta"].get("source")) == ("report", "blocker"):
+            return cue
+
+
+async def test_a_stalled_player_is_told_to_the_conductor_once(temporal, ensemble, tmp_path):
+    """Cues left unread while it works, then waiting for input at its screen: one blocker each, never a reminder."""
+    import uuid
+
+    from test_hooks import hook
+
+    sid = str(uuid.uuid4())
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bob", CLAUDE_CODE_SESSION_ID=sid,
+                 CLAUDE_TEMPO_STALL_TIMEOUT="2") as bob:
+        await conductor.name()
+        await bob.name()
+        await conductor.call("cue", to="bob", message="please review PR 12")  # its hooks would show it; none runs
+        told = await next_blocker(conductor)
+        assert told["meta"]["from"] == "bob"
+        assert "bob has left 1 cue unread" in told["content"] and "from conductor" in told["content"], told
+
+        # The real Notification hook: Claude Code waits for input at a screen nobody watches.
+        said = await asyncio.to_thread(hook, "Notification", sid, notification_type="idle_prompt", message="Claude is waiting for your input")
+        assert said.returncode == 0, said.stderr
+        told = await next_blocker(conductor)
+        assert "bob has waited" in told["content"] and "for input at its screen" in told["content"], told
+        await asyncio.to_thread(hook, "Notification", sid, notification_type="idle_prompt", message="Claude is waiting for your input")
+
+        with pytest.raises(asyncio.TimeoutError):  # the same stalls again, and longer: nothing more is said
+            await next_blocker(conductor, timeout=6)
+        client = await plain_client(temporal)
+        history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        assert [h["sender"] for h in history if h["kind"] == "report" and h["source"] == "blocker"] == ["bob", "bob"]
