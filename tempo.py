@@ -5101,8 +5101,9 @@ def lineup_conductor_prompt(ensemble: str, players: int) -> str:
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
-                         worktree: bool = False, model: str = "") -> dict:
-    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`."""
+                         worktree: bool = False, model: str = "", env: dict[str, str] | None = None) -> dict:
+    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`.
+    `env`: more of its environment (a lineup's standing permission rules)."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
     await session.joined()
@@ -5138,7 +5139,9 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
             setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
         setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
+    extra = env or {}
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    env.update(extra)
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
         raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
                          f"so {name!r} was not started: {CLAUDE_INSTALL}")
@@ -5546,6 +5549,9 @@ class Seat:
     prompt: str = ""
     agent: str = "claude"
     worktree: bool = False
+    permit_allow: list[str] = dataclasses.field(default_factory=list)  # its standing rules (Claude Code's syntax)
+    permit_deny: list[str] = dataclasses.field(default_factory=list)
+    permit: bool = False  # it may answer the others' permission requests, as the conductor does
 
 
 @dataclass
@@ -5553,6 +5559,8 @@ class Lineup:
     ensemble: str  # "" when the file does not say
     conductor: Seat
     players: list[Seat]
+    permit_allow: list[str] = dataclasses.field(default_factory=list)  # standing rules for every player
+    permit_deny: list[str] = dataclasses.field(default_factory=list)
     schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
     tasks: list[dict] = dataclasses.field(default_factory=list)  # checked [[task]] tables, for the board
 
@@ -5564,10 +5572,13 @@ SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timez
 LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
          "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]"),
-         "task": (list, "an array of tables [[task]]")},
+         "task": (list, "an array of tables [[task]]"),
+         "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules")},
     "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
-               "agent": (str, "a string"), "worktree": (bool, "true or false")},
+               "agent": (str, "a string"), "worktree": (bool, "true or false"),
+               "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules"),
+               "permit": (bool, "true or false")},
     "schedule": {key: (str, "a string") for key in SCHEDULE_KEYS},
     "task": {"id": (str, "a string"), "title": (str, "a string"), "details": (str, "a string"), "role": (str, "a string"),
              "after": (list, "a list of task ids")},
@@ -5622,6 +5633,9 @@ def read_lineup(path: Path) -> Lineup:
         return good
 
     top = check("", 0, doc, "the lineup")
+    for key in ("permit_allow", "permit_deny"):
+        _check_permit_rules(top.get(key, []), lambda what, key=key: problems.append(
+            f"{path}:{where.get(('', 0, key), 1)}: {key}: {what}"))
     ensemble = top.get("ensemble", "")
     if ensemble and not NAME_RE.match(ensemble):
         problems.append(f"{path}:{where.get(('', 0, 'ensemble'), 1)}: invalid ensemble name {ensemble!r}: "
@@ -5647,7 +5661,33 @@ def read_lineup(path: Path) -> Lineup:
     tasks = planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
-    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks)
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks,
+                  permit_allow=top.get("permit_allow", []), permit_deny=top.get("permit_deny", []))
+
+
+def _check_permit_rules(rules: list, problem: Callable[[str], None]) -> None:
+    """Standing rules of a lineup: strings the permission policy reads, one rule each (a comma joins them)."""
+    for rule in rules:
+        if not isinstance(rule, str) or "," in rule:
+            problem(f"{rule!r} is not one permission rule: give each as a string, like \"Bash(npm test:*)\"")
+            continue
+        try:
+            PermissionPolicy(rule)
+        except TempoError as e:
+            problem(str(e))
+
+
+def _lineup_permits(cfg: Config, lineup: Lineup, seat: Seat) -> dict[str, str]:
+    """The environment that gives a lineup's player its standing rules (its own, the lineup's, then tempo's
+    config: the variables replace the config's value) and, with `permit = true`, the `permit` tool."""
+    env = {}
+    for key, var in (("permit_allow", "CLAUDE_TEMPO_PERMIT_ALLOW"), ("permit_deny", "CLAUDE_TEMPO_PERMIT_DENY")):
+        ruled = [*getattr(seat, key), *getattr(lineup, key)]
+        if ruled:
+            env[var] = ",".join(dict.fromkeys([*ruled, *filter(None, map(str.strip, getattr(cfg, key).split(",")))]))
+    if seat.permit:
+        env["CLAUDE_TEMPO_PERMIT_ANSWERS"] = "true"
+    return env
 
 
 def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
@@ -5730,10 +5770,13 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
             check_message(values["prompt"])
     except TempoError as e:
         problem("prompt", f"the prompt: {e}")
+    for key in ("permit_allow", "permit_deny"):
+        _check_permit_rules(values.get(key, []), lambda what, key=key: problem(key, f"{key}: {what}"))
     if len(problems) > count:
         return None
     return Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
-                worktree=bool(values.get("worktree")))
+                worktree=bool(values.get("worktree")), permit_allow=values.get("permit_allow", []),
+                permit_deny=values.get("permit_deny", []), permit=bool(values.get("permit")))
 
 
 def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
@@ -5755,7 +5798,8 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         if seat.name in running:
             return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
         try:
-            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree)
+            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree,
+                                     env=_lineup_permits(recruiter.cfg, lineup, seat))
         except TempoError as e:
             return {"name": seat.name, "state": "failed", "detail": str(e)}
         setup = f" ({r['setup']})" if r["setup"] else ""
@@ -5825,6 +5869,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
 
     previous = read_lineup(path) if path.exists() else None  # never overwrite what we cannot read
     prompts = {s.name: s.prompt for s in ([previous.conductor, *previous.players] if previous else [])}
+    seats = {s.name: s for s in (previous.players if previous else [])}  # their permission rules stay too
     players = await list_players(client, ensemble)
     if not players:
         raise TempoError(f"ensemble {ensemble!r} has no running players: nothing to save")
@@ -5832,6 +5877,9 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"tempo lineup of ensemble {ensemble}: `tempo up --lineup {path.name}` starts it"))
     doc["ensemble"] = ensemble
+    for key in ("permit_allow", "permit_deny"):
+        if previous and getattr(previous, key):
+            doc[key] = getattr(previous, key)
     team = tomlkit.aot()
     for p in players:
         directory = p.directory
@@ -5850,6 +5898,10 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
             table["worktree"] = True
         if prompts.get(p.name):
             table["prompt"] = prompts[p.name]
+        kept = seats.get(p.name) if p.role != "conductor" else None
+        for key in ("permit_allow", "permit_deny", "permit"):
+            if kept and getattr(kept, key):
+                table[key] = getattr(kept, key)
         if p.role == "conductor":
             doc["conductor"] = table
         else:
