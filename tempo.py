@@ -3325,17 +3325,30 @@ def permission_answer(request: "Permission") -> dict:
 
 async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
     """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
+    session = ladder.session
+    request = await _ask_ensemble(session, str(data.get("tool_name", "")), data.get("tool_input") or {},
+                                  str(data.get("cwd") or session.cfg.directory), hung_up,
+                                  request_id=str(data.get("tempo_request_id") or ""), retry=bool(data.get("tempo_retry")))
+    return permission_answer(request), [], ""
+
+
+NOBODY_IN_TIME = "nobody in time"  # who decided a request nobody answered within permit_timeout
+
+
+async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str, hung_up: asyncio.Future, *,
+                        request_id: str = "", retry: bool = False, unanswered: tuple[str, str] = ("dialog", "")) -> "Permission":
+    """A permission request of `session`'s agent, answered: by a standing rule, else by the first answer from
+    the ensemble, else (past permit_timeout) by `unanswered` (decision, reason): the agent's own dialog for
+    Claude Code, a deny for the Copilot bridge. Undecided if the ensemble could not be asked at all."""
     from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse, workflow_id
 
-    session = ladder.session
-    tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
-    decision, rule = standing_answer(session.cfg, tool, tool_input, str(data.get("cwd") or session.cfg.directory))
-    request = Permission(id=str(data.get("tempo_request_id") or f"perm-{uuid.uuid4().hex[:12]}"), player="", tool=tool,
+    decision, rule = standing_answer(session.cfg, tool, tool_input, cwd)
+    request = Permission(id=request_id or f"perm-{uuid.uuid4().hex[:12]}", player="", tool=tool,
                          preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
     try:
         await asyncio.wait_for(session.joined(), 10)
         handle = session.handle
-        if data.get("tempo_retry"):  # asked before, of a serve that has gone since: its player holds the request
+        if retry:  # asked before, of a serve that has gone since: its player holds the request
             with contextlib.suppress(TempoError):
                 player, request = await find_permission(session.client, session.cfg.ensemble, request.id)
                 handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
@@ -3343,12 +3356,12 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
             request = await handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
     except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
         log.warning("permission request %s not relayed: %s", request.id, first_line(e))
-        return permission_answer(request), [], ""
+        return request
     deadline = parse(request.asked_at) + permit_timeout(session.cfg)  # the first ask's clock: a restarted serve keeps it
     while not request.decision:
         left = deadline - time.time()
         if left <= 0:
-            request = await permission_unanswered(handle, request)
+            request = await permission_unanswered(handle, request, decision=unanswered[0], reason=unanswered[1])
             break
         waiting = asyncio.ensure_future(handle.execute_update(
             PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
@@ -3356,23 +3369,23 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
         await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
         if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
             waiting.cancel()
-            await permission_unanswered(handle, request, by="its own dialog")
-            return {}, [], ""
+            return await permission_unanswered(handle, request, by="its own dialog")
         try:
             request = waiting.result()
         except Exception as e:  # a closing run or a slow server: ask again while time is left
             log.info("waiting for permission %s: %s", request.id, first_line(e))
             await asyncio.sleep(1)
-    return permission_answer(request), [], ""
+    return request
 
 
-async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = "nobody in time") -> "Permission":
+async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = NOBODY_IN_TIME,
+                                decision: str = "dialog", reason: str = "") -> "Permission":
     """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
     from tempo_workflows import Permit, PlayerWorkflow
 
     try:
         return await handle.execute_update(
-            PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
+            PlayerWorkflow.permit, Permit(request_id=request.id, decision=decision, reason=reason, by=by),
             rpc_timeout=timedelta(seconds=10))
     except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
         with contextlib.suppress(Exception):
@@ -6220,6 +6233,20 @@ def describe_use(request) -> tuple[str, str]:
 PROBE_EVERY = 10.0  # seconds between tries of a model that keeps failing; other cues go on meanwhile
 
 
+def _claude_terms(request) -> tuple[str, dict]:
+    """A Copilot permission request in Claude Code's words (tool, input): what standing rules and previews read."""
+    kind = getattr(request, "kind", "")
+    if kind == "shell":
+        return "Bash", {"command": request.full_command_text}
+    if kind == "mcp":
+        args = getattr(request, "args", None)
+        return f"mcp__{request.server_name}__{request.tool_name}", args if isinstance(args, dict) else {}
+    field_of = {"write": ("Edit", "file_name"), "read": ("Read", "path"), "url": ("WebFetch", "url")}.get(kind)
+    if field_of:
+        return field_of[0], {"file_path" if field_of[0] != "WebFetch" else "url": getattr(request, field_of[1], "")}
+    return getattr(request, "tool_name", "") or kind, {}
+
+
 class CopilotPlayer:
     """The bridge's Copilot session as a player: each cue a prompt, delivered once the model answers a request with it."""
 
@@ -6327,7 +6354,9 @@ class CopilotPlayer:
             outcome.set_result(cause)
 
     async def on_permission(self, request, invocation):
-        """Answer Copilot's permission request by the policy; a denial is explained to the model and the conductor."""
+        """Answer Copilot's permission request: the bridge's policy, else the ensemble through the permission relay
+        (standing rules, then the first answer: the conductor, the dashboard, `tempo permit`), else, nobody having
+        answered within permit_timeout, a denial explained to the model and the conductor."""
         from copilot.generated.rpc import PermissionDecisionApproveOnce, PermissionDecisionReject
         from copilot.session import PermissionHandler
 
@@ -6337,6 +6366,16 @@ class CopilotPlayer:
             return PermissionDecisionApproveOnce()
         what, pattern = describe_use(request)
         name = self.session.info.name if self.session.info else "the bridge"
+        tool, tool_input = _claude_terms(request)
+        err(f"tempo bridge: asking the ensemble for {what}")
+        asked = await _ask_ensemble(self.session, tool, tool_input, self.session.cfg.directory,
+                                    asyncio.get_running_loop().create_future(), unanswered=("deny", "nobody answered in time"))
+        if asked.decision == "allow":
+            err(f"tempo bridge: {asked.by} allowed {what}")
+            return PermissionDecisionApproveOnce()
+        if asked.decision == "deny" and asked.by != NOBODY_IN_TIME:
+            err(f"tempo bridge: {asked.by} denied {what}")
+            return PermissionDecisionReject(feedback=f"{asked.by} denied {what}" + (f": {asked.reason}" if asked.reason else ""))
         err(f"tempo bridge: denied {what}; to allow it, start the bridge with --allow-tool '{pattern}'")
         self.reports.add(task := asyncio.create_task(self.ask_conductor(
             f"{name} (Copilot) was denied {what}: the bridge's permission policy does not allow it. To allow it, "
