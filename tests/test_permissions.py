@@ -238,3 +238,40 @@ async def test_a_stalled_player_is_told_to_the_conductor_once(temporal, ensemble
         client = await plain_client(temporal)
         history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
         assert [h["sender"] for h in history if h["kind"] == "report" and h["source"] == "blocker"] == ["bob", "bob"]
+
+
+async def test_a_request_waiting_while_the_serve_restarts_is_answered_once(temporal, ensemble, tmp_path):
+    """The real `tempo hook` waits; its player's serve restarts (Claude Code's /mcp Reconnect); the answer lands once."""
+    import uuid
+
+    sid, home = str(uuid.uuid4()), tmp_path / "home"
+    web_env = dict(CLAUDE_TEMPO_PLAYER_NAME="web", CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_HOME=str(home))
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+        await conductor.name()
+        async with play(temporal, ensemble, **web_env) as web:
+            await web.name()
+            hook = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "tempo.py"), "hook", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env={**web.process_env, "CLAUDE_CODE_SESSION_ID": ""})
+            ask = {"session_id": sid, "hook_event_name": "PermissionRequest", "tool_name": "Bash", "cwd": str(tmp_path),
+                   "tool_input": {"command": "touch RESTARTED"}, "permission_mode": "default"}
+            hook.stdin.write(json.dumps(ask).encode())
+            hook.stdin.close()
+            request_id = (await next_permission(conductor))["meta"]["message_id"]
+        async with play(temporal, ensemble, **web_env) as web:  # its successor, for the same Claude Code session
+            assert await web.name() == "web"
+
+            async def waits() -> bool:
+                return [r["request_id"] for r in (await conductor.call("permits"))["waiting"]] == [request_id]
+
+            await wait_until(waits, timeout=30)  # the hook asked the new serve: the request still waits, as itself
+            answered = await conductor.call("permit", request_id=request_id, decision="allow")
+            assert answered["by"] == "conductor"
+            out, _ = await asyncio.wait_for(hook.communicate(), 30)
+            assert json.loads(out) == {"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}}
+            with pytest.raises(ToolFailed, match="already answered"):
+                await conductor.call("permit", request_id=request_id, decision="deny")
+        client = await plain_client(temporal)
+        history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        lines = [(h["kind"], h["sender"]) for h in history if h["request_id"] == request_id]
+        assert lines == [("permission", "web"), ("permit", "conductor")], lines  # asked once, answered once
