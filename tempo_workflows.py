@@ -938,16 +938,19 @@ class PlayerWorkflow:
         return "", ""
 
     async def notice_stalls(self) -> None:
+        def untold() -> bool:
+            key = self.stall()[0]
+            return bool(key) and key not in self.s.stalls_told
+
         while True:
             key, since = self.stall()
-            left = parse(since) + self.s.stall_timeout - parse(now()) if key and since else 0.0
-            if not key or key in self.s.stalls_told:
-                await workflow.wait_condition(lambda: self.stall()[0] != key)
+            if not untold():
+                await workflow.wait_condition(untold)
                 continue
-            if left > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(lambda: self.stall()[0] != key, timeout=left)
-                    continue
+            left = parse(since) + self.s.stall_timeout - parse(now()) if since else 0.0
+            if left > 0:  # one timer per stall period, never cancelled: a stall's key changes with every cue a
+                await asyncio.sleep(left)  # busy player leaves unread, and a timer per change is history per cue
+                continue
             self.s.stalls_told.append(key)
             del self.s.stalls_told[:-STALLS_TOLD_LIMIT]
             await self.tell_stall(key, since)
