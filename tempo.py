@@ -4671,6 +4671,8 @@ def server_command() -> list[str]:
         return [sys.executable, "serve"]
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
     path = Path(argv0)
+    if path.suffix == ".py" and (script := installed_script(path)):
+        return [str(script), "serve"]
     if path.suffix in (".pyz", ".py") or (path.is_file() and zipfile.is_zipfile(path)):
         return [sys.executable, os.path.abspath(path), "serve"]  # shiv zipapp, or a checkout's tempo.py
     if not path.is_file():  # invoked by name, or a Windows launcher without its .exe
@@ -4678,6 +4680,28 @@ def server_command() -> list[str]:
         if found:
             path = Path(found)
     return [os.path.abspath(path), "serve"]
+
+
+def installed_script(checkout: Path) -> Path | None:
+    """The `tempo` script beside this interpreter when it runs the checkout whose tempo.py is `checkout`
+    (an editable install), else None. Hooks and servers started through it load tempo's cached bytecode;
+    `python tempo.py` compiles all of tempo.py at every start (~200 ms, 4x a hook's whole run)."""
+    import importlib.metadata
+    import sysconfig
+    from urllib.parse import unquote, urlparse
+
+    try:  # the install's own record, in site-packages (the checkout's claude_tempo.egg-info has none)
+        found = importlib.metadata.distributions(name="claude-tempo", path=[sysconfig.get_path("purelib")])
+        origin = json.loads(next(iter(found)).read_text("direct_url.json") or "{}")
+    except Exception:  # not installed, or installed without a record of where from
+        return None
+    url = urlparse(origin.get("url", ""))
+    if not origin.get("dir_info", {}).get("editable") or url.scheme != "file":
+        return None
+    if Path(unquote(url.path)).resolve() != checkout.resolve().parent:  # another checkout's install
+        return None
+    script = Path(sysconfig.get_path("scripts")) / ("tempo.exe" if os.name == "nt" else "tempo")
+    return script if script.is_file() else None
 
 
 def command_resolvable(argv: list[str]) -> str:
@@ -4841,13 +4865,21 @@ def tempo_hooks() -> dict[str, list[dict]]:
 
 def _runs_this_tempo(words: list[str]) -> bool:
     """Whether `words` (a command without its tempo arguments) start this tempo: the same files, by absolute path."""
-    ours = server_command()[:-1]
-    if len(words) != len(ours) or not all(os.path.isabs(w) for w in words):
+    if not all(os.path.isabs(w) for w in words):
         return False
-    try:
-        return all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours))
-    except OSError:  # a path that no longer exists is not this tempo
-        return False
+    # This tempo as this process was started, and its other spelling from a checkout: this interpreter
+    # with tempo.py, or the checkout's `tempo` script (see installed_script).
+    forms = [server_command()[:-1]]
+    if not getattr(sys, "frozen", False):
+        here = Path(__file__).resolve()
+        forms += [[sys.executable, str(here)]] + ([[str(script)]] if (script := installed_script(here)) else [])
+    for ours in forms:
+        try:
+            if len(words) == len(ours) and all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours)):
+                return True
+        except OSError:  # a path that no longer exists is not this tempo
+            continue
+    return False
 
 
 def is_tempo_hook(hook: Any) -> bool:
