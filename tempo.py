@@ -1,29 +1,7 @@
 """tempo: AI coding-agent sessions that find, message and coordinate each other over Temporal.
 
 Usage:
-  tempo up [<ensemble>] [options]
-  tempo server [options]
-  tempo conduct [<ensemble>] [options]
-  tempo start [<ensemble>] [options]
-  tempo status [<ensemble>] [--json] [options]
-  tempo config [show | set <key> <value> | unset <key>] [options]
-  tempo preflight [--agent=<agent>] [options]
-  tempo serve [options]
-  tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [--undo] [options]
-  tempo hook [wait]
-  tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
-  tempo lineup save <file> [<ensemble>] [options]
-  tempo worktrees [prune] [options]
-  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
-      (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
-  tempo schedule list [<ensemble>] [--json] [options]
-  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
-  tempo permits [<ensemble>] [--json] [options]
-  tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
-  tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
-  tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
-  tempo help
+  tempo <command> [<args>...]
   tempo (-h | --help | --version)
 
 Commands:
@@ -48,47 +26,11 @@ Commands:
   permits     The permission requests waiting for an answer.
   tasks       The ensemble's task board (open, claimed, done, failed) and its file reservations.
   task        `task add TITLE`: put a task on the board (--role, --after: ids it waits for).
+  help        `help COMMAND`: that command's usage and options (also `tempo COMMAND --help`).
 
 Options:
-  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
-  --temporal-namespace=<ns>       Temporal namespace (default "default").
-  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
-  --temporal-tls-cert=<path>      mTLS client certificate.
-  --temporal-tls-key=<path>       mTLS client key.
-  --profile=<name>                Temporal CLI config profile to read.
-  -n <name>, --name=<name>        Player name for the session.
-  -d <dir>, --dir=<dir>           Directory the session works in (default: here).
-  --skip-preflight                Do not run the preflight checks first.
-  --background                    Run the server in the background.
-  --json                          Machine-readable output.
-  --user                          Install the hooks for every project (~/.claude/settings.json).
-  --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
-  --port=<port>                   Dashboard port (default: a free one).
-  --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
-  --open                          Open the dashboard in the web browser.
-  --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
-  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
-  -h, --help                      Show this help.
-  --version                       Show the version.
-  --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
-  --message=<text>                The cue a schedule sends.
-  --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
-  --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
-                                  task add: the ids of tasks (comma-separated) that must be done first.
-  --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
-  --cron=<expr>                   On a five-field cron expression, in --timezone.
-  --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
-  --why=<text>                    Why the schedule exists (kept with it).
-  --state=<state>                 tasks: only those open, claimed, done or failed.
-  --details=<text>                task add: what to do, in more words.
-  --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
-  --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
-  --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
-  --provider-type=<type>          bridge: openai (the default), azure or anthropic.
-  --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
-  --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
-  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
+  -h, --help  Show this help.
+  --version   Show the version.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
@@ -224,6 +166,7 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+import textwrap  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -3906,7 +3849,15 @@ def board_activities(client: "Client") -> list:
 
 
 def cmd_tasks(args: dict) -> int:
-    """`tempo tasks [ENSEMBLE]`: the board, then the file reservations."""
+    """The ensemble's task board (open, claimed, done, failed), then the file reservations.
+
+    Usage:
+      tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
+
+    Options:
+      --state=<state>  Only the tasks open, claimed, done or failed.
+      --json           Machine-readable output.
+    """
     cfg = resolve_config(args)
 
     async def show() -> int:
@@ -3934,7 +3885,17 @@ def cmd_tasks(args: dict) -> int:
 
 
 def cmd_task(args: dict) -> int:
-    """`tempo task add TITLE [ENSEMBLE]`: as `task_add` does, in the name of -n NAME (else "cli")."""
+    """Put a task on the ensemble's board, as `task_add` does, in the name of -n NAME (else "cli").
+
+    Usage:
+      tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
+
+    Options:
+      --details=<text>          What to do, in more words.
+      --role=<role>             Only players of this role may claim it (a name's prefix, player, claude, ...).
+      --after=<ids>             The ids of tasks (comma-separated) that must be done first.
+      -n <name>, --name=<name>  Whose name the task is added in.
+    """
     cfg = resolve_config(args)
     spec = {"title": args["<title>"], "details": args.get("--details") or "", "role": args.get("--role") or "",
             "after": args.get("--after") or ""}
@@ -7393,6 +7354,16 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 
 
 def cmd_preflight(args: dict) -> int:
+    """Check that everything a session needs is in place.
+
+    Usage:
+      tempo preflight [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>           What to check for, claude or copilot [default: claude].
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     cfg = resolve_config(args)
     agent = args.get("--agent") or "claude"
     if agent not in ("claude", "copilot"):
@@ -7401,6 +7372,17 @@ def cmd_preflight(args: dict) -> int:
 
 
 def cmd_init(args: dict) -> int:
+    """Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+
+    Usage:
+      tempo init [--user] [--no-approve] [--undo] [options]
+
+    Options:
+      --user                 Install the hooks for every project (~/.claude/settings.json).
+      --no-approve           Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+      --undo                 Take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
+      -d <dir>, --dir=<dir>  The project's directory (default: here).
+    """
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
@@ -7461,6 +7443,14 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
 
 
 def cmd_server(args: dict) -> int:
+    """Run the Temporal dev server with tempo's search attributes registered.
+
+    Usage:
+      tempo server [options]
+
+    Options:
+      --background  Run the server in the background.
+    """
     cfg = resolve_config(args)
     background = bool(args.get("--background"))
     _, process = asyncio.run(reuse_or_start_server(cfg, background, step))
@@ -7485,6 +7475,18 @@ def cmd_server(args: dict) -> int:
 
 
 def cmd_up(args: dict) -> int:
+    """Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+
+    Usage:
+      tempo up [<ensemble>] [options]
+
+    Options:
+      --lineup=<file>           Start the team a lineup file describes (TOML).
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     cfg = resolve_config(args)
     if not args.get("--lineup"):
         return asyncio.run(up(cfg))
@@ -7579,6 +7581,11 @@ async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "
 
 
 def cmd_lineup(args: dict) -> int:
+    """Write the running ensemble as a lineup file (start it again with `tempo up --lineup FILE`).
+
+    Usage:
+      tempo lineup save <file> [<ensemble>] [options]
+    """
     cfg = resolve_config(args)
     path = Path(args["<file>"]).expanduser().resolve()
 
@@ -7592,7 +7599,14 @@ def cmd_lineup(args: dict) -> int:
 
 
 def cmd_permit(args: dict) -> int:
-    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides.
+
+    Usage:
+      tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+
+    Options:
+      --reason=<text>  Why (a deny's reason reaches the player's model).
+    """
     cfg = resolve_config(args)
     decision = "allow" if args.get("allow") else "deny"
 
@@ -7606,7 +7620,14 @@ def cmd_permit(args: dict) -> int:
 
 
 def cmd_permits(args: dict) -> int:
-    """List the permission requests that wait for an answer."""
+    """List the permission requests that wait for an answer.
+
+    Usage:
+      tempo permits [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
 
     async def waiting() -> "list[Permission]":
@@ -7626,7 +7647,14 @@ def cmd_permits(args: dict) -> int:
 
 
 def cmd_worktrees(args: dict) -> int:
-    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
+    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone.
+
+    Usage:
+      tempo worktrees [prune] [options]
+
+    Options:
+      -d <dir>, --dir=<dir>  A directory of the repository (default: here).
+    """
     cfg = resolve_config(args)
     main = repo_layout(cfg.directory)[2]
     rows = tempo_worktrees(main)
@@ -7669,10 +7697,32 @@ def cmd_worktrees(args: dict) -> int:
 
 
 def cmd_start(args: dict) -> int:
+    """Start a player session (Claude Code) in this terminal.
+
+    Usage:
+      tempo start [<ensemble>] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=False)
 
 
 def cmd_conduct(args: dict) -> int:
+    """Start the ensemble's conductor session (Claude Code) in this terminal.
+
+    Usage:
+      tempo conduct [<ensemble>] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=True)
 
 
@@ -7772,6 +7822,14 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
 
 
 def cmd_status(args: dict) -> int:
+    """Temporal health and the active sessions of one or all ensembles.
+
+    Usage:
+      tempo status [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
     ensemble = args.get("<ensemble>")
     if ensemble:
@@ -7842,6 +7900,14 @@ def shorten(text: str, width: int) -> str:
 
 
 def cmd_config(args: dict) -> int:
+    """Set up the Temporal connection (interactive), or show / set / unset one key.
+
+    Usage:
+      tempo config [show | set <key> <value> | unset <key>] [options]
+
+    `config show` shows each key's value and where it comes from (a flag below, the
+    environment, config.toml, a Temporal CLI profile, the default).
+    """
     path = config_path()
     if args.get("set"):
         return config_set(path, args["<key>"], args["<value>"])
@@ -7998,6 +8064,15 @@ async def test_connection(cfg: Config) -> None:
 
 
 def cmd_serve(args: dict) -> int:
+    """Run the MCP server on stdio (what .mcp.json starts).
+
+    Usage:
+      tempo serve [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     watch_hangup(0)  # first of all: a client may go while tempo is still loading
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "INFO"), stream=sys.stderr,
                         format="tempo-server %(levelname)s %(message)s")
@@ -8005,6 +8080,15 @@ def cmd_serve(args: dict) -> int:
 
 
 def cmd_bridge(args: dict) -> int:
+    """Run a GitHub Copilot CLI session as a player (experimental).
+
+    Usage:
+      tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
@@ -8016,6 +8100,16 @@ def cmd_bridge(args: dict) -> int:
 
 
 def cmd_dashboard(args: dict) -> int:
+    """Serve a live page of the ensemble (players, exchanges, a send box) on this machine.
+
+    Usage:
+      tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
+
+    Options:
+      --port=<port>  Dashboard port (default: a free one).
+      --host=<host>  Address the dashboard listens on [default: 127.0.0.1].
+      --open         Open the dashboard in the web browser.
+    """
     cfg = resolve_config(args)
     port = args.get("--port") or "0"
     if not port.isdigit() or int(port) > 65535:
@@ -8029,6 +8123,25 @@ def cmd_dashboard(args: dict) -> int:
 
 
 def cmd_schedule(args: dict) -> int:
+    """Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+
+    Usage:
+      tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
+          (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
+      tempo schedule list [<ensemble>] [--json] [options]
+      tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
+
+    Options:
+      --to=<who>          Whom a schedule cues: a name, names separated by commas, all, role:NAME.
+      --message=<text>    The cue a schedule sends.
+      --at=<time>         Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
+      --after=<delay>     Once, after a delay: 90s, 20m, 1h30m, 2d.
+      --every=<interval>  Repeatedly, every interval of at least 1m (the first one from now).
+      --cron=<expr>       On a five-field cron expression, in --timezone.
+      --timezone=<tz>     IANA time zone for --at and --cron (default: this machine's).
+      --why=<text>        Why the schedule exists (kept with it).
+      --json              Machine-readable output.
+    """
     cfg = resolve_config(args)
     return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
 
@@ -8061,8 +8174,49 @@ async def schedule_command(cfg: Config, args: dict) -> int:
 
 
 def cmd_help(args: dict) -> int:
-    out(__doc__.strip())
+    """Show tempo's commands, or one command's usage and options.
+
+    Usage:
+      tempo help [<command>]
+    """
+    command = args["<command>"]
+    if command and command not in COMMANDS:
+        err(f"tempo: error: no command {command!r}: `tempo help` lists them")
+        return 2
+    out(command_usage(command) if command else __doc__.strip())
     return 0
+
+
+def cmd_hook(args: dict) -> int:
+    """What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
+
+    Usage:
+      tempo hook [wait]
+
+    `tempo hook` normally never gets here: it is answered before tempo's imports (see "Hook fast path").
+    """
+    return hook_client(["wait"] if args["wait"] else [])
+
+
+# Every command that talks to Temporal takes these; docopt's `[options]` in a command's usage
+# stands for them too. Flags win over the environment and config.toml (see CONFIG_KEYS).
+CONNECTION_OPTIONS = """Connection options:
+  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
+  --temporal-namespace=<ns>       Temporal namespace (default "default").
+  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
+  --temporal-tls-cert=<path>      mTLS client certificate.
+  --temporal-tls-key=<path>       mTLS client key.
+  --profile=<name>                Temporal CLI config profile to read.
+  -h, --help                      Show this help."""
+
+# What the Copilot bridge reads, also accepted where those settings are shown or checked.
+COPILOT_OPTIONS = """Copilot options:
+  --model=<model>                 Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
+  --provider-url=<url>            Your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
+  --provider-type=<type>          openai (the default), azure or anthropic.
+  --allow-tool=<pattern>          Also allow a tool: shell(git:*), write, url(host), MCP server(tool).
+  --allow-all-tools               Allow every tool Copilot asks for (no policy)."""
+COPILOT_COMMANDS = ("bridge", "config", "preflight")
 
 
 COMMANDS: dict[str, Callable[[dict], int]] = {
@@ -8084,13 +8238,50 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "permits": cmd_permits,
     "tasks": cmd_tasks,
     "task": cmd_task,
+    "hook": cmd_hook,
     "help": cmd_help,
 }
 
 
+def command_usage(command: str) -> str:
+    """A command's own usage text (docopt's grammar for it): its docstring and the options it shares."""
+    first, _, rest = COMMANDS[command].__doc__.partition("\n")
+    parts = [first + "\n\n" + textwrap.dedent(rest).strip()]
+    if command not in ("hook", "help"):
+        parts += [COPILOT_OPTIONS] if command in COPILOT_COMMANDS else []
+        parts.append(CONNECTION_OPTIONS)
+    return "\n\n".join(parts)
+
+
+def parse_args(argv: list[str]) -> dict:
+    """Parse `tempo COMMAND ARGS...` with COMMAND's own usage (docopt-ng's git example).
+
+    Raises DocoptExit for a usage error and SystemExit once --help or --version is printed.
+    """
+    from docopt import DocoptExit, docopt
+
+    top = docopt(__doc__, argv, version=f"tempo {__version__}", options_first=True)
+    command = top["<command>"]
+    if command not in COMMANDS:
+        raise DocoptExit(f"tempo: error: no command {command!r}: `tempo help` lists them")
+    # A key another command's grammar has reads as absent (None), as one usage for all gave it.
+    return _Args(docopt(command_usage(command), [command, *top["<args>"]]), command=command)
+
+
+class _Args(dict):
+    """Parsed arguments: the command's own keys, and None for any other."""
+
+    def __init__(self, parsed: dict, command: str):
+        super().__init__(parsed)
+        self[command] = True
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv` (default sys.argv); return the exit code."""
-    from docopt import DocoptExit, docopt
+    from docopt import DocoptExit
 
     argv = sys.argv[1:] if argv is None else argv
     if Path(sys.argv[0]).stem in SERVER_PROGRAMS and not argv[:1] == ["serve"]:
@@ -8099,16 +8290,13 @@ def main(argv: list[str] | None = None) -> int:
         out(__doc__.strip())
         return 0
     try:
-        args = docopt(__doc__, argv, version=f"tempo {__version__}")
-    except DocoptExit as e:
+        args = parse_args(argv)
+    except DocoptExit as e:  # the user's mistake: say it with the command's usage
         err(str(e))
         return 2
     except SystemExit as e:  # --help / --version printed themselves
         return int(e.code or 0)
-    command = next(c for c in COMMANDS if args.get(c)) if any(args.get(c) for c in COMMANDS) else None
-    if command is None:
-        err(f"tempo: error: that command is not available yet: {' '.join(argv)}")
-        return 1
+    command = next(c for c in COMMANDS if args.get(c))
     try:
         return COMMANDS[command](args)
     except TempoError as e:

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from docopt import docopt
 from temporalio.client import ScheduleOverlapPolicy
 
 import tempo
@@ -310,7 +309,7 @@ async def listed_names(player, names: list[str]) -> bool:
     ],
 )
 def test_usage_parses(argv, expected):
-    args = docopt(tempo.__doc__, [a.replace("_", " ") for a in argv.split()])
+    args = tempo.parse_args([a.replace("_", " ") for a in argv.split()])
     assert {k: args[k] for k in expected} == expected
 
 
