@@ -4,6 +4,11 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -11,11 +16,35 @@ import pytest
 from temporalio import workflow
 
 import tempo
-from conftest import chromium, dashboard, play, wait_until
+from conftest import chromium, dashboard, play, tools_path, wait_until
 
 pytestmark = pytest.mark.anyio
 
 CONDUCTOR = {"CLAUDE_TEMPO_CONDUCTOR": "true"}
+
+
+def check_script(page: str, policy: str) -> None:
+    """The page's one script is what its policy lets run, and node parses it (a syntax error is a blank page)."""
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    code = [body for attributes, body in scripts if "application/json" not in attributes]
+    assert [a for a, _ in scripts if "application/json" not in a] == [f' nonce="{nonce}"'], "a script the policy would block"
+    assert not re.search(r"<[^>]+\son[a-z]+=", page.replace(code[0], "")), "an inline handler the policy would block"
+    node = shutil.which("node", path=tools_path())
+    assert node, "node is needed (Claude Code and the Copilot CLI run on it)"
+    with tempfile.NamedTemporaryFile("w", suffix=".js", delete=False) as f:
+        f.write(code[0])
+    try:
+        checked = subprocess.run([node, "--check", f.name], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_page_script_passes_node_check():
+    """The page as served, without a server: its placeholders filled as the handler fills them."""
+    page = tempo.DASHBOARD_PAGE.replace("NONCE", "n0nce").replace("INITIAL_STATE", "{}")
+    check_script(page, "script-src 'nonce-n0nce'")
 
 
 class Stream:
@@ -96,6 +125,7 @@ async def test_every_request_needs_the_token_and_no_secret_reaches_the_page(temp
         assert json.loads(initial)["players"][0]["part"] == "lead ‹/script>‹img src=x onerror=alert(1)>"
         policy = page.headers["content-security-policy"]
         assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+        check_script(page.text, policy)
         assert page.headers["referrer-policy"] == "no-referrer"
         markup = page.text.replace(initial, "")  # the state may hold links (the Web UI's), never fetched
         assert "http://" not in markup and "https://" not in markup  # nothing fetched from elsewhere
