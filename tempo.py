@@ -38,6 +38,32 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 (default ~/.claude-tempo), CLAUDE_TEMPO_UI (the Temporal Web UI the dashboard links to).
 """
 
+# Code map: the sections below, under full-width banners, in this order (the README's "Code map"
+# says what each offers; tests/test_layout.py keeps both lists in step with the banners).
+#   Hook fast path
+#   Constants and errors
+#   A user's files
+#   Configuration
+#   Temporal connection
+#   Connection errors, named
+#   Search attributes where tempo may not create them
+#   claude-tempo 0.3 users at home
+#   Worktrees
+#   Scheduled cues
+#   Session
+#   Coming back
+#   Delivery ladder
+#   Permission relay
+#   Broadcast
+#   Task board and file reservations
+#   MCP server and tools
+#   Claude Code hooks set-up
+#   Terminals
+#   Lineups
+#   Copilot bridge (experimental)
+#   Dashboard
+#   CLI commands
+
 import json
 import os
 import socket

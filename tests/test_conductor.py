@@ -139,7 +139,7 @@ async def test_terminate_ends_the_target_which_learns_why(temporal, ensemble):
 
 async def test_readme_external_access_examples_run(temporal, ensemble):
     """The README's `temporal` CLI and Python examples work as written (server and ID swapped)."""
-    section = (ROOT / "README.md").read_text().split("## External access", 1)[1]
+    section = (ROOT / "docs" / "external-access.md").read_text().split("## External access", 1)[1]
     shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
     python = section.split("```python\n", 1)[1].split("```", 1)[0]
     wid = workflow_id(ensemble, "conductor")
