@@ -220,6 +220,9 @@ CHANNELS_FLAG = ["--dangerously-load-development-channels", f"server:{SERVER_NAM
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_ENSEMBLE = "default"
+# The player workflows' task queue unless CLAUDE_TEMPO_TASK_QUEUE says otherwise (claude-tempo's too, see
+# "claude-tempo 0.3 users at home"). Here, not in tempo_workflows.py: `tempo --help` must not import temporalio.
+DEFAULT_TASK_QUEUE = "claude-tempo"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
@@ -342,7 +345,7 @@ class Config:
     tls_server_name: str = ""
     rpc_metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     profile: str = ""  # the Temporal CLI profile read (empty: its default)
-    task_queue: str = "claude-tempo"
+    task_queue: str = DEFAULT_TASK_QUEUE
     ensemble: str = DEFAULT_ENSEMBLE
     conductor: bool = False
     name: str = ""
@@ -380,7 +383,7 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "tls_ca": (None, ("TEMPORAL_TLS_SERVER_CA_CERT_PATH",), "", "CA certificate path of the server"),
     "tls_server_name": (None, ("TEMPORAL_TLS_SERVER_NAME",), "", "TLS server name (SNI) override"),
     "profile": ("--profile", ("TEMPORAL_PROFILE",), "", "Temporal CLI config profile to read"),
-    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), "claude-tempo", "task queue of the player workflows"),
+    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), DEFAULT_TASK_QUEUE, "task queue of the player workflows"),
     "ensemble": ("<ensemble>", ("CLAUDE_TEMPO_ENSEMBLE",), DEFAULT_ENSEMBLE, "default ensemble"),
     "copilot_model": ("--model", ("COPILOT_BRIDGE_MODEL", "COPILOT_MODEL"), "", "Copilot bridge: the model (required with a provider)"),
     "copilot_provider_url": ("--provider-url", ("COPILOT_PROVIDER_BASE_URL",), "", "Copilot bridge: your model endpoint (bring your own key)"),
@@ -1570,12 +1573,11 @@ WHEN: dict[str, Callable[[str, str, datetime], tuple[Any, bool, str]]] = {
 
 
 def split_targets(to: str | list[str], creator: str) -> list[str]:
-    """Return the targets `to` names: a name, names separated by commas, `all`, `role:NAME`; empty: the creator."""
-    items = to.split(",") if isinstance(to, str) else to
-    targets = list(dict.fromkeys(t.strip() for t in items if t.strip())) or [creator]
+    """Return the targets `to` names, read as `cue` reads them (see recipient_words); empty: the creator."""
+    targets = list(dict.fromkeys(recipient_words(to))) or [creator]
     for target in targets:
-        if target != "all":
-            validate_name(target.removeprefix("role:"), "role" if target.startswith("role:") else "player name")
+        if target != EVERYONE:
+            validate_name(target.removeprefix(ROLE_PREFIX), "role" if target.startswith(ROLE_PREFIX) else "player name")
     return targets
 
 
@@ -5050,7 +5052,7 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "" if cfg.tls_ca.lstrip().startswith("-----BEGIN") else cfg.tls_ca),
         ("TEMPORAL_TLS_SERVER_NAME", cfg.tls_server_name),
         ("TEMPORAL_TLS", "" if cfg.tls is None else str(cfg.tls).lower()),
-        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
+        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != DEFAULT_TASK_QUEUE else ""),
     ):
         if value:
             env[var] = value

@@ -114,6 +114,9 @@ async def test_every_schedule_fires_and_its_targets_receive_their_cues(temporal,
             assert (await next_of_kind(p, "scheduled"))["meta"]["source"] == "all-hands"
         await no_more(alice, wait=1)  # `all` is everyone but the one who scheduled it
 
+        pair = await alice.call("schedule", name="pair", to="@bob, @carol", every="1h", message="m")  # as `cue` reads it
+        assert pair["to"] == ["bob", "carol"]
+
 
 async def test_a_long_interval_fires_on_every_run_time(temporal, ensemble):
     """A 6-hour schedule over a whole day, backfilled (Temporal runs those fires now): four cues."""
@@ -290,6 +293,13 @@ async def test_schedules_of_one_ensemble_are_invisible_to_another(temporal, ense
 
 async def listed_names(player, names: list[str]) -> bool:
     return sorted(await listed(player)) == names
+
+
+@pytest.mark.parametrize("to", ["bob", "@bob", " @bob, carol ,@bob", ["@bob", "carol"], "all", "role:player, @dave", ""])
+def test_schedule_reads_recipients_as_cue_does(to):
+    """One reading of `to` for `cue` and `schedule`: `@bob` is bob in both (schedule refused it)."""
+    assert tempo.split_targets(to, "me") == (list(dict.fromkeys(tempo.recipient_words(to))) or ["me"])
+    assert all("@" not in t for t in tempo.split_targets(to, "me"))
 
 
 # -- the CLI ----------------------------------------------------------------------------------
