@@ -8227,14 +8227,15 @@ CONNECTION_OPTIONS = """Connection options:
   --profile=<name>                Temporal CLI config profile to read.
   -h, --help                      Show this help."""
 
-# What the Copilot bridge reads, also accepted where those settings are shown or checked.
+# What the Copilot bridge reads, also accepted where those settings are shown or checked, and by
+# `up`, whose lineup may start Copilot players.
 COPILOT_OPTIONS = """Copilot options:
   --model=<model>                 Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            Your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
   --provider-type=<type>          openai (the default), azure or anthropic.
   --allow-tool=<pattern>          Also allow a tool: shell(git:*), write, url(host), MCP server(tool).
   --allow-all-tools               Allow every tool Copilot asks for (no policy)."""
-COPILOT_COMMANDS = ("bridge", "config", "preflight")
+COPILOT_COMMANDS = ("bridge", "config", "preflight", "up")
 
 
 COMMANDS: dict[str, Callable[[dict], int]] = {
