@@ -8283,8 +8283,15 @@ def parse_args(argv: list[str]) -> dict:
     command = top["<command>"]
     if command not in COMMANDS:
         raise DocoptExit(f"tempo: error: no command {command!r}: `tempo help` lists them")
+    try:
+        parsed = docopt(command_usage(command), [command, *top["<args>"]])
+    except DocoptExit:  # docopt says "found unmatched (duplicate?) arguments [Option(...)]": say it in words
+        known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", command_usage(command)))
+        extra = [w for w in top["<args>"] if w.startswith("-") and w.split("=")[0] not in known]
+        told = f"does not take {', '.join(w.split('=')[0] for w in extra)}" if extra else "is not used that way"
+        raise DocoptExit(f"tempo: error: `tempo {command}` {told}; `tempo help {command}` shows what it takes") from None
     # A key another command's grammar has reads as absent (None), as one usage for all gave it.
-    return _Args(docopt(command_usage(command), [command, *top["<args>"]]), command=command)
+    return _Args(parsed, command=command)
 
 
 class _Args(dict):

@@ -55,22 +55,24 @@ def test_every_command_has_its_own_usage_and_help_for_it():
 
 
 @pytest.mark.parametrize(
-    "argv, refused",
+    "argv, refused, said",
     [
-        ("status --model=x --lineup=f.toml", "tempo status"),  # another command's options
-        ("init --lineup=f.toml", "tempo init"),
-        ("dashboard --json", "tempo dashboard"),
-        ("schedule add s --to bob --message m", "tempo schedule add"),  # no --at/--after/--every/--cron
-        ("lineup save", "tempo lineup save <file>"),  # its file is missing
-        ("permit r1 maybe", "tempo permit"),
+        ("status --model=x --lineup=f.toml", "tempo status", "`tempo status` does not take --model, --lineup"),  # others' options
+        ("init --lineup=f.toml", "tempo init", "`tempo init` does not take --lineup"),
+        ("dashboard --json", "tempo dashboard", "`tempo dashboard` does not take --json"),
+        ("schedule add s --to bob --message m", "tempo schedule add", "`tempo schedule` is not used that way"),  # no when
+        ("lineup save", "tempo lineup save <file>", "`tempo lineup` is not used that way"),  # its file is missing
+        ("permit r1 maybe", "tempo permit", "`tempo permit` is not used that way"),
     ],
 )
-def test_a_command_refuses_what_its_usage_does_not_say(cli, argv, refused):
+def test_a_command_refuses_what_its_usage_does_not_say(cli, argv, refused, said):
     result = cli(*argv.split())
     assert result.returncode == 2 and result.stdout == "", result.stderr
-    assert "Usage:" in result.stderr and refused in result.stderr
-    others = [c for c in tempo.COMMANDS if c != argv.split()[0] and f"  tempo {c} " in result.stderr]
-    assert not others, f"the usage shown is {argv.split()[0]}'s alone, not {others}'s"
+    command = argv.split()[0]
+    assert result.stderr.startswith(f"tempo: error: {said}; `tempo help {command}` shows what it takes\nUsage:\n"), result.stderr
+    assert refused in result.stderr
+    others = [c for c in tempo.COMMANDS if c != command and f"  tempo {c} " in result.stderr]
+    assert not others, f"the usage shown is {command}'s alone, not {others}'s"
 
 
 def test_help_lists_commands_and_shows_one_commands_usage(cli):
