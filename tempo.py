@@ -6509,10 +6509,9 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 # Memos have no push source, so the roster is listed again this often while a page is open
 # (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
 ROSTER_REFRESH = 0.5
-STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+STATUS_EVERY = 15.0  # seconds between `presence` queries of one player (queries are billable on Temporal Cloud)
 BOARD_EVERY = 3.0  # seconds between the two board queries (tasks, reservations) of an open dashboard
-STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
-AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
+STATUS_PER_REFRESH = 3  # at most this many `presence` queries per listing (new players first)
 FEED_LIMIT = 500  # exchanges one dashboard keeps
 DASHBOARD_SENDER = "dashboard"  # who cues and commands from the page come from
 CARD_FIELDS = ("name", "role", "part", "directory", "repo", "branch", "host", "agent", "started")
@@ -6552,13 +6551,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def liveness(status: dict, poll_wait: float) -> dict:
-    """Card fields from a player's `status` query: last contact, waiting cues, away."""
-    silent = seconds_since(status.get("last_contact", ""))
-    waiting = int(status.get("pending") or 0)
-    # A live session holds a poll (its contact is up to a poll old) and takes each cue at once.
-    away = (waiting > 0 and silent > AWAY_AFTER) or silent > poll_wait + min(30.0, poll_wait)
-    return {"last_contact": status.get("last_contact", ""), "waiting": waiting, "away": away}
+def liveness(presence: dict) -> dict:
+    """Card fields from a player's `presence` query: last contact, waiting cues, away (as `tempo status` says it)."""
+    return {"last_contact": presence.get("last_contact", ""), "waiting": int(presence.get("pending") or 0),
+            **away_fields(away_since(presence))}
 
 
 async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
@@ -6742,11 +6738,11 @@ class Watcher:
         async def ask(name: str) -> None:
             handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, self.memos[name]["workflow_id"])
             try:
-                status = await handle.query(PlayerWorkflow.status, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
+                presence = await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
             except Exception as e:  # ended meanwhile, or no worker: the next listing tells
-                log.debug("status of %s: %s", name, e)
+                log.debug("presence of %s: %s", name, e)
                 return
-            self.statuses[name] = (loop.time(), liveness(status, self.cfg.poll_wait))
+            self.statuses[name] = (loop.time(), liveness(presence))
             if name in self.memos:
                 self.show(name)
 

@@ -168,7 +168,7 @@ async def test_stream_delivers_a_new_cue_and_a_part_change(temporal, ensemble, t
 
             await builder.call("cue", to="conductor", message="done with the form")
             await stream.until(exchange("cue", "done with the form"))
-            # liveness comes from the player's `status` query
+            # liveness comes from the player's `presence` query, read as `tempo status` reads it
             if "last_contact" not in stream.cards["builder"]:
                 await stream.until(lambda e, d: e == "player" and "last_contact" in stream.cards["builder"])
             card = stream.cards["builder"]
@@ -278,16 +278,23 @@ async def test_port_taken_and_bad_port_are_clear_errors(temporal, ensemble, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_away_is_a_cue_left_waiting_or_no_poll_for_longer_than_a_poll():
+def test_away_is_said_as_tempo_status_says_it():
+    """One rule for the card and `tempo status`: a held poll is active; a cue left waiting or a poll long over is away."""
     def ago(seconds: float) -> str:
         return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat()
 
-    held = tempo.liveness({"last_contact": ago(200), "pending": 0}, poll_wait=300)
-    assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False}  # a poll is held
-    assert tempo.liveness({"last_contact": ago(2), "pending": 1}, poll_wait=300)["away"] is False  # being pushed
-    stuck = tempo.liveness({"last_contact": ago(tempo.AWAY_AFTER + 5), "pending": 2}, poll_wait=300)
+    def presence(contact: float, polling: bool = False, pending: int = 0, oldest: float | None = None) -> dict:
+        return {"last_contact": ago(contact), "polling": polling, "wait": 300.0, "pending": pending,
+                "oldest": ago(oldest) if oldest is not None else ""}
+
+    held = tempo.liveness(presence(200, polling=True))
+    assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False, "away_for": 0}  # a poll is held
+    assert tempo.liveness(presence(2, pending=1, oldest=1))["away"] is False  # being pushed
+    stuck = tempo.liveness(presence(5, pending=2, oldest=tempo.AWAY_GRACE + 30))
     assert (stuck["waiting"], stuck["away"]) == (2, True)  # cues left waiting: the session is gone or asleep
-    assert tempo.liveness({"last_contact": ago(340), "pending": 0}, poll_wait=300)["away"] is True  # no poll since
+    assert tempo.liveness(presence(340))["away"] is True  # no poll since the last one ended
+    for p in (presence(200, polling=True), presence(2, pending=1, oldest=1), presence(340), presence(305)):
+        assert tempo.liveness(p)["away"] == (tempo.away_since(p) != 0) == tempo.away_fields(tempo.away_since(p))["away"]
 
 
 async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, ensemble, tmp_path):
