@@ -1,29 +1,7 @@
 """tempo: AI coding-agent sessions that find, message and coordinate each other over Temporal.
 
 Usage:
-  tempo up [<ensemble>] [options]
-  tempo server [options]
-  tempo conduct [<ensemble>] [options]
-  tempo start [<ensemble>] [options]
-  tempo status [<ensemble>] [--json] [options]
-  tempo config [show | set <key> <value> | unset <key>] [options]
-  tempo preflight [--agent=<agent>] [options]
-  tempo serve [options]
-  tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [--undo] [options]
-  tempo hook [wait]
-  tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
-  tempo lineup save <file> [<ensemble>] [options]
-  tempo worktrees [prune] [options]
-  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
-      (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
-  tempo schedule list [<ensemble>] [--json] [options]
-  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
-  tempo permits [<ensemble>] [--json] [options]
-  tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
-  tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
-  tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
-  tempo help
+  tempo <command> [<args>...]
   tempo (-h | --help | --version)
 
 Commands:
@@ -48,53 +26,43 @@ Commands:
   permits     The permission requests waiting for an answer.
   tasks       The ensemble's task board (open, claimed, done, failed) and its file reservations.
   task        `task add TITLE`: put a task on the board (--role, --after: ids it waits for).
+  help        `help COMMAND`: that command's usage and options (also `tempo COMMAND --help`).
 
 Options:
-  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
-  --temporal-namespace=<ns>       Temporal namespace (default "default").
-  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
-  --temporal-tls-cert=<path>      mTLS client certificate.
-  --temporal-tls-key=<path>       mTLS client key.
-  --profile=<name>                Temporal CLI config profile to read.
-  -n <name>, --name=<name>        Player name for the session.
-  -d <dir>, --dir=<dir>           Directory the session works in (default: here).
-  --skip-preflight                Do not run the preflight checks first.
-  --background                    Run the server in the background.
-  --json                          Machine-readable output.
-  --user                          Install the hooks for every project (~/.claude/settings.json).
-  --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
-  --port=<port>                   Dashboard port (default: a free one).
-  --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
-  --open                          Open the dashboard in the web browser.
-  --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
-  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
-  -h, --help                      Show this help.
-  --version                       Show the version.
-  --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
-  --message=<text>                The cue a schedule sends.
-  --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
-  --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
-                                  task add: the ids of tasks (comma-separated) that must be done first.
-  --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
-  --cron=<expr>                   On a five-field cron expression, in --timezone.
-  --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
-  --why=<text>                    Why the schedule exists (kept with it).
-  --state=<state>                 tasks: only those open, claimed, done or failed.
-  --details=<text>                task add: what to do, in more words.
-  --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
-  --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
-  --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
-  --provider-type=<type>          bridge: openai (the default), azure or anthropic.
-  --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
-  --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
-  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
+  -h, --help  Show this help.
+  --version   Show the version.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
 CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMPO_HOME
 (default ~/.claude-tempo), CLAUDE_TEMPO_UI (the Temporal Web UI the dashboard links to).
 """
+
+# Code map: the sections below, under full-width banners, in this order (the README's "Code map"
+# says what each offers; tests/test_layout.py keeps both lists in step with the banners).
+#   Hook fast path
+#   Constants and errors
+#   A user's files
+#   Configuration
+#   Temporal connection
+#   Connection errors, named
+#   Search attributes where tempo may not create them
+#   claude-tempo 0.3 users at home
+#   Worktrees
+#   Scheduled cues
+#   Session
+#   Coming back
+#   Delivery ladder
+#   Permission relay
+#   Broadcast
+#   Task board and file reservations
+#   MCP server and tools
+#   Claude Code hooks set-up
+#   Terminals
+#   Lineups
+#   Copilot bridge (experimental)
+#   Dashboard
+#   CLI commands
 
 import json
 import os
@@ -224,6 +192,7 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+import textwrap  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -251,6 +220,9 @@ CHANNELS_FLAG = ["--dangerously-load-development-channels", f"server:{SERVER_NAM
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_ENSEMBLE = "default"
+# The player workflows' task queue unless CLAUDE_TEMPO_TASK_QUEUE says otherwise (claude-tempo's too, see
+# "claude-tempo 0.3 users at home"). Here, not in tempo_workflows.py: `tempo --help` must not import temporalio.
+DEFAULT_TASK_QUEUE = "claude-tempo"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
@@ -373,7 +345,7 @@ class Config:
     tls_server_name: str = ""
     rpc_metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     profile: str = ""  # the Temporal CLI profile read (empty: its default)
-    task_queue: str = "claude-tempo"
+    task_queue: str = DEFAULT_TASK_QUEUE
     ensemble: str = DEFAULT_ENSEMBLE
     conductor: bool = False
     name: str = ""
@@ -412,7 +384,7 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "tls_ca": (None, ("TEMPORAL_TLS_SERVER_CA_CERT_PATH",), "", "CA certificate path of the server"),
     "tls_server_name": (None, ("TEMPORAL_TLS_SERVER_NAME",), "", "TLS server name (SNI) override"),
     "profile": ("--profile", ("TEMPORAL_PROFILE",), "", "Temporal CLI config profile to read"),
-    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), "claude-tempo", "task queue of the player workflows"),
+    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), DEFAULT_TASK_QUEUE, "task queue of the player workflows"),
     "ensemble": ("<ensemble>", ("CLAUDE_TEMPO_ENSEMBLE",), DEFAULT_ENSEMBLE, "default ensemble"),
     "copilot_model": ("--model", ("COPILOT_BRIDGE_MODEL", "COPILOT_MODEL"), "", "Copilot bridge: the model (required with a provider)"),
     "copilot_provider_url": ("--provider-url", ("COPILOT_PROVIDER_BASE_URL",), "", "Copilot bridge: your model endpoint (bring your own key)"),
@@ -1603,12 +1575,11 @@ WHEN: dict[str, Callable[[str, str, datetime], tuple[Any, bool, str]]] = {
 
 
 def split_targets(to: str | list[str], creator: str) -> list[str]:
-    """Return the targets `to` names: a name, names separated by commas, `all`, `role:NAME`; empty: the creator."""
-    items = to.split(",") if isinstance(to, str) else to
-    targets = list(dict.fromkeys(t.strip() for t in items if t.strip())) or [creator]
+    """Return the targets `to` names, read as `cue` reads them (see recipient_words); empty: the creator."""
+    targets = list(dict.fromkeys(recipient_words(to))) or [creator]
     for target in targets:
-        if target != "all":
-            validate_name(target.removeprefix("role:"), "role" if target.startswith("role:") else "player name")
+        if target != EVERYONE:
+            validate_name(target.removeprefix(ROLE_PREFIX), "role" if target.startswith(ROLE_PREFIX) else "player name")
     return targets
 
 
@@ -3912,7 +3883,15 @@ def board_activities(client: "Client") -> list:
 
 
 def cmd_tasks(args: dict) -> int:
-    """`tempo tasks [ENSEMBLE]`: the board, then the file reservations."""
+    """The ensemble's task board (open, claimed, done, failed), then the file reservations.
+
+    Usage:
+      tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
+
+    Options:
+      --state=<state>  Only the tasks open, claimed, done or failed.
+      --json           Machine-readable output.
+    """
     cfg = resolve_config(args)
 
     async def show() -> int:
@@ -3940,7 +3919,17 @@ def cmd_tasks(args: dict) -> int:
 
 
 def cmd_task(args: dict) -> int:
-    """`tempo task add TITLE [ENSEMBLE]`: as `task_add` does, in the name of -n NAME (else "cli")."""
+    """Put a task on the ensemble's board, as `task_add` does, in the name of -n NAME (else "cli").
+
+    Usage:
+      tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
+
+    Options:
+      --details=<text>          What to do, in more words.
+      --role=<role>             Only players of this role may claim it (a name's prefix, player, claude, ...).
+      --after=<ids>             The ids of tasks (comma-separated) that must be done first.
+      -n <name>, --name=<name>  Whose name the task is added in.
+    """
     cfg = resolve_config(args)
     spec = {"title": args["<title>"], "details": args.get("--details") or "", "role": args.get("--role") or "",
             "after": args.get("--after") or ""}
@@ -5111,7 +5100,7 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "" if cfg.tls_ca.lstrip().startswith("-----BEGIN") else cfg.tls_ca),
         ("TEMPORAL_TLS_SERVER_NAME", cfg.tls_server_name),
         ("TEMPORAL_TLS", "" if cfg.tls is None else str(cfg.tls).lower()),
-        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
+        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != DEFAULT_TASK_QUEUE else ""),
     ):
         if value:
             env[var] = value
@@ -6552,10 +6541,9 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 # Memos have no push source, so the roster is listed again this often while a page is open
 # (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
 ROSTER_REFRESH = 0.5
-STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+STATUS_EVERY = 15.0  # seconds between `presence` queries of one player (queries are billable on Temporal Cloud)
 BOARD_EVERY = 3.0  # seconds between the two board queries (tasks, reservations) of an open dashboard
-STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
-AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
+STATUS_PER_REFRESH = 3  # at most this many `presence` queries per listing (new players first)
 FEED_LIMIT = 500  # exchanges one dashboard keeps
 DASHBOARD_SENDER = "dashboard"  # who cues and commands from the page come from
 CARD_FIELDS = ("name", "role", "part", "directory", "repo", "branch", "host", "agent", "started")
@@ -6595,13 +6583,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def liveness(status: dict, poll_wait: float) -> dict:
-    """Card fields from a player's `status` query: last contact, waiting cues, away."""
-    silent = seconds_since(status.get("last_contact", ""))
-    waiting = int(status.get("pending") or 0)
-    # A live session holds a poll (its contact is up to a poll old) and takes each cue at once.
-    away = (waiting > 0 and silent > AWAY_AFTER) or silent > poll_wait + min(30.0, poll_wait)
-    return {"last_contact": status.get("last_contact", ""), "waiting": waiting, "away": away}
+def liveness(presence: dict) -> dict:
+    """Card fields from a player's `presence` query: last contact, waiting cues, away (as `tempo status` says it)."""
+    return {"last_contact": presence.get("last_contact", ""), "waiting": int(presence.get("pending") or 0),
+            **away_fields(away_since(presence))}
 
 
 async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
@@ -6785,11 +6770,11 @@ class Watcher:
         async def ask(name: str) -> None:
             handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, self.memos[name]["workflow_id"])
             try:
-                status = await handle.query(PlayerWorkflow.status, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
+                presence = await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
             except Exception as e:  # ended meanwhile, or no worker: the next listing tells
-                log.debug("status of %s: %s", name, e)
+                log.debug("presence of %s: %s", name, e)
                 return
-            self.statuses[name] = (loop.time(), liveness(status, self.cfg.poll_wait))
+            self.statuses[name] = (loop.time(), liveness(presence))
             if name in self.memos:
                 self.show(name)
 
@@ -7509,6 +7494,16 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 
 
 def cmd_preflight(args: dict) -> int:
+    """Check that everything a session needs is in place.
+
+    Usage:
+      tempo preflight [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>           What to check for, claude or copilot [default: claude].
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     cfg = resolve_config(args)
     agent = args.get("--agent") or "claude"
     if agent not in ("claude", "copilot"):
@@ -7517,6 +7512,17 @@ def cmd_preflight(args: dict) -> int:
 
 
 def cmd_init(args: dict) -> int:
+    """Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+
+    Usage:
+      tempo init [--user] [--no-approve] [--undo] [options]
+
+    Options:
+      --user                 Install the hooks for every project (~/.claude/settings.json).
+      --no-approve           Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+      --undo                 Take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
+      -d <dir>, --dir=<dir>  The project's directory (default: here).
+    """
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
@@ -7577,6 +7583,14 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
 
 
 def cmd_server(args: dict) -> int:
+    """Run the Temporal dev server with tempo's search attributes registered.
+
+    Usage:
+      tempo server [options]
+
+    Options:
+      --background  Run the server in the background.
+    """
     cfg = resolve_config(args)
     background = bool(args.get("--background"))
     _, process = asyncio.run(reuse_or_start_server(cfg, background, step))
@@ -7601,6 +7615,18 @@ def cmd_server(args: dict) -> int:
 
 
 def cmd_up(args: dict) -> int:
+    """Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+
+    Usage:
+      tempo up [<ensemble>] [options]
+
+    Options:
+      --lineup=<file>           Start the team a lineup file describes (TOML).
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     cfg = resolve_config(args)
     if not args.get("--lineup"):
         return asyncio.run(up(cfg))
@@ -7695,6 +7721,11 @@ async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "
 
 
 def cmd_lineup(args: dict) -> int:
+    """Write the running ensemble as a lineup file (start it again with `tempo up --lineup FILE`).
+
+    Usage:
+      tempo lineup save <file> [<ensemble>] [options]
+    """
     cfg = resolve_config(args)
     path = Path(args["<file>"]).expanduser().resolve()
 
@@ -7708,7 +7739,14 @@ def cmd_lineup(args: dict) -> int:
 
 
 def cmd_permit(args: dict) -> int:
-    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides.
+
+    Usage:
+      tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+
+    Options:
+      --reason=<text>  Why (a deny's reason reaches the player's model).
+    """
     cfg = resolve_config(args)
     decision = "allow" if args.get("allow") else "deny"
 
@@ -7722,7 +7760,14 @@ def cmd_permit(args: dict) -> int:
 
 
 def cmd_permits(args: dict) -> int:
-    """List the permission requests that wait for an answer."""
+    """List the permission requests that wait for an answer.
+
+    Usage:
+      tempo permits [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
 
     async def waiting() -> "list[Permission]":
@@ -7742,7 +7787,14 @@ def cmd_permits(args: dict) -> int:
 
 
 def cmd_worktrees(args: dict) -> int:
-    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
+    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone.
+
+    Usage:
+      tempo worktrees [prune] [options]
+
+    Options:
+      -d <dir>, --dir=<dir>  A directory of the repository (default: here).
+    """
     cfg = resolve_config(args)
     main = repo_layout(cfg.directory)[2]
     rows = tempo_worktrees(main)
@@ -7785,10 +7837,32 @@ def cmd_worktrees(args: dict) -> int:
 
 
 def cmd_start(args: dict) -> int:
+    """Start a player session (Claude Code) in this terminal.
+
+    Usage:
+      tempo start [<ensemble>] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=False)
 
 
 def cmd_conduct(args: dict) -> int:
+    """Start the ensemble's conductor session (Claude Code) in this terminal.
+
+    Usage:
+      tempo conduct [<ensemble>] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=True)
 
 
@@ -7888,6 +7962,14 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
 
 
 def cmd_status(args: dict) -> int:
+    """Temporal health and the active sessions of one or all ensembles.
+
+    Usage:
+      tempo status [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
     ensemble = args.get("<ensemble>")
     if ensemble:
@@ -7958,6 +8040,14 @@ def shorten(text: str, width: int) -> str:
 
 
 def cmd_config(args: dict) -> int:
+    """Set up the Temporal connection (interactive), or show / set / unset one key.
+
+    Usage:
+      tempo config [show | set <key> <value> | unset <key>] [options]
+
+    `config show` shows each key's value and where it comes from (a flag below, the
+    environment, config.toml, a Temporal CLI profile, the default).
+    """
     path = config_path()
     if args.get("set"):
         return config_set(path, args["<key>"], args["<value>"])
@@ -8114,6 +8204,15 @@ async def test_connection(cfg: Config) -> None:
 
 
 def cmd_serve(args: dict) -> int:
+    """Run the MCP server on stdio (what .mcp.json starts).
+
+    Usage:
+      tempo serve [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     watch_hangup(0)  # first of all: a client may go while tempo is still loading
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "INFO"), stream=sys.stderr,
                         format="tempo-server %(levelname)s %(message)s")
@@ -8121,6 +8220,15 @@ def cmd_serve(args: dict) -> int:
 
 
 def cmd_bridge(args: dict) -> int:
+    """Run a GitHub Copilot CLI session as a player (experimental).
+
+    Usage:
+      tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
@@ -8132,6 +8240,16 @@ def cmd_bridge(args: dict) -> int:
 
 
 def cmd_dashboard(args: dict) -> int:
+    """Serve a live page of the ensemble (players, exchanges, a send box) on this machine.
+
+    Usage:
+      tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
+
+    Options:
+      --port=<port>  Dashboard port (default: a free one).
+      --host=<host>  Address the dashboard listens on [default: 127.0.0.1].
+      --open         Open the dashboard in the web browser.
+    """
     cfg = resolve_config(args)
     port = args.get("--port") or "0"
     if not port.isdigit() or int(port) > 65535:
@@ -8145,6 +8263,25 @@ def cmd_dashboard(args: dict) -> int:
 
 
 def cmd_schedule(args: dict) -> int:
+    """Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+
+    Usage:
+      tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
+          (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
+      tempo schedule list [<ensemble>] [--json] [options]
+      tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
+
+    Options:
+      --to=<who>          Whom a schedule cues: a name, names separated by commas, all, role:NAME.
+      --message=<text>    The cue a schedule sends.
+      --at=<time>         Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
+      --after=<delay>     Once, after a delay: 90s, 20m, 1h30m, 2d.
+      --every=<interval>  Repeatedly, every interval of at least 1m (the first one from now).
+      --cron=<expr>       On a five-field cron expression, in --timezone.
+      --timezone=<tz>     IANA time zone for --at and --cron (default: this machine's).
+      --why=<text>        Why the schedule exists (kept with it).
+      --json              Machine-readable output.
+    """
     cfg = resolve_config(args)
     return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
 
@@ -8177,8 +8314,50 @@ async def schedule_command(cfg: Config, args: dict) -> int:
 
 
 def cmd_help(args: dict) -> int:
-    out(__doc__.strip())
+    """Show tempo's commands, or one command's usage and options.
+
+    Usage:
+      tempo help [<command>]
+    """
+    command = args["<command>"]
+    if command and command not in COMMANDS:
+        err(f"tempo: error: no command {command!r}: `tempo help` lists them")
+        return 2
+    out(command_usage(command) if command else __doc__.strip())
     return 0
+
+
+def cmd_hook(args: dict) -> int:
+    """What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
+
+    Usage:
+      tempo hook [wait]
+
+    `tempo hook` normally never gets here: it is answered before tempo's imports (see "Hook fast path").
+    """
+    return hook_client(["wait"] if args["wait"] else [])
+
+
+# Every command that talks to Temporal takes these; docopt's `[options]` in a command's usage
+# stands for them too. Flags win over the environment and config.toml (see CONFIG_KEYS).
+CONNECTION_OPTIONS = """Connection options:
+  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
+  --temporal-namespace=<ns>       Temporal namespace (default "default").
+  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
+  --temporal-tls-cert=<path>      mTLS client certificate.
+  --temporal-tls-key=<path>       mTLS client key.
+  --profile=<name>                Temporal CLI config profile to read.
+  -h, --help                      Show this help."""
+
+# What the Copilot bridge reads, also accepted where those settings are shown or checked, and by
+# `up`, whose lineup may start Copilot players.
+COPILOT_OPTIONS = """Copilot options:
+  --model=<model>                 Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
+  --provider-url=<url>            Your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
+  --provider-type=<type>          openai (the default), azure or anthropic.
+  --allow-tool=<pattern>          Also allow a tool: shell(git:*), write, url(host), MCP server(tool).
+  --allow-all-tools               Allow every tool Copilot asks for (no policy)."""
+COPILOT_COMMANDS = ("bridge", "config", "preflight", "up")
 
 
 COMMANDS: dict[str, Callable[[dict], int]] = {
@@ -8200,13 +8379,57 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "permits": cmd_permits,
     "tasks": cmd_tasks,
     "task": cmd_task,
+    "hook": cmd_hook,
     "help": cmd_help,
 }
 
 
+def command_usage(command: str) -> str:
+    """A command's own usage text (docopt's grammar for it): its docstring and the options it shares."""
+    first, _, rest = COMMANDS[command].__doc__.partition("\n")
+    parts = [first + "\n\n" + textwrap.dedent(rest).strip()]
+    if command not in ("hook", "help"):
+        parts += [COPILOT_OPTIONS] if command in COPILOT_COMMANDS else []
+        parts.append(CONNECTION_OPTIONS)
+    return "\n\n".join(parts)
+
+
+def parse_args(argv: list[str]) -> dict:
+    """Parse `tempo COMMAND ARGS...` with COMMAND's own usage (docopt-ng's git example).
+
+    Raises DocoptExit for a usage error and SystemExit once --help or --version is printed.
+    """
+    from docopt import DocoptExit, docopt
+
+    top = docopt(__doc__, argv, version=f"tempo {__version__}", options_first=True)
+    command = top["<command>"]
+    if command not in COMMANDS:
+        raise DocoptExit(f"tempo: error: no command {command!r}: `tempo help` lists them")
+    try:
+        parsed = docopt(command_usage(command), [command, *top["<args>"]])
+    except DocoptExit:  # docopt says "found unmatched (duplicate?) arguments [Option(...)]": say it in words
+        known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", command_usage(command)))
+        extra = [w for w in top["<args>"] if w.startswith("-") and w.split("=")[0] not in known]
+        told = f"does not take {', '.join(w.split('=')[0] for w in extra)}" if extra else "is not used that way"
+        raise DocoptExit(f"tempo: error: `tempo {command}` {told}; `tempo help {command}` shows what it takes") from None
+    # A key another command's grammar has reads as absent (None), as one usage for all gave it.
+    return _Args(parsed, command=command)
+
+
+class _Args(dict):
+    """Parsed arguments: the command's own keys, and None for any other."""
+
+    def __init__(self, parsed: dict, command: str):
+        super().__init__(parsed)
+        self[command] = True
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv` (default sys.argv); return the exit code."""
-    from docopt import DocoptExit, docopt
+    from docopt import DocoptExit
 
     argv = sys.argv[1:] if argv is None else argv
     if Path(sys.argv[0]).stem in SERVER_PROGRAMS and not argv[:1] == ["serve"]:
@@ -8215,16 +8438,13 @@ def main(argv: list[str] | None = None) -> int:
         out(__doc__.strip())
         return 0
     try:
-        args = docopt(__doc__, argv, version=f"tempo {__version__}")
-    except DocoptExit as e:
+        args = parse_args(argv)
+    except DocoptExit as e:  # the user's mistake: say it with the command's usage
         err(str(e))
         return 2
     except SystemExit as e:  # --help / --version printed themselves
         return int(e.code or 0)
-    command = next(c for c in COMMANDS if args.get(c)) if any(args.get(c) for c in COMMANDS) else None
-    if command is None:
-        err(f"tempo: error: that command is not available yet: {' '.join(argv)}")
-        return 1
+    command = next(c for c in COMMANDS if args.get(c))
     try:
         return COMMANDS[command](args)
     except TempoError as e:

@@ -42,7 +42,7 @@ from temporalio.exceptions import ApplicationError
 # External clients rely on these names; change them only with a migration.
 # ---------------------------------------------------------------------------
 
-DEFAULT_TASK_QUEUE = "claude-tempo"
+# The task queue is configuration, not contract: tempo.py's DEFAULT_TASK_QUEUE or CLAUDE_TEMPO_TASK_QUEUE.
 CONDUCTOR = "conductor"  # the conductor's name, reserved for it
 UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending

@@ -12,7 +12,7 @@ Options:
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
-first `tools/list`; memory per session; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue / 10 cues) and the
+first `tools/list`; memory per session; `tempo --help` and one command's `--help`; the `schedule` call and a scheduled cue's trigger to notification; `tempo hook` time (nothing pending / one cue / 10 cues) and the
 waiter's memory (as its hook command runs it); a cue to its receipt confirmed from the transcript on the hook path;
 `up --lineup` of three real Claude Code sessions to all joined and the first cue to a new session; idle wake (cue sent to
 the scripted model's request) with the real Claude Code;
@@ -57,6 +57,7 @@ TARGETS = {  # from the issue: bench figures, never timed tests
     "burst 5x200 s": 20,
     "tasks@1000 ms": 100,
     "reservation hook@50 ms": 50,
+    "help ms": 150,
 }
 
 # Injected into the dashboard page before its own script: marks when the cards are painted and
@@ -499,6 +500,20 @@ def run_hook(session_id: str, event: str = "PostToolUse", transcript: str = "") 
     return (time.perf_counter() - t0) * 1000, done.stdout
 
 
+def cli_start(runs: int) -> None:
+    """`tempo --help` (the commands) and `tempo status --help` (one command's own usage), beside the floor: Python itself."""
+    import subprocess
+
+    def took(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(argv, capture_output=True, timeout=30, check=True)
+        return (time.perf_counter() - t0) * 1000
+
+    for label, argv in (("tempo --help", [*tempo_program(), "--help"]), ("tempo status --help", [*tempo_program(), "status", "--help"])):
+        report(f"{label} (median of {runs})", statistics.median(took(argv) for _ in range(runs)), "ms", "help ms")
+    report(f"python -c pass, the floor (median of {runs})", statistics.median(took([sys.executable, "-c", "pass"]) for _ in range(runs)), "ms")
+
+
 async def hooks(server: DevServer, runs: int) -> None:
     import subprocess
     import uuid
@@ -889,6 +904,7 @@ async def run(args, server: DevServer) -> None:
         await bursts(server, quick)
         await hooks(server, 10 if quick else 30)
         await hook_confirm(server, 5 if quick else 15)
+        cli_start(10 if quick else 30)
         return
     await serve_ready(server, 3 if quick else 7)
     await cue_latency(server, int(args["--cues"]))
@@ -898,6 +914,7 @@ async def run(args, server: DevServer) -> None:
     await broadcast_time(server, 50, conductor=False)
     await broadcast_time(server, 50, conductor=True)
     await memory(server)
+    cli_start(10 if quick else 30)
     await hooks(server, 10 if quick else 30)
     await hook_confirm(server, 5 if quick else 15)
     await idle_wake(server, 3 if quick else 7)
