@@ -3606,6 +3606,7 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 # ---------------------------------------------------------------------------
 
 BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+TASKS_PAGE = 50  # tasks the `tasks` tool lists at once: Claude Code cuts a tool's answer past 25 000 tokens
 HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
 _LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
@@ -3645,13 +3646,13 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
 
 
-async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
     """Ask the board; an ensemble without one has an empty board."""
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import board_id
 
     try:
-        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, *args, rpc_timeout=timedelta(seconds=timeout))
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return []
@@ -3693,15 +3694,32 @@ async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -
     return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
 
 
-async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
-    """The board's tasks, filtered by state, role and claimant (or finisher)."""
-    from tempo_workflows import TASK_STATES, BoardWorkflow
+async def board_page(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "",
+                     offset: int = 0, limit: int = 0, timeout: float = BOARD_RPC_TIMEOUT) -> dict:
+    """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
+    (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
+    from temporalio.client import WorkflowQueryFailedError
+    from tempo_workflows import TASK_STATES, BoardWorkflow, TaskPage
 
     if state and state not in TASK_STATES:
         raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
-    role = role.removeprefix(ROLE_PREFIX)
-    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
-            if (not state or t["state"] == state) and (not role or t["role"] == role) and (not by or t["by"] == by)]
+    page = TaskPage(state=state, role=role.removeprefix(ROLE_PREFIX), by=by, offset=max(0, offset), limit=max(0, limit))
+    try:
+        found = await _board_query(client, ensemble, BoardWorkflow.task_page, timeout, page)
+    except WorkflowQueryFailedError:  # a worker of a tempo before task_page: the whole board, filtered here
+        board = await _board_query(client, ensemble, BoardWorkflow.tasks, timeout)
+        counts: dict[str, int] = {}
+        for t in board:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        match = [t for t in board if all(not want or t[k] == want for k, want in (("state", page.state), ("role", page.role), ("by", by)))]
+        shown = match[page.offset:page.offset + page.limit] if page.limit else match[page.offset:]
+        found = {"total": len(match), "counts": counts, "tasks": [_task_view(t) for t in shown]}
+    return found or {"total": 0, "counts": {}, "tasks": []}
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """All the board's tasks, filtered by state, role and claimant (or finisher)."""
+    return (await board_page(client, ensemble, state, role, by))["tasks"]
 
 
 async def claim_task(session: "Session", task_id: str = "") -> dict:
@@ -3813,16 +3831,15 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
     from tempo_workflows import BoardWorkflow
 
     holds: dict[str, dict[str, list[str]]] = {}
-    try:
-        tasks, held = await asyncio.gather(_board_query(client, ensemble, BoardWorkflow.tasks, 3),
-                                           _board_query(client, ensemble, BoardWorkflow.reservations, 3))
+    try:  # the claimed tasks only (a few per player) and the counts: not the whole board
+        claimed, held = await asyncio.gather(board_page(client, ensemble, "claimed", timeout=3),
+                                             _board_query(client, ensemble, BoardWorkflow.reservations, 3))
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
         return holds
     if counts is not None:
-        for t in tasks:
-            counts[t["state"]] = counts.get(t["state"], 0) + 1
-    for t in tasks:
+        counts.update(claimed["counts"])
+    for t in claimed["tasks"]:
         if t["state"] == "claimed":
             holds.setdefault(t["by"], {"tasks": [], "reserved": []})["tasks"].append(t["id"])
     for r in held:
@@ -3992,6 +4009,9 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
     class TasksResult(BaseModel):
         ensemble: str
         tasks: list[TaskView]
+        total: int = Field(0, description="how many tasks match the filters (tasks lists a page of them)")
+        counts: dict[str, int] = Field(default={}, description="the whole board's tasks by state")
+        more: str = Field("", description="how to see the next page, when there is one")
 
     class ReservationView(BaseModel):
         path: str = Field(description="a path or glob relative to the repository's top")
@@ -4024,11 +4044,17 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
         state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
         role: Annotated[str, Field(description="only tasks for this role")] = "",
         mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+        offset: Annotated[int, Field(description=f"skip this many matching tasks (pages of {TASKS_PAGE})", ge=0)] = 0,
     ) -> TasksResult:
         """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
         await guarded(session.joined())
-        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
-        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+        found = await guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
+                                         offset, TASKS_PAGE))
+        shown = offset + len(found["tasks"])
+        more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
+                if shown < found["total"] else "")
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found["tasks"]],
+                           total=found["total"], counts=found["counts"], more=more)
 
     @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
     async def task_claim(

@@ -59,6 +59,8 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert len(lost) == 19 and all(f"claimed by {winner}" in a for a in lost), lost
         board = await p2.call("tasks", state="claimed")
         assert [(t["id"], t["by"]) for t in board["tasks"]] == [("1", winner)]
+        listing = {p["name"]: p for p in (await p2.call("ensemble"))["players"]}
+        assert listing[winner].get("tasks") == ["1"] and not listing["p2" if winner != "p2" else "p1"].get("tasks"), listing
 
         # the CLI: the same board
         env = {**os.environ, **tempo_env(temporal, ensemble)}
@@ -69,6 +71,17 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         lines = listed.stdout.splitlines()
         assert lines[0].split() == ["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"], listed.stdout + listed.stderr
         assert lines[1].split()[:3] == ["1", "claimed", winner] and lines[2].split() == ["2", "open", "p3", "1", "review", "the", "fix"]
+
+        # a long board is listed a page at a time, with the counts of the whole board; the CLI lists all
+        await p3.call("task_add", tasks=[{"title": f"chore {n}"} for n in range(55)])
+        first = await p3.call("tasks")
+        assert (len(first["tasks"]), first["total"], first["counts"]) == (tempo.TASKS_PAGE, 57, {"open": 56, "claimed": 1})
+        assert "offset=50" in first["more"] and first["tasks"][0]["id"] == "1", first["more"]
+        rest = await p3.call("tasks", offset=50)
+        assert [t["title"] for t in rest["tasks"]] == [f"chore {n}" for n in range(48, 55)] and not rest.get("more")
+        assert (await p3.call("tasks", state="open", role="p3"))["tasks"][0]["id"] == "2"
+        listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
+        assert len(listed.stdout.splitlines()) == 1 + 57, listed.stdout
 
 
 async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
