@@ -10,7 +10,8 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [--undo] [options]
+  tempo init [--user] [--no-approve] [--undo] [--git-guard] [options]
+  tempo guard [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -33,7 +34,9 @@ Commands:
   start       Start a player session (Claude Code) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
-  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there);
+              --git-guard: also a git pre-commit hook refusing files another player reserved.
+  guard       What that pre-commit hook runs: check the staged files against the board's reservations.
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
               `claude-tempo-server`; `claude-tempo` is `tempo` too).
@@ -63,6 +66,7 @@ Options:
   --json                          Machine-readable output.
   --user                          Install the hooks for every project (~/.claude/settings.json).
   --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
+  --git-guard                     `init`: install (with --undo: remove) tempo's git pre-commit hook; never a user's own.
   --port=<port>                   Dashboard port (default: a free one).
   --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
   --open                          Open the dashboard in the web browser.
@@ -3965,6 +3969,145 @@ def cmd_task(args: dict) -> int:
     return asyncio.run(add())
 
 
+# -- the git guard: a pre-commit hook refusing files another player holds -------------
+
+GIT_GUARD_MARK = "# tempo git guard"  # the line that tells tempo's pre-commit hook from a user's
+GIT_GUARD_TIMEOUT = 5.0  # s the guard waits for Temporal before letting the commit through (a guard never strands work)
+
+
+def _git_guard_script() -> str:
+    import shlex
+
+    return (f"#!/bin/sh\n{GIT_GUARD_MARK}: written by `tempo init --git-guard` (`tempo init --git-guard --undo` takes it out).\n"
+            "# Refuses a commit of files another player of a tempo ensemble reserved exclusively; git commit --no-verify skips it.\n"
+            f"exec {shlex.join([*tempo_command(), 'guard'])}\n")
+
+
+def _git_guard_path(directory: str) -> Path:
+    """The repository's pre-commit hook (core.hooksPath honoured; the worktrees of a repository share it)."""
+    return Path(directory, git_out(directory, "rev-parse", "--git-path", "hooks/pre-commit"))  # relative to `directory`, or absolute
+
+
+def _is_git_guard(path: Path) -> bool:
+    """Whether `path` is tempo's own hook (a regular file carrying the mark), not the user's."""
+    try:
+        return not path.is_symlink() and GIT_GUARD_MARK in path.read_text(errors="replace").splitlines()[1]
+    except (OSError, IndexError):
+        return False
+
+
+def install_git_guard(directory: str) -> tuple[str, Path]:
+    """Write tempo's pre-commit hook: ("installed" | "updated" | "unchanged" | "yours", its path).
+
+    A hook tempo did not write (a file, a symlink, a hook manager's) stays as it is: "yours"."""
+    path = _git_guard_path(directory)
+    script = _git_guard_script()
+    if path.exists() or path.is_symlink():
+        if not _is_git_guard(path):
+            return "yours", path
+        if path.read_text() == script:
+            return "unchanged", path
+        what = "updated"  # tempo's own, for another tempo (moved, upgraded): rewritten
+    else:
+        what = "installed"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(0o755)
+    return what, path
+
+
+def uninstall_git_guard(directory: str) -> tuple[str, Path]:
+    """Remove tempo's pre-commit hook, and nothing else: ("removed" | "absent" | "yours", its path)."""
+    path = _git_guard_path(directory)
+    if not (path.exists() or path.is_symlink()):
+        return "absent", path
+    if not _is_git_guard(path):
+        return "yours", path
+    path.unlink()
+    return "removed", path
+
+
+def _ancestors() -> set[int]:
+    """This process's ancestors' pids (a commit from a Claude Code Bash tool has that claude among them)."""
+    found, pid = set(), os.getpid()
+    for _ in range(32):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+        found.add(pid)
+    return found
+
+
+def _parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _committers(players: "list[PlayerInfo]", cfg: Config, top: str) -> set[str]:
+    """The players a commit here is by: the session whose Claude Code runs it (its serve's parent is an
+    ancestor of this process), CLAUDE_TEMPO_PLAYER_NAME; else (a person at a terminal) the players working
+    in this very checkout, whose working tree it is."""
+    ancestors = _ancestors()
+    mine = {p.name for p in players if p.host == cfg.host and p.pid and _parent_pid(p.pid) in ancestors}
+    if cfg.name:
+        mine.add(cfg.name)
+    if not mine:
+        mine = {p.name for p in players if p.host == cfg.host and p.directory
+                and os.path.realpath(_checkout(p.directory)[0] or p.directory) == os.path.realpath(top)}
+    return mine
+
+
+def cmd_guard(args: dict) -> int:
+    """`tempo guard`: what tempo's pre-commit hook runs; exit 1 when a staged file is another player's."""
+    cfg = resolve_config(args)
+    top, repo = _checkout(cfg.directory)
+    if not top:
+        return 0
+    staged = [p for p in git_out(top, "diff", "--cached", "--name-only", "--no-renames", "-z").split("\0") if p]
+    if not staged:
+        return 0
+
+    async def held() -> tuple[list[dict], set[str]]:
+        client = await connect(cfg, timeout=GIT_GUARD_TIMEOUT)
+        players = await list_players(client, repo=repo)
+        found = []
+        for ensemble in dict.fromkeys([*(p.ensemble for p in players), cfg.ensemble]):
+            found += await board_reservations(client, ensemble, repo)
+        return found, _committers(players, cfg, top)
+
+    try:
+        reservations, me = asyncio.run(asyncio.wait_for(held(), GIT_GUARD_TIMEOUT))
+    except Exception as e:  # Temporal away: the commit goes through, said
+        err(f"tempo guard: the board did not answer ({first_line(e) or type(e).__name__}): commit not checked")
+        return 0
+    from tempo_workflows import path_matches
+
+    refused = []
+    for rel in staged:
+        others = [r for r in reservations if r["repo"] == repo and r["holder"] not in me and path_matches(r["path"], rel)]
+        if not others:
+            continue
+        r = next((r for r in others if r["exclusive"]), others[0])
+        why = f" for {r['reason']!r}" if r.get("reason") else ""
+        if r["exclusive"]:
+            refused.append(f"  {rel}: reserved exclusively by {r['holder']}{why} since {_since(r['since'])} (reservation {r['path']!r})")
+        else:
+            err(f"tempo guard: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r})")
+    if refused:
+        err("tempo guard: this commit touches files another player holds:\n" + "\n".join(refused)
+            + "\nAsk the holder to release them (`tempo tasks` lists who holds what), unstage them "
+              "(git restore --staged PATH), or commit anyway with git commit --no-verify.")
+        return 1
+    return 0
+
+
 def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -7438,6 +7581,10 @@ def cmd_init(args: dict) -> int:
         what, path = unapprove_tempo(str(directory), user=bool(args.get("--user")))
         if what == "removed":
             out(f"{path}: approvals of {SERVER_NAME} and {TEMPO_TOOLS} removed")
+        if args.get("--git-guard"):
+            what, hook = uninstall_git_guard(str(directory))
+            out(f"{hook}: " + {"removed": "tempo's git guard removed", "absent": "no git guard",
+                               "yours": "your own hook, left as it is"}[what])
         return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
@@ -7448,6 +7595,20 @@ def cmd_init(args: dict) -> int:
     if resolve_config(args).approve:
         what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
+    if args.get("--git-guard"):
+        what, hook = install_git_guard(str(directory))
+        if what == "yours":
+            import shlex
+
+            with contextlib.suppress(OSError):
+                if shlex.join([*tempo_command(), "guard"]) in hook.read_text(errors="replace"):
+                    out(f"{hook}: your own pre-commit hook, which runs tempo's git guard already")
+                    return 0
+            err(f"{hook}: a pre-commit hook of yours is there; tempo leaves it as it is. To guard commits too, add "
+                f"this line to it (before it ends): {shlex.join([*tempo_command(), 'guard'])} || exit 1")
+            return 1
+        out(f"{hook}: {'git guard already installed' if what == 'unchanged' else f'git guard {what}'} "
+            "(a commit of files another player reserved is refused)")
     return 0
 
 
@@ -8110,6 +8271,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "permits": cmd_permits,
     "tasks": cmd_tasks,
     "task": cmd_task,
+    "guard": cmd_guard,
     "help": cmd_help,
 }
 
