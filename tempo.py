@@ -3623,7 +3623,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
     deadline = time.monotonic() + BOARD_RPC_TIMEOUT
@@ -3639,7 +3639,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
                 await client.start_workflow(
                     BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
                 continue
             # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
