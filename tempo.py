@@ -11,7 +11,9 @@ Commands:
   start       Start a player session (Claude Code) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
-  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there);
+              --git-guard: also a git pre-commit hook refusing files another player reserved.
+  guard       What that pre-commit hook runs: check the staged files against the board's reservations.
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
               `claude-tempo-server`; `claude-tempo` is `tempo` too).
@@ -3583,6 +3585,7 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 # ---------------------------------------------------------------------------
 
 BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+TASKS_PAGE = 50  # tasks the `tasks` tool lists at once: Claude Code cuts a tool's answer past 25 000 tokens
 HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
 _LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
@@ -3595,7 +3598,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
     deadline = time.monotonic() + BOARD_RPC_TIMEOUT
@@ -3611,7 +3614,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
                 await client.start_workflow(
                     BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
                 continue
             # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
@@ -3622,13 +3625,13 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
 
 
-async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
     """Ask the board; an ensemble without one has an empty board."""
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import board_id
 
     try:
-        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, *args, rpc_timeout=timedelta(seconds=timeout))
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return []
@@ -3670,15 +3673,32 @@ async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -
     return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
 
 
-async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
-    """The board's tasks, filtered by state, role and claimant (or finisher)."""
-    from tempo_workflows import TASK_STATES, BoardWorkflow
+async def board_page(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "",
+                     offset: int = 0, limit: int = 0, timeout: float = BOARD_RPC_TIMEOUT) -> dict:
+    """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
+    (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
+    from temporalio.client import WorkflowQueryFailedError
+    from tempo_workflows import TASK_STATES, BoardWorkflow, TaskPage
 
     if state and state not in TASK_STATES:
         raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
-    role = role.removeprefix(ROLE_PREFIX)
-    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
-            if (not state or t["state"] == state) and (not role or t["role"] == role) and (not by or t["by"] == by)]
+    page = TaskPage(state=state, role=role.removeprefix(ROLE_PREFIX), by=by, offset=max(0, offset), limit=max(0, limit))
+    try:
+        found = await _board_query(client, ensemble, BoardWorkflow.task_page, timeout, page)
+    except WorkflowQueryFailedError:  # a worker of a tempo before task_page: the whole board, filtered here
+        board = await _board_query(client, ensemble, BoardWorkflow.tasks, timeout)
+        counts: dict[str, int] = {}
+        for t in board:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        match = [t for t in board if all(not want or t[k] == want for k, want in (("state", page.state), ("role", page.role), ("by", by)))]
+        shown = match[page.offset:page.offset + page.limit] if page.limit else match[page.offset:]
+        found = {"total": len(match), "counts": counts, "tasks": [_task_view(t) for t in shown]}
+    return found or {"total": 0, "counts": {}, "tasks": []}
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """All the board's tasks, filtered by state, role and claimant (or finisher)."""
+    return (await board_page(client, ensemble, state, role, by))["tasks"]
 
 
 async def claim_task(session: "Session", task_id: str = "") -> dict:
@@ -3790,16 +3810,15 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
     from tempo_workflows import BoardWorkflow
 
     holds: dict[str, dict[str, list[str]]] = {}
-    try:
-        tasks, held = await asyncio.gather(_board_query(client, ensemble, BoardWorkflow.tasks, 3),
-                                           _board_query(client, ensemble, BoardWorkflow.reservations, 3))
+    try:  # the claimed tasks only (a few per player) and the counts: not the whole board
+        claimed, held = await asyncio.gather(board_page(client, ensemble, "claimed", timeout=3),
+                                             _board_query(client, ensemble, BoardWorkflow.reservations, 3))
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
         return holds
     if counts is not None:
-        for t in tasks:
-            counts[t["state"]] = counts.get(t["state"], 0) + 1
-    for t in tasks:
+        counts.update(claimed["counts"])
+    for t in claimed["tasks"]:
         if t["state"] == "claimed":
             holds.setdefault(t["by"], {"tasks": [], "reserved": []})["tasks"].append(t["id"])
     for r in held:
@@ -3943,6 +3962,152 @@ def cmd_task(args: dict) -> int:
     return asyncio.run(add())
 
 
+# -- the git guard: a pre-commit hook refusing files another player holds -------------
+
+GIT_GUARD_MARK = "# tempo git guard"  # the line that tells tempo's pre-commit hook from a user's
+GIT_GUARD_TIMEOUT = 5.0  # s the guard waits for Temporal before letting the commit through (a guard never strands work)
+
+
+def _git_guard_script() -> str:
+    import shlex
+
+    return (f"#!/bin/sh\n{GIT_GUARD_MARK}: written by `tempo init --git-guard` (`tempo init --git-guard --undo` takes it out).\n"
+            "# Refuses a commit of files another player of a tempo ensemble reserved exclusively; git commit --no-verify skips it.\n"
+            f"exec {shlex.join([*tempo_command(), 'guard'])}\n")
+
+
+def _git_guard_path(directory: str) -> Path:
+    """The repository's pre-commit hook (core.hooksPath honoured; the worktrees of a repository share it)."""
+    return Path(directory, git_out(directory, "rev-parse", "--git-path", "hooks/pre-commit"))  # relative to `directory`, or absolute
+
+
+def _is_git_guard(path: Path) -> bool:
+    """Whether `path` is tempo's own hook (a regular file carrying the mark), not the user's."""
+    try:
+        return not path.is_symlink() and GIT_GUARD_MARK in path.read_text(errors="replace").splitlines()[1]
+    except (OSError, IndexError):
+        return False
+
+
+def install_git_guard(directory: str) -> tuple[str, Path]:
+    """Write tempo's pre-commit hook: ("installed" | "updated" | "unchanged" | "yours", its path).
+
+    A hook tempo did not write (a file, a symlink, a hook manager's) stays as it is: "yours"."""
+    path = _git_guard_path(directory)
+    script = _git_guard_script()
+    if path.exists() or path.is_symlink():
+        if not _is_git_guard(path):
+            return "yours", path
+        if path.read_text() == script:
+            return "unchanged", path
+        what = "updated"  # tempo's own, for another tempo (moved, upgraded): rewritten
+    else:
+        what = "installed"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(0o755)
+    return what, path
+
+
+def uninstall_git_guard(directory: str) -> tuple[str, Path]:
+    """Remove tempo's pre-commit hook, and nothing else: ("removed" | "absent" | "yours", its path)."""
+    path = _git_guard_path(directory)
+    if not (path.exists() or path.is_symlink()):
+        return "absent", path
+    if not _is_git_guard(path):
+        return "yours", path
+    path.unlink()
+    return "removed", path
+
+
+def _ancestors() -> set[int]:
+    """This process's ancestors' pids (a commit from a Claude Code Bash tool has that claude among them)."""
+    found, pid = set(), os.getpid()
+    for _ in range(32):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+        found.add(pid)
+    return found
+
+
+def _parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _committers(players: "list[PlayerInfo]", cfg: Config, top: str) -> set[str]:
+    """The players a commit here is by: the session whose Claude Code runs it (its serve's parent is an
+    ancestor of this process), CLAUDE_TEMPO_PLAYER_NAME; else (a person at a terminal) the players working
+    in this very checkout, whose working tree it is."""
+    ancestors = _ancestors()
+    mine = {p.name for p in players if p.host == cfg.host and p.pid and _parent_pid(p.pid) in ancestors}
+    if cfg.name:
+        mine.add(cfg.name)
+    if not mine:
+        mine = {p.name for p in players if p.host == cfg.host and p.directory
+                and os.path.realpath(_checkout(p.directory)[0] or p.directory) == os.path.realpath(top)}
+    return mine
+
+
+def cmd_guard(args: dict) -> int:
+    """What tempo's git pre-commit hook runs: exit 1 when a staged file is one another player reserved.
+
+    Usage:
+      tempo guard [options]
+
+    Options:
+      -d <dir>, --dir=<dir>  The checkout to check (default: here).
+    """
+    cfg = resolve_config(args)
+    top, repo = _checkout(cfg.directory)
+    if not top:
+        return 0
+    staged = [p for p in git_out(top, "diff", "--cached", "--name-only", "--no-renames", "-z").split("\0") if p]
+    if not staged:
+        return 0
+
+    async def held() -> tuple[list[dict], set[str]]:
+        client = await connect(cfg, timeout=GIT_GUARD_TIMEOUT)
+        players = await list_players(client, repo=repo)
+        found = []
+        for ensemble in dict.fromkeys([*(p.ensemble for p in players), cfg.ensemble]):
+            found += await board_reservations(client, ensemble, repo)
+        return found, _committers(players, cfg, top)
+
+    try:
+        reservations, me = asyncio.run(asyncio.wait_for(held(), GIT_GUARD_TIMEOUT))
+    except Exception as e:  # Temporal away: the commit goes through, said
+        err(f"tempo guard: the board did not answer ({first_line(e) or type(e).__name__}): commit not checked")
+        return 0
+    from tempo_workflows import path_matches
+
+    refused = []
+    for rel in staged:
+        others = [r for r in reservations if r["repo"] == repo and r["holder"] not in me and path_matches(r["path"], rel)]
+        if not others:
+            continue
+        r = next((r for r in others if r["exclusive"]), others[0])
+        why = f" for {r['reason']!r}" if r.get("reason") else ""
+        if r["exclusive"]:
+            refused.append(f"  {rel}: reserved exclusively by {r['holder']}{why} since {_since(r['since'])} (reservation {r['path']!r})")
+        else:
+            err(f"tempo guard: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r})")
+    if refused:
+        err("tempo guard: this commit touches files another player holds:\n" + "\n".join(refused)
+            + "\nAsk the holder to release them (`tempo tasks` lists who holds what), unstage them "
+              "(git restore --staged PATH), or commit anyway with git commit --no-verify.")
+        return 1
+    return 0
+
+
 def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -3987,6 +4152,9 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
     class TasksResult(BaseModel):
         ensemble: str
         tasks: list[TaskView]
+        total: int = Field(0, description="how many tasks match the filters (tasks lists a page of them)")
+        counts: dict[str, int] = Field(default={}, description="the whole board's tasks by state")
+        more: str = Field("", description="how to see the next page, when there is one")
 
     class ReservationView(BaseModel):
         path: str = Field(description="a path or glob relative to the repository's top")
@@ -4019,11 +4187,17 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
         state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
         role: Annotated[str, Field(description="only tasks for this role")] = "",
         mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+        offset: Annotated[int, Field(description=f"skip this many matching tasks (pages of {TASKS_PAGE})", ge=0)] = 0,
     ) -> TasksResult:
         """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
         await guarded(session.joined())
-        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
-        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+        found = await guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
+                                         offset, TASKS_PAGE))
+        shown = offset + len(found["tasks"])
+        more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
+                if shown < found["total"] else "")
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found["tasks"]],
+                           total=found["total"], counts=found["counts"], more=more)
 
     @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
     async def task_claim(
@@ -7515,12 +7689,14 @@ def cmd_init(args: dict) -> int:
     """Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
 
     Usage:
-      tempo init [--user] [--no-approve] [--undo] [options]
+      tempo init [--user] [--no-approve] [--undo] [--git-guard] [options]
 
     Options:
       --user                 Install the hooks for every project (~/.claude/settings.json).
       --no-approve           Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
       --undo                 Take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
+      --git-guard            Also install (with --undo: remove) tempo's git pre-commit hook, refusing a
+                             commit of files another player reserved; never a user's own hook.
       -d <dir>, --dir=<dir>  The project's directory (default: here).
     """
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
@@ -7534,6 +7710,10 @@ def cmd_init(args: dict) -> int:
         what, path = unapprove_tempo(str(directory), user=bool(args.get("--user")))
         if what == "removed":
             out(f"{path}: approvals of {SERVER_NAME} and {TEMPO_TOOLS} removed")
+        if args.get("--git-guard"):
+            what, hook = uninstall_git_guard(str(directory))
+            out(f"{hook}: " + {"removed": "tempo's git guard removed", "absent": "no git guard",
+                               "yours": "your own hook, left as it is"}[what])
         return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
@@ -7544,6 +7724,20 @@ def cmd_init(args: dict) -> int:
     if resolve_config(args).approve:
         what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
+    if args.get("--git-guard"):
+        what, hook = install_git_guard(str(directory))
+        if what == "yours":
+            import shlex
+
+            with contextlib.suppress(OSError):
+                if shlex.join([*tempo_command(), "guard"]) in hook.read_text(errors="replace"):
+                    out(f"{hook}: your own pre-commit hook, which runs tempo's git guard already")
+                    return 0
+            err(f"{hook}: a pre-commit hook of yours is there; tempo leaves it as it is. To guard commits too, add "
+                f"this line to it (before it ends): {shlex.join([*tempo_command(), 'guard'])} || exit 1")
+            return 1
+        out(f"{hook}: {'git guard already installed' if what == 'unchanged' else f'git guard {what}'} "
+            "(a commit of files another player reserved is refused)")
     return 0
 
 
@@ -8380,6 +8574,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "tasks": cmd_tasks,
     "task": cmd_task,
     "hook": cmd_hook,
+    "guard": cmd_guard,
     "help": cmd_help,
 }
 
