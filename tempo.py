@@ -10,7 +10,7 @@ Usage:
   tempo preflight [--agent=<agent>] [options]
   tempo serve [options]
   tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [--undo] [options]
+  tempo init [--user] [--no-approve] [--undo] [--agent=<agent>] [options]
   tempo hook [wait]
   tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
   tempo lineup save <file> [<ensemble>] [options]
@@ -33,7 +33,8 @@ Commands:
   start       Start a player session (Claude Code) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
-  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+  init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there);
+              with --agent codex: tempo's MCP server and hooks in the project's .codex/.
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
               `claude-tempo-server`; `claude-tempo` is `tempo` too).
@@ -82,7 +83,7 @@ Options:
   --state=<state>                 tasks: only those open, claimed, done or failed.
   --details=<text>                task add: what to do, in more words.
   --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 preflight: what to check for, claude or copilot [default: claude].
+  --agent=<agent>                 preflight: what to check for, claude or copilot; init: claude or codex [default: claude].
   --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
@@ -255,7 +256,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
-AGENTS = ("claude", "copilot")  # what a player runs: Claude Code, or the Copilot bridge
+AGENTS = ("claude", "copilot", "codex")  # what a player runs: Claude Code, the Copilot bridge, or OpenAI's Codex CLI
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 SEEN_WAIT = 5.0  # seconds `cue` with wait_seen waits for read receipts at most (by default it never waits)
 SENT_LIMIT = 200  # cues a session remembers sending, for `receipts`
@@ -1821,7 +1822,7 @@ class Session:
 
     def __init__(self, cfg: Config, agent: str = "claude") -> None:
         self.cfg = cfg
-        self.agent = agent  # "claude", or "copilot" for the bridge
+        self.agent = agent  # "claude", "copilot" for the bridge, or "codex"
         self.client: "Client | None" = None
         self.handle: "WorkflowHandle | None" = None
         self.info: "PlayerInfo | None" = None
@@ -2573,6 +2574,51 @@ class _Transcript:
                 up = self.parent.pop(up)
 
 
+class _Rollout:
+    """What a Codex session's rollout (its `transcript_path`) says the model got: texts in requests it answered.
+
+    The rollout is JSON lines; a `response_item` line is an item exactly as a model request carried it
+    or its answer brought it (Codex 0.171). A user or developer message (a prompt, a hook's
+    additionalContext, a Stop block's `<hook_prompt>`) was in a request the model answered once a
+    model output (its message, a call, reasoning) follows it; one written for a request that never
+    came (the run ended) has none.
+    """
+
+    OUTPUTS = ("function_call", "custom_tool_call", "local_shell_call", "tool_search_call", "reasoning", "web_search_call")
+
+    def __init__(self, path: str) -> None:
+        self.path, self.pos = path, 0
+        self.pending: list[str] = []  # texts given to the model, not answered yet
+
+    def read(self) -> list[str]:
+        """Read what was appended; return the texts newly known to be in answered requests."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.pos += end
+        answered: list[str] = []
+        for line in chunk[:end].splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            item = entry.get("payload") if isinstance(entry, dict) and entry.get("type") == "response_item" else None
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "message" and item.get("role") in ("user", "developer"):
+                content = item.get("content")
+                self.pending.append("\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+                                    if isinstance(content, list) else str(content or ""))
+            elif item.get("type") in self.OUTPUTS or (item.get("type") == "message" and item.get("role") == "assistant"):
+                answered += self.pending
+                self.pending = []
+        return answered
+
+
 def _flat(value: Any) -> str:
     """The text of a transcript entry's content: strings, text blocks, tool results, lists of them."""
     if isinstance(value, str):
@@ -2720,10 +2766,12 @@ class Ladder:
     def __init__(self, session: "Session", env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.session = session
-        self.claude = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"  # hooks, a transcript
-        self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}
-        flagged = channels_flagged(os.getppid()) if self.claude else True
-        self.channels = "off" if flagged is False else "unknown"  # unknown | on | off
+        claude_code = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"
+        # Hooks and a transcript: Claude Code's, or a Codex session's (its rollout; it has no channel).
+        self.claude = claude_code or session.agent == "codex"
+        self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}  # Codex says its id only in its hooks
+        flagged = channels_flagged(os.getppid()) if claude_code else True
+        self.channels = "off" if flagged is False or session.agent == "codex" else "unknown"  # unknown | on | off
         self.unread: "dict[str, Cue]" = {}  # in order of arrival
         self.pushed: dict[str, float] = {}  # channel-pushed, not yet confirmed: id -> loop time
         self.shown: dict[str, str] = {}  # id -> path, bounded
@@ -2905,6 +2953,9 @@ class Ladder:
             return False  # not a Claude Code session's serve (a plain MCP client's): no hook is its own
         if not sid or sid in self.session_ids:
             return True
+        if self.session.agent == "codex" and not self.session_ids and data.get("hook_event_name") == "SessionStart":
+            self.session_ids.add(sid)  # Codex names its thread first here; the serve it started is found by its pid
+            return True
         if data.get("hook_event_name") == "SessionStart" and data.get("source") == "clear":
             self.session_ids.add(sid)  # /clear: the same session under a new id (a nested claude starts as "startup")
             return True
@@ -2935,7 +2986,8 @@ class Ladder:
         if not self.printed:
             return
         if self.transcript and (self.read_back is None or self.read_back.path != self.transcript):
-            self.read_back = _Transcript(self.transcript)  # a new session file (/clear): read it from its start
+            reader = _Rollout if self.session.agent == "codex" else _Transcript
+            self.read_back = reader(self.transcript)  # a new session file (/clear): read it from its start
         texts = self.read_back.read() if self.read_back else []
         if texts:
             by_path: dict[str, list] = {}
@@ -3052,7 +3104,7 @@ class Ladder:
 
     def paths(self) -> str:
         """The delivery paths live in this session, as `ensemble` and `tempo status` show them."""
-        words = [f"channel:{self.channels}"] if self.claude else ["channel"]
+        words = [] if self.session.agent == "codex" else [f"channel:{self.channels}"] if self.claude else ["channel"]
         words += ["hooks"] if self.hooks else []
         words += ["waiter"] if self.waiters else []
         return " ".join(words)
@@ -4150,6 +4202,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "unread_chars": p.unread_chars,
         "delivery": p.delivery,
         "worktree": p.worktree,
+        "agent": p.agent,
         **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
         **({"you": True} if p.name == me else {}),
     }
@@ -4211,6 +4264,7 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread_chars: int = Field(0, description="their characters: what they would add to its context")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+        agent: str = Field(default="claude", description="what it runs: claude (Claude Code), copilot (the bridge) or codex (Codex CLI)")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
         waiting_since: str = ""
         tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
@@ -4621,7 +4675,8 @@ async def serve(cfg: Config) -> int:
     eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
     on_hangup(eof)  # from here on a player may exist: leaving ends it first
 
-    session = Session(cfg)
+    # Codex passes its MCP servers only the variables their table names: tempo's entry says it is Codex's.
+    session = Session(cfg, agent="codex" if os.environ.get("CLAUDE_TEMPO_AGENT") == "codex" else "claude")
     mcp, lowlevel, options = build_server(session)
     starting = asyncio.create_task(session.start(session.handshake))
     try:
@@ -5047,6 +5102,148 @@ def hooks_installed(directory: str) -> Path | None:
         if isinstance(stop, list) and _without_tempo_hooks({"Stop": stop}) != {"Stop": stop}:
             return path
     return None
+
+
+# ---------------------------------------------------------------------------
+# Codex set-up
+# OpenAI's Codex CLI (0.171) reads MCP servers from a project's .codex/config.toml and hooks from
+# .codex/hooks.json (Claude Code's format) once the user has trusted the project. tempo's server is
+# `required`: Codex then waits for it before the first turn (an optional server still starting gives
+# the model no tools for that whole turn). Codex passes a server only the variables its table names,
+# so tempo's entry lists the ones tempo reads. Both files are merged as Claude Code's are: every
+# other key and comment kept (tomlkit), a file tempo cannot parse refused untouched.
+# ---------------------------------------------------------------------------
+
+CODEX_STARTUP_TIMEOUT = 60  # s Codex waits for tempo's server before its first turn (a cold start under load)
+# What `tempo serve` reads from its environment (besides the Temporal ones in CONFIG_KEYS); the
+# runtime directory variables make serve and its hooks (which get Codex's whole environment) meet.
+CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_ENSEMBLE", "CLAUDE_TEMPO_HOME",
+                    "CLAUDE_TEMPO_HOST", "CLAUDE_TEMPO_LOG", "CLAUDE_TEMPO_UI", "CLAUDE_TEMPO_TURN_BUDGET",
+                    "CLAUDE_TEMPO_POLL_WAIT", "CLAUDE_TEMPO_CUES_PER_RUN", "CLAUDE_TEMPO_IDLE_TIMEOUT",
+                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "XDG_RUNTIME_DIR", "TMPDIR")
+
+
+def codex_paths(directory: str) -> tuple[Path, Path]:
+    """The project's Codex config and hooks files."""
+    return Path(directory) / ".codex" / "config.toml", Path(directory) / ".codex" / "hooks.json"
+
+
+def codex_hooks() -> dict[str, list[dict]]:
+    """tempo's hook groups for Codex: the same `tempo hook` Claude Code runs (Codex has no async rewake: no waiter)."""
+    base = " ".join(shell_word(w) for w in server_command()[:-1])
+    now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
+    return {
+        "SessionStart": [{"matcher": "startup|resume|clear", "hooks": [now]}],
+        "UserPromptSubmit": [{"hooks": [now]}],
+        "PostToolUse": [{"hooks": [now]}],  # mid-turn: Codex puts the context before the tool's output
+        "Stop": [{"hooks": [now]}],
+    }
+
+
+def codex_server_entry() -> dict:
+    """tempo's `[mcp_servers.claude-tempo]` table, as plain values."""
+    command = server_command()
+    names = {n for _, env, _, _ in CONFIG_KEYS.values() for n in env if not n.startswith("COPILOT")} | set(CODEX_PASSED_ENV)
+    return {"command": command[0], "args": command[1:], "required": True, "startup_timeout_sec": CODEX_STARTUP_TIMEOUT,
+            "env_vars": sorted(names), "env": {"CLAUDE_TEMPO_AGENT": "codex"}}
+
+
+def _read_codex_config(path: Path):
+    """The project's Codex config.toml as a tomlkit document (empty if absent); refused if it cannot be parsed."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return tomlkit.document(), True
+    except OSError as e:
+        raise TempoError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as e:
+        raise TempoError(f"{path} is not valid TOML (line {e.line}, column {e.col}); tempo leaves it untouched: "
+                         "fix it, then run `tempo init --agent codex` again") from None
+    servers = doc.get("mcp_servers", {})
+    if not isinstance(servers, dict) or not isinstance(servers.get(SERVER_NAME, {}), dict):
+        raise TempoError(f"{path}: mcp_servers (and mcp_servers.{SERVER_NAME}) must be tables; "
+                         "tempo leaves it untouched: fix it, then run `tempo init --agent codex` again")
+    return doc, False
+
+
+def write_codex_config(directory: str) -> tuple[str, Path]:
+    """Merge tempo's MCP server into the project's .codex/config.toml; return (what happened, path)."""
+    import tomlkit
+
+    path = codex_paths(directory)[0]
+    doc, created = _read_codex_config(path)
+    wanted = codex_server_entry()
+    if "mcp_servers" not in doc:
+        doc["mcp_servers"] = tomlkit.table(is_super_table=True)
+    current = doc["mcp_servers"].get(SERVER_NAME)
+
+    def same(key: str, value: Any) -> bool:  # the user's own variables may join tempo's in env
+        have = current.get(key)
+        return have == value or (key == "env" and isinstance(have, dict) and value.items() <= dict(have).items())
+
+    if current is not None and all(same(k, v) for k, v in wanted.items()):
+        return "unchanged", path
+    if current is None:
+        current = tomlkit.table()
+        doc["mcp_servers"][SERVER_NAME] = current
+    for key, value in wanted.items():  # the user's other keys in the table (enabled, tool lists) stay
+        if key == "env" and isinstance(current.get("env"), dict):
+            current["env"].update(value)
+        elif key == "env":
+            current["env"] = tomlkit.inline_table()
+            current["env"].update(value)
+        else:
+            current[key] = value
+    _write_user_file(path, tomlkit.dumps(doc))
+    return ("created" if created else "merged"), path
+
+
+def remove_codex_config(directory: str) -> tuple[str, Path]:
+    """Take tempo's MCP server out of the project's .codex/config.toml if it starts this tempo."""
+    import tomlkit
+
+    path = codex_paths(directory)[0]
+    doc, created = _read_codex_config(path)
+    current = None if created else doc.get("mcp_servers", {}).get(SERVER_NAME)
+    if current is None:
+        return "absent", path
+    if not _runs_this_tempo([str(current.get("command", ""))] + [str(a) for a in current.get("args", [])][:-1]):
+        return "it starts another program, not this tempo", path
+    del doc["mcp_servers"][SERVER_NAME]
+    _write_user_file(path, tomlkit.dumps(doc))
+    return "removed", path
+
+
+def install_codex_hooks(directory: str, undo: bool = False) -> tuple[str, Path]:
+    """Merge tempo's hooks into the project's .codex/hooks.json (or take them out); return (what happened, path)."""
+    path = codex_paths(directory)[1]
+    data, hooks = _read_settings(path)
+    created = data is None
+    data = {} if data is None else data
+    merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end, unless undone); all else stays
+    for event, groups in ({} if undo else codex_hooks()).items():
+        merged[event] = merged.get(event, []) + groups
+    if merged == hooks:
+        return "unchanged", path
+    data["hooks"] = merged
+    if not merged:  # it held tempo's hooks alone: most likely tempo put them there
+        del data["hooks"]
+    write_json_file(path, data, created)
+    return ("removed" if undo else "created" if created else "merged"), path
+
+
+def codex_trust_note(directory: str) -> str:
+    """What the user does once for Codex to load the project's .codex/ (tempo never edits ~/.codex)."""
+    home = os.environ.get("CODEX_HOME") or "~/.codex"
+    return (f"Codex reads {directory}/.codex/ only in a trusted project: trust it when Codex asks, or add to "
+            f"{home}/config.toml:\n  [projects.{json.dumps(str(directory))}]\n  trust_level = \"trusted\"\n"
+            "and trust tempo's hooks when Codex lists them as new (/hooks), or start it with "
+            "--dangerously-bypass-hook-trust")
 
 
 # ---------------------------------------------------------------------------
@@ -7404,6 +7601,10 @@ def cmd_init(args: dict) -> int:
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
+    if (args.get("--agent") or "claude") == "codex":
+        return init_codex(str(directory), bool(args.get("--undo")))
+    if (args.get("--agent") or "claude") != "claude":
+        raise TempoError(f"`tempo init --agent {args.get('--agent')}`: use claude or codex (the Copilot bridge needs no set-up)")
     if args.get("--undo"):
         what, path = remove_mcp_json(str(directory))
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
@@ -7422,6 +7623,22 @@ def cmd_init(args: dict) -> int:
     if resolve_config(args).approve:
         what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
+    return 0
+
+
+def init_codex(directory: str, undo: bool = False) -> int:
+    """`tempo init --agent codex`: tempo's MCP server and hooks in the project's .codex/ (or out of it)."""
+    if undo:
+        what, path = remove_codex_config(directory)
+        out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
+        what, path = install_codex_hooks(directory, undo=True)
+        out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
+        return 0
+    what, path = write_codex_config(directory)
+    out(f"{path}: {'already configured' if what == 'unchanged' else what} ({SERVER_NAME} runs {' '.join(server_command())})")
+    what, path = install_codex_hooks(directory)
+    out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} (cues reach Codex's model mid-turn)")
+    out(codex_trust_note(directory))
     return 0
 
 

@@ -1,0 +1,99 @@
+"""The real Codex CLI (its model scripted on loopback) as a tempo player, set up by `tempo init --agent codex`."""
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from codex_cli import ScriptedResponses, call, codex_home, outputs_of, run_exec, shell, shown, text, tools
+from conftest import ROOT, play, tempo_env, tools_path, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+def init_codex(project, *more: str) -> subprocess.CompletedProcess:
+    """`tempo init --agent codex` as a user runs it (this checkout's tempo)."""
+    return subprocess.run([sys.executable, str(ROOT / "tempo.py"), "init", "--agent", "codex", "-d", str(project), *more],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_init_merges_tempo_into_a_projects_codex_files(tmp_path):
+    """The user's config keys, comments and hooks stay; tempo's entry and hooks join them; undo takes out only tempo's."""
+    codex = tmp_path / ".codex"
+    codex.mkdir()
+    mine = '# my settings\nmodel = "o3"  # the one I like\n\n[mcp_servers.docs]\ncommand = "docs-server"\n'
+    (codex / "config.toml").write_text(mine)
+    (codex / "hooks.json").write_text(json.dumps({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify"}]}]}}, indent=4))
+    run = init_codex(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "trust_level" in run.stdout and str(tmp_path) in run.stdout  # what to trust is said, ~/.codex left alone
+    config = (codex / "config.toml").read_text()
+    assert config.startswith(mine)
+    import tomllib
+
+    entry = tomllib.loads(config)["mcp_servers"]["claude-tempo"]
+    assert entry["required"] is True and entry["startup_timeout_sec"] > 0 and entry["args"][-1] == "serve"
+    assert {"CLAUDE_TEMPO_PLAYER_NAME", "TEMPORAL_ADDRESS", "XDG_RUNTIME_DIR"} <= set(entry["env_vars"])
+    assert entry["env"] == {"CLAUDE_TEMPO_AGENT": "codex"}
+    hooks = json.loads((codex / "hooks.json").read_text())["hooks"]
+    assert hooks["Stop"][0]["hooks"][0]["command"] == "notify" and len(hooks["Stop"]) == 2
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"}
+    assert (codex / "hooks.json").read_text().startswith('{\n    "hooks"')  # the file's own indentation
+    again = init_codex(tmp_path)
+    assert "already configured" in again.stdout and "hooks already installed" in again.stdout
+    undo = init_codex(tmp_path, "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert (codex / "config.toml").read_text().rstrip() == mine.rstrip()
+    assert json.loads((codex / "hooks.json").read_text()) == {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify"}]}]}}
+    (codex / "config.toml").write_text("model = \n")
+    broken = init_codex(tmp_path)
+    assert broken.returncode != 0 and "not valid TOML" in broken.stderr
+    assert (codex / "config.toml").read_text() == "model = \n"
+
+
+async def test_a_codex_player_cues_and_is_cued_mid_turn(tmp_path, temporal, ensemble):
+    """`codex exec` in a project `tempo init --agent codex` set up joins as a named player with its agent,
+    its model's `cue` call reaches another session, and a cue to it while its model works reaches
+    that model before the run ends, whole and once, with a receipt confirmed from Codex's rollout."""
+    project = tmp_path / "project"
+    project.mkdir()
+    assert init_codex(project).returncode == 0
+    cue = "codex: the schema moved to v2, rebase first"
+    loop = asyncio.get_running_loop()
+    async with play(temporal, ensemble) as alice:
+        await alice.call("set_name", name="alice")
+        seen: dict = {}
+
+        def reply(body):
+            if not outputs_of(body, "cue"):  # the model's first move: cue alice
+                return [call("cue", {"to": "alice", "message": "hello from codex"})]
+            if not outputs_of(body, "exec_command"):  # it works on: alice answers now, mid-turn
+                seen["listing"] = asyncio.run_coroutine_threadsafe(alice.call("ensemble"), loop).result(30)
+                seen["sent"] = asyncio.run_coroutine_threadsafe(alice.call("cue", to="coder", message=cue), loop).result(30)
+                return [shell("sleep 1")]
+            return [text("done")]
+
+        with ScriptedResponses(reply) as model:
+            env = {**tempo_env(temporal, ensemble, home=tmp_path / "home", CLAUDE_TEMPO_PLAYER_NAME="coder"),
+                   **codex_home(tmp_path / "home", project, model, path=tools_path())}
+            run = await asyncio.to_thread(run_exec, "say hello to alice", cwd=project, env=env, timeout=90)
+            assert run.returncode == 0, run.stderr[-3000:]
+            bodies = model.requests()
+        assert "mcp__claude_tempo__cue" in tools(bodies[0]), (tools(bodies[0]), run.stderr[-3000:])  # up before the first turn
+        heard = await alice.next_cue(timeout=15)
+        assert "hello from codex" in heard["content"] and heard["meta"].get("from") == "coder", heard
+        coder = next(p for p in seen["listing"]["players"] if p["name"] == "coder")
+        assert coder["agent"] == "codex", coder
+        message_id = seen["sent"]["message_id"]
+        holding = [b for b in bodies if cue in shown(b)]
+        assert holding, [shown(b)[-800:] for b in bodies]
+        assert shown(bodies[-1]).count(cue) == 1 and shown(bodies[-1]).count(message_id) <= 1  # once
+        rows = await wait_until(lambda: _seen(alice, message_id), timeout=15)
+        assert rows["path"] in ("hook", "stop"), rows
+
+
+async def _seen(player, message_id: str):
+    rows = (await player.call("receipts", message_ids=[message_id]))["receipts"]
+    return rows[0] if rows[0]["state"] == "seen" else None
