@@ -2514,6 +2514,8 @@ STOP_BLOCKS = 8  # consecutive Stop blocks answered by a model request; the 9th 
 CONFIRM_GRACE = 1.5  # s after a turn ends for its transcript to show the request the model answered
 WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue before it counts as lost
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
+CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
+CODEX_NUDGE_EVERY = 10.0  # s between nudges while cues stay unread (the turn it starts takes them)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
 
@@ -3092,6 +3094,28 @@ class Ladder:
         self.turn_chars = 0
         cues = self.fitting(MAX_CUE_CHARS + 2_000) or cues[:1]
         return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
+
+    async def wake_codex(self, env: dict) -> None:
+        """An idle Codex in tmux (as recruit opens it) with unread cues: type a nudge at its prompt. The turn
+        that starts runs UserPromptSubmit, whose hook hands the cues over as any hook does (Codex 0.171
+        has no async rewake; `codex queue` is picked up only after seconds of polling)."""
+        pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
+        if self.session.agent != "codex" or not pane or not where:
+            return
+        loop = asyncio.get_running_loop()
+        nudged = 0.0
+        while not self.session.closing:
+            await asyncio.sleep(0.1)
+            # Idle at its prompt: a turn has ended (or the session started and nothing ran since).
+            quiet = self.turn_ended or (self.hooks and loop.time() - self.last_event > BUSY_STALE)
+            if not quiet or not self.idle() or loop.time() - nudged < CODEX_NUDGE_EVERY or not self.available():
+                continue
+            nudged = loop.time()
+            for keys in (["-l", CODEX_NUDGE], ["Enter"]):
+                await asyncio.to_thread(subprocess.run, ["tmux", "-S", where, "send-keys", "-t", pane, *keys],
+                                        capture_output=True, timeout=10)
+                await asyncio.sleep(0.5)  # Enter right after fast typing is a newline in Codex's composer (a paste)
+            log.info("woke the idle Codex session in tmux pane %s", pane)
 
     def close(self) -> None:
         """The session ends: release the waiter (it exits quietly)."""
@@ -4448,7 +4472,7 @@ def team_tools(mcp, session: "Session", guarded: Callable) -> None:
         name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
         directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
         prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
-        agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
+        agent: Annotated[Literal["claude", "copilot", "codex"], Field(description="claude: Claude Code; copilot: the Copilot bridge; codex: OpenAI's Codex CLI")] = "claude",
         worktree: Annotated[bool, Field(description=(
             "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
             "so it never edits my files"))] = False,
@@ -4695,11 +4719,13 @@ async def serve(cfg: Config) -> int:
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
     watching = asyncio.create_task(session.ladder.watch_channel_log())
+    waking = asyncio.create_task(session.ladder.wake_codex(dict(os.environ)))
     closed = asyncio.create_task(eof.wait())
     await asyncio.wait({serving, stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
     leave_by()  # the client is gone: end the player if Temporal lets us in time, and go regardless
     starting.cancel()
     watching.cancel()
+    waking.cancel()
     close_endpoint()
     session.ladder.close()
     session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
@@ -5120,7 +5146,8 @@ CODEX_STARTUP_TIMEOUT = 60  # s Codex waits for tempo's server before its first 
 CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_ENSEMBLE", "CLAUDE_TEMPO_HOME",
                     "CLAUDE_TEMPO_HOST", "CLAUDE_TEMPO_LOG", "CLAUDE_TEMPO_UI", "CLAUDE_TEMPO_TURN_BUDGET",
                     "CLAUDE_TEMPO_POLL_WAIT", "CLAUDE_TEMPO_CUES_PER_RUN", "CLAUDE_TEMPO_IDLE_TIMEOUT",
-                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "XDG_RUNTIME_DIR", "TMPDIR")
+                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "XDG_RUNTIME_DIR", "TMPDIR",
+                    "TMUX", "TMUX_PANE")  # the window an idle Codex is woken in (see Ladder.wake_codex)
 
 
 def codex_paths(directory: str) -> tuple[Path, Path]:
@@ -5237,6 +5264,12 @@ def install_codex_hooks(directory: str, undo: bool = False) -> tuple[str, Path]:
     return ("removed" if undo else "created" if created else "merged"), path
 
 
+def codex_argv(prompt: str = "") -> list[str]:
+    """The Codex CLI as a tempo session: inline (tmux keeps its screen), tempo's own hooks allowed to run
+    (Codex otherwise skips hooks nobody has reviewed in its /hooks screen: cues would never reach the model)."""
+    return ["codex", "--no-alt-screen", "--dangerously-bypass-hook-trust", *([prompt] if prompt else [])]
+
+
 def codex_trust_note(directory: str) -> str:
     """What the user does once for Codex to load the project's .codex/ (tempo never edits ~/.codex)."""
     home = os.environ.get("CODEX_HOME") or "~/.codex"
@@ -5306,7 +5339,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
     check_free_word(name)
     if agent not in AGENTS:
-        raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
+        raise TempoError(f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
     if prompt:  # it becomes the first cue: the same limits
         check_message(prompt)
     if await find_player(session.client, ensemble, name):
@@ -5331,8 +5364,14 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
             setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
         setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
+    if agent == "codex":  # codex finds tempo through the project's .codex/ (once the user trusts the project)
+        for what, written in (write_codex_config(str(path)), install_codex_hooks(str(path))):
+            if what != "unchanged":
+                setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's server and hooks"]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    if agent == "codex":
+        argv = codex_argv(first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
         raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
                          f"so {name!r} was not started: {CLAUDE_INSTALL}")
@@ -5342,7 +5381,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
-        program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        program = {"copilot": "tempo bridge (Copilot)", "codex": "codex"}.get(agent, "claude")
         tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "

@@ -1,14 +1,16 @@
 """The real Codex CLI (its model scripted on loopback) as a tempo player, set up by `tempo init --agent codex`."""
 
 import asyncio
+import os
 import json
 import subprocess
 import sys
 
 import pytest
 
-from codex_cli import ScriptedResponses, call, codex_home, outputs_of, run_exec, shell, shown, text, tools
+from codex_cli import ScriptedResponses, call, codex_binary, codex_home, outputs_of, run_exec, shell, shown, text, tools
 from conftest import ROOT, play, tempo_env, tools_path, wait_until
+from test_recruit import tmux_dir  # noqa: F401  (the fixture: a private tmux server)
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +99,58 @@ async def test_a_codex_player_cues_and_is_cued_mid_turn(tmp_path, temporal, ense
 async def _seen(player, message_id: str):
     rows = (await player.call("receipts", message_ids=[message_id]))["receipts"]
     return rows[0] if rows[0]["state"] == "seen" else None
+
+
+async def test_recruit_opens_codex_in_tmux_it_joins_gets_its_task_and_is_woken_when_idle(temporal, ensemble, tmux_dir, tmp_path):
+    """recruit(agent="codex") opens the real Codex CLI in tmux: it joins under its name with its agent, its
+    task reaches its model and its answer reaches the conductor; a cue to it once it idles wakes it."""
+    from test_recruit import tmux
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    bindir = tmp_path / "bin"  # `codex` for the window's PATH: the pinned one, never a user's
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    task, later = "count the TODOs in src/", "now count the FIXMEs"
+
+    def reply(body):
+        for words in (later, task):  # answer the newest cue the model was shown, once
+            if words in shown(body) and f"got: {words}" not in json.dumps(body.get("input")):
+                return [call("cue", {"to": "conductor", "message": f"got: {words}"})]
+        return [text("ok")]
+
+    with ScriptedResponses(reply) as model:
+        env = {**codex_home(tmp_path / "home", workdir, model), **tempo_env(temporal, ensemble, home=tmp_path / "home"),
+               "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": tmux_dir, "SHELL": "/bin/sh",
+               "PATH": f"{bindir}{os.pathsep}{tools_path()}", "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "60"}
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true", **env) as boss:
+            result = await boss.call("recruit", name="helper", directory=str(workdir), prompt=task, agent="codex")
+            assert result["agent"] == "codex" and result["terminal"].startswith("tmux"), result
+            assert "tempo helper" in tmux(tmux_dir, "list-windows", "-a", "-F", "#{window_name}").splitlines()
+            helper = next(p for p in (await boss.call("ensemble"))["players"] if p["name"] == "helper")
+            assert helper["agent"] == "codex"
+            answer = await _cue_from(boss, "helper", f"got: {task}")
+            assert answer["meta"]["from"] == "helper"
+            await wait_until(lambda: _idle(tmp_path / "home" / ".codex"), timeout=30)  # its turn has ended
+            await boss.call("cue", to="helper", message=later)
+            try:
+                await _cue_from(boss, "helper", f"got: {later}", timeout=30)
+            except TimeoutError:
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "tempo helper")) from None
+            bodies = model.requests()
+            woken = [b for b in bodies if later in shown(b)][0]
+            assert "new cues for you" in shown(woken) and shown(bodies[-1]).count(later) == 1, [shown(b)[-600:] for b in bodies]
+
+
+def _idle(codex_home) -> bool:
+    """Codex's rollout says every turn it started has completed (its Stop hooks have run)."""
+    text = "".join(f.read_text() for f in codex_home.glob("sessions/**/rollout-*.jsonl"))
+    return text.count('"type":"task_started"') == text.count('"type":"task_complete"') > 0
+
+
+async def _cue_from(player, sender: str, content: str, timeout: float = 60) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        cue = await player.next_cue(timeout=max(deadline - asyncio.get_running_loop().time(), 0.1))
+        if cue["meta"].get("from") == sender and content in cue["content"]:
+            return cue
