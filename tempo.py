@@ -3,8 +3,8 @@
 Usage:
   tempo up [<ensemble>] [options]
   tempo server [options]
-  tempo conduct [<ensemble>] [options]
-  tempo start [<ensemble>] [options]
+  tempo conduct [<ensemble>] [--agent=<agent>] [options]
+  tempo start [<ensemble>] [--agent=<agent>] [options]
   tempo status [<ensemble>] [--json] [options]
   tempo config [show | set <key> <value> | unset <key>] [options]
   tempo preflight [--agent=<agent>] [options]
@@ -83,7 +83,7 @@ Options:
   --state=<state>                 tasks: only those open, claimed, done or failed.
   --details=<text>                task add: what to do, in more words.
   --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 preflight: what to check for, claude or copilot; init: claude or codex [default: claude].
+  --agent=<agent>                 What runs the session: claude, or codex (init, start, conduct); preflight: claude or copilot [default: claude].
   --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
@@ -5270,6 +5270,20 @@ def codex_argv(prompt: str = "") -> list[str]:
     return ["codex", "--no-alt-screen", "--dangerously-bypass-hook-trust", *([prompt] if prompt else [])]
 
 
+def codex_trusts(directory: str) -> bool:
+    """Whether the user's Codex config trusts `directory` (read only: tempo never edits ~/.codex)."""
+    import tomllib
+
+    path = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex") / "config.toml"
+    try:
+        projects = tomllib.loads(path.read_text(encoding="utf-8")).get("projects", {})
+    except (OSError, ValueError):
+        return False
+    here = Path(directory).resolve()
+    return any(isinstance(v, dict) and v.get("trust_level") == "trusted" and Path(k).expanduser().resolve() in (here, *here.parents)
+               for k, v in projects.items())
+
+
 def codex_trust_note(directory: str) -> str:
     """What the user does once for Codex to load the project's .codex/ (tempo never edits ~/.codex)."""
     home = os.environ.get("CODEX_HOME") or "~/.codex"
@@ -7940,21 +7954,31 @@ async def running_conductor(cfg: Config) -> "PlayerInfo | None":
 
 
 def start_session(args: dict, conductor: bool) -> int:
-    """Preflight, then replace this process with `claude` started as a tempo session."""
+    """Preflight, then replace this process with `claude` (or `codex`, --agent codex) started as a tempo session."""
     import shutil
 
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")
-    try:  # without hooks a cue reaches the model only where channels are on
-        what, path = install_hooks(cfg.directory)
-        if what != "unchanged":
-            err(f"tempo: {path}: tempo's hooks {what}")
-        if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
-            err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
+    agent = args.get("--agent") or "claude"
+    if agent not in ("claude", "codex"):
+        raise TempoError(f"unknown agent {agent!r} for a session in this terminal: use --agent claude or --agent codex")
+    try:  # without hooks a cue reaches the model only where channels are on (Codex: has none)
+        if agent == "codex":
+            for what, path in (write_codex_config(cfg.directory), install_codex_hooks(cfg.directory)):
+                if what != "unchanged":
+                    err(f"tempo: {path}: tempo's server and hooks {what}")
+            if not codex_trusts(cfg.directory):
+                err(f"tempo: {codex_trust_note(cfg.directory)}")
+        else:
+            what, path = install_hooks(cfg.directory)
+            if what != "unchanged":
+                err(f"tempo: {path}: tempo's hooks {what}")
+            if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
+                err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
     except TempoError as e:
         err(f"tempo: warning: {e}")
-    if not args.get("--skip-preflight"):
+    if not args.get("--skip-preflight") and agent == "claude":
         checks = asyncio.run(preflight_checks(cfg))
         if not all(c.ok for c in checks):
             print_checks(checks, err)
@@ -7971,10 +7995,12 @@ def start_session(args: dict, conductor: bool) -> int:
                 f"since {holder.started}); there is one per ensemble: join as a player with "
                 f"`tempo start {cfg.ensemble}`, or conduct another ensemble with `tempo conduct OTHER`"
             )
-    claude = shutil.which("claude")
+    claude = shutil.which("codex" if agent == "codex" else "claude")
     if not claude:
-        raise TempoError(CLAUDE_MISSING)
+        raise TempoError("`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`" if agent == "codex"
+                         else CLAUDE_MISSING)
     argv, extra = claude_command(cfg, name="" if conductor else cfg.name, conductor=conductor)
+    argv = codex_argv() if agent == "codex" else argv
     env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     env.update(extra)
     role = "the conductor" if conductor else f"player {cfg.name}" if cfg.name else "a player"

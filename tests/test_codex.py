@@ -154,3 +154,30 @@ async def _cue_from(player, sender: str, content: str, timeout: float = 60) -> d
         cue = await player.next_cue(timeout=max(deadline - asyncio.get_running_loop().time(), 0.1))
         if cue["meta"].get("from") == sender and content in cue["content"]:
             return cue
+
+
+async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensemble, tmux_dir, tmp_path):
+    """`tempo start --agent codex -n NAME` sets up the project's .codex/ and becomes the real Codex CLI, joined as NAME."""
+    from test_recruit import tmux
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    with ScriptedResponses() as model:
+        env = {**os.environ, **codex_home(tmp_path / "home", workdir, model), **tempo_env(temporal, ensemble, home=tmp_path / "home"),
+               "TMUX_TMPDIR": tmux_dir, "PATH": f"{bindir}{os.pathsep}{tools_path()}"}
+        env.pop("TMUX", None)
+        argv = [sys.executable, str(ROOT / "tempo.py"), "start", "--agent", "codex", "-n", "solo", "-d", str(workdir)]
+        subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "50", "-s", "solo", *argv], env=env, check=True, timeout=10)
+        async with play(temporal, ensemble) as alice:
+            async def solo():
+                return next((p for p in (await alice.call("ensemble"))["players"] if p["name"] == "solo"), None)
+
+            try:
+                player = await wait_until(solo, timeout=60, interval=0.5)
+            except AssertionError:
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "solo")) from None
+            assert player["agent"] == "codex" and player["directory"] == str(workdir), player
+    assert (workdir / ".codex" / "config.toml").exists() and (workdir / ".codex" / "hooks.json").exists()
