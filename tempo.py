@@ -765,60 +765,50 @@ class NotInEnsemble(Exception):
     """No player of that name in the ensemble: none runs under its ID, or the one that does is another ensemble's."""
 
 
-DELIVER_WAIT = 8.0  # s a cue's update may wait for the recipient's worker before it goes as a plain signal
-# Workflow ID -> the run whose `deliver` took a cue for our ensemble: later cues signal that run (a run
-# ID names one execution, whose ensemble was checked), so only a player's first cue waits for its worker.
+# Workflow ID -> the run checked to be a player of our ensemble: cues signal that run (a run ID names
+# one execution, whose ensemble never changes), so only a player's first cue pays for the check.
 _CHECKED_RUNS: dict[str, str] = {}
 
 
 async def deliver_cue(client: "Client", cue: "Cue", to: str = "") -> None:
-    """Hand `cue` to the player `to` (default `cue.recipient`) of `cue.ensemble` in one round trip, or raise
-    NotInEnsemble. (A handed-on cue's `recipient` says whom it was for, so its new taker is `to`.)
+    """Hand `cue` to the player `to` (default `cue.recipient`) of `cue.ensemble`, or raise NotInEnsemble.
+    (A handed-on cue's `recipient` says whom it was for, so its new taker is `to`.)
 
-    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the recipient's
-    workflow checks: its `deliver` update refuses in its validator a cue for another ensemble, and the
-    sender hears it in the answer it waits for anyway. A recipient whose worker is slow to answer gets
-    the `cue` signal instead (its handler drops another ensemble's cue), so a cue never waits on a worker
-    for long; and once a run has taken a cue, later cues signal that very run (see _CHECKED_RUNS).
+    IDs do not tell ensembles apart (`shop` + `ops-bot` is `shop-ops` + `bot`), so the first cue to a
+    player reads the running holder of its ID (`describe`: its run ID and the memo its workflow wrote,
+    no worker involved) and signals that very run only if it is our ensemble's; later cues signal the
+    checked run at once (see _CHECKED_RUNS). The workflow's `cue` handler drops another ensemble's cue
+    besides. No step waits on the recipient's worker: a cue costs two fast RPCs at first, then one.
     """
-    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import NOT_HERE, PlayerWorkflow, workflow_id
+    from tempo_workflows import PlayerWorkflow, workflow_id
 
     wid = workflow_id(cue.ensemble, to or cue.recipient)
-    if run := _CHECKED_RUNS.get(wid):  # a run already checked: a plain signal to it, as fast as Temporal goes
+    for _ in range(3):  # a run that ended (continued as new) between the check and the signal: check again
+        if not (run := _CHECKED_RUNS.get(wid)):
+            try:
+                desc = await client.get_workflow_handle(wid).describe()
+            except RPCError as e:
+                if e.status == RPCStatusCode.NOT_FOUND:
+                    raise NotInEnsemble("not running") from None
+                raise
+            raw = (await desc.memo()).get("info")
+            if desc.status != WorkflowExecutionStatus.RUNNING or not isinstance(raw, dict):
+                raise NotInEnsemble("not running")
+            if raw.get("ensemble") != cue.ensemble:
+                raise NotInEnsemble(f"its ID is held by ensemble {raw.get('ensemble')!r}")
+            run = _CHECKED_RUNS[wid] = desc.run_id
+            while len(_CHECKED_RUNS) > 1000:
+                del _CHECKED_RUNS[next(iter(_CHECKED_RUNS))]
         try:
             await client.get_workflow_handle(wid, run_id=run).signal(PlayerWorkflow.cue, cue)
             return
         except RPCError as e:
-            if e.status == RPCStatusCode.UNAVAILABLE:
+            if e.status != RPCStatusCode.NOT_FOUND:
                 raise
-            _CHECKED_RUNS.pop(wid, None)  # that run ended (or continued as new): check the ID's holder again
-    handle = client.get_workflow_handle_for(PlayerWorkflow.run, wid)
-    try:
-        run = await handle.execute_update(PlayerWorkflow.deliver, cue, rpc_timeout=timedelta(seconds=DELIVER_WAIT))
-        if isinstance(run, str) and run:
-            _CHECKED_RUNS[wid] = run
-            while len(_CHECKED_RUNS) > 1000:
-                del _CHECKED_RUNS[next(iter(_CHECKED_RUNS))]
-        return
-    except WorkflowUpdateFailedError as e:
-        if getattr(e.cause, "type", "") == NOT_HERE:
-            raise NotInEnsemble(str(e.cause)) from None
-        if "not found" not in str(e.cause).lower() and "unknown update" not in str(e.cause).lower():
-            raise NotInEnsemble(str(e.cause)) from None  # the run ended while the update waited
-        # a worker of an older tempo runs it: it knows only the signal
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise NotInEnsemble("not running") from None
-        if e.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise
-    try:
-        await handle.signal(PlayerWorkflow.cue, cue)
-    except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise NotInEnsemble("not running") from None
-        raise
+            _CHECKED_RUNS.pop(wid, None)
+    raise NotInEnsemble("not running")
 
 
 def name_taken(info: "PlayerInfo", holder: "PlayerInfo | None") -> str:
