@@ -83,7 +83,7 @@ Options:
   --state=<state>                 tasks: only those open, claimed, done or failed.
   --details=<text>                task add: what to do, in more words.
   --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 What runs the session: claude, or codex (init, start, conduct); preflight: claude or copilot [default: claude].
+  --agent=<agent>                 What runs the session: claude, or codex (init, start, conduct); preflight: claude, copilot or codex [default: claude].
   --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
   --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
   --provider-type=<type>          bridge: openai (the default), azure or anthropic.
@@ -5274,6 +5274,35 @@ def codex_trusts(directory: str) -> bool:
                for k, v in projects.items())
 
 
+def codex_checks(cfg: Config) -> "list[Check]":
+    """What a Codex session needs besides Temporal: codex, tempo in the project's .codex/, a trusted project."""
+    import shutil
+
+    codex = shutil.which("codex")
+    version = ""
+    if codex:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            version = subprocess.run([codex, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    checks = [Check(bool(codex), f"codex on PATH ({codex}{', ' + version if version else ''})" if codex else "codex not on PATH",
+                    "npm install -g @openai/codex")]
+    config, hooks = codex_paths(cfg.directory)
+    try:
+        doc, absent = _read_codex_config(config)
+        entry = None if absent else doc.get("mcp_servers", {}).get(SERVER_NAME)
+        ok = entry is not None and all(entry.get(k) == v for k, v in codex_server_entry().items() if k != "env")
+        checks.append(Check(ok, f"{config}: {SERVER_NAME} {'starts this tempo' if ok else 'missing or not this tempo'}",
+                            f"run `tempo init --agent codex` in {cfg.directory}"))
+        _, installed = _read_settings(hooks)
+        ok = _without_tempo_hooks(installed) != installed
+        checks.append(Check(ok, f"{hooks}: tempo's hooks {'installed' if ok else 'missing'}", f"run `tempo init --agent codex` in {cfg.directory}"))
+    except TempoError as e:
+        checks.append(Check(False, first_line(e), f"fix it, then run `tempo init --agent codex` in {cfg.directory}"))
+    trusted = codex_trusts(cfg.directory)
+    checks.append(Check(trusted, f"Codex trusts {cfg.directory}" if trusted else f"Codex does not trust {cfg.directory} yet",
+                        codex_trust_note(cfg.directory)))
+    return checks
+
+
 def codex_trust_note(directory: str) -> str:
     """What the user does once for Codex to load the project's .codex/ (tempo never edits ~/.codex)."""
     home = os.environ.get("CODEX_HOME") or "~/.codex"
@@ -7524,6 +7553,8 @@ async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
                             "check the namespace and your permissions in it (`tempo config show`)"))
     if agent == "copilot":  # the bridge serves tempo's tools itself: no claude, no .mcp.json
         return checks + await copilot_checks(cfg)
+    if agent == "codex":
+        return checks + codex_checks(cfg)
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -7635,8 +7666,8 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 def cmd_preflight(args: dict) -> int:
     cfg = resolve_config(args)
     agent = args.get("--agent") or "claude"
-    if agent not in ("claude", "copilot"):
-        raise TempoError(f"unknown agent {agent!r}: use --agent claude or --agent copilot")
+    if agent not in AGENTS:
+        raise TempoError(f"unknown agent {agent!r}: use --agent claude, copilot or codex")
     return 0 if print_checks(asyncio.run(preflight_checks(cfg, agent))) else 1
 
 

@@ -181,3 +181,46 @@ async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensembl
                 raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "solo")) from None
             assert player["agent"] == "codex" and player["directory"] == str(workdir), player
     assert (workdir / ".codex" / "config.toml").exists() and (workdir / ".codex" / "hooks.json").exists()
+
+
+def test_preflight_agent_codex_checks_codex_its_files_and_trust(temporal, tmp_path):
+    project, bindir = tmp_path / "project", tmp_path / "bin"
+    project.mkdir()
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    env = {**tempo_env(temporal, "t", home=tmp_path / "home"), "PATH": f"{bindir}{os.pathsep}{tools_path()}",
+           "CODEX_HOME": str(tmp_path / "home" / ".codex")}
+    argv = [sys.executable, str(ROOT / "tempo.py"), "preflight", "--agent", "codex", "-d", str(project)]
+    before = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert before.returncode == 1 and "tempo init --agent codex" in before.stdout and "does not trust" in before.stdout, before.stdout
+    assert init_codex(project).returncode == 0
+    (tmp_path / "home" / ".codex").mkdir(parents=True)
+    (tmp_path / "home" / ".codex" / "config.toml").write_text(f'[projects.{json.dumps(str(project))}]\ntrust_level = "trusted"\n')
+    after = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert after.returncode == 0 and "codex-cli 0.171.0" in after.stdout, after.stdout
+
+
+def test_a_rollout_confirms_only_what_the_model_answered(tmp_path):
+    """Codex's rollout: an input item is in a request the model answered only once a model output follows it."""
+    import tempo
+
+    rollout = tmp_path / "rollout.jsonl"
+
+    def item(payload):
+        with rollout.open("a") as f:
+            f.write(json.dumps({"timestamp": "t", "type": "response_item", "payload": payload}) + "\n")
+
+    def message(role, words):
+        return {"type": "message", "role": role, "content": [{"type": "input_text", "text": words}]}
+
+    reader = tempo._Rollout(str(rollout))
+    item(message("user", "do it"))
+    item(message("developer", "CUE-1"))
+    assert reader.read() == []  # recorded for a request: not answered yet
+    item({"type": "function_call", "name": "exec_command", "arguments": "{}", "call_id": "c"})
+    assert reader.read() == ["do it", "CUE-1"]
+    item({"type": "function_call_output", "call_id": "c", "output": "ok"})
+    item(message("developer", "CUE-2"))
+    with rollout.open("a") as f:
+        f.write('{"timestamp": "t", "type": "event_msg", "payload": {"type": "task_complete"}}\n{"partial')
+    assert reader.read() == []  # the run ended before a request carried it: never seen
