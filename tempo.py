@@ -2506,6 +2506,7 @@ WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue 
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
 CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
 CODEX_NUDGE_EVERY = 10.0  # s between nudges while cues stay unread (the turn it starts takes them)
+CODEX_SETTLE = 3.0  # s without a hook call before an idle Codex is nudged (a hook starts in 1-2.5 s under load)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
 
@@ -3093,11 +3094,13 @@ class Ladder:
         if self.session.agent != "codex" or not pane or not where:
             return
         loop = asyncio.get_running_loop()
-        nudged = 0.0
+        nudged, started = 0.0, loop.time()
         while not self.session.closing:
             await asyncio.sleep(0.1)
-            # Idle at its prompt: a turn has ended (or the session started and nothing ran since).
-            quiet = self.turn_ended or (self.hooks and loop.time() - self.last_event > BUSY_STALE)
+            # Idle at its prompt: no turn runs (Codex's TUI fires even SessionStart only with its first
+            # turn), and no hook has called for a moment (a first prompt given on its command line starts
+            # a turn within it).
+            quiet = loop.time() - max(self.last_event, started) > CODEX_SETTLE
             if not quiet or not self.idle() or loop.time() - nudged < CODEX_NUDGE_EVERY or not self.available():
                 continue
             nudged = loop.time()
@@ -8112,7 +8115,8 @@ def cmd_status(args: dict) -> int:
     columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY", "HOLDS"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
-        + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
+        + [p["name"], " ".join(filter(None, ["conductor" if p["conductor"] else "", p.get("agent") if p.get("agent", "claude") != "claude" else ""])),
+           shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", ""),
            holds_word(p)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -89,6 +90,7 @@ class ScriptedResponses:
     def __init__(self, reply: Callable[[dict], list[dict]] | None = None) -> None:
         self.reply = reply or (lambda body: [text("ok")])
         self.bodies: list[dict] = []
+        self.times: list[float] = []  # time.monotonic() each body arrived
         self.lock = threading.Lock()
         scripted = self
 
@@ -108,6 +110,7 @@ class ScriptedResponses:
                     return
                 with scripted.lock:
                     scripted.bodies.append(body)
+                    scripted.times.append(time.monotonic())
                 try:
                     items = scripted.reply(body)
                 except Exception as e:  # a script error shows in the run, not as a hung client

@@ -180,6 +180,9 @@ async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensembl
             except AssertionError:
                 raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "solo")) from None
             assert player["agent"] == "codex" and player["directory"] == str(workdir), player
+            status = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "status", ensemble], env=env, capture_output=True,
+                                    text=True, timeout=30).stdout
+            assert next(line for line in status.splitlines() if line.startswith("solo ")).split()[1] == "codex", status
     assert (workdir / ".codex" / "config.toml").exists() and (workdir / ".codex" / "hooks.json").exists()
 
 
