@@ -384,6 +384,7 @@ class Config:
     # None: the player workflow's own default (tempo_workflows owns the timeouts; see player_limits)
     undelivered_timeout: float | None = None
     idle_timeout: float | None = None
+    stall_timeout: float | None = None  # s stalled before the conductor hears of it (tempo_workflows.STALL_TIMEOUT)
     home: str = ""  # tempo's own directory: config.toml, the dev server's data and log
     sources: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> flag/env/file/temporal-profile/default
     recruit_timeout: float = 15.0  # seconds `recruit` waits for the new session to join
@@ -578,6 +579,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
         ("poll_wait", "CLAUDE_TEMPO_POLL_WAIT"),
         ("undelivered_timeout", "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT"),
         ("idle_timeout", "CLAUDE_TEMPO_IDLE_TIMEOUT"),
+        ("stall_timeout", "CLAUDE_TEMPO_STALL_TIMEOUT"),
         ("recruit_timeout", "CLAUDE_TEMPO_RECRUIT_TIMEOUT"),
     ):
         if env.get(var):
@@ -2286,7 +2288,8 @@ def describe_session(cfg: Config, name: str, agent: str = "claude", delivery: st
 
 def player_limits(cfg: Config) -> dict[str, Any]:
     """The timeouts and thresholds `cfg` overrides; the rest keep the defaults tempo_workflows defines."""
-    limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "cues_per_run": cfg.cues_per_run}
+    limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "stall_timeout": cfg.stall_timeout,
+              "cues_per_run": cfg.cues_per_run}
     return {key: value for key, value in limits.items() if value is not None}
 
 
@@ -3391,17 +3394,30 @@ def permission_answer(request: "Permission") -> dict:
 
 async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future) -> "tuple[dict, list[Cue], str]":
     """Answer a PermissionRequest hook: a standing rule, else the first answer from the ensemble, else nothing."""
+    session = ladder.session
+    request = await _ask_ensemble(session, str(data.get("tool_name", "")), data.get("tool_input") or {},
+                                  str(data.get("cwd") or session.cfg.directory), hung_up,
+                                  request_id=str(data.get("tempo_request_id") or ""), retry=bool(data.get("tempo_retry")))
+    return permission_answer(request), [], ""
+
+
+NOBODY_IN_TIME = "nobody in time"  # who decided a request nobody answered within permit_timeout
+
+
+async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str, hung_up: asyncio.Future, *,
+                        request_id: str = "", retry: bool = False, unanswered: tuple[str, str] = ("dialog", "")) -> "Permission":
+    """A permission request of `session`'s agent, answered: by a standing rule, else by the first answer from
+    the ensemble, else (past permit_timeout) by `unanswered` (decision, reason): the agent's own dialog for
+    Claude Code, a deny for the Copilot bridge. Undecided if the ensemble could not be asked at all."""
     from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse, workflow_id
 
-    session = ladder.session
-    tool, tool_input = str(data.get("tool_name", "")), data.get("tool_input") or {}
-    decision, rule = standing_answer(session.cfg, tool, tool_input, str(data.get("cwd") or session.cfg.directory))
-    request = Permission(id=str(data.get("tempo_request_id") or f"perm-{uuid.uuid4().hex[:12]}"), player="", tool=tool,
+    decision, rule = standing_answer(session.cfg, tool, tool_input, cwd)
+    request = Permission(id=request_id or f"perm-{uuid.uuid4().hex[:12]}", player="", tool=tool,
                          preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
     try:
         await asyncio.wait_for(session.joined(), 10)
         handle = session.handle
-        if data.get("tempo_retry"):  # asked before, of a serve that has gone since: its player holds the request
+        if retry:  # asked before, of a serve that has gone since: its player holds the request
             with contextlib.suppress(TempoError):
                 player, request = await find_permission(session.client, session.cfg.ensemble, request.id)
                 handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
@@ -3409,12 +3425,12 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
             request = await handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
     except Exception as e:  # not in an ensemble: a rule still answers; else the dialog shows, as without tempo
         log.warning("permission request %s not relayed: %s", request.id, first_line(e))
-        return permission_answer(request), [], ""
+        return request
     deadline = parse(request.asked_at) + permit_timeout(session.cfg)  # the first ask's clock: a restarted serve keeps it
     while not request.decision:
         left = deadline - time.time()
         if left <= 0:
-            request = await permission_unanswered(handle, request)
+            request = await permission_unanswered(handle, request, decision=unanswered[0], reason=unanswered[1])
             break
         waiting = asyncio.ensure_future(handle.execute_update(
             PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
@@ -3422,23 +3438,23 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
         await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
         if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
             waiting.cancel()
-            await permission_unanswered(handle, request, by="its own dialog")
-            return {}, [], ""
+            return await permission_unanswered(handle, request, by="its own dialog")
         try:
             request = waiting.result()
         except Exception as e:  # a closing run or a slow server: ask again while time is left
             log.info("waiting for permission %s: %s", request.id, first_line(e))
             await asyncio.sleep(1)
-    return permission_answer(request), [], ""
+    return request
 
 
-async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = "nobody in time") -> "Permission":
+async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = NOBODY_IN_TIME,
+                                decision: str = "dialog", reason: str = "") -> "Permission":
     """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
     from tempo_workflows import Permit, PlayerWorkflow
 
     try:
         return await handle.execute_update(
-            PlayerWorkflow.permit, Permit(request_id=request.id, decision="dialog", by=by),
+            PlayerWorkflow.permit, Permit(request_id=request.id, decision=decision, reason=reason, by=by),
             rpc_timeout=timedelta(seconds=10))
     except Exception:  # answered in the meantime (the validator refused "dialog"): that answer stands
         with contextlib.suppress(Exception):
@@ -5139,8 +5155,11 @@ CODEX_STARTUP_TIMEOUT = 60  # s Codex waits for tempo's server before its first 
 CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_ENSEMBLE", "CLAUDE_TEMPO_HOME",
                     "CLAUDE_TEMPO_HOST", "CLAUDE_TEMPO_LOG", "CLAUDE_TEMPO_UI", "CLAUDE_TEMPO_TURN_BUDGET",
                     "CLAUDE_TEMPO_POLL_WAIT", "CLAUDE_TEMPO_CUES_PER_RUN", "CLAUDE_TEMPO_IDLE_TIMEOUT",
-                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "XDG_RUNTIME_DIR", "TMPDIR",
-                    "TMUX", "TMUX_PANE")  # the window an idle Codex is woken in (see Ladder.wake_codex)
+                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "CLAUDE_TEMPO_STALL_TIMEOUT", "CLAUDE_TEMPO_RECRUIT_TIMEOUT",
+                    "XDG_RUNTIME_DIR", "TMPDIR",
+                    "TMUX", "TMUX_PANE",  # the window an idle Codex is woken in (see Ladder.wake_codex)
+                    # where a Codex conductor's recruits open (see detect_terminal)
+                    "CLAUDE_TEMPO_TERMINAL", "TMUX_TMPDIR", "DISPLAY", "WAYLAND_DISPLAY", "TERM_PROGRAM", "KONSOLE_VERSION")
 
 
 def codex_paths(directory: str) -> tuple[Path, Path]:
@@ -5364,8 +5383,9 @@ def lineup_conductor_prompt(ensemble: str, players: int) -> str:
 
 
 async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
-                         worktree: bool = False, model: str = "") -> dict:
-    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`."""
+                         worktree: bool = False, model: str = "", env: dict[str, str] | None = None) -> dict:
+    """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`.
+    `env`: more of its environment (a lineup's standing permission rules)."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
     await session.joined()
@@ -5405,7 +5425,9 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
             if what != "unchanged":
                 setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's server and hooks"]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
+    extra = env or {}
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    env.update(extra)
     if agent == "codex":
         argv = codex_argv(first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
@@ -5815,6 +5837,9 @@ class Seat:
     prompt: str = ""
     agent: str = "claude"
     worktree: bool = False
+    permit_allow: list[str] = dataclasses.field(default_factory=list)  # its standing rules (Claude Code's syntax)
+    permit_deny: list[str] = dataclasses.field(default_factory=list)
+    permit: bool = False  # it may answer the others' permission requests, as the conductor does
 
 
 @dataclass
@@ -5822,6 +5847,8 @@ class Lineup:
     ensemble: str  # "" when the file does not say
     conductor: Seat
     players: list[Seat]
+    permit_allow: list[str] = dataclasses.field(default_factory=list)  # standing rules for every player
+    permit_deny: list[str] = dataclasses.field(default_factory=list)
     schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
     tasks: list[dict] = dataclasses.field(default_factory=list)  # checked [[task]] tables, for the board
 
@@ -5833,10 +5860,13 @@ SCHEDULE_KEYS = ("name", "to", "message", "at", "after", "every", "cron", "timez
 LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "": {"ensemble": (str, "a string"), "conductor": (dict, "a table [conductor]"),
          "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]"),
-         "task": (list, "an array of tables [[task]]")},
+         "task": (list, "an array of tables [[task]]"),
+         "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules")},
     "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
-               "agent": (str, "a string"), "worktree": (bool, "true or false")},
+               "agent": (str, "a string"), "worktree": (bool, "true or false"),
+               "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules"),
+               "permit": (bool, "true or false")},
     "schedule": {key: (str, "a string") for key in SCHEDULE_KEYS},
     "task": {"id": (str, "a string"), "title": (str, "a string"), "details": (str, "a string"), "role": (str, "a string"),
              "after": (list, "a list of task ids")},
@@ -5891,6 +5921,9 @@ def read_lineup(path: Path) -> Lineup:
         return good
 
     top = check("", 0, doc, "the lineup")
+    for key in ("permit_allow", "permit_deny"):
+        _check_permit_rules(top.get(key, []), lambda what, key=key: problems.append(
+            f"{path}:{where.get(('', 0, key), 1)}: {key}: {what}"))
     ensemble = top.get("ensemble", "")
     if ensemble and not NAME_RE.match(ensemble):
         problems.append(f"{path}:{where.get(('', 0, 'ensemble'), 1)}: invalid ensemble name {ensemble!r}: "
@@ -5916,7 +5949,33 @@ def read_lineup(path: Path) -> Lineup:
     tasks = planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
-    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks)
+    return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks,
+                  permit_allow=top.get("permit_allow", []), permit_deny=top.get("permit_deny", []))
+
+
+def _check_permit_rules(rules: list, problem: Callable[[str], None]) -> None:
+    """Standing rules of a lineup: strings the permission policy reads, one rule each (a comma joins them)."""
+    for rule in rules:
+        if not isinstance(rule, str) or "," in rule:
+            problem(f"{rule!r} is not one permission rule: give each as a string, like \"Bash(npm test:*)\"")
+            continue
+        try:
+            PermissionPolicy(rule)
+        except TempoError as e:
+            problem(str(e))
+
+
+def _lineup_permits(cfg: Config, lineup: Lineup, seat: Seat) -> dict[str, str]:
+    """The environment that gives a lineup's player its standing rules (its own, the lineup's, then tempo's
+    config: the variables replace the config's value) and, with `permit = true`, the `permit` tool."""
+    env = {}
+    for key, var in (("permit_allow", "CLAUDE_TEMPO_PERMIT_ALLOW"), ("permit_deny", "CLAUDE_TEMPO_PERMIT_DENY")):
+        ruled = [*getattr(seat, key), *getattr(lineup, key)]
+        if ruled:
+            env[var] = ",".join(dict.fromkeys([*ruled, *filter(None, map(str.strip, getattr(cfg, key).split(",")))]))
+    if seat.permit:
+        env["CLAUDE_TEMPO_PERMIT_ANSWERS"] = "true"
+    return env
 
 
 def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
@@ -5999,10 +6058,13 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
             check_message(values["prompt"])
     except TempoError as e:
         problem("prompt", f"the prompt: {e}")
+    for key in ("permit_allow", "permit_deny"):
+        _check_permit_rules(values.get(key, []), lambda what, key=key: problem(key, f"{key}: {what}"))
     if len(problems) > count:
         return None
     return Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
-                worktree=bool(values.get("worktree")))
+                worktree=bool(values.get("worktree")), permit_allow=values.get("permit_allow", []),
+                permit_deny=values.get("permit_deny", []), permit=bool(values.get("permit")))
 
 
 def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
@@ -6024,7 +6086,8 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         if seat.name in running:
             return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
         try:
-            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree)
+            r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree,
+                                     env=_lineup_permits(recruiter.cfg, lineup, seat))
         except TempoError as e:
             return {"name": seat.name, "state": "failed", "detail": str(e)}
         setup = f" ({r['setup']})" if r["setup"] else ""
@@ -6094,6 +6157,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
 
     previous = read_lineup(path) if path.exists() else None  # never overwrite what we cannot read
     prompts = {s.name: s.prompt for s in ([previous.conductor, *previous.players] if previous else [])}
+    seats = {s.name: s for s in (previous.players if previous else [])}  # their permission rules stay too
     players = await list_players(client, ensemble)
     if not players:
         raise TempoError(f"ensemble {ensemble!r} has no running players: nothing to save")
@@ -6101,6 +6165,9 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"tempo lineup of ensemble {ensemble}: `tempo up --lineup {path.name}` starts it"))
     doc["ensemble"] = ensemble
+    for key in ("permit_allow", "permit_deny"):
+        if previous and getattr(previous, key):
+            doc[key] = getattr(previous, key)
     team = tomlkit.aot()
     for p in players:
         directory = p.directory
@@ -6119,6 +6186,10 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
             table["worktree"] = True
         if prompts.get(p.name):
             table["prompt"] = prompts[p.name]
+        kept = seats.get(p.name) if p.role != "conductor" else None
+        for key in ("permit_allow", "permit_deny", "permit"):
+            if kept and getattr(kept, key):
+                table[key] = getattr(kept, key)
         if p.role == "conductor":
             doc["conductor"] = table
         else:
@@ -6437,6 +6508,20 @@ def describe_use(request) -> tuple[str, str]:
 PROBE_EVERY = 10.0  # seconds between tries of a model that keeps failing; other cues go on meanwhile
 
 
+def _claude_terms(request) -> tuple[str, dict]:
+    """A Copilot permission request in Claude Code's words (tool, input): what standing rules and previews read."""
+    kind = getattr(request, "kind", "")
+    if kind == "shell":
+        return "Bash", {"command": request.full_command_text}
+    if kind == "mcp":
+        args = getattr(request, "args", None)
+        return f"mcp__{request.server_name}__{request.tool_name}", args if isinstance(args, dict) else {}
+    field_of = {"write": ("Edit", "file_name"), "read": ("Read", "path"), "url": ("WebFetch", "url")}.get(kind)
+    if field_of:
+        return field_of[0], {"file_path" if field_of[0] != "WebFetch" else "url": getattr(request, field_of[1], "")}
+    return getattr(request, "tool_name", "") or kind, {}
+
+
 class CopilotPlayer:
     """The bridge's Copilot session as a player: each cue a prompt, delivered once the model answers a request with it."""
 
@@ -6544,7 +6629,9 @@ class CopilotPlayer:
             outcome.set_result(cause)
 
     async def on_permission(self, request, invocation):
-        """Answer Copilot's permission request by the policy; a denial is explained to the model and the conductor."""
+        """Answer Copilot's permission request: the bridge's policy, else the ensemble through the permission relay
+        (standing rules, then the first answer: the conductor, the dashboard, `tempo permit`), else, nobody having
+        answered within permit_timeout, a denial explained to the model and the conductor."""
         from copilot.generated.rpc import PermissionDecisionApproveOnce, PermissionDecisionReject
         from copilot.session import PermissionHandler
 
@@ -6554,6 +6641,16 @@ class CopilotPlayer:
             return PermissionDecisionApproveOnce()
         what, pattern = describe_use(request)
         name = self.session.info.name if self.session.info else "the bridge"
+        tool, tool_input = _claude_terms(request)
+        err(f"tempo bridge: asking the ensemble for {what}")
+        asked = await _ask_ensemble(self.session, tool, tool_input, self.session.cfg.directory,
+                                    asyncio.get_running_loop().create_future(), unanswered=("deny", "nobody answered in time"))
+        if asked.decision == "allow":
+            err(f"tempo bridge: {asked.by} allowed {what}")
+            return PermissionDecisionApproveOnce()
+        if asked.decision == "deny" and asked.by != NOBODY_IN_TIME:
+            err(f"tempo bridge: {asked.by} denied {what}")
+            return PermissionDecisionReject(feedback=f"{asked.by} denied {what}" + (f": {asked.reason}" if asked.reason else ""))
         err(f"tempo bridge: denied {what}; to allow it, start the bridge with --allow-tool '{pattern}'")
         self.reports.add(task := asyncio.create_task(self.ask_conductor(
             f"{name} (Copilot) was denied {what}: the bridge's permission policy does not allow it. To allow it, "

@@ -50,6 +50,10 @@ IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing 
 # worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
 # long a cue to anyone waits before another session's worker runs it.
 TASK_TIMEOUT = 4.0
+# s a player may wait at its screen (a permission, input) or leave cues unread while it works before
+# the conductor hears of it, once per stall, as a blocker (CLAUDE_TEMPO_STALL_TIMEOUT)
+STALL_TIMEOUT = 300.0
+STALLS_TOLD_LIMIT = 50  # stalls remembered as told (a stall is told once)
 PERMISSION_LIMIT = 50  # permission requests a player keeps (answered ones age out)
 PERMIT_DECISIONS = ("allow", "deny")
 HISTORY_LIMIT = 200  # exchanges a conductor keeps for the `history` query
@@ -64,6 +68,7 @@ POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
 POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
 # Patches (`workflow.patched`): histories recorded before them replay as they ran.
 MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task
+STALL_PATCH = "stall-noticed"  # a stalled player is told to the conductor (a timer histories before it lack)
 
 ENSEMBLE = SearchAttributeKey.for_keyword("ClaudeTempoEnsemble")
 PLAYER_ID = SearchAttributeKey.for_keyword("ClaudeTempoPlayerId")
@@ -256,6 +261,8 @@ class PlayerInput:
     holds: bool = False  # the board says it holds tasks or files: a session that stops polling is gone soon
     last_wait: float = 0.0  # how long the session's latest poll asked to be held
     permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
+    stall_timeout: float = STALL_TIMEOUT
+    stalls_told: list[str] = field(default_factory=list)  # the stalls the conductor has heard of (their keys)
 
 
 @dataclass
@@ -345,6 +352,8 @@ class PlayerWorkflow:
             workflow.upsert_memo({"info": asdict(s.info)})
             await self.announce()
         self.keeper = asyncio.create_task(self.keep_memo())  # runs until the run ends
+        if s.info.role != "conductor" and workflow.patched(STALL_PATCH):
+            self.stall_watch = asyncio.create_task(self.notice_stalls())  # runs until the run ends
         while True:
             self.wake = False
             if self.end:
@@ -913,6 +922,54 @@ class PlayerWorkflow:
             await workflow.wait_condition(lambda: self.memo_stale)
             self.memo_stale = False
             workflow.upsert_memo({"info": asdict(self.s.info)})
+
+    # -- stalls ---------------------------------------------------------------
+    # A player nobody watches stalls silently: at a dialog, waiting for input, or busy while cues to it
+    # stay unread. Past `stall_timeout` the conductor gets one blocker report per stall (its key), never
+    # a reminder: one timer at a time, restarted only when the stall changes.
+
+    def stall(self) -> tuple[str, str]:
+        """(key, since) of what this player is stalled on now, or ("", "")."""
+        info = self.s.info
+        if info.waiting:
+            return f"waiting {info.waiting_since} {info.waiting}", info.waiting_since
+        if self.s.unseen:  # its session has them, its model has not read them: it is busy with something else
+            return f"unread {self.s.unseen[0].id}", self.s.unseen[0].queued_at
+        return "", ""
+
+    async def notice_stalls(self) -> None:
+        def untold() -> bool:
+            key = self.stall()[0]
+            return bool(key) and key not in self.s.stalls_told
+
+        while True:
+            key, since = self.stall()
+            if not untold():
+                await workflow.wait_condition(untold)
+                continue
+            left = parse(since) + self.s.stall_timeout - parse(now()) if since else 0.0
+            if left > 0:  # one timer per stall period, never cancelled: a stall's key changes with every cue a
+                await asyncio.sleep(left)  # busy player leaves unread, and a timer per change is history per cue
+                continue
+            self.s.stalls_told.append(key)
+            del self.s.stalls_told[:-STALLS_TOLD_LIMIT]
+            await self.tell_stall(key, since)
+
+    async def tell_stall(self, key: str, since: str) -> None:
+        """One blocker report to the conductor: what this player is stalled on, since when, what would help."""
+        info, waited = self.s.info, duration(parse(now()) - parse(since))
+        if key.startswith("waiting ") and info.waiting_request:
+            text = (f"{info.name} has waited {waited} for permission {info.waiting.removeprefix('permission ')} "
+                    f"(request_id {info.waiting_request}): answer it with `permit`, or it stays stuck")
+        elif key.startswith("waiting "):
+            text = (f"{info.name} has waited {waited} for {info.waiting} at its screen, where nobody answers: "
+                    "cue it, or ask someone to look at its window")
+        else:
+            count = len(self.s.unseen)
+            text = (f"{info.name} has left {count} cue{'s' if count != 1 else ''} unread for {waited} (the oldest from "
+                    f"{self.s.unseen[0].sender}): it is busy with something else, or stuck")
+        await self.signal_conductor(Cue(id=f"stall-{workflow.uuid4()}", sender=info.name, text=text, sent_at=now(),
+                                        kind="report", source="blocker", recipient=CONDUCTOR, ensemble=info.ensemble))
 
     def batch(self) -> list[Cue]:
         """The oldest pending cues that fit in one poll result (at least one)."""

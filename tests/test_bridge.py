@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import tempo
-from conftest import ROOT, play, tempo_env, wait_until
+from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
 from test_recruit import cue_matching, tmux_dir  # noqa: F401 (a fixture)
 from scripted_model import Reply, Request, ScriptedModel
 
@@ -170,30 +170,65 @@ async def test_a_cue_reaches_the_model_its_answer_comes_back_and_sigterm_leaves(
 
 @needs_cli
 @pytest.mark.anyio
-async def test_a_tool_outside_the_policy_is_denied_the_conductor_hears_it_and_ctrl_d_leaves(temporal, ensemble, tmp_path):
+async def test_a_tool_outside_the_policy_asks_the_ensemble_and_ctrl_d_leaves(temporal, ensemble, tmp_path):
+    """Copilot's permission questions go through tempo's relay: the conductor allows, the CLI denies with a
+    reason the model reads, a standing rule answers unasked, and nobody answering in time is a denial as before."""
     def script(request: Request) -> Reply:
         text = cue_text(request)
-        if "make a file" in text:
-            return Reply(tool_calls=[("bash", {"command": "touch made-by-copilot.txt", "description": "make it"})])
+        for ask, command in (("make a file", "touch made-by-copilot.txt"), ("make another", "touch denied.txt"),
+                             ("make a third", "touch unanswered.txt"), ("make ruled", "mkdir ruled")):
+            if ask in text:
+                return Reply(tool_calls=[("bash", {"command": command, "description": "make it"})])
         if "list files" in text:  # read-only: allowed without asking
             return Reply(tool_calls=[("bash", {"command": "ls", "description": "look"})])
         return Reply(text="understood")
 
+    async def asked(conductor) -> dict:
+        while True:
+            cue = await conductor.next_cue(timeout=30)
+            if cue["meta"]["kind"] == "permission":
+                return cue
+
+    work = tmp_path / "work"
     with ScriptedModel(script) as model:
         async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
-                running_bridge(temporal, ensemble, tmp_path, model, tty=True) as bridge:
+                running_bridge(temporal, ensemble, tmp_path, model, tty=True, CLAUDE_TEMPO_PERMIT_TIMEOUT="5",
+                               CLAUDE_TEMPO_PERMIT_ALLOW="Bash(mkdir:*)") as bridge:
             joined = await conductor.next_cue()
             assert joined["meta"]["kind"] == "joined"
             await conductor.call("cue", to="copilot-1", message="please make a file")
-            question = await conductor.next_cue(timeout=30)
-            assert question["meta"]["kind"] == "report" and question["meta"]["source"] == "question"
-            assert question["meta"]["from"] == "copilot-1"
-            assert "touch made-by-copilot.txt" in question["content"] and "--allow-tool 'shell(touch:*)'" in question["content"]
+            question = await asked(conductor)
+            assert (question["meta"]["from"], question["meta"]["source"]) == ("copilot-1", "Bash")
+            assert "touch made-by-copilot.txt" in question["content"]
+            answered = await conductor.call("permit", request_id=question["meta"]["message_id"], decision="allow")
+            assert answered["by"] == "conductor"
+            await wait_until(lambda: (work / "made-by-copilot.txt").exists(), timeout=30)
+
+            await conductor.call("cue", to="copilot-1", message="please make another")
+            question = await asked(conductor)
+            denied = await asyncio.to_thread(subprocess.run, [sys.executable, str(ROOT / "tempo.py"), "permit",
+                                             question["meta"]["message_id"], "deny", "--reason", "REASON-9: not here"],
+                                             env=tempo_env(temporal, ensemble, home=tmp_path / "cli"), capture_output=True, text=True, timeout=60)
+            assert denied.returncode == 0, denied.stderr
+            read = await asyncio.to_thread(model.wait_for, lambda r: any("REASON-9" in t for t in r.tool_results()))
+            assert "cli denied the shell command `touch denied.txt`: REASON-9: not here" in read.tool_results()[-1]
+            assert not (work / "denied.txt").exists()
+
+            await conductor.call("cue", to="copilot-1", message="please make ruled")  # a standing rule: nobody asked
+            await wait_until(lambda: (work / "ruled").is_dir(), timeout=30)
+
+            await conductor.call("cue", to="copilot-1", message="please make a third")  # nobody answers in time
+            question = await asked(conductor)
+            told = await cue_matching(conductor, "copilot-1 (Copilot) was denied")
+            assert told["meta"]["kind"] == "report" and told["meta"]["source"] == "question"
+            assert "touch unanswered.txt" in told["content"] and "--allow-tool 'shell(touch:*)'" in told["content"]
             # The model reads the denial as the tool's result, and nothing was written.
             denied = await asyncio.to_thread(model.wait_for, lambda r: any("bridge policy" in t for t in r.tool_results()))
-            assert "does not allow the shell command `touch made-by-copilot.txt`" in denied.tool_results()[-1]
-            assert not (tmp_path / "work" / "made-by-copilot.txt").exists()
-            assert "denied the shell command `touch made-by-copilot.txt`" in bridge.output
+            assert "does not allow the shell command `touch unanswered.txt`" in denied.tool_results()[-1]
+            assert not (work / "unanswered.txt").exists()
+            assert "denied the shell command `touch unanswered.txt`" in bridge.output
+            with pytest.raises(ToolFailed, match="already answered .*deny by nobody in time"):
+                await conductor.call("permit", request_id=question["meta"]["message_id"], decision="allow")
 
             await conductor.call("cue", to="copilot-1", message="please list files")
             listed = await asyncio.to_thread(model.wait_for, lambda r: any("exit code 0" in t for t in r.tool_results()))

@@ -379,3 +379,76 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
         finally:
             subprocess.run(["tmux", "kill-server"], env={**os.environ, "TMUX_TMPDIR": tmux_home}, capture_output=True)
             shutil.rmtree(tmux_home, ignore_errors=True)
+
+
+async def test_a_lineups_permission_rules_answer_before_anyone_is_asked(temporal, ensemble, stand_in, tmux_dir, shop):
+    """Standing rules for all players and per player reach each session it starts; they answer its agent's
+    requests (the real `tempo hook`) with nobody asked, and the conductor's history says which rule did."""
+    import uuid
+
+    from test_conductor import plain_client
+    from test_hooks import hook
+    from test_permissions import next_permission
+    from tempo_workflows import workflow_id
+
+    (shop / "team.toml").write_text(
+        f'ensemble = "{ensemble}"\npermit_allow = ["Bash(npm test:*)"]\npermit_deny = ["Bash(rm:*)"]\n'
+        '[[player]]\nname = "ui"\ndirectory = "web"\npermit_allow = ["Edit(src/**)"]\npermit = true\n'
+        '[[player]]\nname = "docs"\ndirectory = "docs"\n')
+    env = recruiter_env(stand_in, tmux_dir, CLAUDE_TEMPO_CONDUCTOR="true", CLAUDE_TEMPO_PERMIT_ALLOW="Read")
+    async with play(temporal, ensemble, cwd=str(shop), **env) as boss:
+        loaded = await boss.call("load_lineup", path="team.toml")
+        assert {p["name"]: p["state"] for p in loaded["players"]} == {"ui": "started", "docs": "started"}
+        started = {n: json.loads((stand_in / f"{n}.json").read_text())["env"] for n in ("ui", "docs")}
+        rules = {n: {k: v for k, v in e.items() if k.startswith("CLAUDE_TEMPO_PERMIT")} for n, e in started.items()}
+        assert rules == {  # its own, the lineup's, then the config's the recruiter has
+            "ui": {"CLAUDE_TEMPO_PERMIT_ALLOW": "Edit(src/**),Bash(npm test:*),Read", "CLAUDE_TEMPO_PERMIT_DENY": "Bash(rm:*)",
+                   "CLAUDE_TEMPO_PERMIT_ANSWERS": "true"},
+            "docs": {"CLAUDE_TEMPO_PERMIT_ALLOW": "Bash(npm test:*),Read", "CLAUDE_TEMPO_PERMIT_DENY": "Bash(rm:*)"}}
+
+        # ui's rules at work, in a serve started as Claude Code starts ui's (the stand-in has no hooks).
+        sid = str(uuid.uuid4())
+        async with play(temporal, ensemble, cwd=str(shop / "web"), CLAUDE_TEMPO_PLAYER_NAME="ui-claude",
+                        CLAUDE_CODE_SESSION_ID=sid, **rules["ui"]) as ui:
+            await ui.name()
+
+            def ask(tool: str, **tool_input) -> dict:
+                said = hook("PermissionRequest", sid, cwd=str(shop / "web"), tool_name=tool, tool_input=tool_input,
+                            permission_mode="default")
+                assert said.returncode == 0, said.stderr
+                return json.loads(said.stdout)["hookSpecificOutput"]["decision"] if said.stdout else {}
+
+            assert await asyncio.to_thread(ask, "Bash", command="npm test -- --watch") == {"behavior": "allow"}
+            denied = await asyncio.to_thread(ask, "Bash", command="rm -rf build")
+            assert denied["behavior"] == "deny" and "Bash(rm:*)" in denied["message"], denied
+            assert await asyncio.to_thread(ask, "Edit", file_path=str(shop / "web" / "src" / "app.js"),
+                                           old_string="a", new_string="b") == {"behavior": "allow"}
+            # Nothing covers this one: the conductor is asked, and ui (`permit = true`) may answer it too.
+            waiting = asyncio.create_task(asyncio.to_thread(ask, "Bash", command="touch ASKED"))
+            asked = await next_permission(boss)
+            assert "touch ASKED" in asked["content"]
+            answered = await ui.call("permit", request_id=asked["meta"]["message_id"], decision="allow")
+            assert answered["by"] == "ui-claude"
+            assert await asyncio.wait_for(waiting, 30) == {"behavior": "allow"}
+
+        history = await (await plain_client(temporal)).get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        assert [(h["sender"], h["text"].split(" for ")[0]) for h in history if h["kind"] == "permit"] == [
+            ("rule Bash(npm test:*)", "allow Bash(npm test -- --watch)"), ("rule Bash(rm:*)", "deny Bash(rm -rf build)"),
+            ("rule Edit(src/**)", f"allow Edit({shop / 'web' / 'src' / 'app.js'})"), ("ui-claude", "allow Bash(touch ASKED)")]
+        assert len([h for h in history if h["kind"] == "permission"]) == 1  # only the uncovered one asked anyone
+
+        await boss.call("save_lineup", path="team.toml")  # saving the team again keeps its rules
+        saved = tempo.read_lineup(shop / "team.toml")
+        assert (saved.permit_allow, saved.permit_deny) == (["Bash(npm test:*)"], ["Bash(rm:*)"])
+        assert {(s.name, tuple(s.permit_allow), s.permit) for s in saved.players if s.name in ("ui", "docs")} == {
+            ("ui", ("Edit(src/**)",), True), ("docs", (), False)}
+
+
+def test_a_lineups_permission_rules_are_checked_by_line(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('permit_allow = "Bash(npm test:*)"\n[[player]]\nname = "ui"\npermit_deny = ["Bash(rm:*), Read", "Bash(rm"]\n')
+    with pytest.raises(tempo.TempoError) as e:
+        tempo.read_lineup(file)
+    assert "team.toml:1: the lineup: permit_allow must be a list of permission rules" in str(e.value)
+    assert "team.toml:4: [[player]] 1: permit_deny: 'Bash(rm:*), Read' is not one permission rule" in str(e.value)
+    assert "team.toml:4: [[player]] 1: permit_deny: cannot read the tool pattern 'Bash(rm'" in str(e.value)

@@ -199,3 +199,79 @@ async def test_the_dashboard_shows_a_request_and_its_allow_button_answers_it(tem
         client = await plain_client(temporal)
         history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
         assert [(h["sender"], h["text"]) for h in history if h["kind"] == "permit"] == [("dashboard", "allow Bash(rm -rf build) for web")]
+
+
+async def next_blocker(conductor, timeout: float = 30) -> dict:
+    """The next blocker report pushed to the conductor (join notices pass by)."""
+    while True:
+        cue = await conductor.next_cue(timeout=timeout)
+        if (cue["meta"]["kind"], cue["meta"].get("source")) == ("report", "blocker"):
+            return cue
+
+
+async def test_a_stalled_player_is_told_to_the_conductor_once(temporal, ensemble, tmp_path):
+    """Cues left unread while it works, then waiting for input at its screen: one blocker each, never a reminder."""
+    import uuid
+
+    from test_hooks import hook
+
+    sid = str(uuid.uuid4())
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="bob", CLAUDE_CODE_SESSION_ID=sid,
+                 CLAUDE_TEMPO_STALL_TIMEOUT="2") as bob:
+        await conductor.name()
+        await bob.name()
+        await conductor.call("cue", to="bob", message="please review PR 12")  # its hooks would show it; none runs
+        told = await next_blocker(conductor)
+        assert told["meta"]["from"] == "bob"
+        assert "bob has left 1 cue unread" in told["content"] and "from conductor" in told["content"], told
+
+        # The real Notification hook: Claude Code waits for input at a screen nobody watches.
+        said = await asyncio.to_thread(hook, "Notification", sid, notification_type="idle_prompt", message="Claude is waiting for your input")
+        assert said.returncode == 0, said.stderr
+        told = await next_blocker(conductor)
+        assert "bob has waited" in told["content"] and "for input at its screen" in told["content"], told
+        await asyncio.to_thread(hook, "Notification", sid, notification_type="idle_prompt", message="Claude is waiting for your input")
+
+        with pytest.raises(asyncio.TimeoutError):  # the same stalls again, and longer: nothing more is said
+            await next_blocker(conductor, timeout=6)
+        client = await plain_client(temporal)
+        history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        assert [h["sender"] for h in history if h["kind"] == "report" and h["source"] == "blocker"] == ["bob", "bob"]
+
+
+async def test_a_request_waiting_while_the_serve_restarts_is_answered_once(temporal, ensemble, tmp_path):
+    """The real `tempo hook` waits; its player's serve restarts (Claude Code's /mcp Reconnect); the answer lands once."""
+    import uuid
+
+    sid, home = str(uuid.uuid4()), tmp_path / "home"
+    web_env = dict(CLAUDE_TEMPO_PLAYER_NAME="web", CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_HOME=str(home))
+    async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true") as conductor:
+        await conductor.name()
+        async with play(temporal, ensemble, **web_env) as web:
+            await web.name()
+            hook = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "tempo.py"), "hook", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env={**web.process_env, "CLAUDE_CODE_SESSION_ID": ""})
+            ask = {"session_id": sid, "hook_event_name": "PermissionRequest", "tool_name": "Bash", "cwd": str(tmp_path),
+                   "tool_input": {"command": "touch RESTARTED"}, "permission_mode": "default"}
+            hook.stdin.write(json.dumps(ask).encode())
+            hook.stdin.close()
+            request_id = (await next_permission(conductor))["meta"]["message_id"]
+        async with play(temporal, ensemble, **web_env) as web:  # its successor, for the same Claude Code session
+            assert await web.name() == "web"
+
+            async def waits() -> bool:
+                return [r["request_id"] for r in (await conductor.call("permits"))["waiting"]] == [request_id]
+
+            await wait_until(waits, timeout=30)  # the hook asked the new serve: the request still waits, as itself
+            answered = await conductor.call("permit", request_id=request_id, decision="allow")
+            assert answered["by"] == "conductor"
+            out, _ = await asyncio.wait_for(hook.communicate(), 30)
+            assert json.loads(out) == {"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}}
+            with pytest.raises(ToolFailed, match="already answered"):
+                await conductor.call("permit", request_id=request_id, decision="deny")
+        client = await plain_client(temporal)
+        history = await client.get_workflow_handle(workflow_id(ensemble, "conductor")).query("history")
+        lines = [(h["kind"], h["sender"]) for h in history if h["request_id"] == request_id]
+        assert lines == [("permission", "web"), ("permit", "conductor")], lines  # asked once, answered once
