@@ -2508,7 +2508,7 @@ CONFIRM_GRACE = 1.5  # s after a turn ends for its transcript to show the reques
 WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue before it counts as lost
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
 CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
-CODEX_NUDGE_EVERY = 10.0  # s between nudges while cues stay unread (the turn it starts takes them)
+CODEX_NUDGE_EVERY = 10.0  # s before a nudge no turn came of is typed again
 CODEX_SETTLE = 3.0  # s without a hook call before an idle Codex is nudged (a hook starts in 1-2.5 s under load)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
@@ -3100,11 +3100,12 @@ class Ladder:
         nudged, started = 0.0, loop.time()
         while not self.session.closing:
             await asyncio.sleep(0.1)
-            # Idle at its prompt: no turn runs (Codex's TUI fires even SessionStart only with its first
-            # turn), and no hook has called for a moment (a first prompt given on its command line starts
-            # a turn within it).
-            quiet = loop.time() - max(self.last_event, started) > CODEX_SETTLE
-            if not quiet or not self.idle() or loop.time() - nudged < CODEX_NUDGE_EVERY or not self.available():
+            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn
+            # (Codex's TUI fires even SessionStart only then), no hook has called for a moment (a first
+            # prompt on its command line starts a turn within it).
+            quiet = self.turn_ended >= self.last_event > 0 or loop.time() - max(self.last_event, started) > CODEX_SETTLE
+            unanswered = self.last_event < nudged and loop.time() - nudged < CODEX_NUDGE_EVERY  # no turn came of it yet
+            if not quiet or not self.idle() or unanswered or not self.available():
                 continue
             nudged = loop.time()
             for keys in (["-l", CODEX_NUDGE], ["Enter"]):

@@ -895,7 +895,8 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
             tmux("kill-server")
             shutil.rmtree(tmux_dir, ignore_errors=True)
     report(f"codex: `tempo start --agent codex` to joined (median of {starts})", statistics.median(joined), "s")
-    report(f"codex: cue to a busy Codex's model request (hook, median of {cues})", statistics.median(busy), "s")
+    report(f"codex: cue to a busy Codex's model request (sent as a 3 s tool starts; PostToolUse hook; median of {cues})",
+           statistics.median(busy), "s")
     report(f"codex: cue to an idle Codex's model request (tmux nudge, median of {cues})", statistics.median(idle), "s")
 
 
