@@ -10,6 +10,7 @@ import pytest
 
 from codex_cli import ScriptedResponses, call, codex_binary, codex_home, outputs_of, run_exec, shell, shown, text, tools
 from conftest import ROOT, play, tempo_env, tools_path, wait_until
+from test_lineup import shop, stand_in  # noqa: F401  (fixtures: a git repository with a team's directories, a stand-in claude)
 from test_recruit import tmux_dir  # noqa: F401  (the fixture: a private tmux server)
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +228,26 @@ def test_a_rollout_confirms_only_what_the_model_answered(tmp_path):
     with rollout.open("a") as f:
         f.write('{"timestamp": "t", "type": "event_msg", "payload": {"type": "task_complete"}}\n{"partial')
     assert reader.read() == []  # the run ended before a request carried it: never seen
+
+
+async def test_a_lineup_mixing_claude_and_codex_players_starts_and_saves_its_agents(temporal, ensemble, tmux_dir, shop, stand_in, tmp_path):
+    """load_lineup with a Claude Code seat (test_recruit's stand-in) and a Codex seat (the real CLI): both join,
+    each with its agent, and save_lineup writes `agent = "codex"` back."""
+    from test_recruit import recruiter_env
+
+    import tempo
+
+    (stand_in / "codex").symlink_to(codex_binary())
+    (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[[player]]\nname = "ui"\ndirectory = "web"\n'
+                                    '[[player]]\nname = "coder"\ndirectory = "services/api"\nagent = "codex"\nprompt = "Own the API."\n')
+    with ScriptedResponses() as model:
+        env = {**codex_home(tmp_path / "home", shop, model), **recruiter_env(stand_in, tmux_dir, CLAUDE_TEMPO_CONDUCTOR="true")}
+        async with play(temporal, ensemble, cwd=str(shop), **env) as boss:
+            loaded = await boss.call("load_lineup", path="team.toml")
+            assert {p["name"]: p["state"] for p in loaded["players"]} == {"ui": "started", "coder": "started"}, loaded
+            listing = {p["name"]: p for p in (await boss.call("ensemble"))["players"]}
+            assert (listing["ui"]["agent"], listing["coder"]["agent"]) == ("claude", "codex")
+            await wait_until(lambda: any("Own the API." in shown(b) for b in model.requests()), timeout=30)  # its task reached it
+            await boss.call("save_lineup", path="saved.toml")
+            saved = {s.name: s.agent for s in tempo.read_lineup(shop / "saved.toml").players}
+            assert saved == {"ui": "claude", "coder": "codex"}
