@@ -5177,6 +5177,8 @@ def codex_hooks() -> dict[str, list[dict]]:
         "UserPromptSubmit": [{"hooks": [now]}],
         "PostToolUse": [{"hooks": [now]}],  # mid-turn: Codex puts the context before the tool's output
         "Stop": [{"hooks": [now]}],
+        # Asked only where Codex would ask its user (approval on-request): the ensemble answers, else its dialog shows.
+        "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
     }
 
 

@@ -162,12 +162,13 @@ def events(items: list[dict]) -> bytes:
 # -- a throwaway Codex home --------------------------------------------------
 
 
-def codex_home(home: Path, project: Path, model: ScriptedResponses, path: str = "") -> dict[str, str]:
+def codex_home(home: Path, project: Path, model: ScriptedResponses, path: str = "", approval: str = "never",
+               sandbox: str = "danger-full-access") -> dict[str, str]:
     """A CODEX_HOME whose provider is the scripted model and which trusts `project`; returns the environment."""
     codex = home / ".codex"
     codex.mkdir(parents=True, exist_ok=True)
     (codex / "config.toml").write_text(
-        f'model = "{MODEL}"\nmodel_provider = "scripted"\napproval_policy = "never"\nsandbox_mode = "danger-full-access"\n'
+        f'model = "{MODEL}"\nmodel_provider = "scripted"\napproval_policy = "{approval}"\nsandbox_mode = "{sandbox}"\n'
         '[model_providers.scripted]\nname = "scripted"\n'
         f'base_url = "{model.base_url}"\nenv_key = "SCRIPTED_KEY"\nwire_api = "responses"\n'
         f'[projects.{json.dumps(str(project))}]\ntrust_level = "trusted"\n', encoding="utf-8")

@@ -42,7 +42,7 @@ def test_init_merges_tempo_into_a_projects_codex_files(tmp_path):
     assert entry["env"] == {"CLAUDE_TEMPO_AGENT": "codex"}
     hooks = json.loads((codex / "hooks.json").read_text())["hooks"]
     assert hooks["Stop"][0]["hooks"][0]["command"] == "notify" and len(hooks["Stop"]) == 2
-    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"}
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "PermissionRequest"}
     assert (codex / "hooks.json").read_text().startswith('{\n    "hooks"')  # the file's own indentation
     again = init_codex(tmp_path)
     assert "already configured" in again.stdout and "hooks already installed" in again.stdout
@@ -251,3 +251,40 @@ async def test_a_lineup_mixing_claude_and_codex_players_starts_and_saves_its_age
             await boss.call("save_lineup", path="saved.toml")
             saved = {s.name: s.agent for s in tempo.read_lineup(shop / "saved.toml").players}
             assert saved == {"ui": "claude", "coder": "codex"}
+
+
+async def test_a_codex_permission_request_is_answered_by_the_conductor(temporal, ensemble, tmux_dir, tmp_path):
+    """Codex asking to run a command outside its sandbox (approval on-request): its PermissionRequest hook asks
+    the ensemble, the conductor's `permit` allows it, and the command runs with nobody at Codex's window."""
+    from test_permissions import next_permission
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    escalated = {"cmd": "touch MARKER", "sandbox_permissions": "require_escalated", "justification": "make the marker"}
+
+    def reply(body):
+        if "make MARKER" in shown(body) and not outputs_of(body, "exec_command"):
+            return [call("exec_command", escalated, namespace="")]
+        return [text("ok")]
+
+    with ScriptedResponses(reply) as model:
+        env = {**codex_home(tmp_path / "home", workdir, model, approval="on-request", sandbox="read-only"),
+               **tempo_env(temporal, ensemble, home=tmp_path / "home"),
+               "CLAUDE_TEMPO_TERMINAL": "tmux", "TMUX_TMPDIR": tmux_dir, "SHELL": "/bin/sh",
+               "PATH": f"{bindir}{os.pathsep}{tools_path()}", "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "60"}
+        async with play(temporal, ensemble, CLAUDE_TEMPO_CONDUCTOR="true", **env) as boss:
+            await boss.call("recruit", name="helper", directory=str(workdir), prompt="make MARKER", agent="codex")
+            try:
+                asked = await next_permission(boss)
+            except TimeoutError:
+                from test_recruit import tmux
+
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "tempo helper")) from None
+            assert (asked["meta"]["from"], asked["meta"]["source"]) == ("helper", "Bash") and "touch MARKER" in asked["content"]
+            assert not (workdir / "MARKER").exists()
+            answered = await boss.call("permit", request_id=asked["meta"]["message_id"], decision="allow")
+            assert answered["decision"] == "allow"
+            await wait_until(lambda: (workdir / "MARKER").exists(), timeout=30)
