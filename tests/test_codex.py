@@ -143,6 +143,10 @@ async def test_recruit_opens_codex_in_tmux_it_joins_gets_its_task_and_is_woken_w
             assert "new cues for you" in shown(woken) and shown(bodies[-1]).count(later) == 1, [shown(b)[-600:] for b in bodies]
 
 
+async def _player(listener, name: str):
+    return next((p for p in (await listener.call("ensemble"))["players"] if p["name"] == name), None)
+
+
 def _idle(codex_home) -> bool:
     """Codex's rollout says every turn it started has completed (its Stop hooks have run)."""
     text = "".join(f.read_text() for f in codex_home.glob("sessions/**/rollout-*.jsonl"))
@@ -157,8 +161,9 @@ async def _cue_from(player, sender: str, content: str, timeout: float = 60) -> d
             return cue
 
 
-async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensemble, tmux_dir, tmp_path):
-    """`tempo start --agent codex -n NAME` sets up the project's .codex/ and becomes the real Codex CLI, joined as NAME."""
+async def test_tempo_start_and_conduct_agent_codex_join_as_codex_players(temporal, ensemble, tmux_dir, tmp_path):
+    """`tempo start --agent codex -n NAME` sets up the project's .codex/ and becomes the real Codex CLI, joined as NAME;
+    `tempo conduct --agent codex` makes a Codex conductor; `tempo status` shows their agent."""
     from test_recruit import tmux
 
     workdir = tmp_path / "work"
@@ -170,8 +175,11 @@ async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensembl
         env = {**os.environ, **codex_home(tmp_path / "home", workdir, model), **tempo_env(temporal, ensemble, home=tmp_path / "home"),
                "TMUX_TMPDIR": tmux_dir, "PATH": f"{bindir}{os.pathsep}{tools_path()}"}
         env.pop("TMUX", None)
-        argv = [sys.executable, str(ROOT / "tempo.py"), "start", "--agent", "codex", "-n", "solo", "-d", str(workdir)]
+        tempo_cli = [sys.executable, str(ROOT / "tempo.py")]
+        argv = [*tempo_cli, "start", "--agent", "codex", "-n", "solo", "-d", str(workdir)]
         subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "50", "-s", "solo", *argv], env=env, check=True, timeout=10)
+        conduct = [*tempo_cli, "conduct", "--agent", "codex", "-d", str(workdir)]  # a Codex conductor, at the same time
+        subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "50", "-s", "lead", *conduct], env=env, check=True, timeout=10)
         async with play(temporal, ensemble) as alice:
             async def solo():
                 return next((p for p in (await alice.call("ensemble"))["players"] if p["name"] == "solo"), None)
@@ -184,6 +192,8 @@ async def test_tempo_start_agent_codex_joins_as_a_codex_player(temporal, ensembl
             status = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "status", ensemble], env=env, capture_output=True,
                                     text=True, timeout=30).stdout
             assert next(line for line in status.splitlines() if line.startswith("solo ")).split()[1] == "codex", status
+            lead = await wait_until(lambda: _player(alice, "conductor"), timeout=60, interval=0.5)
+            assert lead["conductor"] and lead["agent"] == "codex", lead
     assert (workdir / ".codex" / "config.toml").exists() and (workdir / ".codex" / "hooks.json").exists()
 
 
