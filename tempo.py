@@ -1,40 +1,19 @@
 """tempo: AI coding-agent sessions that find, message and coordinate each other over Temporal.
 
 Usage:
-  tempo up [<ensemble>] [options]
-  tempo server [options]
-  tempo conduct [<ensemble>] [--agent=<agent>] [options]
-  tempo start [<ensemble>] [--agent=<agent>] [options]
-  tempo status [<ensemble>] [--json] [options]
-  tempo config [show | set <key> <value> | unset <key>] [options]
-  tempo preflight [--agent=<agent>] [options]
-  tempo serve [options]
-  tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
-  tempo init [--user] [--no-approve] [--undo] [--agent=<agent>] [options]
-  tempo hook [wait]
-  tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
-  tempo lineup save <file> [<ensemble>] [options]
-  tempo worktrees [prune] [options]
-  tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
-      (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
-  tempo schedule list [<ensemble>] [--json] [options]
-  tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
-  tempo permits [<ensemble>] [--json] [options]
-  tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
-  tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
-  tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
-  tempo help
+  tempo <command> [<args>...]
   tempo (-h | --help | --version)
 
 Commands:
   up          Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
   server      Run the Temporal dev server with tempo's search attributes registered.
-  conduct     Start the ensemble's conductor session (Claude Code) in this terminal.
-  start       Start a player session (Claude Code) in this terminal.
+  conduct     Start the ensemble's conductor session (Claude Code, or Codex) in this terminal.
+  start       Start a player session (Claude Code, or Codex with --agent codex) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
   init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there);
-              with --agent codex: tempo's MCP server and hooks in the project's .codex/.
+              --git-guard: also a git pre-commit hook refusing files another player reserved.
+  guard       What that pre-commit hook runs: check the staged files against the board's reservations.
   preflight   Check that everything a session needs is in place.
   serve       Run the MCP server on stdio (what .mcp.json starts; also `tempo-server`,
               `claude-tempo-server`; `claude-tempo` is `tempo` too).
@@ -49,53 +28,43 @@ Commands:
   permits     The permission requests waiting for an answer.
   tasks       The ensemble's task board (open, claimed, done, failed) and its file reservations.
   task        `task add TITLE`: put a task on the board (--role, --after: ids it waits for).
+  help        `help COMMAND`: that command's usage and options (also `tempo COMMAND --help`).
 
 Options:
-  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
-  --temporal-namespace=<ns>       Temporal namespace (default "default").
-  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
-  --temporal-tls-cert=<path>      mTLS client certificate.
-  --temporal-tls-key=<path>       mTLS client key.
-  --profile=<name>                Temporal CLI config profile to read.
-  -n <name>, --name=<name>        Player name for the session.
-  -d <dir>, --dir=<dir>           Directory the session works in (default: here).
-  --skip-preflight                Do not run the preflight checks first.
-  --background                    Run the server in the background.
-  --json                          Machine-readable output.
-  --user                          Install the hooks for every project (~/.claude/settings.json).
-  --undo                          `init`: take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
-  --port=<port>                   Dashboard port (default: a free one).
-  --host=<host>                   Address the dashboard listens on [default: 127.0.0.1].
-  --open                          Open the dashboard in the web browser.
-  --lineup=<file>                 `up`: start the team a lineup file describes (TOML).
-  --no-approve                    Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
-  -h, --help                      Show this help.
-  --version                       Show the version.
-  --to=<who>                      Whom a schedule cues: a name, names separated by commas, all, role:NAME.
-  --message=<text>                The cue a schedule sends.
-  --at=<time>                     Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
-  --after=<delay>                 Once, after a delay: 90s, 20m, 1h30m, 2d.
-                                  task add: the ids of tasks (comma-separated) that must be done first.
-  --every=<interval>              Repeatedly, every interval of at least 1m (the first one from now).
-  --cron=<expr>                   On a five-field cron expression, in --timezone.
-  --timezone=<tz>                 IANA time zone for --at and --cron (default: this machine's).
-  --why=<text>                    Why the schedule exists (kept with it).
-  --state=<state>                 tasks: only those open, claimed, done or failed.
-  --details=<text>                task add: what to do, in more words.
-  --role=<role>                   task add: only players of this role may claim it (a name's prefix, player, claude, ...).
-  --agent=<agent>                 What runs the session: claude, or codex (init, start, conduct); preflight: claude, copilot or codex [default: claude].
-  --model=<model>                 bridge: Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
-  --provider-url=<url>            bridge: your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
-  --provider-type=<type>          bridge: openai (the default), azure or anthropic.
-  --allow-tool=<pattern>          bridge: also allow a tool: shell(git:*), write, url(host), MCP server(tool).
-  --allow-all-tools               bridge: allow every tool Copilot asks for (no policy).
-  --reason=<text>                 permit: why (a deny's reason reaches the player's model).
+  -h, --help  Show this help.
+  --version   Show the version.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CERT_PATH,
 TEMPORAL_TLS_KEY_PATH, CLAUDE_TEMPO_TASK_QUEUE, CLAUDE_TEMPO_ENSEMBLE, CLAUDE_TEMPO_CONDUCTOR,
 CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMPO_HOME
 (default ~/.claude-tempo), CLAUDE_TEMPO_UI (the Temporal Web UI the dashboard links to).
 """
+
+# Code map: the sections below, under full-width banners, in this order (the README's "Code map"
+# says what each offers; tests/test_layout.py keeps both lists in step with the banners).
+#   Hook fast path
+#   Constants and errors
+#   A user's files
+#   Configuration
+#   Temporal connection
+#   Connection errors, named
+#   Search attributes where tempo may not create them
+#   claude-tempo 0.3 users at home
+#   Worktrees
+#   Scheduled cues
+#   Session
+#   Coming back
+#   Delivery ladder
+#   Permission relay
+#   Broadcast
+#   Task board and file reservations
+#   MCP server and tools
+#   Claude Code hooks set-up
+#   Terminals
+#   Lineups
+#   Copilot bridge (experimental)
+#   Dashboard
+#   CLI commands
 
 import json
 import os
@@ -225,6 +194,7 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+import textwrap  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
@@ -252,6 +222,9 @@ CHANNELS_FLAG = ["--dangerously-load-development-channels", f"server:{SERVER_NAM
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_ENSEMBLE = "default"
+# The player workflows' task queue unless CLAUDE_TEMPO_TASK_QUEUE says otherwise (claude-tempo's too, see
+# "claude-tempo 0.3 users at home"). Here, not in tempo_workflows.py: `tempo --help` must not import temporalio.
+DEFAULT_TASK_QUEUE = "claude-tempo"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
@@ -374,7 +347,7 @@ class Config:
     tls_server_name: str = ""
     rpc_metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     profile: str = ""  # the Temporal CLI profile read (empty: its default)
-    task_queue: str = "claude-tempo"
+    task_queue: str = DEFAULT_TASK_QUEUE
     ensemble: str = DEFAULT_ENSEMBLE
     conductor: bool = False
     name: str = ""
@@ -413,7 +386,7 @@ CONFIG_KEYS: dict[str, tuple[str | None, tuple[str, ...], str, str]] = {
     "tls_ca": (None, ("TEMPORAL_TLS_SERVER_CA_CERT_PATH",), "", "CA certificate path of the server"),
     "tls_server_name": (None, ("TEMPORAL_TLS_SERVER_NAME",), "", "TLS server name (SNI) override"),
     "profile": ("--profile", ("TEMPORAL_PROFILE",), "", "Temporal CLI config profile to read"),
-    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), "claude-tempo", "task queue of the player workflows"),
+    "task_queue": (None, ("CLAUDE_TEMPO_TASK_QUEUE",), DEFAULT_TASK_QUEUE, "task queue of the player workflows"),
     "ensemble": ("<ensemble>", ("CLAUDE_TEMPO_ENSEMBLE",), DEFAULT_ENSEMBLE, "default ensemble"),
     "copilot_model": ("--model", ("COPILOT_BRIDGE_MODEL", "COPILOT_MODEL"), "", "Copilot bridge: the model (required with a provider)"),
     "copilot_provider_url": ("--provider-url", ("COPILOT_PROVIDER_BASE_URL",), "", "Copilot bridge: your model endpoint (bring your own key)"),
@@ -1604,12 +1577,11 @@ WHEN: dict[str, Callable[[str, str, datetime], tuple[Any, bool, str]]] = {
 
 
 def split_targets(to: str | list[str], creator: str) -> list[str]:
-    """Return the targets `to` names: a name, names separated by commas, `all`, `role:NAME`; empty: the creator."""
-    items = to.split(",") if isinstance(to, str) else to
-    targets = list(dict.fromkeys(t.strip() for t in items if t.strip())) or [creator]
+    """Return the targets `to` names, read as `cue` reads them (see recipient_words); empty: the creator."""
+    targets = list(dict.fromkeys(recipient_words(to))) or [creator]
     for target in targets:
-        if target != "all":
-            validate_name(target.removeprefix("role:"), "role" if target.startswith("role:") else "player name")
+        if target != EVERYONE:
+            validate_name(target.removeprefix(ROLE_PREFIX), "role" if target.startswith(ROLE_PREFIX) else "player name")
     return targets
 
 
@@ -3692,6 +3664,7 @@ async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tu
 # ---------------------------------------------------------------------------
 
 BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker running: it never answers)
+TASKS_PAGE = 50  # tasks the `tasks` tool lists at once: Claude Code cuts a tool's answer past 25 000 tokens
 HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
 _LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
@@ -3704,7 +3677,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, BoardInput, BoardWorkflow, board_id
+    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
     deadline = time.monotonic() + BOARD_RPC_TIMEOUT
@@ -3720,7 +3693,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
                 await client.start_workflow(
                     BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
                 continue
             # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
@@ -3731,13 +3704,13 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
 
 
-async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT) -> list:
+async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
     """Ask the board; an ensemble without one has an empty board."""
     from temporalio.service import RPCError, RPCStatusCode
     from tempo_workflows import board_id
 
     try:
-        return await client.get_workflow_handle(board_id(ensemble)).query(query, rpc_timeout=timedelta(seconds=timeout))
+        return await client.get_workflow_handle(board_id(ensemble)).query(query, *args, rpc_timeout=timedelta(seconds=timeout))
     except RPCError as e:
         if e.status == RPCStatusCode.NOT_FOUND:
             return []
@@ -3779,15 +3752,32 @@ async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -
     return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
 
 
-async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
-    """The board's tasks, filtered by state, role and claimant (or finisher)."""
-    from tempo_workflows import TASK_STATES, BoardWorkflow
+async def board_page(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "",
+                     offset: int = 0, limit: int = 0, timeout: float = BOARD_RPC_TIMEOUT) -> dict:
+    """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
+    (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
+    from temporalio.client import WorkflowQueryFailedError
+    from tempo_workflows import TASK_STATES, BoardWorkflow, TaskPage
 
     if state and state not in TASK_STATES:
         raise TempoError(f"unknown state {state!r}: use {', '.join(TASK_STATES)}")
-    role = role.removeprefix(ROLE_PREFIX)
-    return [_task_view(t) for t in await _board_query(client, ensemble, BoardWorkflow.tasks)
-            if (not state or t["state"] == state) and (not role or t["role"] == role) and (not by or t["by"] == by)]
+    page = TaskPage(state=state, role=role.removeprefix(ROLE_PREFIX), by=by, offset=max(0, offset), limit=max(0, limit))
+    try:
+        found = await _board_query(client, ensemble, BoardWorkflow.task_page, timeout, page)
+    except WorkflowQueryFailedError:  # a worker of a tempo before task_page: the whole board, filtered here
+        board = await _board_query(client, ensemble, BoardWorkflow.tasks, timeout)
+        counts: dict[str, int] = {}
+        for t in board:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+        match = [t for t in board if all(not want or t[k] == want for k, want in (("state", page.state), ("role", page.role), ("by", by)))]
+        shown = match[page.offset:page.offset + page.limit] if page.limit else match[page.offset:]
+        found = {"total": len(match), "counts": counts, "tasks": [_task_view(t) for t in shown]}
+    return found or {"total": 0, "counts": {}, "tasks": []}
+
+
+async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
+    """All the board's tasks, filtered by state, role and claimant (or finisher)."""
+    return (await board_page(client, ensemble, state, role, by))["tasks"]
 
 
 async def claim_task(session: "Session", task_id: str = "") -> dict:
@@ -3899,16 +3889,15 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
     from tempo_workflows import BoardWorkflow
 
     holds: dict[str, dict[str, list[str]]] = {}
-    try:
-        tasks, held = await asyncio.gather(_board_query(client, ensemble, BoardWorkflow.tasks, 3),
-                                           _board_query(client, ensemble, BoardWorkflow.reservations, 3))
+    try:  # the claimed tasks only (a few per player) and the counts: not the whole board
+        claimed, held = await asyncio.gather(board_page(client, ensemble, "claimed", timeout=3),
+                                             _board_query(client, ensemble, BoardWorkflow.reservations, 3))
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
         return holds
     if counts is not None:
-        for t in tasks:
-            counts[t["state"]] = counts.get(t["state"], 0) + 1
-    for t in tasks:
+        counts.update(claimed["counts"])
+    for t in claimed["tasks"]:
         if t["state"] == "claimed":
             holds.setdefault(t["by"], {"tasks": [], "reserved": []})["tasks"].append(t["id"])
     for r in held:
@@ -3992,7 +3981,15 @@ def board_activities(client: "Client") -> list:
 
 
 def cmd_tasks(args: dict) -> int:
-    """`tempo tasks [ENSEMBLE]`: the board, then the file reservations."""
+    """The ensemble's task board (open, claimed, done, failed), then the file reservations.
+
+    Usage:
+      tempo tasks [<ensemble>] [--state=<state>] [--json] [options]
+
+    Options:
+      --state=<state>  Only the tasks open, claimed, done or failed.
+      --json           Machine-readable output.
+    """
     cfg = resolve_config(args)
 
     async def show() -> int:
@@ -4020,7 +4017,17 @@ def cmd_tasks(args: dict) -> int:
 
 
 def cmd_task(args: dict) -> int:
-    """`tempo task add TITLE [ENSEMBLE]`: as `task_add` does, in the name of -n NAME (else "cli")."""
+    """Put a task on the ensemble's board, as `task_add` does, in the name of -n NAME (else "cli").
+
+    Usage:
+      tempo task add <title> [<ensemble>] [--details=<text>] [--role=<role>] [--after=<ids>] [options]
+
+    Options:
+      --details=<text>          What to do, in more words.
+      --role=<role>             Only players of this role may claim it (a name's prefix, player, claude, ...).
+      --after=<ids>             The ids of tasks (comma-separated) that must be done first.
+      -n <name>, --name=<name>  Whose name the task is added in.
+    """
     cfg = resolve_config(args)
     spec = {"title": args["<title>"], "details": args.get("--details") or "", "role": args.get("--role") or "",
             "after": args.get("--after") or ""}
@@ -4032,6 +4039,152 @@ def cmd_task(args: dict) -> int:
         return 0
 
     return asyncio.run(add())
+
+
+# -- the git guard: a pre-commit hook refusing files another player holds -------------
+
+GIT_GUARD_MARK = "# tempo git guard"  # the line that tells tempo's pre-commit hook from a user's
+GIT_GUARD_TIMEOUT = 5.0  # s the guard waits for Temporal before letting the commit through (a guard never strands work)
+
+
+def _git_guard_script() -> str:
+    import shlex
+
+    return (f"#!/bin/sh\n{GIT_GUARD_MARK}: written by `tempo init --git-guard` (`tempo init --git-guard --undo` takes it out).\n"
+            "# Refuses a commit of files another player of a tempo ensemble reserved exclusively; git commit --no-verify skips it.\n"
+            f"exec {shlex.join([*tempo_command(), 'guard'])}\n")
+
+
+def _git_guard_path(directory: str) -> Path:
+    """The repository's pre-commit hook (core.hooksPath honoured; the worktrees of a repository share it)."""
+    return Path(directory, git_out(directory, "rev-parse", "--git-path", "hooks/pre-commit"))  # relative to `directory`, or absolute
+
+
+def _is_git_guard(path: Path) -> bool:
+    """Whether `path` is tempo's own hook (a regular file carrying the mark), not the user's."""
+    try:
+        return not path.is_symlink() and GIT_GUARD_MARK in path.read_text(errors="replace").splitlines()[1]
+    except (OSError, IndexError):
+        return False
+
+
+def install_git_guard(directory: str) -> tuple[str, Path]:
+    """Write tempo's pre-commit hook: ("installed" | "updated" | "unchanged" | "yours", its path).
+
+    A hook tempo did not write (a file, a symlink, a hook manager's) stays as it is: "yours"."""
+    path = _git_guard_path(directory)
+    script = _git_guard_script()
+    if path.exists() or path.is_symlink():
+        if not _is_git_guard(path):
+            return "yours", path
+        if path.read_text() == script:
+            return "unchanged", path
+        what = "updated"  # tempo's own, for another tempo (moved, upgraded): rewritten
+    else:
+        what = "installed"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(0o755)
+    return what, path
+
+
+def uninstall_git_guard(directory: str) -> tuple[str, Path]:
+    """Remove tempo's pre-commit hook, and nothing else: ("removed" | "absent" | "yours", its path)."""
+    path = _git_guard_path(directory)
+    if not (path.exists() or path.is_symlink()):
+        return "absent", path
+    if not _is_git_guard(path):
+        return "yours", path
+    path.unlink()
+    return "removed", path
+
+
+def _ancestors() -> set[int]:
+    """This process's ancestors' pids (a commit from a Claude Code Bash tool has that claude among them)."""
+    found, pid = set(), os.getpid()
+    for _ in range(32):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+        found.add(pid)
+    return found
+
+
+def _parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _committers(players: "list[PlayerInfo]", cfg: Config, top: str) -> set[str]:
+    """The players a commit here is by: the session whose Claude Code runs it (its serve's parent is an
+    ancestor of this process), CLAUDE_TEMPO_PLAYER_NAME; else (a person at a terminal) the players working
+    in this very checkout, whose working tree it is."""
+    ancestors = _ancestors()
+    mine = {p.name for p in players if p.host == cfg.host and p.pid and _parent_pid(p.pid) in ancestors}
+    if cfg.name:
+        mine.add(cfg.name)
+    if not mine:
+        mine = {p.name for p in players if p.host == cfg.host and p.directory
+                and os.path.realpath(_checkout(p.directory)[0] or p.directory) == os.path.realpath(top)}
+    return mine
+
+
+def cmd_guard(args: dict) -> int:
+    """What tempo's git pre-commit hook runs: exit 1 when a staged file is one another player reserved.
+
+    Usage:
+      tempo guard [options]
+
+    Options:
+      -d <dir>, --dir=<dir>  The checkout to check (default: here).
+    """
+    cfg = resolve_config(args)
+    top, repo = _checkout(cfg.directory)
+    if not top:
+        return 0
+    staged = [p for p in git_out(top, "diff", "--cached", "--name-only", "--no-renames", "-z").split("\0") if p]
+    if not staged:
+        return 0
+
+    async def held() -> tuple[list[dict], set[str]]:
+        client = await connect(cfg, timeout=GIT_GUARD_TIMEOUT)
+        players = await list_players(client, repo=repo)
+        found = []
+        for ensemble in dict.fromkeys([*(p.ensemble for p in players), cfg.ensemble]):
+            found += await board_reservations(client, ensemble, repo)
+        return found, _committers(players, cfg, top)
+
+    try:
+        reservations, me = asyncio.run(asyncio.wait_for(held(), GIT_GUARD_TIMEOUT))
+    except Exception as e:  # Temporal away: the commit goes through, said
+        err(f"tempo guard: the board did not answer ({first_line(e) or type(e).__name__}): commit not checked")
+        return 0
+    from tempo_workflows import path_matches
+
+    refused = []
+    for rel in staged:
+        others = [r for r in reservations if r["repo"] == repo and r["holder"] not in me and path_matches(r["path"], rel)]
+        if not others:
+            continue
+        r = next((r for r in others if r["exclusive"]), others[0])
+        why = f" for {r['reason']!r}" if r.get("reason") else ""
+        if r["exclusive"]:
+            refused.append(f"  {rel}: reserved exclusively by {r['holder']}{why} since {_since(r['since'])} (reservation {r['path']!r})")
+        else:
+            err(f"tempo guard: note that {r['holder']} also works on {rel}{why} (a shared reservation of {r['path']!r})")
+    if refused:
+        err("tempo guard: this commit touches files another player holds:\n" + "\n".join(refused)
+            + "\nAsk the holder to release them (`tempo tasks` lists who holds what), unstage them "
+              "(git restore --staged PATH), or commit anyway with git commit --no-verify.")
+        return 1
+    return 0
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -4078,6 +4231,9 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
     class TasksResult(BaseModel):
         ensemble: str
         tasks: list[TaskView]
+        total: int = Field(0, description="how many tasks match the filters (tasks lists a page of them)")
+        counts: dict[str, int] = Field(default={}, description="the whole board's tasks by state")
+        more: str = Field("", description="how to see the next page, when there is one")
 
     class ReservationView(BaseModel):
         path: str = Field(description="a path or glob relative to the repository's top")
@@ -4110,11 +4266,17 @@ def board_tools(mcp, session: "Session", guarded: Callable) -> None:
         state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
         role: Annotated[str, Field(description="only tasks for this role")] = "",
         mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+        offset: Annotated[int, Field(description=f"skip this many matching tasks (pages of {TASKS_PAGE})", ge=0)] = 0,
     ) -> TasksResult:
         """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
         await guarded(session.joined())
-        found = await guarded(board_tasks(session.client, session.cfg.ensemble, state, role, session.info.name if mine else ""))
-        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found])
+        found = await guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
+                                         offset, TASKS_PAGE))
+        shown = offset + len(found["tasks"])
+        more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
+                if shown < found["total"] else "")
+        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found["tasks"]],
+                           total=found["total"], counts=found["counts"], more=more)
 
     @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
     async def task_claim(
@@ -4756,6 +4918,8 @@ def server_command() -> list[str]:
         return [sys.executable, "serve"]
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
     path = Path(argv0)
+    if path.suffix == ".py" and (script := installed_script(path)):
+        return [str(script), "serve"]
     if path.suffix in (".pyz", ".py") or (path.is_file() and zipfile.is_zipfile(path)):
         return [sys.executable, os.path.abspath(path), "serve"]  # shiv zipapp, or a checkout's tempo.py
     if not path.is_file():  # invoked by name, or a Windows launcher without its .exe
@@ -4763,6 +4927,28 @@ def server_command() -> list[str]:
         if found:
             path = Path(found)
     return [os.path.abspath(path), "serve"]
+
+
+def installed_script(checkout: Path) -> Path | None:
+    """The `tempo` script beside this interpreter when it runs the checkout whose tempo.py is `checkout`
+    (an editable install), else None. Hooks and servers started through it load tempo's cached bytecode;
+    `python tempo.py` compiles all of tempo.py at every start (~200 ms, 4x a hook's whole run)."""
+    import importlib.metadata
+    import sysconfig
+    from urllib.parse import unquote, urlparse
+
+    try:  # the install's own record, in site-packages (the checkout's claude_tempo.egg-info has none)
+        found = importlib.metadata.distributions(name="claude-tempo", path=[sysconfig.get_path("purelib")])
+        origin = json.loads(next(iter(found)).read_text("direct_url.json") or "{}")
+    except Exception:  # not installed, or installed without a record of where from
+        return None
+    url = urlparse(origin.get("url", ""))
+    if not origin.get("dir_info", {}).get("editable") or url.scheme != "file":
+        return None
+    if Path(unquote(url.path)).resolve() != checkout.resolve().parent:  # another checkout's install
+        return None
+    script = Path(sysconfig.get_path("scripts")) / ("tempo.exe" if os.name == "nt" else "tempo")
+    return script if script.is_file() else None
 
 
 def command_resolvable(argv: list[str]) -> str:
@@ -4926,13 +5112,21 @@ def tempo_hooks() -> dict[str, list[dict]]:
 
 def _runs_this_tempo(words: list[str]) -> bool:
     """Whether `words` (a command without its tempo arguments) start this tempo: the same files, by absolute path."""
-    ours = server_command()[:-1]
-    if len(words) != len(ours) or not all(os.path.isabs(w) for w in words):
+    if not all(os.path.isabs(w) for w in words):
         return False
-    try:
-        return all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours))
-    except OSError:  # a path that no longer exists is not this tempo
-        return False
+    # This tempo as this process was started, and its other spelling from a checkout: this interpreter
+    # with tempo.py, or the checkout's `tempo` script (see installed_script).
+    forms = [server_command()[:-1]]
+    if not getattr(sys, "frozen", False):
+        here = Path(__file__).resolve()
+        forms += [[sys.executable, str(here)]] + ([[str(script)]] if (script := installed_script(here)) else [])
+    for ours in forms:
+        try:
+            if len(words) == len(ours) and all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours)):
+                return True
+        except OSError:  # a path that no longer exists is not this tempo
+            continue
+    return False
 
 
 def is_tempo_hook(hook: Any) -> bool:
@@ -5361,7 +5555,7 @@ def claude_command(cfg: Config, *, name: str = "", conductor: bool = False, prom
         ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "" if cfg.tls_ca.lstrip().startswith("-----BEGIN") else cfg.tls_ca),
         ("TEMPORAL_TLS_SERVER_NAME", cfg.tls_server_name),
         ("TEMPORAL_TLS", "" if cfg.tls is None else str(cfg.tls).lower()),
-        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != "claude-tempo" else ""),
+        ("CLAUDE_TEMPO_TASK_QUEUE", cfg.task_queue if cfg.task_queue != DEFAULT_TASK_QUEUE else ""),
     ):
         if value:
             env[var] = value
@@ -6808,10 +7002,9 @@ async def type_prompts(agent, stop: asyncio.Event) -> None:
 # Memos have no push source, so the roster is listed again this often while a page is open
 # (visibility listings are not billable actions); the conductor's exchanges are pushed instead.
 ROSTER_REFRESH = 0.5
-STATUS_EVERY = 15.0  # seconds between `status` queries of one player (queries are billable on Temporal Cloud)
+STATUS_EVERY = 15.0  # seconds between `presence` queries of one player (queries are billable on Temporal Cloud)
 BOARD_EVERY = 3.0  # seconds between the two board queries (tasks, reservations) of an open dashboard
-STATUS_PER_REFRESH = 3  # at most this many `status` queries per listing (new players first)
-AWAY_AFTER = 30.0  # seconds a cue may wait uncollected before its player shows as away
+STATUS_PER_REFRESH = 3  # at most this many `presence` queries per listing (new players first)
 FEED_LIMIT = 500  # exchanges one dashboard keeps
 DASHBOARD_SENDER = "dashboard"  # who cues and commands from the page come from
 CARD_FIELDS = ("name", "role", "part", "directory", "repo", "branch", "host", "agent", "started")
@@ -6851,13 +7044,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def liveness(status: dict, poll_wait: float) -> dict:
-    """Card fields from a player's `status` query: last contact, waiting cues, away."""
-    silent = seconds_since(status.get("last_contact", ""))
-    waiting = int(status.get("pending") or 0)
-    # A live session holds a poll (its contact is up to a poll old) and takes each cue at once.
-    away = (waiting > 0 and silent > AWAY_AFTER) or silent > poll_wait + min(30.0, poll_wait)
-    return {"last_contact": status.get("last_contact", ""), "waiting": waiting, "away": away}
+def liveness(presence: dict) -> dict:
+    """Card fields from a player's `presence` query: last contact, waiting cues, away (as `tempo status` says it)."""
+    return {"last_contact": presence.get("last_contact", ""), "waiting": int(presence.get("pending") or 0),
+            **away_fields(away_since(presence))}
 
 
 async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
@@ -7041,11 +7231,11 @@ class Watcher:
         async def ask(name: str) -> None:
             handle = self.client.get_workflow_handle_for(PlayerWorkflow.run, self.memos[name]["workflow_id"])
             try:
-                status = await handle.query(PlayerWorkflow.status, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
+                presence = await handle.query(PlayerWorkflow.presence, rpc_timeout=timedelta(seconds=CONNECT_TIMEOUT))
             except Exception as e:  # ended meanwhile, or no worker: the next listing tells
-                log.debug("status of %s: %s", name, e)
+                log.debug("presence of %s: %s", name, e)
                 return
-            self.statuses[name] = (loop.time(), liveness(status, self.cfg.poll_wait))
+            self.statuses[name] = (loop.time(), liveness(presence))
             if name in self.memos:
                 self.show(name)
 
@@ -7767,6 +7957,16 @@ def print_checks(checks: list[Check], emit: Callable[[str], None] = out) -> bool
 
 
 def cmd_preflight(args: dict) -> int:
+    """Check that everything a session needs is in place.
+
+    Usage:
+      tempo preflight [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>           What to check for, claude, copilot or codex [default: claude].
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     cfg = resolve_config(args)
     agent = args.get("--agent") or "claude"
     if agent not in AGENTS:
@@ -7775,6 +7975,20 @@ def cmd_preflight(args: dict) -> int:
 
 
 def cmd_init(args: dict) -> int:
+    """Create .mcp.json and install tempo's Claude Code hooks, or with --agent codex the project's .codex/ (merged).
+
+    Usage:
+      tempo init [--user] [--no-approve] [--undo] [--git-guard] [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>        claude, or codex (OpenAI's Codex CLI) [default: claude].
+      --user                 Install the hooks for every project (~/.claude/settings.json).
+      --no-approve           Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+      --undo                 Take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
+      --git-guard            Also install (with --undo: remove) tempo's git pre-commit hook, refusing a
+                             commit of files another player reserved; never a user's own hook.
+      -d <dir>, --dir=<dir>  The project's directory (default: here).
+    """
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
@@ -7790,6 +8004,10 @@ def cmd_init(args: dict) -> int:
         what, path = unapprove_tempo(str(directory), user=bool(args.get("--user")))
         if what == "removed":
             out(f"{path}: approvals of {SERVER_NAME} and {TEMPO_TOOLS} removed")
+        if args.get("--git-guard"):
+            what, hook = uninstall_git_guard(str(directory))
+            out(f"{hook}: " + {"removed": "tempo's git guard removed", "absent": "no git guard",
+                               "yours": "your own hook, left as it is"}[what])
         return 0
     what, path = write_mcp_json(str(directory))
     out(f"{path}: {'already configured' if what == 'unchanged' else what} "
@@ -7800,6 +8018,20 @@ def cmd_init(args: dict) -> int:
     if resolve_config(args).approve:
         what, path = approve_tempo(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {APPROVED_NOTE}")
+    if args.get("--git-guard"):
+        what, hook = install_git_guard(str(directory))
+        if what == "yours":
+            import shlex
+
+            with contextlib.suppress(OSError):
+                if shlex.join([*tempo_command(), "guard"]) in hook.read_text(errors="replace"):
+                    out(f"{hook}: your own pre-commit hook, which runs tempo's git guard already")
+                    return 0
+            err(f"{hook}: a pre-commit hook of yours is there; tempo leaves it as it is. To guard commits too, add "
+                f"this line to it (before it ends): {shlex.join([*tempo_command(), 'guard'])} || exit 1")
+            return 1
+        out(f"{hook}: {'git guard already installed' if what == 'unchanged' else f'git guard {what}'} "
+            "(a commit of files another player reserved is refused)")
     return 0
 
 
@@ -7855,6 +8087,14 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
 
 
 def cmd_server(args: dict) -> int:
+    """Run the Temporal dev server with tempo's search attributes registered.
+
+    Usage:
+      tempo server [options]
+
+    Options:
+      --background  Run the server in the background.
+    """
     cfg = resolve_config(args)
     background = bool(args.get("--background"))
     _, process = asyncio.run(reuse_or_start_server(cfg, background, step))
@@ -7879,6 +8119,18 @@ def cmd_server(args: dict) -> int:
 
 
 def cmd_up(args: dict) -> int:
+    """Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+
+    Usage:
+      tempo up [<ensemble>] [options]
+
+    Options:
+      --lineup=<file>           Start the team a lineup file describes (TOML).
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     cfg = resolve_config(args)
     if not args.get("--lineup"):
         return asyncio.run(up(cfg))
@@ -7973,6 +8225,11 @@ async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "
 
 
 def cmd_lineup(args: dict) -> int:
+    """Write the running ensemble as a lineup file (start it again with `tempo up --lineup FILE`).
+
+    Usage:
+      tempo lineup save <file> [<ensemble>] [options]
+    """
     cfg = resolve_config(args)
     path = Path(args["<file>"]).expanduser().resolve()
 
@@ -7986,7 +8243,14 @@ def cmd_lineup(args: dict) -> int:
 
 
 def cmd_permit(args: dict) -> int:
-    """Answer a permission request, as `cli` (whoever runs it): the first answer decides."""
+    """Answer a permission request, as `cli` (whoever runs it): the first answer decides.
+
+    Usage:
+      tempo permit <request_id> (allow | deny) [--reason=<text>] [options]
+
+    Options:
+      --reason=<text>  Why (a deny's reason reaches the player's model).
+    """
     cfg = resolve_config(args)
     decision = "allow" if args.get("allow") else "deny"
 
@@ -8000,7 +8264,14 @@ def cmd_permit(args: dict) -> int:
 
 
 def cmd_permits(args: dict) -> int:
-    """List the permission requests that wait for an answer."""
+    """List the permission requests that wait for an answer.
+
+    Usage:
+      tempo permits [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
 
     async def waiting() -> "list[Permission]":
@@ -8020,7 +8291,14 @@ def cmd_permits(args: dict) -> int:
 
 
 def cmd_worktrees(args: dict) -> int:
-    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone."""
+    """List the players' worktrees of this repository; with `prune`, remove the clean ones whose player is gone.
+
+    Usage:
+      tempo worktrees [prune] [options]
+
+    Options:
+      -d <dir>, --dir=<dir>  A directory of the repository (default: here).
+    """
     cfg = resolve_config(args)
     main = repo_layout(cfg.directory)[2]
     rows = tempo_worktrees(main)
@@ -8063,10 +8341,34 @@ def cmd_worktrees(args: dict) -> int:
 
 
 def cmd_start(args: dict) -> int:
+    """Start a player session (Claude Code) in this terminal.
+
+    Usage:
+      tempo start [<ensemble>] [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>           claude, or codex (OpenAI's Codex CLI) [default: claude].
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=False)
 
 
 def cmd_conduct(args: dict) -> int:
+    """Start the ensemble's conductor session (Claude Code) in this terminal.
+
+    Usage:
+      tempo conduct [<ensemble>] [--agent=<agent>] [options]
+
+    Options:
+      --agent=<agent>           claude, or codex (OpenAI's Codex CLI) [default: claude].
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+      --skip-preflight          Do not run the preflight checks first.
+      --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
+    """
     return start_session(args, conductor=True)
 
 
@@ -8178,6 +8480,14 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
 
 
 def cmd_status(args: dict) -> int:
+    """Temporal health and the active sessions of one or all ensembles.
+
+    Usage:
+      tempo status [<ensemble>] [--json] [options]
+
+    Options:
+      --json  Machine-readable output.
+    """
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
     ensemble = args.get("<ensemble>")
     if ensemble:
@@ -8249,6 +8559,14 @@ def shorten(text: str, width: int) -> str:
 
 
 def cmd_config(args: dict) -> int:
+    """Set up the Temporal connection (interactive), or show / set / unset one key.
+
+    Usage:
+      tempo config [show | set <key> <value> | unset <key>] [options]
+
+    `config show` shows each key's value and where it comes from (a flag below, the
+    environment, config.toml, a Temporal CLI profile, the default).
+    """
     path = config_path()
     if args.get("set"):
         return config_set(path, args["<key>"], args["<value>"])
@@ -8405,6 +8723,15 @@ async def test_connection(cfg: Config) -> None:
 
 
 def cmd_serve(args: dict) -> int:
+    """Run the MCP server on stdio (what .mcp.json starts).
+
+    Usage:
+      tempo serve [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     watch_hangup(0)  # first of all: a client may go while tempo is still loading
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "INFO"), stream=sys.stderr,
                         format="tempo-server %(levelname)s %(message)s")
@@ -8412,6 +8739,15 @@ def cmd_serve(args: dict) -> int:
 
 
 def cmd_bridge(args: dict) -> int:
+    """Run a GitHub Copilot CLI session as a player (experimental).
+
+    Usage:
+      tempo bridge [<ensemble>] [--allow-tool=<pattern>]... [--allow-all-tools] [options]
+
+    Options:
+      -n <name>, --name=<name>  Player name for the session.
+      -d <dir>, --dir=<dir>     Directory the session works in (default: here).
+    """
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-bridge %(levelname)s %(message)s")
     copilot_sdk()
@@ -8423,6 +8759,16 @@ def cmd_bridge(args: dict) -> int:
 
 
 def cmd_dashboard(args: dict) -> int:
+    """Serve a live page of the ensemble (players, exchanges, a send box) on this machine.
+
+    Usage:
+      tempo dashboard [<ensemble>] [--port=<port>] [--open] [options]
+
+    Options:
+      --port=<port>  Dashboard port (default: a free one).
+      --host=<host>  Address the dashboard listens on [default: 127.0.0.1].
+      --open         Open the dashboard in the web browser.
+    """
     cfg = resolve_config(args)
     port = args.get("--port") or "0"
     if not port.isdigit() or int(port) > 65535:
@@ -8436,6 +8782,25 @@ def cmd_dashboard(args: dict) -> int:
 
 
 def cmd_schedule(args: dict) -> int:
+    """Cue players later or on a routine (Temporal Schedules): add, list, pause, resume, delete.
+
+    Usage:
+      tempo schedule add <schedule> [<ensemble>] --to=<who> --message=<text>
+          (--at=<time> | --after=<delay> | --every=<interval> | --cron=<expr>) [options]
+      tempo schedule list [<ensemble>] [--json] [options]
+      tempo schedule (pause | resume | delete) <schedule> [<ensemble>] [options]
+
+    Options:
+      --to=<who>          Whom a schedule cues: a name, names separated by commas, all, role:NAME.
+      --message=<text>    The cue a schedule sends.
+      --at=<time>         Once, at 2026-12-01T09:00 (or with an offset) or HH:MM, in --timezone.
+      --after=<delay>     Once, after a delay: 90s, 20m, 1h30m, 2d.
+      --every=<interval>  Repeatedly, every interval of at least 1m (the first one from now).
+      --cron=<expr>       On a five-field cron expression, in --timezone.
+      --timezone=<tz>     IANA time zone for --at and --cron (default: this machine's).
+      --why=<text>        Why the schedule exists (kept with it).
+      --json              Machine-readable output.
+    """
     cfg = resolve_config(args)
     return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
 
@@ -8468,8 +8833,50 @@ async def schedule_command(cfg: Config, args: dict) -> int:
 
 
 def cmd_help(args: dict) -> int:
-    out(__doc__.strip())
+    """Show tempo's commands, or one command's usage and options.
+
+    Usage:
+      tempo help [<command>]
+    """
+    command = args["<command>"]
+    if command and command not in COMMANDS:
+        err(f"tempo: error: no command {command!r}: `tempo help` lists them")
+        return 2
+    out(command_usage(command) if command else __doc__.strip())
     return 0
+
+
+def cmd_hook(args: dict) -> int:
+    """What Claude Code's hooks run: hand unread cues to the model (`wait`: wake it when idle).
+
+    Usage:
+      tempo hook [wait]
+
+    `tempo hook` normally never gets here: it is answered before tempo's imports (see "Hook fast path").
+    """
+    return hook_client(["wait"] if args["wait"] else [])
+
+
+# Every command that talks to Temporal takes these; docopt's `[options]` in a command's usage
+# stands for them too. Flags win over the environment and config.toml (see CONFIG_KEYS).
+CONNECTION_OPTIONS = """Connection options:
+  --temporal-address=<host:port>  Temporal frontend (default localhost:7233).
+  --temporal-namespace=<ns>       Temporal namespace (default "default").
+  --temporal-api-key=<key>        API key (Temporal Cloud); turns TLS on.
+  --temporal-tls-cert=<path>      mTLS client certificate.
+  --temporal-tls-key=<path>       mTLS client key.
+  --profile=<name>                Temporal CLI config profile to read.
+  -h, --help                      Show this help."""
+
+# What the Copilot bridge reads, also accepted where those settings are shown or checked, and by
+# `up`, whose lineup may start Copilot players.
+COPILOT_OPTIONS = """Copilot options:
+  --model=<model>                 Copilot's model (COPILOT_BRIDGE_MODEL, COPILOT_MODEL).
+  --provider-url=<url>            Your OpenAI/Azure/Anthropic-compatible endpoint (BYOK).
+  --provider-type=<type>          openai (the default), azure or anthropic.
+  --allow-tool=<pattern>          Also allow a tool: shell(git:*), write, url(host), MCP server(tool).
+  --allow-all-tools               Allow every tool Copilot asks for (no policy)."""
+COPILOT_COMMANDS = ("bridge", "config", "preflight", "up")
 
 
 COMMANDS: dict[str, Callable[[dict], int]] = {
@@ -8491,13 +8898,58 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
     "permits": cmd_permits,
     "tasks": cmd_tasks,
     "task": cmd_task,
+    "hook": cmd_hook,
+    "guard": cmd_guard,
     "help": cmd_help,
 }
 
 
+def command_usage(command: str) -> str:
+    """A command's own usage text (docopt's grammar for it): its docstring and the options it shares."""
+    first, _, rest = COMMANDS[command].__doc__.partition("\n")
+    parts = [first + "\n\n" + textwrap.dedent(rest).strip()]
+    if command not in ("hook", "help"):
+        parts += [COPILOT_OPTIONS] if command in COPILOT_COMMANDS else []
+        parts.append(CONNECTION_OPTIONS)
+    return "\n\n".join(parts)
+
+
+def parse_args(argv: list[str]) -> dict:
+    """Parse `tempo COMMAND ARGS...` with COMMAND's own usage (docopt-ng's git example).
+
+    Raises DocoptExit for a usage error and SystemExit once --help or --version is printed.
+    """
+    from docopt import DocoptExit, docopt
+
+    top = docopt(__doc__, argv, version=f"tempo {__version__}", options_first=True)
+    command = top["<command>"]
+    if command not in COMMANDS:
+        raise DocoptExit(f"tempo: error: no command {command!r}: `tempo help` lists them")
+    try:
+        parsed = docopt(command_usage(command), [command, *top["<args>"]])
+    except DocoptExit:  # docopt says "found unmatched (duplicate?) arguments [Option(...)]": say it in words
+        known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", command_usage(command)))
+        extra = [w for w in top["<args>"] if w.startswith("-") and w.split("=")[0] not in known]
+        told = f"does not take {', '.join(w.split('=')[0] for w in extra)}" if extra else "is not used that way"
+        raise DocoptExit(f"tempo: error: `tempo {command}` {told}; `tempo help {command}` shows what it takes") from None
+    # A key another command's grammar has reads as absent (None), as one usage for all gave it.
+    return _Args(parsed, command=command)
+
+
+class _Args(dict):
+    """Parsed arguments: the command's own keys, and None for any other."""
+
+    def __init__(self, parsed: dict, command: str):
+        super().__init__(parsed)
+        self[command] = True
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv` (default sys.argv); return the exit code."""
-    from docopt import DocoptExit, docopt
+    from docopt import DocoptExit
 
     argv = sys.argv[1:] if argv is None else argv
     if Path(sys.argv[0]).stem in SERVER_PROGRAMS and not argv[:1] == ["serve"]:
@@ -8506,16 +8958,13 @@ def main(argv: list[str] | None = None) -> int:
         out(__doc__.strip())
         return 0
     try:
-        args = docopt(__doc__, argv, version=f"tempo {__version__}")
-    except DocoptExit as e:
+        args = parse_args(argv)
+    except DocoptExit as e:  # the user's mistake: say it with the command's usage
         err(str(e))
         return 2
     except SystemExit as e:  # --help / --version printed themselves
         return int(e.code or 0)
-    command = next(c for c in COMMANDS if args.get(c)) if any(args.get(c) for c in COMMANDS) else None
-    if command is None:
-        err(f"tempo: error: that command is not available yet: {' '.join(argv)}")
-        return 1
+    command = next(c for c in COMMANDS if args.get(c))
     try:
         return COMMANDS[command](args)
     except TempoError as e:

@@ -42,7 +42,7 @@ from temporalio.exceptions import ApplicationError
 # External clients rely on these names; change them only with a migration.
 # ---------------------------------------------------------------------------
 
-DEFAULT_TASK_QUEUE = "claude-tempo"
+# The task queue is configuration, not contract: tempo.py's DEFAULT_TASK_QUEUE or CLAUDE_TEMPO_TASK_QUEUE.
 CONDUCTOR = "conductor"  # the conductor's name, reserved for it
 UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
@@ -1237,6 +1237,17 @@ class ReleaseRequest:
 
 
 @dataclass
+class TaskPage:
+    """Which tasks a listing wants: filters (empty: any), then `limit` of them from `offset` (limit 0: all)."""
+
+    state: str = ""
+    role: str = ""
+    by: str = ""
+    offset: int = 0
+    limit: int = 0
+
+
+@dataclass
 class PlayerLeft:
     """A player ended: its claims go back to open, its reservations go (or both move, on a rename)."""
 
@@ -1503,6 +1514,22 @@ class BoardWorkflow:
         return [asdict(t) for t in self.s.tasks]
 
     @workflow.query
+    def task_page(self, page: TaskPage) -> dict:
+        """A page of the tasks that pass the filters, their number and the board's count by state.
+
+        A listing of 1 000 tasks as a whole was slow at every step (the worker turning them to JSON,
+        the client back, the tool's models, ~250 KB to the model, which Claude Code cuts at 100 000
+        characters anyway); a page of the matches, each without its empty fields, costs what a page costs."""
+        counts: dict[str, int] = {}
+        found = []
+        for t in self.s.tasks:
+            counts[t.state] = counts.get(t.state, 0) + 1
+            if (not page.state or t.state == page.state) and (not page.role or t.role == page.role) and (not page.by or t.by == page.by):
+                found.append(t)
+        shown = found[page.offset:page.offset + page.limit] if page.limit > 0 else found[page.offset:]
+        return {"total": len(found), "counts": counts, "tasks": [task_row(t) for t in shown]}
+
+    @workflow.query
     def reservations(self) -> list[dict]:
         t = workflow.now()
         return [asdict(r) for r in self.s.reservations if not expired(r, t)]
@@ -1577,6 +1604,11 @@ class BoardWorkflow:
             cue = Cue(id=f"board-ready-{workflow.uuid4()}", sender=BOARD_SENDER, text=text, sent_at=now(), kind="notice", source="board", ensemble=self.s.ensemble)
             for name in targets.names:
                 await signal_player(workflow_id(self.s.ensemble, name), replace(cue, id=f"{cue.id}-{name}", recipient=name))
+
+
+def task_row(t: Task) -> dict:
+    """A task as a listing shows it: its fields that say something (id, title and state always)."""
+    return {k: v for k, v in vars(t).items() if v or k in ("id", "title", "state")}
 
 
 def expired(r: Reservation, t: datetime) -> bool:

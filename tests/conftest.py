@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import py_compile
 import socket
 import shutil
 import subprocess
@@ -28,6 +29,11 @@ from pydantic import BaseModel
 import tempo
 
 ROOT = Path(__file__).resolve().parent.parent
+for _module in ("tempo.py", "tempo_workflows.py"):  # cached even where PYTHONDONTWRITEBYTECODE is set
+    py_compile.compile(str(ROOT / _module), doraise=True)
+# How tests run tempo, as a user's install does: this checkout's `tempo` script when pip installed it
+# editable (it loads the cached bytecode), else `python tempo.py` (which compiles tempo.py each start).
+TEMPO = [str(_script)] if (_script := tempo.installed_script(ROOT / "tempo.py")) else [sys.executable, str(ROOT / "tempo.py")]
 
 
 free_port = tempo.free_port  # a free loopback port, as tempo picks one for the Web UI
@@ -193,14 +199,14 @@ class ToolFailed(Exception):
 
 
 def serve_command() -> tuple[str, list[str]]:
-    """How tests start the MCP server: this interpreter running tempo.py serve."""
-    return sys.executable, [str(ROOT / "tempo.py"), "serve"]
+    """How tests start the MCP server: `tempo serve` (see TEMPO)."""
+    return TEMPO[0], [*TEMPO[1:], "serve"]
 
 
 def flagged_serve() -> tuple[str, list[str]]:
     """`tempo serve` under a parent whose command line has the channels flag, as `tempo start` gives Claude
     Code's: the session pushes cues on its channel, and nothing (no transcript, no hook) confirms a push."""
-    script = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(ROOT / 'tempo.py')!r}, 'serve']))"
+    script = f"import subprocess, sys; sys.exit(subprocess.call({[*TEMPO, 'serve']!r}))"
     return sys.executable, ["-c", script, *tempo.CHANNELS_FLAG]
 
 
@@ -276,7 +282,7 @@ class Cli:
         merged = {**self.env, **env}
         merged = {k: v for k, v in merged.items() if v is not None}
         return subprocess.run(
-            [sys.executable, str(ROOT / "tempo.py"), *argv], cwd=str(cwd or self.home), env=merged,
+            [*TEMPO, *argv], cwd=str(cwd or self.home), env=merged,
             input=input, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
         )
 
@@ -515,7 +521,7 @@ async def dashboard(temporal: DevServer, ensemble: str, home: Path, *args: str, 
     import re
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tempo.py"), "dashboard", ensemble, *args,
+        *TEMPO, "dashboard", ensemble, *args,
         env=tempo_env(temporal, ensemble, home, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:

@@ -59,6 +59,8 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert len(lost) == 19 and all(f"claimed by {winner}" in a for a in lost), lost
         board = await p2.call("tasks", state="claimed")
         assert [(t["id"], t["by"]) for t in board["tasks"]] == [("1", winner)]
+        listing = {p["name"]: p for p in (await p2.call("ensemble"))["players"]}
+        assert listing[winner].get("tasks") == ["1"] and not listing["p2" if winner != "p2" else "p1"].get("tasks"), listing
 
         # the CLI: the same board
         env = {**os.environ, **tempo_env(temporal, ensemble)}
@@ -69,6 +71,17 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         lines = listed.stdout.splitlines()
         assert lines[0].split() == ["ID", "STATE", "BY", "ROLE", "AFTER", "TITLE"], listed.stdout + listed.stderr
         assert lines[1].split()[:3] == ["1", "claimed", winner] and lines[2].split() == ["2", "open", "p3", "1", "review", "the", "fix"]
+
+        # a long board is listed a page at a time, with the counts of the whole board; the CLI lists all
+        await p3.call("task_add", tasks=[{"title": f"chore {n}"} for n in range(55)])
+        first = await p3.call("tasks")
+        assert (len(first["tasks"]), first["total"], first["counts"]) == (tempo.TASKS_PAGE, 57, {"open": 56, "claimed": 1})
+        assert "offset=50" in first["more"] and first["tasks"][0]["id"] == "1", first["more"]
+        rest = await p3.call("tasks", offset=50)
+        assert [t["title"] for t in rest["tasks"]] == [f"chore {n}" for n in range(48, 55)] and not rest.get("more")
+        assert (await p3.call("tasks", state="open", role="p3"))["tasks"][0]["id"] == "2"
+        listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
+        assert len(listed.stdout.splitlines()) == 1 + 57, listed.stdout
 
 
 async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
@@ -258,3 +271,63 @@ def test_a_lineups_tasks_are_checked_by_line(tmp_path):
     assert "team.toml:13: [[task]] 4: the task has no title" in said
     file.write_text('[[task]]\nid = "a"\ntitle = "one"\n\n[[task]]\ntitle = "two"\nafter = ["a"]\nrole = "role:reviewer"\n')
     assert [t["title"] for t in tempo.read_lineup(file).tasks] == ["one", "two"]
+
+
+def test_the_git_guard_refuses_a_commit_of_files_another_player_holds(temporal, ensemble, tmp_path):
+    """`tempo init --git-guard` with real git: a commit from another worktree of a file a real session
+    reserved is refused (naming the holder), the holder's own checkout commits it, a release lets it
+    through; a user's own hook (a symlink here) is never overwritten; init twice changes nothing."""
+    repo, other = git_repo(tmp_path / "repo")
+    env = {**os.environ, **tempo_env(temporal, ensemble), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("CLAUDE_TEMPO_PLAYER_NAME", None)
+
+    def tempo_cli(*args, cwd=repo):
+        return subprocess.run([sys.executable, str(ROOT / "tempo.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+    def commit(where, text, path="src/app.py"):
+        (where / path).write_text(text)
+        subprocess.run(["git", "-C", str(where), "add", path], check=True)
+        return subprocess.run(["git", "-C", str(where), "commit", "-qm", text], env=env, capture_output=True, text=True, timeout=60)
+
+    # a user's own hook (a symlink to a script of theirs) stays as it is, and init says what to add
+    theirs = git_repo(tmp_path / "theirs")[0]
+    (tmp_path / "my-hook").write_text("#!/bin/sh\nexit 0\n")
+    os.symlink(tmp_path / "my-hook", theirs / ".git" / "hooks" / "pre-commit")
+    refused = tempo_cli("init", "--git-guard", "--no-approve", cwd=theirs)
+    assert refused.returncode == 1 and "guard || exit 1" in refused.stderr, refused.stdout + refused.stderr
+    assert os.readlink(theirs / ".git" / "hooks" / "pre-commit") == str(tmp_path / "my-hook")
+    assert (tmp_path / "my-hook").read_text() == "#!/bin/sh\nexit 0\n"
+    assert "left as it is" in tempo_cli("init", "--undo", "--git-guard", cwd=theirs).stdout
+    assert os.path.islink(theirs / ".git" / "hooks" / "pre-commit")
+
+    installed = tempo_cli("init", "--git-guard", "--no-approve")
+    assert installed.returncode == 0 and "git guard installed" in installed.stdout, installed.stdout + installed.stderr
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    script = hook.read_text()
+    again = tempo_cli("init", "--git-guard", "--no-approve")
+    assert "git guard already installed" in again.stdout and hook.read_text() == script, again.stdout
+
+    async def held_and_released():
+        # under a parent of its own, as Claude Code starts it (the guard knows a session's commits by that parent)
+        script = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(ROOT / 'tempo.py')!r}, 'serve']))"
+        async with play(temporal, ensemble, command=(sys.executable, ["-c", script]), cwd=str(repo),
+                        CLAUDE_TEMPO_PLAYER_NAME="holder") as holder:
+            await holder.call("reserve", paths=["src/app.py"], reason="the parser rewrite")
+            # another worktree (nobody plays there): refused, naming the holder and the reason
+            no = await asyncio.to_thread(commit, other, "y = 2\n")
+            assert no.returncode != 0 and "reserved exclusively by holder for 'the parser rewrite'" in no.stderr, no.stdout + no.stderr
+            assert "y = 2" not in subprocess.run(["git", "-C", str(other), "show", "HEAD:src/app.py"], capture_output=True, text=True).stdout
+            # unstaged as the guard says, a file nobody holds commits; the holder's own checkout commits the held one
+            subprocess.run(["git", "-C", str(other), "restore", "--staged", "src/app.py"], check=True)
+            ok = await asyncio.to_thread(commit, other, "notes\n", "NOTES.md")
+            assert ok.returncode == 0, ok.stderr
+            mine = await asyncio.to_thread(commit, repo, "x = 3\n")
+            assert mine.returncode == 0, mine.stderr
+            await holder.call("release")
+            yes = await asyncio.to_thread(commit, other, "y = 2\n")
+            assert yes.returncode == 0, yes.stderr
+
+    asyncio.run(held_and_released())
+    undone = tempo_cli("init", "--undo", "--git-guard")
+    assert "tempo's git guard removed" in undone.stdout and not hook.exists(), undone.stdout

@@ -33,14 +33,59 @@ from conftest import ROOT, free_port, play, tools_path, wait_until
         ("config unset address", {"config": True, "unset": True, "<key>": "address"}),
         ("config show --profile cloud", {"config": True, "show": True, "--profile": "cloud"}),
         ("preflight -d here", {"preflight": True, "--dir": "here"}),
-        ("tasks team --state open", {"tasks": True, "task": False, "<ensemble>": "team", "--state": "open"}),
+        ("tasks team --state open", {"tasks": True, "task": None, "<ensemble>": "team", "--state": "open"}),
         ("task add fix-it team --role reviewer --after 1,2", {"task": True, "add": True, "<title>": "fix-it",
                                                              "<ensemble>": "team", "--role": "reviewer", "--after": "1,2"}),
     ],
 )
 def test_usage_parses(argv, expected):
-    args = docopt(tempo.__doc__, argv.split())
+    args = tempo.parse_args(argv.split())
     assert {k: args[k] for k in expected} == expected
+
+
+def test_every_command_has_its_own_usage_and_help_for_it():
+    for command in tempo.COMMANDS:
+        usage = tempo.command_usage(command)
+        assert f"tempo {command}" in usage.split("Usage:")[1], command
+        with pytest.raises(SystemExit) as shown:  # the whole text parses as docopt's grammar: --help prints it
+            docopt(usage, [command, "--help"] if command not in ("hook", "help") else [command, "-h"])
+        assert shown.value.code in (None, 0)
+    assert set(tempo.COMMANDS) >= {line.split()[0] for line in tempo.__doc__.split("Commands:")[1].split("\n\n")[0].splitlines()
+                                    if line[:3] == "  " + line[2:3] and line[2:3].isalpha()}
+
+
+@pytest.mark.parametrize(
+    "argv, refused, said",
+    [
+        ("status --model=x --lineup=f.toml", "tempo status", "`tempo status` does not take --model, --lineup"),  # others' options
+        ("init --lineup=f.toml", "tempo init", "`tempo init` does not take --lineup"),
+        ("dashboard --json", "tempo dashboard", "`tempo dashboard` does not take --json"),
+        ("schedule add s --to bob --message m", "tempo schedule add", "`tempo schedule` is not used that way"),  # no when
+        ("lineup save", "tempo lineup save <file>", "`tempo lineup` is not used that way"),  # its file is missing
+        ("permit r1 maybe", "tempo permit", "`tempo permit` is not used that way"),
+    ],
+)
+def test_a_command_refuses_what_its_usage_does_not_say(cli, argv, refused, said):
+    result = cli(*argv.split())
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    command = argv.split()[0]
+    assert result.stderr.startswith(f"tempo: error: {said}; `tempo help {command}` shows what it takes\nUsage:\n"), result.stderr
+    assert refused in result.stderr
+    others = [c for c in tempo.COMMANDS if c != command and f"  tempo {c} " in result.stderr]
+    assert not others, f"the usage shown is {command}'s alone, not {others}'s"
+
+
+def test_help_lists_commands_and_shows_one_commands_usage(cli):
+    top = cli("--help")
+    assert top.returncode == 0 and all(f"\n  {c} " in top.stdout for c in tempo.COMMANDS if c != "help")
+    for argv in (("help", "schedule"), ("schedule", "--help")):
+        one = cli(*argv)
+        assert one.returncode == 0 and "tempo schedule add <schedule>" in one.stdout and "--cron=<expr>" in one.stdout
+        assert "tempo status" not in one.stdout and "--temporal-address=<host:port>" in one.stdout
+    unknown = cli("help", "nope")
+    assert unknown.returncode == 2 and "no command 'nope'" in unknown.stderr
+    typo = cli("stauts")
+    assert typo.returncode == 2 and "no command 'stauts'" in typo.stderr and "tempo <command>" in typo.stderr
 
 
 def test_usage_errors_exit_2_and_tempo_errors_exit_1(cli):

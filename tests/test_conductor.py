@@ -138,8 +138,8 @@ async def test_terminate_ends_the_target_which_learns_why(temporal, ensemble):
 
 
 async def test_readme_external_access_examples_run(temporal, ensemble):
-    """The README's `temporal` CLI and Python examples work as written (server and ID swapped)."""
-    section = (ROOT / "README.md").read_text().split("## External access", 1)[1]
+    """docs/external-access.md's `temporal` CLI and Python examples work as written (server and ID swapped)."""
+    section = (ROOT / "docs" / "external-access.md").read_text().split("## External access", 1)[1]
     shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
     python = section.split("```python\n", 1)[1].split("```", 1)[0]
     wid = workflow_id(ensemble, "conductor")
@@ -157,7 +157,7 @@ async def test_readme_external_access_examples_run(temporal, ensemble):
         code = python.replace("localhost:7233", temporal.address).replace("claude-session-default-conductor", wid)
         code = code.replace("asyncio.run(main())", "")  # we are inside a running loop already
         namespace: dict = {}
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/external-access.md", "exec"), namespace)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             await namespace["main"]()

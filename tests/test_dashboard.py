@@ -4,6 +4,11 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -11,11 +16,35 @@ import pytest
 from temporalio import workflow
 
 import tempo
-from conftest import chromium, dashboard, play, wait_until
+from conftest import chromium, dashboard, play, tools_path, wait_until
 
 pytestmark = pytest.mark.anyio
 
 CONDUCTOR = {"CLAUDE_TEMPO_CONDUCTOR": "true"}
+
+
+def check_script(page: str, policy: str) -> None:
+    """The page's one script is what its policy lets run, and node parses it (a syntax error is a blank page)."""
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    code = [body for attributes, body in scripts if "application/json" not in attributes]
+    assert [a for a, _ in scripts if "application/json" not in a] == [f' nonce="{nonce}"'], "a script the policy would block"
+    assert not re.search(r"<[^>]+\son[a-z]+=", page.replace(code[0], "")), "an inline handler the policy would block"
+    node = shutil.which("node", path=tools_path())
+    assert node, "node is needed (Claude Code and the Copilot CLI run on it)"
+    with tempfile.NamedTemporaryFile("w", suffix=".js", delete=False) as f:
+        f.write(code[0])
+    try:
+        checked = subprocess.run([node, "--check", f.name], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_page_script_passes_node_check():
+    """The page as served, without a server: its placeholders filled as the handler fills them."""
+    page = tempo.DASHBOARD_PAGE.replace("NONCE", "n0nce").replace("INITIAL_STATE", "{}")
+    check_script(page, "script-src 'nonce-n0nce'")
 
 
 class Stream:
@@ -96,6 +125,7 @@ async def test_every_request_needs_the_token_and_no_secret_reaches_the_page(temp
         assert json.loads(initial)["players"][0]["part"] == "lead ‹/script>‹img src=x onerror=alert(1)>"
         policy = page.headers["content-security-policy"]
         assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+        check_script(page.text, policy)
         assert page.headers["referrer-policy"] == "no-referrer"
         markup = page.text.replace(initial, "")  # the state may hold links (the Web UI's), never fetched
         assert "http://" not in markup and "https://" not in markup  # nothing fetched from elsewhere
@@ -138,7 +168,7 @@ async def test_stream_delivers_a_new_cue_and_a_part_change(temporal, ensemble, t
 
             await builder.call("cue", to="conductor", message="done with the form")
             await stream.until(exchange("cue", "done with the form"))
-            # liveness comes from the player's `status` query
+            # liveness comes from the player's `presence` query, read as `tempo status` reads it
             if "last_contact" not in stream.cards["builder"]:
                 await stream.until(lambda e, d: e == "player" and "last_contact" in stream.cards["builder"])
             card = stream.cards["builder"]
@@ -248,16 +278,23 @@ async def test_port_taken_and_bad_port_are_clear_errors(temporal, ensemble, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_away_is_a_cue_left_waiting_or_no_poll_for_longer_than_a_poll():
+def test_away_is_said_as_tempo_status_says_it():
+    """One rule for the card and `tempo status`: a held poll is active; a cue left waiting or a poll long over is away."""
     def ago(seconds: float) -> str:
         return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat()
 
-    held = tempo.liveness({"last_contact": ago(200), "pending": 0}, poll_wait=300)
-    assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False}  # a poll is held
-    assert tempo.liveness({"last_contact": ago(2), "pending": 1}, poll_wait=300)["away"] is False  # being pushed
-    stuck = tempo.liveness({"last_contact": ago(tempo.AWAY_AFTER + 5), "pending": 2}, poll_wait=300)
+    def presence(contact: float, polling: bool = False, pending: int = 0, oldest: float | None = None) -> dict:
+        return {"last_contact": ago(contact), "polling": polling, "wait": 300.0, "pending": pending,
+                "oldest": ago(oldest) if oldest is not None else ""}
+
+    held = tempo.liveness(presence(200, polling=True))
+    assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False, "away_for": 0}  # a poll is held
+    assert tempo.liveness(presence(2, pending=1, oldest=1))["away"] is False  # being pushed
+    stuck = tempo.liveness(presence(5, pending=2, oldest=tempo.AWAY_GRACE + 30))
     assert (stuck["waiting"], stuck["away"]) == (2, True)  # cues left waiting: the session is gone or asleep
-    assert tempo.liveness({"last_contact": ago(340), "pending": 0}, poll_wait=300)["away"] is True  # no poll since
+    assert tempo.liveness(presence(340))["away"] is True  # no poll since the last one ended
+    for p in (presence(200, polling=True), presence(2, pending=1, oldest=1), presence(340), presence(305)):
+        assert tempo.liveness(p)["away"] == (tempo.away_since(p) != 0) == tempo.away_fields(tempo.away_since(p))["away"]
 
 
 async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, ensemble, tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import tempo
-from conftest import ROOT
+from conftest import TEMPO
 
-SERVE = [sys.executable, str(ROOT / "tempo.py"), "serve"]  # how the tests run tempo
+SERVE = [*TEMPO, "serve"]  # how the tests run tempo
 
 
 def entry(directory: Path) -> dict:
@@ -104,7 +104,7 @@ def test_init_installs_the_hooks_and_a_second_run_changes_nothing(cli, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "settings.local.json: hooks created" in result.stdout
     hooks = settings(tmp_path)["hooks"]
-    command = f"{SERVE[0]} {SERVE[1]} hook"
+    command = " ".join(SERVE[:-1]) + " hook"
     assert set(hooks) == {"SessionStart", "UserPromptSubmit", "PostToolUse", "PreToolUse", "Stop", "PermissionRequest", "Notification"}
     assert hooks["PreToolUse"][0]["matcher"] == "Edit|Write|MultiEdit|NotebookEdit"  # file reservations
     stop = hooks["Stop"][0]["hooks"]
@@ -158,7 +158,7 @@ def test_init_keeps_every_hook_that_is_not_its_own_and_takes_back_exactly_its_ow
     assert merged["permissions"] == {**user["permissions"], "allow": [*user["permissions"]["allow"], "mcp__claude-tempo"]}
     for event, groups in user["hooks"].items():  # each of the user's groups, unchanged, first
         assert merged["hooks"][event][:len(groups)] == groups
-    ours = f"{SERVE[0]} {SERVE[1]} hook"
+    ours = " ".join(SERVE[:-1]) + " hook"
     assert [h["command"] for g in merged["hooks"]["Stop"][2:] for h in g["hooks"]] == [ours, ours + " wait"]
     text = path.read_text(encoding="utf-8")
     assert text.startswith('{\n    "permissions"') and "grüß dich — ✓" in text  # its indentation and characters
@@ -172,8 +172,8 @@ def test_init_keeps_every_hook_that_is_not_its_own_and_takes_back_exactly_its_ow
 
 
 def test_init_takes_its_own_hook_out_of_a_group_it_shares_with_the_users(cli, tmp_path):
-    ours = f"{SERVE[0]} {SERVE[1]} hook"
-    spelled = f"'{SERVE[0]}' '{SERVE[1]}' hook"  # the same programs, quoted another way: still tempo's
+    ours = " ".join(SERVE[:-1]) + " hook"
+    spelled = " ".join(f"'{w}'" for w in SERVE[:-1]) + " hook"  # the same programs, quoted another way: still tempo's
     mine = {"type": "command", "command": "./lint.sh"}
     (tmp_path / ".claude").mkdir()
     (tmp_path / ".claude" / "settings.local.json").write_text(json.dumps(

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from docopt import docopt
 from temporalio.client import ScheduleOverlapPolicy
 
 import tempo
@@ -114,6 +113,9 @@ async def test_every_schedule_fires_and_its_targets_receive_their_cues(temporal,
         for p in (bob, carol):
             assert (await next_of_kind(p, "scheduled"))["meta"]["source"] == "all-hands"
         await no_more(alice, wait=1)  # `all` is everyone but the one who scheduled it
+
+        pair = await alice.call("schedule", name="pair", to="@bob, @carol", every="1h", message="m")  # as `cue` reads it
+        assert pair["to"] == ["bob", "carol"]
 
 
 async def test_a_long_interval_fires_on_every_run_time(temporal, ensemble):
@@ -293,6 +295,13 @@ async def listed_names(player, names: list[str]) -> bool:
     return sorted(await listed(player)) == names
 
 
+@pytest.mark.parametrize("to", ["bob", "@bob", " @bob, carol ,@bob", ["@bob", "carol"], "all", "role:player, @dave", ""])
+def test_schedule_reads_recipients_as_cue_does(to):
+    """One reading of `to` for `cue` and `schedule`: `@bob` is bob in both (schedule refused it)."""
+    assert tempo.split_targets(to, "me") == (list(dict.fromkeys(tempo.recipient_words(to))) or ["me"])
+    assert all("@" not in t for t in tempo.split_targets(to, "me"))
+
+
 # -- the CLI ----------------------------------------------------------------------------------
 
 
@@ -310,7 +319,7 @@ async def listed_names(player, names: list[str]) -> bool:
     ],
 )
 def test_usage_parses(argv, expected):
-    args = docopt(tempo.__doc__, [a.replace("_", " ") for a in argv.split()])
+    args = tempo.parse_args([a.replace("_", " ") for a in argv.split()])
     assert {k: args[k] for k in expected} == expected
 
 
