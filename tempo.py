@@ -60,6 +60,7 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 #   Task board and file reservations
 #   MCP server and tools
 #   Claude Code hooks set-up
+#   Codex set-up
 #   Terminals
 #   Lineups
 #   Copilot bridge (experimental)
