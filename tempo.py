@@ -7,8 +7,8 @@ Usage:
 Commands:
   up          Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
   server      Run the Temporal dev server with tempo's search attributes registered.
-  conduct     Start the ensemble's conductor session (Claude Code) in this terminal.
-  start       Start a player session (Claude Code) in this terminal.
+  conduct     Start the ensemble's conductor session (Claude Code, or Codex) in this terminal.
+  start       Start a player session (Claude Code, or Codex with --agent codex) in this terminal.
   status      Temporal health and the active sessions of one or all ensembles.
   config      Set up the Temporal connection (interactive), or show / set / unset one key.
   init        Create .mcp.json and install tempo's Claude Code hooks (merging into what is there);
@@ -60,6 +60,7 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 #   Task board and file reservations
 #   MCP server and tools
 #   Claude Code hooks set-up
+#   Codex set-up
 #   Terminals
 #   Lineups
 #   Copilot bridge (experimental)
@@ -229,7 +230,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
-AGENTS = ("claude", "copilot")  # what a player runs: Claude Code, or the Copilot bridge
+AGENTS = ("claude", "copilot", "codex")  # what a player runs: Claude Code, the Copilot bridge, or OpenAI's Codex CLI
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 SEEN_WAIT = 5.0  # seconds `cue` with wait_seen waits for read receipts at most (by default it never waits)
 SENT_LIMIT = 200  # cues a session remembers sending, for `receipts`
@@ -1786,7 +1787,7 @@ class Session:
 
     def __init__(self, cfg: Config, agent: str = "claude") -> None:
         self.cfg = cfg
-        self.agent = agent  # "claude", or "copilot" for the bridge
+        self.agent = agent  # "claude", "copilot" for the bridge, or "codex"
         self.client: "Client | None" = None
         self.handle: "WorkflowHandle | None" = None
         self.info: "PlayerInfo | None" = None
@@ -2479,6 +2480,9 @@ STOP_BLOCKS = 8  # consecutive Stop blocks answered by a model request; the 9th 
 CONFIRM_GRACE = 1.5  # s after a turn ends for its transcript to show the request the model answered
 WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue before it counts as lost
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
+CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
+CODEX_NUDGE_EVERY = 10.0  # s before a nudge no turn came of is typed again
+CODEX_SETTLE = 3.0  # s without a hook call before an idle Codex is nudged (a hook starts in 1-2.5 s under load)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
 
@@ -2537,6 +2541,51 @@ class _Transcript:
                 if up in self.texts:
                     self.answered.append(self.texts.pop(up))
                 up = self.parent.pop(up)
+
+
+class _Rollout:
+    """What a Codex session's rollout (its `transcript_path`) says the model got: texts in requests it answered.
+
+    The rollout is JSON lines; a `response_item` line is an item exactly as a model request carried it
+    or its answer brought it (Codex 0.171). A user or developer message (a prompt, a hook's
+    additionalContext, a Stop block's `<hook_prompt>`) was in a request the model answered once a
+    model output (its message, a call, reasoning) follows it; one written for a request that never
+    came (the run ended) has none.
+    """
+
+    OUTPUTS = ("function_call", "custom_tool_call", "local_shell_call", "tool_search_call", "reasoning", "web_search_call")
+
+    def __init__(self, path: str) -> None:
+        self.path, self.pos = path, 0
+        self.pending: list[str] = []  # texts given to the model, not answered yet
+
+    def read(self) -> list[str]:
+        """Read what was appended; return the texts newly known to be in answered requests."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.pos += end
+        answered: list[str] = []
+        for line in chunk[:end].splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            item = entry.get("payload") if isinstance(entry, dict) and entry.get("type") == "response_item" else None
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "message" and item.get("role") in ("user", "developer"):
+                content = item.get("content")
+                self.pending.append("\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+                                    if isinstance(content, list) else str(content or ""))
+            elif item.get("type") in self.OUTPUTS or (item.get("type") == "message" and item.get("role") == "assistant"):
+                answered += self.pending
+                self.pending = []
+        return answered
 
 
 def _flat(value: Any) -> str:
@@ -2686,10 +2735,12 @@ class Ladder:
     def __init__(self, session: "Session", env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.session = session
-        self.claude = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"  # hooks, a transcript
-        self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}
-        flagged = channels_flagged(os.getppid()) if self.claude else True
-        self.channels = "off" if flagged is False else "unknown"  # unknown | on | off
+        claude_code = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"
+        # Hooks and a transcript: Claude Code's, or a Codex session's (its rollout; it has no channel).
+        self.claude = claude_code or session.agent == "codex"
+        self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}  # Codex says its id only in its hooks
+        flagged = channels_flagged(os.getppid()) if claude_code else True
+        self.channels = "off" if flagged is False or session.agent == "codex" else "unknown"  # unknown | on | off
         self.unread: "dict[str, Cue]" = {}  # in order of arrival
         self.pushed: dict[str, float] = {}  # channel-pushed, not yet confirmed: id -> loop time
         self.shown: dict[str, str] = {}  # id -> path, bounded
@@ -2871,6 +2922,9 @@ class Ladder:
             return False  # not a Claude Code session's serve (a plain MCP client's): no hook is its own
         if not sid or sid in self.session_ids:
             return True
+        if self.session.agent == "codex" and not self.session_ids and data.get("hook_event_name") == "SessionStart":
+            self.session_ids.add(sid)  # Codex names its thread first here; the serve it started is found by its pid
+            return True
         if data.get("hook_event_name") == "SessionStart" and data.get("source") == "clear":
             self.session_ids.add(sid)  # /clear: the same session under a new id (a nested claude starts as "startup")
             return True
@@ -2901,7 +2955,8 @@ class Ladder:
         if not self.printed:
             return
         if self.transcript and (self.read_back is None or self.read_back.path != self.transcript):
-            self.read_back = _Transcript(self.transcript)  # a new session file (/clear): read it from its start
+            reader = _Rollout if self.session.agent == "codex" else _Transcript
+            self.read_back = reader(self.transcript)  # a new session file (/clear): read it from its start
         texts = self.read_back.read() if self.read_back else []
         if texts:
             by_path: dict[str, list] = {}
@@ -3007,6 +3062,31 @@ class Ladder:
         cues = self.fitting(MAX_CUE_CHARS + 2_000) or cues[:1]
         return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
 
+    async def wake_codex(self, env: dict) -> None:
+        """An idle Codex in tmux (as recruit opens it) with unread cues: type a nudge at its prompt. The turn
+        that starts runs UserPromptSubmit, whose hook hands the cues over as any hook does (Codex 0.171
+        has no async rewake; `codex queue` is picked up only after seconds of polling)."""
+        pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
+        if self.session.agent != "codex" or not pane or not where:
+            return
+        loop = asyncio.get_running_loop()
+        nudged, started = 0.0, loop.time()
+        while not self.session.closing:
+            await asyncio.sleep(0.1)
+            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn
+            # (Codex's TUI fires even SessionStart only then), no hook has called for a moment (a first
+            # prompt on its command line starts a turn within it).
+            quiet = self.turn_ended >= self.last_event > 0 or loop.time() - max(self.last_event, started) > CODEX_SETTLE
+            unanswered = self.last_event < nudged and loop.time() - nudged < CODEX_NUDGE_EVERY  # no turn came of it yet
+            if not quiet or not self.idle() or unanswered or not self.available():
+                continue
+            nudged = loop.time()
+            for keys in (["-l", CODEX_NUDGE], ["Enter"]):
+                await asyncio.to_thread(subprocess.run, ["tmux", "-S", where, "send-keys", "-t", pane, *keys],
+                                        capture_output=True, timeout=10)
+                await asyncio.sleep(0.5)  # Enter right after fast typing is a newline in Codex's composer (a paste)
+            log.info("woke the idle Codex session in tmux pane %s", pane)
+
     def close(self) -> None:
         """The session ends: release the waiter (it exits quietly)."""
         if self.waiter and not self.waiter.done():
@@ -3018,7 +3098,7 @@ class Ladder:
 
     def paths(self) -> str:
         """The delivery paths live in this session, as `ensemble` and `tempo status` show them."""
-        words = [f"channel:{self.channels}"] if self.claude else ["channel"]
+        words = [] if self.session.agent == "codex" else [f"channel:{self.channels}"] if self.claude else ["channel"]
         words += ["hooks"] if self.hooks else []
         words += ["waiter"] if self.waiters else []
         return " ".join(words)
@@ -4319,6 +4399,7 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
         "unread_chars": p.unread_chars,
         "delivery": p.delivery,
         "worktree": p.worktree,
+        "agent": p.agent,
         **({"waiting": p.waiting, "waiting_since": p.waiting_since} if p.waiting else {}),
         **({"you": True} if p.name == me else {}),
     }
@@ -4380,6 +4461,7 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread_chars: int = Field(0, description="their characters: what they would add to its context")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+        agent: str = Field(default="claude", description="what it runs: claude (Claude Code), copilot (the bridge) or codex (Codex CLI)")
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
         waiting_since: str = ""
         tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
@@ -4563,7 +4645,7 @@ def team_tools(mcp, session: "Session", guarded: Callable) -> None:
         name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
         directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
         prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
-        agent: Annotated[Literal["claude", "copilot"], Field(description="claude: Claude Code; copilot: the Copilot bridge")] = "claude",
+        agent: Annotated[Literal["claude", "copilot", "codex"], Field(description="claude: Claude Code; copilot: the Copilot bridge; codex: OpenAI's Codex CLI")] = "claude",
         worktree: Annotated[bool, Field(description=(
             "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
             "so it never edits my files"))] = False,
@@ -4790,7 +4872,8 @@ async def serve(cfg: Config) -> int:
     eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
     on_hangup(eof)  # from here on a player may exist: leaving ends it first
 
-    session = Session(cfg)
+    # Codex passes its MCP servers only the variables their table names: tempo's entry says it is Codex's.
+    session = Session(cfg, agent="codex" if os.environ.get("CLAUDE_TEMPO_AGENT") == "codex" else "claude")
     mcp, lowlevel, options = build_server(session)
     starting = asyncio.create_task(session.start(session.handshake))
     try:
@@ -4809,11 +4892,13 @@ async def serve(cfg: Config) -> int:
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
     watching = asyncio.create_task(session.ladder.watch_channel_log())
+    waking = asyncio.create_task(session.ladder.wake_codex(dict(os.environ)))
     closed = asyncio.create_task(eof.wait())
     await asyncio.wait({serving, stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
     leave_by()  # the client is gone: end the player if Temporal lets us in time, and go regardless
     starting.cancel()
     watching.cancel()
+    waking.cancel()
     close_endpoint()
     session.ladder.close()
     session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
@@ -5251,6 +5336,203 @@ def hooks_installed(directory: str) -> Path | None:
 
 
 # ---------------------------------------------------------------------------
+# Codex set-up
+# OpenAI's Codex CLI (0.171) reads MCP servers from a project's .codex/config.toml and hooks from
+# .codex/hooks.json (Claude Code's format) once the user has trusted the project. tempo's server is
+# `required`: Codex then waits for it before the first turn (an optional server still starting gives
+# the model no tools for that whole turn). Codex passes a server only the variables its table names,
+# so tempo's entry lists the ones tempo reads. Both files are merged as Claude Code's are: every
+# other key and comment kept (tomlkit), a file tempo cannot parse refused untouched.
+# ---------------------------------------------------------------------------
+
+CODEX_STARTUP_TIMEOUT = 60  # s Codex waits for tempo's server before its first turn (a cold start under load)
+# What `tempo serve` reads from its environment (besides the Temporal ones in CONFIG_KEYS); the
+# runtime directory variables make serve and its hooks (which get Codex's whole environment) meet.
+CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUDE_TEMPO_ENSEMBLE", "CLAUDE_TEMPO_HOME",
+                    "CLAUDE_TEMPO_HOST", "CLAUDE_TEMPO_LOG", "CLAUDE_TEMPO_UI", "CLAUDE_TEMPO_TURN_BUDGET",
+                    "CLAUDE_TEMPO_POLL_WAIT", "CLAUDE_TEMPO_CUES_PER_RUN", "CLAUDE_TEMPO_IDLE_TIMEOUT",
+                    "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "CLAUDE_TEMPO_STALL_TIMEOUT", "CLAUDE_TEMPO_RECRUIT_TIMEOUT",
+                    "XDG_RUNTIME_DIR", "TMPDIR",
+                    "TMUX", "TMUX_PANE",  # the window an idle Codex is woken in (see Ladder.wake_codex)
+                    # where a Codex conductor's recruits open (see detect_terminal)
+                    "CLAUDE_TEMPO_TERMINAL", "TMUX_TMPDIR", "DISPLAY", "WAYLAND_DISPLAY", "TERM_PROGRAM", "KONSOLE_VERSION")
+
+
+def codex_paths(directory: str) -> tuple[Path, Path]:
+    """The project's Codex config and hooks files."""
+    return Path(directory) / ".codex" / "config.toml", Path(directory) / ".codex" / "hooks.json"
+
+
+def codex_hooks() -> dict[str, list[dict]]:
+    """tempo's hook groups for Codex: the same `tempo hook` Claude Code runs (Codex has no async rewake: no waiter)."""
+    base = " ".join(shell_word(w) for w in server_command()[:-1])
+    now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
+    return {
+        "SessionStart": [{"matcher": "startup|resume|clear", "hooks": [now]}],
+        "UserPromptSubmit": [{"hooks": [now]}],
+        "PostToolUse": [{"hooks": [now]}],  # mid-turn: Codex puts the context before the tool's output
+        "Stop": [{"hooks": [now]}],
+        # Asked only where Codex would ask its user (approval on-request): the ensemble answers, else its dialog shows.
+        "PermissionRequest": [{"hooks": [{**now, "timeout": PERMIT_HOOK_TIMEOUT}]}],
+    }
+
+
+def codex_server_entry() -> dict:
+    """tempo's `[mcp_servers.claude-tempo]` table, as plain values."""
+    command = server_command()
+    names = {n for _, env, _, _ in CONFIG_KEYS.values() for n in env if not n.startswith("COPILOT")} | set(CODEX_PASSED_ENV)
+    return {"command": command[0], "args": command[1:], "required": True, "startup_timeout_sec": CODEX_STARTUP_TIMEOUT,
+            "env_vars": sorted(names), "env": {"CLAUDE_TEMPO_AGENT": "codex"}}
+
+
+def _read_codex_config(path: Path):
+    """The project's Codex config.toml as a tomlkit document (empty if absent); refused if it cannot be parsed."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return tomlkit.document(), True
+    except OSError as e:
+        raise TempoError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as e:
+        raise TempoError(f"{path} is not valid TOML (line {e.line}, column {e.col}); tempo leaves it untouched: "
+                         "fix it, then run `tempo init --agent codex` again") from None
+    servers = doc.get("mcp_servers", {})
+    if not isinstance(servers, dict) or not isinstance(servers.get(SERVER_NAME, {}), dict):
+        raise TempoError(f"{path}: mcp_servers (and mcp_servers.{SERVER_NAME}) must be tables; "
+                         "tempo leaves it untouched: fix it, then run `tempo init --agent codex` again")
+    return doc, False
+
+
+def write_codex_config(directory: str) -> tuple[str, Path]:
+    """Merge tempo's MCP server into the project's .codex/config.toml; return (what happened, path)."""
+    import tomlkit
+
+    path = codex_paths(directory)[0]
+    doc, created = _read_codex_config(path)
+    wanted = codex_server_entry()
+    if "mcp_servers" not in doc:
+        doc["mcp_servers"] = tomlkit.table(is_super_table=True)
+    current = doc["mcp_servers"].get(SERVER_NAME)
+
+    def same(key: str, value: Any) -> bool:  # the user's own variables may join tempo's in env
+        have = current.get(key)
+        return have == value or (key == "env" and isinstance(have, dict) and value.items() <= dict(have).items())
+
+    if current is not None and all(same(k, v) for k, v in wanted.items()):
+        return "unchanged", path
+    if current is None:
+        current = tomlkit.table()
+        doc["mcp_servers"][SERVER_NAME] = current
+    for key, value in wanted.items():  # the user's other keys in the table (enabled, tool lists) stay
+        if key == "env" and isinstance(current.get("env"), dict):
+            current["env"].update(value)
+        elif key == "env":
+            current["env"] = tomlkit.inline_table()
+            current["env"].update(value)
+        else:
+            current[key] = value
+    _write_user_file(path, tomlkit.dumps(doc))
+    return ("created" if created else "merged"), path
+
+
+def remove_codex_config(directory: str) -> tuple[str, Path]:
+    """Take tempo's MCP server out of the project's .codex/config.toml if it starts this tempo."""
+    import tomlkit
+
+    path = codex_paths(directory)[0]
+    doc, created = _read_codex_config(path)
+    current = None if created else doc.get("mcp_servers", {}).get(SERVER_NAME)
+    if current is None:
+        return "absent", path
+    if not _runs_this_tempo([str(current.get("command", ""))] + [str(a) for a in current.get("args", [])][:-1]):
+        return "it starts another program, not this tempo", path
+    del doc["mcp_servers"][SERVER_NAME]
+    _write_user_file(path, tomlkit.dumps(doc))
+    return "removed", path
+
+
+def install_codex_hooks(directory: str, undo: bool = False) -> tuple[str, Path]:
+    """Merge tempo's hooks into the project's .codex/hooks.json (or take them out); return (what happened, path)."""
+    path = codex_paths(directory)[1]
+    data, hooks = _read_settings(path)
+    created = data is None
+    data = {} if data is None else data
+    merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end, unless undone); all else stays
+    for event, groups in ({} if undo else codex_hooks()).items():
+        merged[event] = merged.get(event, []) + groups
+    if merged == hooks:
+        return "unchanged", path
+    data["hooks"] = merged
+    if not merged:  # it held tempo's hooks alone: most likely tempo put them there
+        del data["hooks"]
+    write_json_file(path, data, created)
+    return ("removed" if undo else "created" if created else "merged"), path
+
+
+def codex_argv(prompt: str = "") -> list[str]:
+    """The Codex CLI as a tempo session: inline (tmux keeps its screen), tempo's own hooks allowed to run
+    (Codex otherwise skips hooks nobody has reviewed in its /hooks screen: cues would never reach the model)."""
+    return ["codex", "--no-alt-screen", "--dangerously-bypass-hook-trust", *([prompt] if prompt else [])]
+
+
+def codex_trusts(directory: str) -> bool:
+    """Whether the user's Codex config trusts `directory` (read only: tempo never edits ~/.codex)."""
+    import tomllib
+
+    path = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex") / "config.toml"
+    try:
+        projects = tomllib.loads(path.read_text(encoding="utf-8")).get("projects", {})
+    except (OSError, ValueError):
+        return False
+    here = Path(directory).resolve()
+    return any(isinstance(v, dict) and v.get("trust_level") == "trusted" and Path(k).expanduser().resolve() in (here, *here.parents)
+               for k, v in projects.items())
+
+
+def codex_checks(cfg: Config) -> "list[Check]":
+    """What a Codex session needs besides Temporal: codex, tempo in the project's .codex/, a trusted project."""
+    import shutil
+
+    codex = shutil.which("codex")
+    version = ""
+    if codex:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            version = subprocess.run([codex, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    checks = [Check(bool(codex), f"codex on PATH ({codex}{', ' + version if version else ''})" if codex else "codex not on PATH",
+                    "npm install -g @openai/codex")]
+    config, hooks = codex_paths(cfg.directory)
+    try:
+        doc, absent = _read_codex_config(config)
+        entry = None if absent else doc.get("mcp_servers", {}).get(SERVER_NAME)
+        ok = entry is not None and all(entry.get(k) == v for k, v in codex_server_entry().items() if k != "env")
+        checks.append(Check(ok, f"{config}: {SERVER_NAME} {'starts this tempo' if ok else 'missing or not this tempo'}",
+                            f"run `tempo init --agent codex` in {cfg.directory}"))
+        _, installed = _read_settings(hooks)
+        ok = _without_tempo_hooks(installed) != installed
+        checks.append(Check(ok, f"{hooks}: tempo's hooks {'installed' if ok else 'missing'}", f"run `tempo init --agent codex` in {cfg.directory}"))
+    except TempoError as e:
+        checks.append(Check(False, first_line(e), f"fix it, then run `tempo init --agent codex` in {cfg.directory}"))
+    trusted = codex_trusts(cfg.directory)
+    checks.append(Check(trusted, f"Codex trusts {cfg.directory}" if trusted else f"Codex does not trust {cfg.directory} yet",
+                        codex_trust_note(cfg.directory)))
+    return checks
+
+
+def codex_trust_note(directory: str) -> str:
+    """What the user does once for Codex to load the project's .codex/ (tempo never edits ~/.codex)."""
+    home = os.environ.get("CODEX_HOME") or "~/.codex"
+    return (f"Codex reads {directory}/.codex/ only in a trusted project: trust it when Codex asks, or add to "
+            f"{home}/config.toml:\n  [projects.{json.dumps(str(directory))}]\n  trust_level = \"trusted\"\n"
+            "and trust tempo's hooks when Codex lists them as new (/hooks), or start it with "
+            "--dangerously-bypass-hook-trust")
+
+
+# ---------------------------------------------------------------------------
 # Terminals
 # How a new session is started: the `claude` command line and the environment it needs, the
 # window it runs in (macOS, Linux, Windows terminals, or tmux when headless), or what to type.
@@ -5311,7 +5593,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         raise TempoError(f"the name {CONDUCTOR!r} is reserved: a conductor starts with `tempo conduct {ensemble}`")
     check_free_word(name)
     if agent not in AGENTS:
-        raise TempoError(f"unknown agent {agent!r}: use 'claude' or 'copilot'")
+        raise TempoError(f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
     if prompt:  # it becomes the first cue: the same limits
         check_message(prompt)
     if await find_player(session.client, ensemble, name):
@@ -5336,10 +5618,16 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
         if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
             setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
         setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
+    if agent == "codex":  # codex finds tempo through the project's .codex/ (once the user trusts the project)
+        for what, written in (write_codex_config(str(path)), install_codex_hooks(str(path))):
+            if what != "unchanged":
+                setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's server and hooks"]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
     extra = env or {}
     argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
     env.update(extra)
+    if agent == "codex":
+        argv = codex_argv(first_prompt(name, ensemble, session.info.name, bool(prompt)))
     if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
         raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
                          f"so {name!r} was not started: {CLAUDE_INSTALL}")
@@ -5349,7 +5637,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
-        program = "tempo bridge (Copilot)" if agent == "copilot" else "claude"
+        program = {"copilot": "tempo bridge (Copilot)", "codex": "codex"}.get(agent, "claude")
         tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
@@ -7559,6 +7847,8 @@ async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
                             "check the namespace and your permissions in it (`tempo config show`)"))
     if agent == "copilot":  # the bridge serves tempo's tools itself: no claude, no .mcp.json
         return checks + await copilot_checks(cfg)
+    if agent == "codex":
+        return checks + codex_checks(cfg)
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -7674,24 +7964,25 @@ def cmd_preflight(args: dict) -> int:
       tempo preflight [--agent=<agent>] [options]
 
     Options:
-      --agent=<agent>           What to check for, claude or copilot [default: claude].
+      --agent=<agent>           What to check for, claude, copilot or codex [default: claude].
       -n <name>, --name=<name>  Player name for the session.
       -d <dir>, --dir=<dir>     Directory the session works in (default: here).
     """
     cfg = resolve_config(args)
     agent = args.get("--agent") or "claude"
-    if agent not in ("claude", "copilot"):
-        raise TempoError(f"unknown agent {agent!r}: use --agent claude or --agent copilot")
+    if agent not in AGENTS:
+        raise TempoError(f"unknown agent {agent!r}: use --agent claude, copilot or codex")
     return 0 if print_checks(asyncio.run(preflight_checks(cfg, agent))) else 1
 
 
 def cmd_init(args: dict) -> int:
-    """Create .mcp.json and install tempo's Claude Code hooks (merging into what is there).
+    """Create .mcp.json and install tempo's Claude Code hooks, or with --agent codex the project's .codex/ (merged).
 
     Usage:
-      tempo init [--user] [--no-approve] [--undo] [--git-guard] [options]
+      tempo init [--user] [--no-approve] [--undo] [--git-guard] [--agent=<agent>] [options]
 
     Options:
+      --agent=<agent>        claude, or codex (OpenAI's Codex CLI) [default: claude].
       --user                 Install the hooks for every project (~/.claude/settings.json).
       --no-approve           Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
       --undo                 Take out exactly what `init` put in (tempo's hooks, its .mcp.json entry).
@@ -7702,6 +7993,10 @@ def cmd_init(args: dict) -> int:
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
+    if (args.get("--agent") or "claude") == "codex":
+        return init_codex(str(directory), bool(args.get("--undo")))
+    if (args.get("--agent") or "claude") != "claude":
+        raise TempoError(f"`tempo init --agent {args.get('--agent')}`: use claude or codex (the Copilot bridge needs no set-up)")
     if args.get("--undo"):
         what, path = remove_mcp_json(str(directory))
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
@@ -7738,6 +8033,22 @@ def cmd_init(args: dict) -> int:
             return 1
         out(f"{hook}: {'git guard already installed' if what == 'unchanged' else f'git guard {what}'} "
             "(a commit of files another player reserved is refused)")
+    return 0
+
+
+def init_codex(directory: str, undo: bool = False) -> int:
+    """`tempo init --agent codex`: tempo's MCP server and hooks in the project's .codex/ (or out of it)."""
+    if undo:
+        what, path = remove_codex_config(directory)
+        out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
+        what, path = install_codex_hooks(directory, undo=True)
+        out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
+        return 0
+    what, path = write_codex_config(directory)
+    out(f"{path}: {'already configured' if what == 'unchanged' else what} ({SERVER_NAME} runs {' '.join(server_command())})")
+    what, path = install_codex_hooks(directory)
+    out(f"{path}: {'hooks already installed' if what == 'unchanged' else f'hooks {what}'} (cues reach Codex's model mid-turn)")
+    out(codex_trust_note(directory))
     return 0
 
 
@@ -8034,9 +8345,10 @@ def cmd_start(args: dict) -> int:
     """Start a player session (Claude Code) in this terminal.
 
     Usage:
-      tempo start [<ensemble>] [options]
+      tempo start [<ensemble>] [--agent=<agent>] [options]
 
     Options:
+      --agent=<agent>           claude, or codex (OpenAI's Codex CLI) [default: claude].
       -n <name>, --name=<name>  Player name for the session.
       -d <dir>, --dir=<dir>     Directory the session works in (default: here).
       --skip-preflight          Do not run the preflight checks first.
@@ -8049,9 +8361,10 @@ def cmd_conduct(args: dict) -> int:
     """Start the ensemble's conductor session (Claude Code) in this terminal.
 
     Usage:
-      tempo conduct [<ensemble>] [options]
+      tempo conduct [<ensemble>] [--agent=<agent>] [options]
 
     Options:
+      --agent=<agent>           claude, or codex (OpenAI's Codex CLI) [default: claude].
       -n <name>, --name=<name>  Player name for the session.
       -d <dir>, --dir=<dir>     Directory the session works in (default: here).
       --skip-preflight          Do not run the preflight checks first.
@@ -8068,21 +8381,31 @@ async def running_conductor(cfg: Config) -> "PlayerInfo | None":
 
 
 def start_session(args: dict, conductor: bool) -> int:
-    """Preflight, then replace this process with `claude` started as a tempo session."""
+    """Preflight, then replace this process with `claude` (or `codex`, --agent codex) started as a tempo session."""
     import shutil
 
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")
-    try:  # without hooks a cue reaches the model only where channels are on
-        what, path = install_hooks(cfg.directory)
-        if what != "unchanged":
-            err(f"tempo: {path}: tempo's hooks {what}")
-        if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
-            err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
+    agent = args.get("--agent") or "claude"
+    if agent not in ("claude", "codex"):
+        raise TempoError(f"unknown agent {agent!r} for a session in this terminal: use --agent claude or --agent codex")
+    try:  # without hooks a cue reaches the model only where channels are on (Codex: has none)
+        if agent == "codex":
+            for what, path in (write_codex_config(cfg.directory), install_codex_hooks(cfg.directory)):
+                if what != "unchanged":
+                    err(f"tempo: {path}: tempo's server and hooks {what}")
+            if not codex_trusts(cfg.directory):
+                err(f"tempo: {codex_trust_note(cfg.directory)}")
+        else:
+            what, path = install_hooks(cfg.directory)
+            if what != "unchanged":
+                err(f"tempo: {path}: tempo's hooks {what}")
+            if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
+                err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
     except TempoError as e:
         err(f"tempo: warning: {e}")
-    if not args.get("--skip-preflight"):
+    if not args.get("--skip-preflight") and agent == "claude":
         checks = asyncio.run(preflight_checks(cfg))
         if not all(c.ok for c in checks):
             print_checks(checks, err)
@@ -8099,10 +8422,12 @@ def start_session(args: dict, conductor: bool) -> int:
                 f"since {holder.started}); there is one per ensemble: join as a player with "
                 f"`tempo start {cfg.ensemble}`, or conduct another ensemble with `tempo conduct OTHER`"
             )
-    claude = shutil.which("claude")
+    claude = shutil.which("codex" if agent == "codex" else "claude")
     if not claude:
-        raise TempoError(CLAUDE_MISSING)
+        raise TempoError("`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`" if agent == "codex"
+                         else CLAUDE_MISSING)
     argv, extra = claude_command(cfg, name="" if conductor else cfg.name, conductor=conductor)
+    argv = codex_argv() if agent == "codex" else argv
     env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     env.update(extra)
     role = "the conductor" if conductor else f"player {cfg.name}" if cfg.name else "a player"
@@ -8201,7 +8526,8 @@ def cmd_status(args: dict) -> int:
     columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY", "HOLDS"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
-        + [p["name"], "conductor" if p["conductor"] else "", shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
+        + [p["name"], " ".join(filter(None, ["conductor" if p["conductor"] else "", p.get("agent") if p.get("agent", "claude") != "claude" else ""])),
+           shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", ""),
            holds_word(p)]

@@ -1,7 +1,7 @@
 """Measure tempo against a real Temporal dev server and print medians.
 
 Usage:
-  bench.py [--cues=<n>] [--quick] [--burst | --board | --core]
+  bench.py [--cues=<n>] [--quick] [--burst | --board | --core | --codex]
 
 Options:
   --cues=<n>   Cues for the latency figure [default: 200].
@@ -9,6 +9,7 @@ Options:
   --burst      Only the burst figures (many senders into one player, one sender to many) and their floor.
   --board      Only the task board figures (claims under contention, `tasks` at 1 000, the reservation hook).
   --core       Only the push latency beside its floor, the fan-out, the bursts and the hook figures (no real clients).
+  --codex      Only the Codex CLI figures (the real binary from node_modules, in tmux, on a scripted loopback model).
 
 Figures: cue delivery latency (sender's `cue` call to the recipient's channel notification)
 p50/p99; fan-out throughput; `ensemble` time with 50 and 200 players; a `cue` to `all` of 50; `tempo serve` start to
@@ -19,7 +20,8 @@ the scripted model's request) with the real Claude Code;
 the dashboard's first paint with 200 players and the time from a cue to the page (in real
 headless Chromium); a permission request relayed from the real Claude Code (model asks -> conductor's
 cue, permit -> tool ran); the Copilot bridge's start to ready and cue to model request (the real
-Copilot CLI from node_modules on a scripted loopback model); the task board (20 claims of one task
+Copilot CLI from node_modules on a scripted loopback model); the Codex CLI's `tempo start --agent codex` to
+joined and a cue to the model request carrying it, busy (mid-turn, by a hook) and idle (the tmux nudge); the task board (20 claims of one task
 at once, `tasks` with 1 000 tasks, the PreToolUse hook's answer with 50 reservations). The sessions are real `tempo serve` processes driven by the MCP SDK's stdio
 client (the test harness in tests/conftest.py, reused here).
 """
@@ -827,6 +829,92 @@ async def copilot_bridge(server: DevServer, starts: int, cues: int) -> None:
     report(f"cue to Copilot model request (median of {cues})", statistics.median(latency), "ms")
 
 
+async def codex_player(server: DevServer, starts: int, cues: int) -> None:
+    """The real Codex CLI in tmux (private socket) as `tempo start --agent codex` runs it, on a scripted model."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from codex_cli import CODEX, ScriptedResponses, codex_home, shell, shown, text
+    from conftest import tempo_env, tools_path
+
+    if not CODEX.exists():
+        print("codex: skipped (npm ci installs the Codex CLI into node_modules)", flush=True)
+        return
+    shells: list[float] = []  # when the model started each 3 s shell command
+
+    def reply(body):  # a cue saying "work": a 3 s shell command (the busy cue comes in meanwhile); else done
+        items = body["input"]
+        last = max((k for k, item in enumerate(items) if ": work" in json.dumps(item)), default=-1)
+        if last >= 0 and not any(item.get("type") == "function_call" for item in items[last:]):
+            shells.append(time.monotonic())
+            return [shell("sleep 3")]
+        return [text("ok")]
+
+    joined, busy, idle = [], [], []
+    tmux_dir = tempfile.mkdtemp(prefix="tb-")
+    with ScriptedResponses(reply) as model, tempfile.TemporaryDirectory() as tmp:
+        bindir = Path(tmp) / "bin"
+        bindir.mkdir()
+        (bindir / "codex").symlink_to(CODEX)
+        ensemble = f"bench-codex-{uuid.uuid4().hex[:6]}"
+
+        def env_for(work: Path) -> dict:
+            env = {**os.environ, **codex_home(Path(tmp) / "home", work, model),
+                   **tempo_env(server, ensemble, home=Path(tmp) / "home"),
+                   "TMUX_TMPDIR": tmux_dir, "PATH": f"{bindir}{os.pathsep}{tools_path()}"}
+            env.pop("TMUX", None)
+            return env
+
+        def tmux(*args, env=None):
+            return subprocess.run(["tmux", *args], env=env or {**os.environ, "TMUX_TMPDIR": tmux_dir}, capture_output=True, text=True)
+
+        def rollout_idle() -> bool:
+            text_ = "".join(f.read_text() for f in (Path(tmp) / "home" / ".codex").glob("sessions/**/rollout-*.jsonl"))
+            return text_.count('"type":"task_started"') == text_.count('"type":"task_complete"')
+
+        try:
+            async with play(server, ensemble) as alice:
+                for i in range(starts):
+                    work = Path(tmp) / f"w{i}"
+                    work.mkdir()
+                    t0 = time.monotonic()
+                    tmux("new-session", "-d", "-s", f"c{i}", "-x", "200", "-y", "50", sys.executable, str(ROOT / "tempo.py"), "start",
+                         "--agent", "codex", "-n", f"codex-{i}", "-d", str(work), env=env_for(work))
+                    while f"codex-{i}" not in [p["name"] for p in (await alice.call("ensemble"))["players"]]:
+                        await asyncio.sleep(0.1)
+                    joined.append(time.monotonic() - t0)
+                    if i < starts - 1:
+                        tmux("kill-session", "-t", f"c{i}")
+                last = f"codex-{starts - 1}"
+                await asyncio.sleep(5)  # its hooks have run once (SessionStart): it idles at its prompt
+                for i in range(cues):
+                    while not rollout_idle():
+                        await asyncio.sleep(0.1)
+                    t0 = time.monotonic()
+                    sent = await alice.call("cue", to=last, message=f"idle {i}: work")
+                    while not any(sent["message_id"] in shown(b) for b in model.requests()):
+                        await asyncio.sleep(0.01)
+                    at = next(t for b, t in zip(model.requests(), model.times) if sent["message_id"] in shown(b))
+                    idle.append(at - t0)
+                    while len(shells) <= i:
+                        await asyncio.sleep(0.01)  # its shell command runs now: the model is busy
+                    t0 = time.monotonic()
+                    sent = await alice.call("cue", to=last, message=f"busy {i}")
+                    while not any(sent["message_id"] in shown(b) for b in model.requests()):
+                        await asyncio.sleep(0.01)
+                    at = next(t for b, t in zip(model.requests(), model.times) if sent["message_id"] in shown(b))
+                    busy.append(at - t0)
+        finally:
+            tmux("kill-server")
+            shutil.rmtree(tmux_dir, ignore_errors=True)
+    report(f"codex: `tempo start --agent codex` to joined (median of {starts})", statistics.median(joined), "s")
+    report(f"codex: cue to a busy Codex's model request (sent as a 3 s tool starts; PostToolUse hook; median of {cues})",
+           statistics.median(busy), "s")
+    report(f"codex: cue to an idle Codex's model request (tmux nudge, median of {cues})", statistics.median(idle), "s")
+
+
 async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
     """The task board: 20 claims of one task at once, `tasks` with 1 000 on the board, PreToolUse with 50 reservations."""
     import json
@@ -915,6 +1003,9 @@ async def run(args, server: DevServer) -> None:
     if args["--board"]:
         await board(server, 3 if quick else 10, 10 if quick else 30)
         return
+    if args["--codex"]:
+        await codex_player(server, 2 if quick else 3, 3 if quick else 5)
+        return
     if args["--core"]:
         await cue_latency(server, int(args["--cues"]))
         await fan_out(server, 3 if quick else 5, 20 if quick else 50)
@@ -942,6 +1033,7 @@ async def run(args, server: DevServer) -> None:
         await dashboard_latency(server, Path(home), 5 if quick else 20)
     await scheduled_cues(server, 3 if quick else 15)
     await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
+    await codex_player(server, 2 if quick else 3, 3 if quick else 5)
     await board(server, 3 if quick else 10, 10 if quick else 30)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)

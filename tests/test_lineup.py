@@ -214,7 +214,7 @@ def test_a_malformed_lineup_is_reported_by_line_and_nothing_starts(cli, stand_in
         f"{file}:1: invalid ensemble name 'two words'",
         f"{file}:4: [conductor]: unknown key 'colour' (known: directory, prompt)",
         f"{file}:7: [[player]] 1: directory '{shop / 'nowhere'}' does not exist",
-        f"{file}:10: [[player]] 2: unknown agent 'gpt': use 'claude' or 'copilot'",
+        f"{file}:10: [[player]] 2: unknown agent 'gpt': use 'claude' or 'copilot' or 'codex'",
         f"{file}:11: [[player]] 2: worktree must be true or false, not 'yes'",
         f"{file}:12: [[player]] 3: the player has no name",
         f"{file}:17: the name 'docs' is used twice",
