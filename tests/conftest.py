@@ -40,7 +40,7 @@ free_port = tempo.free_port  # a free loopback port, as tempo picks one for the 
 
 # Agent CLIs a developer may have installed: tests use the pinned ones in ROOT/node_modules, or
 # stand-ins of their own, never these (a `claude` on PATH would turn "claude missing" into found).
-USER_TOOLS = ("claude", "copilot")
+USER_TOOLS = ("claude", "copilot", "codex")
 SHADOWS = Path(tempfile.mkdtemp(prefix="tempo-test-path-"))
 atexit.register(shutil.rmtree, SHADOWS, True)
 
