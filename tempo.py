@@ -2215,12 +2215,15 @@ class Session:
         def left(keep: float) -> float:  # seconds this step may take, keeping `keep` for the steps after it
             return max(0.05, end - keep - asyncio.get_running_loop().time())
 
-        if self.ladder.sender:  # receipts first: the end hands on only what the model never saw
+        # Receipts first: the end hands on only what the model never saw. Those not sent yet ride on the
+        # end itself (one RPC: a client that exits leaves no time for two); those in flight get a moment.
+        seen = self.ladder.take_receipts()
+        if self.ladder.sender:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self.ladder.sender), min(3, left(1.5)))
+                await asyncio.wait_for(asyncio.shield(self.ladder.sender), min(1, left(1.5)))
         if self.handle and not self.ended:
             try:
-                await asyncio.wait_for(end_player(self.handle, EndRequest(reason=reason), wait=0), left(0.6))
+                await asyncio.wait_for(end_player(self.handle, EndRequest(reason=reason, seen=seen), wait=0), left(0.6))
             except Exception as e:
                 log.warning("could not end player workflow: %s", first_line(e) or type(e).__name__)
             else:  # this process's worker may be the only one left to run the player's last workflow task

@@ -187,6 +187,9 @@ class EndRequest:
     by: str = ""
     moved_to: str = ""
     away: bool = False  # set by the workflow's own deadlines: the session was only away, it may rejoin
+    # The session's last read receipts, applied before anything is handed on: a session ending with its
+    # client (`claude -p` exits right after the model's last answer) has time for one RPC, not two.
+    seen: list[Receipt] = field(default_factory=list)
 
 
 @dataclass
@@ -583,6 +586,9 @@ class PlayerWorkflow:
     @workflow.signal
     def finish(self, request: EndRequest) -> None:
         """End this player: the session exited, was terminated, or took a new name."""
+        relay = self.apply_seen(request.seen) if request.seen else []
+        if relay:  # a conductor's own cues seen at the last moment: noted in its history (histories before: none)
+            asyncio.ensure_future(self.relay(relay))
         if not self.end:
             self.end = request
             self.wake = True

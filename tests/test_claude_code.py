@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -229,9 +230,19 @@ async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, 
 
 
 def cue_mid_turn(sender, loop, text: str) -> dict:
-    """From the scripted model's thread, while carol's model works: `sender` cues carol (once she has joined)."""
+    """From the scripted model's thread, while carol's model works: `sender` cues carol (once she has joined),
+    and holds the model's answer until carol's workflow has the cue and her serve had a moment to take it:
+    `cue` returns once the signal is in, and on a loaded machine the rest of a short turn can be quicker."""
     asyncio.run_coroutine_threadsafe(wait_until(lambda: players(sender, 2), timeout=30), loop).result(40)
-    return asyncio.run_coroutine_threadsafe(sender.call("cue", to="carol", message=text), loop).result(30)
+    sent = asyncio.run_coroutine_threadsafe(sender.call("cue", to="carol", message=text), loop).result(30)
+    asyncio.run_coroutine_threadsafe(wait_until(lambda: _carol_unread(sender), timeout=20), loop).result(30)
+    time.sleep(0.5)
+    return sent
+
+
+async def _carol_unread(player) -> bool:
+    listing = await player.call("ensemble")
+    return any(p["name"] == "carol" and p["unread"] for p in listing["players"])
 
 
 async def _carol_has(player, path: str) -> bool:

@@ -52,7 +52,9 @@ def test_version_and_help(artifacts, kind):
     assert (version.returncode, version.stdout.strip()) == (0, f"tempo {tempo.__version__}"), version.stderr
     helped = run(exe, [*args, "--help"])
     assert helped.returncode == 0, helped.stderr
-    assert "Usage:" in helped.stdout and "tempo serve" in helped.stdout
+    assert "Usage:" in helped.stdout and "tempo <command>" in helped.stdout and "\n  serve " in helped.stdout
+    served = run(exe, [*args, "help", "serve"])  # a command's own usage, from inside the artifact too
+    assert served.returncode == 0 and "tempo serve" in served.stdout, served.stderr
 
 
 @pytest.mark.anyio
