@@ -2509,20 +2509,8 @@ class _Transcript:
 
     def read(self) -> list[str]:
         """Read what was appended; return the texts newly known to be in answered requests."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                chunk = f.read()
-        except OSError:
-            return []
-        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self.pos += end
-        for line in chunk[:end].splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("uuid"):
+        for entry in _appended_entries(self):
+            if entry.get("uuid"):
                 self.add(entry)
         done, self.answered = self.answered, []
         return done
@@ -2564,21 +2552,9 @@ class _Rollout:
 
     def read(self) -> list[str]:
         """Read what was appended; return the texts newly known to be in answered requests."""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.pos)
-                chunk = f.read()
-        except OSError:
-            return []
-        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self.pos += end
         answered: list[str] = []
-        for line in chunk[:end].splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            item = entry.get("payload") if isinstance(entry, dict) and entry.get("type") == "response_item" else None
+        for entry in _appended_entries(self):
+            item = entry.get("payload") if entry.get("type") == "response_item" else None
             if not isinstance(item, dict):
                 continue
             if item.get("type") == "message" and item.get("role") in ("user", "developer"):
@@ -2589,6 +2565,28 @@ class _Rollout:
                 answered += self.pending
                 self.pending = []
         return answered
+
+
+def _appended_entries(reader: "_Transcript | _Rollout") -> list[dict]:
+    """The JSON objects appended to `reader.path` since `reader.pos`, which moves past them; a line
+    still being written waits for the next read."""
+    try:
+        with open(reader.path, "rb") as f:
+            f.seek(reader.pos)
+            chunk = f.read()
+    except OSError:
+        return []
+    end = chunk.rfind(b"\n") + 1
+    reader.pos += end
+    entries = []
+    for line in chunk[:end].splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
 
 
 def _flat(value: Any) -> str:
