@@ -2740,6 +2740,7 @@ class Ladder:
         # Hooks and a transcript: Claude Code's, or a Codex session's (its rollout; it has no channel).
         self.claude = claude_code or session.agent == "codex"
         self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}  # Codex says its id only in its hooks
+        self.thread = ""  # the session id its newest hook gave (a Codex thread, which `codex queue` addresses)
         flagged = channels_flagged(os.getppid()) if claude_code else True
         self.channels = "off" if flagged is False or session.agent == "codex" else "unknown"  # unknown | on | off
         self.unread: "dict[str, Cue]" = {}  # in order of arrival
@@ -2903,6 +2904,7 @@ class Ladder:
         if not self.owns(data):
             return {}, [], ""  # another Claude Code's hook (a nested `claude -p`) found us: not its business
         self.hooks = True
+        self.thread = str(data.get("session_id") or self.thread)
         if data.get("transcript_path"):
             self.transcript = str(data["transcript_path"])
         if request.get("op") == "wait":
@@ -3064,24 +3066,32 @@ class Ladder:
         return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
 
     async def wake_codex(self, env: dict) -> None:
-        """An idle Codex in tmux (as recruit opens it) with unread cues: type a nudge at its prompt. The turn
-        that starts runs UserPromptSubmit, whose hook hands the cues over as any hook does (Codex 0.171
-        has no async rewake; `codex queue` is picked up only after seconds of polling)."""
-        pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
-        if self.session.agent != "codex" or not pane or not where:
+        """An idle Codex with unread cues: hand it a nudge as its next user message. The turn that starts runs
+        UserPromptSubmit, whose hook hands the cues over as any hook does. The nudge goes through `codex queue`
+        to the thread its hooks named (any terminal: Codex 0.171 starts a queued message at an idle prompt in
+        ~0.3 s); before its first hook (Codex's TUI fires even SessionStart only with its first turn) it is typed
+        at its prompt when it runs in tmux (as recruit opens it), else it waits for that first turn."""
+        if self.session.agent != "codex":
             return
+        pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
         loop = asyncio.get_running_loop()
         nudged, started = 0.0, loop.time()
         while not self.session.closing:
             await asyncio.sleep(0.1)
-            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn
-            # (Codex's TUI fires even SessionStart only then), no hook has called for a moment (a first
-            # prompt on its command line starts a turn within it).
+            if not self.thread and not (pane and where):
+                continue
+            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn,
+            # no hook has called for a moment (a first prompt on its command line starts a turn within it).
             quiet = self.turn_ended >= self.last_event > 0 or loop.time() - max(self.last_event, started) > CODEX_SETTLE
             unanswered = self.last_event < nudged and loop.time() - nudged < CODEX_NUDGE_EVERY  # no turn came of it yet
             if not quiet or not self.idle() or unanswered or not self.available():
                 continue
             nudged = loop.time()
+            if self.thread and await asyncio.to_thread(_codex_queue, self.thread, CODEX_NUDGE, env):
+                log.info("woke the idle Codex session %s with `codex queue`", self.thread)
+                continue
+            if not (pane and where):
+                continue
             for keys in (["-l", CODEX_NUDGE], ["Enter"]):
                 await asyncio.to_thread(subprocess.run, ["tmux", "-S", where, "send-keys", "-t", pane, *keys],
                                         capture_output=True, timeout=10)
@@ -3103,6 +3113,25 @@ class Ladder:
         words += ["hooks"] if self.hooks else []
         words += ["waiter"] if self.waiters else []
         return " ".join(words)
+
+
+def _codex_queue(thread: str, message: str, env: dict) -> bool:
+    """`codex queue --thread THREAD --message MESSAGE` with `codex` from `env`'s PATH (Codex passes its own PATH,
+    HOME and CODEX_HOME to tempo's server): True when Codex queued it (exit 0), False when it could not."""
+    import shutil
+
+    codex = shutil.which("codex", path=env.get("PATH"))
+    if not codex:
+        return False
+    try:
+        done = subprocess.run([codex, "queue", "--thread", thread, "--message", message], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("`codex queue` failed: %s", e)
+        return False
+    if done.returncode:
+        log.warning("`codex queue` said: %s", (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+    return done.returncode == 0
 
 
 async def seen_soon(session: "Session", cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
@@ -5355,6 +5384,7 @@ CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUD
                     "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "CLAUDE_TEMPO_STALL_TIMEOUT", "CLAUDE_TEMPO_RECRUIT_TIMEOUT",
                     "XDG_RUNTIME_DIR", "TMPDIR",
                     "TMUX", "TMUX_PANE",  # the window an idle Codex is woken in (see Ladder.wake_codex)
+                    "CODEX_HOME",  # where `codex queue` finds the session's thread (see Ladder.wake_codex)
                     # where a Codex conductor's recruits open (see detect_terminal)
                     "CLAUDE_TEMPO_TERMINAL", "TMUX_TMPDIR", "DISPLAY", "WAYLAND_DISPLAY", "TERM_PROGRAM", "KONSOLE_VERSION")
 

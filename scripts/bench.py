@@ -1004,7 +1004,7 @@ async def run(args, server: DevServer) -> None:
         await board(server, 3 if quick else 10, 10 if quick else 30)
         return
     if args["--codex"]:
-        await codex_player(server, 2 if quick else 3, 3 if quick else 5)
+        await codex_player(server, 2 if quick else 5, 3 if quick else 5)
         return
     if args["--core"]:
         await cue_latency(server, int(args["--cues"]))
@@ -1033,7 +1033,7 @@ async def run(args, server: DevServer) -> None:
         await dashboard_latency(server, Path(home), 5 if quick else 20)
     await scheduled_cues(server, 3 if quick else 15)
     await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
-    await codex_player(server, 2 if quick else 3, 3 if quick else 5)
+    await codex_player(server, 2 if quick else 5, 3 if quick else 5)
     await board(server, 3 if quick else 10, 10 if quick else 30)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)
