@@ -852,7 +852,7 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
             return [shell("sleep 3")]
         return [text("ok")]
 
-    joined, busy, idle = [], [], []
+    joined, busy, idle, floor = [], [], [], []
     tmux_dir = tempfile.mkdtemp(prefix="tb-")
     with ScriptedResponses(reply) as model, tempfile.TemporaryDirectory() as tmp:
         bindir = Path(tmp) / "bin"
@@ -906,13 +906,28 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
                         await asyncio.sleep(0.01)
                     at = next(t for b, t in zip(model.requests(), model.times) if sent["message_id"] in shown(b))
                     busy.append(at - t0)
+                    # The floor: Codex's own `codex queue` of a plain message to the same idle session, no tempo.
+                    while not rollout_idle():
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.5)
+                    rollout = next(f for f in (Path(tmp) / "home" / ".codex").glob("sessions/**/rollout-*.jsonl") if "idle 0: work" in f.read_text())
+                    thread = json.loads(rollout.read_text().splitlines()[0])["payload"]["id"]
+                    t0 = time.monotonic()
+                    await asyncio.to_thread(subprocess.run, [str(CODEX), "queue", "--thread", thread, "--message", f"floor {i}"],
+                                            env=env_for(Path(tmp) / f"w{starts - 1}"), capture_output=True, timeout=60)
+                    while not any(f"floor {i}" in shown(b) for b in model.requests()):
+                        await asyncio.sleep(0.01)
+                    at = next(t for b, t in zip(model.requests(), model.times) if f"floor {i}" in shown(b))
+                    floor.append(at - t0)
         finally:
             tmux("kill-server")
             shutil.rmtree(tmux_dir, ignore_errors=True)
     report(f"codex: `tempo start --agent codex` to joined (median of {starts})", statistics.median(joined), "s")
     report(f"codex: cue to a busy Codex's model request (sent as a 3 s tool starts; PostToolUse hook; median of {cues})",
            statistics.median(busy), "s")
-    report(f"codex: cue to an idle Codex's model request (tmux nudge, median of {cues})", statistics.median(idle), "s")
+    report(f"codex: cue to an idle Codex's model request (`codex queue` nudge, median of {cues})", statistics.median(idle), "s")
+    report(f"codex: floor: a bare `codex queue` message to the idle session's model request (median of {cues})",
+           statistics.median(floor), "s")
 
 
 async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
