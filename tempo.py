@@ -2486,6 +2486,7 @@ WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue 
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
 CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
 CODEX_NUDGE_EVERY = 10.0  # s before a nudge no turn came of is typed again
+CODEX_QUEUE_EVERY = 60.0  # s before a `codex queue` nudge no turn came of is queued again (Codex keeps the first)
 CODEX_SETTLE = 3.0  # s without a hook call before an idle Codex is nudged (a hook starts in 1-2.5 s under load)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
@@ -3067,28 +3068,30 @@ class Ladder:
 
     async def wake_codex(self, env: dict) -> None:
         """An idle Codex with unread cues: hand it a nudge as its next user message. The turn that starts runs
-        UserPromptSubmit, whose hook hands the cues over as any hook does. The nudge goes through `codex queue`
-        to the thread its hooks named (any terminal: Codex 0.171 starts a queued message at an idle prompt in
-        ~0.3 s); before its first hook (Codex's TUI fires even SessionStart only with its first turn) it is typed
-        at its prompt when it runs in tmux (as recruit opens it), else it waits for that first turn."""
+        UserPromptSubmit, whose hook hands the cues over as any hook does. In tmux (as recruit opens it) the
+        nudge is typed at its prompt (~1 s to the model). Elsewhere it goes through `codex queue` to the thread
+        its hooks named: Codex 0.171 starts a queued message at an idle prompt in ~0.3 s, but 2-10 s when the
+        project has hooks (tempo's do), and a TUI fires even SessionStart only with its first turn, so a Codex
+        outside tmux is woken from its first turn on."""
         pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
         loop = asyncio.get_running_loop()
         nudged, started = 0.0, loop.time()
         while not self.session.closing:
             await asyncio.sleep(0.1)
-            if not self.thread and not (pane and where):
+            typed = bool(pane and where)
+            if not typed and not self.thread:
                 continue
             # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn,
             # no hook has called for a moment (a first prompt on its command line starts a turn within it).
             quiet = self.turn_ended >= self.last_event > 0 or loop.time() - max(self.last_event, started) > CODEX_SETTLE
-            unanswered = self.last_event < nudged and loop.time() - nudged < CODEX_NUDGE_EVERY  # no turn came of it yet
+            again = CODEX_NUDGE_EVERY if typed else CODEX_QUEUE_EVERY  # a queued nudge stays queued: no second one soon
+            unanswered = self.last_event < nudged and loop.time() - nudged < again  # no turn came of it yet
             if not quiet or not self.idle() or unanswered or not self.available():
                 continue
             nudged = loop.time()
-            if self.thread and await asyncio.to_thread(_codex_queue, self.thread, CODEX_NUDGE, env):
-                log.info("woke the idle Codex session %s with `codex queue`", self.thread)
-                continue
-            if not (pane and where):
+            if not typed:
+                if await asyncio.to_thread(_codex_queue, self.thread, CODEX_NUDGE, env):
+                    log.info("woke the idle Codex session %s with `codex queue`", self.thread)
                 continue
             for keys in (["-l", CODEX_NUDGE], ["Enter"]):
                 await asyncio.to_thread(subprocess.run, ["tmux", "-S", where, "send-keys", "-t", pane, *keys],
