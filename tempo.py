@@ -66,6 +66,7 @@ CLAUDE_TEMPO_PLAYER_NAME, CLAUDE_TEMPO_HOST (default: the hostname), CLAUDE_TEMP
 #   Copilot bridge (experimental)
 #   Dashboard
 #   CLI commands
+#   Agents
 
 import json
 import os
@@ -230,7 +231,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CUE_CHARS = 32_000  # a cue is a message, not a file: keeps history small and pushes fast
 MAX_PART_CHARS = 500  # the part lives in the memo, listed with every player
 REPORT_TYPES = ("result", "blocker", "question")
-AGENTS = ("claude", "copilot", "codex")  # what a player runs: Claude Code, the Copilot bridge, or OpenAI's Codex CLI
+DEFAULT_AGENT = "claude"  # what a player runs unless told (the agents are AGENTS, in "Agents")
 POLL_WAIT = 300.0  # seconds a session's long poll is held: ~290 updates a day when idle
 SEEN_WAIT = 5.0  # seconds `cue` with wait_seen waits for read receipts at most (by default it never waits)
 SENT_LIMIT = 200  # cues a session remembers sending, for `receipts`
@@ -1785,9 +1786,9 @@ def schedule_activities(client: "Client") -> list:
 class Session:
     """One agent session's presence in its ensemble, for as long as this process lives."""
 
-    def __init__(self, cfg: Config, agent: str = "claude") -> None:
+    def __init__(self, cfg: Config, agent: str = DEFAULT_AGENT) -> None:
         self.cfg = cfg
-        self.agent = agent  # "claude", "copilot" for the bridge, or "codex"
+        self.agent = agent  # a key of AGENTS
         self.client: "Client | None" = None
         self.handle: "WorkflowHandle | None" = None
         self.info: "PlayerInfo | None" = None
@@ -1863,7 +1864,7 @@ class Session:
             self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
             wanted = ""
         info = describe_session(self.cfg, wanted, self.agent, self.ladder.paths())
-        before = remembered_player(self.cfg) if self.agent == "claude" else None
+        before = remembered_player(self.cfg) if AGENTS[self.agent].remembers else None
         if before:  # this Claude Code session had a player (its server restarted: /mcp Reconnect, a crash)
             info = dataclasses.replace(info, name=before["name"], part=before.get("part", ""))
         await self.take_name(info, self.notices, patience=10.0 if before else 0.0)
@@ -1898,7 +1899,7 @@ class Session:
     def remember(self) -> None:
         """Note this Claude Code session's player, so a restarted server comes back as it (see remembered_player)."""
         path = session_record(self.cfg)
-        if path and self.info and self.info.role != "conductor" and self.agent == "claude":
+        if path and self.info and self.info.role != "conductor" and AGENTS[self.agent].remembers:
             with contextlib.suppress(OSError):
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path.write_text(json.dumps({"name": self.info.name, "part": self.info.part}), encoding="utf-8")
@@ -2241,7 +2242,7 @@ class Session:
 # -- the player workflow's lifecycle, for the Session ---------------------------
 
 
-def describe_session(cfg: Config, name: str, agent: str = "claude", delivery: str = "") -> "PlayerInfo":
+def describe_session(cfg: Config, name: str, agent: str = DEFAULT_AGENT, delivery: str = "") -> "PlayerInfo":
     """Describe this process's session as the player `name` (its role from the configuration)."""
     from tempo_workflows import PlayerInfo
 
@@ -2485,6 +2486,7 @@ WAITER_CONFIRM_WAIT = 60.0  # s a waiter's wake may wait in Claude Code's queue 
 SHOWINGS = 3  # times a cue is shown without being confirmed before it waits for `listen` (or the hand-over)
 CODEX_NUDGE = "tempo: new cues for you (shown with this message)"  # typed at an idle Codex's prompt
 CODEX_NUDGE_EVERY = 10.0  # s before a nudge no turn came of is typed again
+CODEX_QUEUE_EVERY = 60.0  # s before a `codex queue` nudge no turn came of is queued again (Codex keeps the first)
 CODEX_SETTLE = 3.0  # s without a hook call before an idle Codex is nudged (a hook starts in 1-2.5 s under load)
 TURN_BUDGET = 40_000  # chars of cues injected into one turn; CLAUDE_TEMPO_TURN_BUDGET overrides
 
@@ -2736,12 +2738,13 @@ class Ladder:
     def __init__(self, session: "Session", env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.session = session
-        claude_code = bool(env.get("CLAUDE_CODE_SESSION_ID")) and session.agent == "claude"
-        # Hooks and a transcript: Claude Code's, or a Codex session's (its rollout; it has no channel).
-        self.claude = claude_code or session.agent == "codex"
+        agent = self.agent = AGENTS[session.agent]
+        # Hooks and a session file: Claude Code's (its transcript), or a Codex session's (its rollout; no channel).
+        self.claude = agent.hooked(env)
         self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}  # Codex says its id only in its hooks
-        flagged = channels_flagged(os.getppid()) if claude_code else True
-        self.channels = "off" if flagged is False or session.agent == "codex" else "unknown"  # unknown | on | off
+        self.thread = ""  # the session id its newest hook gave (a Codex thread, which `codex queue` addresses)
+        flagged = channels_flagged(os.getppid()) if self.claude and agent.channel else True
+        self.channels = "off" if flagged is False or not agent.channel else "unknown"  # unknown | on | off
         self.unread: "dict[str, Cue]" = {}  # in order of arrival
         self.pushed: dict[str, float] = {}  # channel-pushed, not yet confirmed: id -> loop time
         self.shown: dict[str, str] = {}  # id -> path, bounded
@@ -2777,7 +2780,7 @@ class Ladder:
             self.inbox.append(cue)
             del self.inbox[:-500]
             if await self.session.push(cue) is not False:  # a bridge's push says False when it handed the cue on
-                self.mark_seen([cue], "prompt" if self.session.agent == "copilot" else "channel")
+                self.mark_seen([cue], self.agent.pushed)
             return
         self.unread[cue.id] = cue
         if self.channels != "off":
@@ -2903,6 +2906,7 @@ class Ladder:
         if not self.owns(data):
             return {}, [], ""  # another Claude Code's hook (a nested `claude -p`) found us: not its business
         self.hooks = True
+        self.thread = str(data.get("session_id") or self.thread)
         if data.get("transcript_path"):
             self.transcript = str(data["transcript_path"])
         if request.get("op") == "wait":
@@ -2923,7 +2927,7 @@ class Ladder:
             return False  # not a Claude Code session's serve (a plain MCP client's): no hook is its own
         if not sid or sid in self.session_ids:
             return True
-        if self.session.agent == "codex" and not self.session_ids and data.get("hook_event_name") == "SessionStart":
+        if self.agent.names_in_hooks and not self.session_ids and data.get("hook_event_name") == "SessionStart":
             self.session_ids.add(sid)  # Codex names its thread first here; the serve it started is found by its pid
             return True
         if data.get("hook_event_name") == "SessionStart" and data.get("source") == "clear":
@@ -2956,8 +2960,7 @@ class Ladder:
         if not self.printed:
             return
         if self.transcript and (self.read_back is None or self.read_back.path != self.transcript):
-            reader = _Rollout if self.session.agent == "codex" else _Transcript
-            self.read_back = reader(self.transcript)  # a new session file (/clear): read it from its start
+            self.read_back = self.agent.reader(self.transcript)  # a new session file (/clear): read it from its start
         texts = self.read_back.read() if self.read_back else []
         if texts:
             by_path: dict[str, list] = {}
@@ -3064,29 +3067,43 @@ class Ladder:
         return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
 
     async def wake_codex(self, env: dict) -> None:
-        """An idle Codex in tmux (as recruit opens it) with unread cues: type a nudge at its prompt. The turn
-        that starts runs UserPromptSubmit, whose hook hands the cues over as any hook does (Codex 0.171
-        has no async rewake; `codex queue` is picked up only after seconds of polling)."""
+        """An idle Codex with unread cues: hand it a nudge as its next user message. The turn that starts runs
+        UserPromptSubmit, whose hook hands the cues over as any hook does. In tmux (as recruit opens it) the
+        nudge is typed at its prompt (~1 s to the model). Elsewhere it goes through `codex queue` to the thread
+        its hooks named: Codex 0.171 starts a queued message at an idle prompt in ~0.3 s, but 2-10 s when the
+        project has hooks (tempo's do), and a TUI fires even SessionStart only with its first turn, so a Codex
+        outside tmux is woken from its first turn on."""
         pane, where = env.get("TMUX_PANE", ""), env.get("TMUX", "").split(",")[0]
-        if self.session.agent != "codex" or not pane or not where:
-            return
         loop = asyncio.get_running_loop()
         nudged, started = 0.0, loop.time()
         while not self.session.closing:
             await asyncio.sleep(0.1)
-            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn
-            # (Codex's TUI fires even SessionStart only then), no hook has called for a moment (a first
-            # prompt on its command line starts a turn within it).
+            typed = bool(pane and where)
+            if not typed and not self.thread:
+                continue
+            # Idle at its prompt: its last hook was a Stop that let the turn end; or, before its first turn,
+            # no hook has called for a moment (a first prompt on its command line starts a turn within it).
             quiet = self.turn_ended >= self.last_event > 0 or loop.time() - max(self.last_event, started) > CODEX_SETTLE
-            unanswered = self.last_event < nudged and loop.time() - nudged < CODEX_NUDGE_EVERY  # no turn came of it yet
+            again = CODEX_NUDGE_EVERY if typed else CODEX_QUEUE_EVERY  # a queued nudge stays queued: no second one soon
+            unanswered = self.last_event < nudged and loop.time() - nudged < again  # no turn came of it yet
             if not quiet or not self.idle() or unanswered or not self.available():
                 continue
             nudged = loop.time()
+            if not typed:
+                if await asyncio.to_thread(_codex_queue, self.thread, CODEX_NUDGE, env):
+                    log.info("woke the idle Codex session %s with `codex queue`", self.thread)
+                continue
             for keys in (["-l", CODEX_NUDGE], ["Enter"]):
                 await asyncio.to_thread(subprocess.run, ["tmux", "-S", where, "send-keys", "-t", pane, *keys],
                                         capture_output=True, timeout=10)
                 await asyncio.sleep(0.5)  # Enter right after fast typing is a newline in Codex's composer (a paste)
             log.info("woke the idle Codex session in tmux pane %s", pane)
+
+    async def wake(self, env: dict) -> None:
+        """Wake the model when it idles with unread cues, as its agent's adapter does (Claude Code: the waiter
+        hook, no loop here)."""
+        if self.agent.wake:
+            await self.agent.wake(self, env)
 
     def close(self) -> None:
         """The session ends: release the waiter (it exits quietly)."""
@@ -3099,10 +3116,29 @@ class Ladder:
 
     def paths(self) -> str:
         """The delivery paths live in this session, as `ensemble` and `tempo status` show them."""
-        words = [] if self.session.agent == "codex" else [f"channel:{self.channels}"] if self.claude else ["channel"]
+        words = [] if not self.agent.channel else [f"channel:{self.channels}"] if self.claude else ["channel"]
         words += ["hooks"] if self.hooks else []
         words += ["waiter"] if self.waiters else []
         return " ".join(words)
+
+
+def _codex_queue(thread: str, message: str, env: dict) -> bool:
+    """`codex queue --thread THREAD --message MESSAGE` with `codex` from `env`'s PATH (Codex passes its own PATH,
+    HOME and CODEX_HOME to tempo's server): True when Codex queued it (exit 0), False when it could not."""
+    import shutil
+
+    codex = shutil.which("codex", path=env.get("PATH"))
+    if not codex:
+        return False
+    try:
+        done = subprocess.run([codex, "queue", "--thread", thread, "--message", message], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("`codex queue` failed: %s", e)
+        return False
+    if done.returncode:
+        log.warning("`codex queue` said: %s", (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+    return done.returncode == 0
 
 
 async def seen_soon(session: "Session", cue: "Cue", wait: float = SEEN_WAIT) -> "Receipt | None":
@@ -4462,7 +4498,7 @@ def player_tools(mcp, session: "Session", guarded: Callable) -> None:
         unread_chars: int = Field(0, description="their characters: what they would add to its context")
         delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
         worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
-        agent: str = Field(default="claude", description="what it runs: claude (Claude Code), copilot (the bridge) or codex (Codex CLI)")
+        agent: str = Field(default=DEFAULT_AGENT, description="what it runs: " + _agents_said())
         waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
         waiting_since: str = ""
         tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
@@ -4646,7 +4682,7 @@ def team_tools(mcp, session: "Session", guarded: Callable) -> None:
         name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
         directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
         prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
-        agent: Annotated[Literal["claude", "copilot", "codex"], Field(description="claude: Claude Code; copilot: the Copilot bridge; codex: OpenAI's Codex CLI")] = "claude",
+        agent: Annotated[Literal[tuple(AGENTS)], Field(description=_agents_said())] = DEFAULT_AGENT,  # type: ignore[valid-type]
         worktree: Annotated[bool, Field(description=(
             "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
             "so it never edits my files"))] = False,
@@ -4874,7 +4910,8 @@ async def serve(cfg: Config) -> int:
     on_hangup(eof)  # from here on a player may exist: leaving ends it first
 
     # Codex passes its MCP servers only the variables their table names: tempo's entry says it is Codex's.
-    session = Session(cfg, agent="codex" if os.environ.get("CLAUDE_TEMPO_AGENT") == "codex" else "claude")
+    said = os.environ.get("CLAUDE_TEMPO_AGENT", "")
+    session = Session(cfg, agent=said if said in AGENTS and AGENTS[said].in_terminal else DEFAULT_AGENT)
     mcp, lowlevel, options = build_server(session)
     starting = asyncio.create_task(session.start(session.handshake))
     try:
@@ -4893,7 +4930,7 @@ async def serve(cfg: Config) -> int:
     serving = asyncio.create_task(run_mcp())
     stopping = asyncio.create_task(stop.wait())
     watching = asyncio.create_task(session.ladder.watch_channel_log())
-    waking = asyncio.create_task(session.ladder.wake_codex(dict(os.environ)))
+    waking = asyncio.create_task(session.ladder.wake(dict(os.environ)))
     closed = asyncio.create_task(eof.wait())
     await asyncio.wait({serving, stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
     leave_by()  # the client is gone: end the player if Temporal lets us in time, and go regardless
@@ -5355,6 +5392,7 @@ CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUD
                     "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT", "CLAUDE_TEMPO_STALL_TIMEOUT", "CLAUDE_TEMPO_RECRUIT_TIMEOUT",
                     "XDG_RUNTIME_DIR", "TMPDIR",
                     "TMUX", "TMUX_PANE",  # the window an idle Codex is woken in (see Ladder.wake_codex)
+                    "CODEX_HOME",  # where `codex queue` finds the session's thread (see Ladder.wake_codex)
                     # where a Codex conductor's recruits open (see detect_terminal)
                     "CLAUDE_TEMPO_TERMINAL", "TMUX_TMPDIR", "DISPLAY", "WAYLAND_DISPLAY", "TERM_PROGRAM", "KONSOLE_VERSION")
 
@@ -5581,10 +5619,10 @@ def lineup_conductor_prompt(ensemble: str, players: int) -> str:
             "your task arrives next, as a command from the lineup, once they have joined. Wait for it.")
 
 
-async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = "claude",
-                         worktree: bool = False, model: str = "", env: dict[str, str] | None = None) -> dict:
+async def recruit_player(session: "Session", name: str, directory: str, prompt: str = "", agent: str = DEFAULT_AGENT,
+                         worktree: bool = False, model: str = "", extra: dict[str, str] | None = None) -> dict:
     """Open a new session `name` in `directory` (or its own worktree of it), wait until it has joined, then cue it `prompt`.
-    `env`: more of its environment (a lineup's standing permission rules)."""
+    `extra`: more of its environment (a lineup's standing permission rules)."""
     from tempo_workflows import CONDUCTOR, workflow_id
 
     await session.joined()
@@ -5608,37 +5646,18 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     setup = ""
     if worktree:
         path, setup = await asyncio.to_thread(make_worktree, path, name, session.cfg.directory)
-    if agent == "claude":  # claude finds tempo through the directory's .mcp.json: make sure it is there
-        existing = read_mcp_json(path / ".mcp.json") or {}  # malformed: an error, the file untouched
-        if SERVER_NAME not in existing.get("mcpServers", {}):
-            what, written = write_mcp_json(str(path))
-            setup = "; ".join(filter(None, [setup, f"{written} {what} so the new session loads tempo"]))
-        if not hooks_installed(str(path)):
-            what, written = install_hooks(str(path))
-            setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's hooks"]))
-        if session.cfg.approve and approve_tempo(str(path))[0] != "unchanged":
-            setup = "; ".join(filter(None, [setup, f"approved tempo's own server and tools in {settings_path(str(path))}"]))
-        setup = "; ".join(filter(None, [setup, trust_note(str(path))]))
-    if agent == "codex":  # codex finds tempo through the project's .codex/ (once the user trusts the project)
-        for what, written in (write_codex_config(str(path)), install_codex_hooks(str(path))):
-            if what != "unchanged":
-                setup = "; ".join(filter(None, [setup, f"{written} {what} with tempo's server and hooks"]))
-    child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path))
-    extra = env or {}
-    argv, env = claude_command(child, name=name, prompt=first_prompt(name, ensemble, session.info.name, bool(prompt)))
-    env.update(extra)
-    if agent == "codex":
-        argv = codex_argv(first_prompt(name, ensemble, session.info.name, bool(prompt)))
-    if agent == "claude" and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(window_claude):
-        raise TempoError(f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has, "
-                         f"so {name!r} was not started: {CLAUDE_INSTALL}")
-    if agent == "copilot":
-        argv = [*tempo_command(), "bridge"]
-        env.update(bridge_env(dataclasses.replace(child, copilot_model=model or child.copilot_model)))
+    adapter = AGENTS[agent]
+    setup = "; ".join(filter(None, [setup, *adapter.recruit_setup(str(path), session.cfg)]))
+    child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path), copilot_model=model or session.cfg.copilot_model)
+    argv, env = adapter.command(child, name, False, first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    env.update(extra or {})
+    if adapter.in_window and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(adapter.in_window):
+        raise TempoError(f"`{adapter.program}` ({adapter.title}) is not on the PATH a new window's login shell ({login_shell()}) has, "
+                         f"so {name!r} was not started: {adapter.install}")
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
-        program = {"copilot": "tempo bridge (Copilot)", "codex": "codex"}.get(agent, "claude")
+        program = adapter.program
         tail = await asyncio.to_thread(window_tail, launch)
         raise TempoError(
             f"opened a window for {name!r} in {where}, but it has not joined ensemble {ensemble!r} within "
@@ -6034,7 +6053,7 @@ class Seat:
     name: str
     directory: str  # absolute
     prompt: str = ""
-    agent: str = "claude"
+    agent: str = DEFAULT_AGENT
     worktree: bool = False
     permit_allow: list[str] = dataclasses.field(default_factory=list)  # its standing rules (Claude Code's syntax)
     permit_deny: list[str] = dataclasses.field(default_factory=list)
@@ -6243,7 +6262,7 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
     directory = (path.parent / Path(values.get("directory", ".")).expanduser()).resolve()
     if not directory.is_dir():
         problem("directory", f"directory {str(directory)!r} does not exist")
-    agent = values.get("agent", "claude")
+    agent = values.get("agent", DEFAULT_AGENT)
     if agent not in AGENTS:
         problem("agent", f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
     if values.get("worktree") and directory.is_dir():
@@ -6286,7 +6305,7 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
             return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
         try:
             r = await recruit_player(recruiter, seat.name, seat.directory, seat.prompt, seat.agent, seat.worktree,
-                                     env=_lineup_permits(recruiter.cfg, lineup, seat))
+                                     extra=_lineup_permits(recruiter.cfg, lineup, seat))
         except TempoError as e:
             return {"name": seat.name, "state": "failed", "detail": str(e)}
         setup = f" ({r['setup']})" if r["setup"] else ""
@@ -6379,7 +6398,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
         if p.role != "conductor":
             table["name"] = p.name
         table["directory"] = relative_to(directory, base)
-        if p.agent != "claude":
+        if p.agent != DEFAULT_AGENT:
             table["agent"] = p.agent
         if p.worktree:
             table["worktree"] = True
@@ -7821,10 +7840,8 @@ def first_line(e: BaseException | str) -> str:
     return getattr(e, "reason", "") or short_reason(e)
 
 
-async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
-    """Check what a session needs: Python, Temporal (with tempo's attributes), claude, the server command, .mcp.json."""
-    import shutil
-
+async def preflight_checks(cfg: Config, agent: str = DEFAULT_AGENT) -> list[Check]:
+    """Check what a session needs: Python, Temporal (with tempo's attributes), then its agent's own checks (AGENTS)."""
     v = sys.version_info
     checks = [Check(v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro}", "install Python 3.10 or newer")]
     where = f"{cfg.address} (namespace {cfg.namespace})"
@@ -7846,10 +7863,15 @@ async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
     except Exception as e:  # reachable, but a call failed: say which error the server gave
         checks.append(Check(False, f"Temporal at {where} cannot list players: {first_line(e)}",
                             "check the namespace and your permissions in it (`tempo config show`)"))
-    if agent == "copilot":  # the bridge serves tempo's tools itself: no claude, no .mcp.json
-        return checks + await copilot_checks(cfg)
-    if agent == "codex":
-        return checks + codex_checks(cfg)
+    more = AGENTS[agent].checks(cfg)  # the agent's own: claude and .mcp.json, the bridge's SDK, codex and .codex/
+    return checks + (await more if asyncio.iscoroutine(more) else more)
+
+
+def _claude_checks(cfg: Config) -> list[Check]:
+    """What a Claude Code session needs besides Temporal: claude, the server command, .mcp.json, tempo's hooks."""
+    import shutil
+
+    checks: list[Check] = []
     claude = shutil.which("claude")
     checks.append(Check(bool(claude), f"claude on PATH ({claude})" if claude else "claude not on PATH", CLAUDE_INSTALL))
     command = server_command()
@@ -7970,9 +7992,9 @@ def cmd_preflight(args: dict) -> int:
       -d <dir>, --dir=<dir>     Directory the session works in (default: here).
     """
     cfg = resolve_config(args)
-    agent = args.get("--agent") or "claude"
+    agent = args.get("--agent") or DEFAULT_AGENT
     if agent not in AGENTS:
-        raise TempoError(f"unknown agent {agent!r}: use --agent claude, copilot or codex")
+        raise TempoError(f"unknown agent {agent!r}: use --agent {_alternatives(list(AGENTS))}")
     return 0 if print_checks(asyncio.run(preflight_checks(cfg, agent))) else 1
 
 
@@ -7994,10 +8016,16 @@ def cmd_init(args: dict) -> int:
     directory = Path(args.get("--dir") or os.getcwd()).resolve()
     if not directory.is_dir():
         raise TempoError(f"{directory} is not a directory")
-    if (args.get("--agent") or "claude") == "codex":
-        return init_codex(str(directory), bool(args.get("--undo")))
-    if (args.get("--agent") or "claude") != "claude":
-        raise TempoError(f"`tempo init --agent {args.get('--agent')}`: use claude or codex (the Copilot bridge needs no set-up)")
+    adapter = AGENTS.get(args.get("--agent") or DEFAULT_AGENT)
+    if adapter is None or adapter.init is None:
+        bare = ", ".join(f"{a.title} needs no set-up" for a in AGENTS.values() if a.init is None)
+        raise TempoError(f"`tempo init --agent {args.get('--agent')}`: use "
+                         f"{_alternatives([n for n, a in AGENTS.items() if a.init])} ({bare})")
+    return adapter.init(directory, args)
+
+
+def _init_claude_code(directory: Path, args: dict) -> int:
+    """`tempo init` for Claude Code: .mcp.json, tempo's hooks, its approvals, the git guard (or, --undo, out)."""
     if args.get("--undo"):
         what, path = remove_mcp_json(str(directory))
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
@@ -8388,25 +8416,16 @@ def start_session(args: dict, conductor: bool) -> int:
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")
-    agent = args.get("--agent") or "claude"
-    if agent not in ("claude", "codex"):
-        raise TempoError(f"unknown agent {agent!r} for a session in this terminal: use --agent claude or --agent codex")
+    agent = args.get("--agent") or DEFAULT_AGENT
+    here = [name for name, a in AGENTS.items() if a.in_terminal]
+    if agent not in here:
+        raise TempoError(f"unknown agent {agent!r} for a session in this terminal: use {_alternatives([f'--agent {n}' for n in here])}")
+    adapter = AGENTS[agent]
     try:  # without hooks a cue reaches the model only where channels are on (Codex: has none)
-        if agent == "codex":
-            for what, path in (write_codex_config(cfg.directory), install_codex_hooks(cfg.directory)):
-                if what != "unchanged":
-                    err(f"tempo: {path}: tempo's server and hooks {what}")
-            if not codex_trusts(cfg.directory):
-                err(f"tempo: {codex_trust_note(cfg.directory)}")
-        else:
-            what, path = install_hooks(cfg.directory)
-            if what != "unchanged":
-                err(f"tempo: {path}: tempo's hooks {what}")
-            if cfg.approve and approve_tempo(cfg.directory)[0] != "unchanged":
-                err(f"tempo: {settings_path(cfg.directory)}: {APPROVED_NOTE}")
+        adapter.start_setup(cfg.directory, cfg, lambda note: err(f"tempo: {note}"))
     except TempoError as e:
         err(f"tempo: warning: {e}")
-    if not args.get("--skip-preflight") and agent == "claude":
+    if not args.get("--skip-preflight") and adapter.preflight_on_start:
         checks = asyncio.run(preflight_checks(cfg))
         if not all(c.ok for c in checks):
             print_checks(checks, err)
@@ -8423,12 +8442,10 @@ def start_session(args: dict, conductor: bool) -> int:
                 f"since {holder.started}); there is one per ensemble: join as a player with "
                 f"`tempo start {cfg.ensemble}`, or conduct another ensemble with `tempo conduct OTHER`"
             )
-    claude = shutil.which("codex" if agent == "codex" else "claude")
-    if not claude:
-        raise TempoError("`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`" if agent == "codex"
-                         else CLAUDE_MISSING)
-    argv, extra = claude_command(cfg, name="" if conductor else cfg.name, conductor=conductor)
-    argv = codex_argv() if agent == "codex" else argv
+    program = shutil.which(adapter.program)
+    if not program:
+        raise TempoError(adapter.missing)
+    argv, extra = adapter.command(cfg, "" if conductor else cfg.name, conductor, "")
     env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     env.update(extra)
     role = "the conductor" if conductor else f"player {cfg.name}" if cfg.name else "a player"
@@ -8436,9 +8453,9 @@ def start_session(args: dict, conductor: bool) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "nt":  # no exec on Windows: run it and pass its exit code on
-        return subprocess.run([claude, *argv[1:]], cwd=cfg.directory, env=env).returncode
+        return subprocess.run([program, *argv[1:]], cwd=cfg.directory, env=env).returncode
     os.chdir(cfg.directory)
-    os.execve(claude, argv, env)
+    os.execve(program, argv, env)
     return 0  # not reached
 
 
@@ -8527,7 +8544,7 @@ def cmd_status(args: dict) -> int:
     columns = (["ENSEMBLE"] if not ensemble else []) + ["NAME", "ROLE", "PART", "DIRECTORY", "BRANCH", "HOST", "STATE", "UNREAD", "DELIVERY", "HOLDS"]
     rows = [
         ([p["ensemble"]] if not ensemble else [])
-        + [p["name"], " ".join(filter(None, ["conductor" if p["conductor"] else "", p.get("agent") if p.get("agent", "claude") != "claude" else ""])),
+        + [p["name"], " ".join(filter(None, ["conductor" if p["conductor"] else "", p.get("agent") if p.get("agent", DEFAULT_AGENT) != DEFAULT_AGENT else ""])),
            shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
            ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
            str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", ""),
@@ -8982,6 +8999,118 @@ def entry() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+# ---------------------------------------------------------------------------
+# Agents
+# What differs per agent a player runs, one adapter each: how it is launched, where its set-up is written,
+# what preflight checks, how its serve learns what the model saw and wakes it. Everything that chooses an
+# agent (start/conduct/recruit/lineups/init/preflight, `ensemble`, `tempo status`) reads AGENTS; the next
+# agent (Gemini CLI, OpenCode) is one entry and the functions it names.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent a player can run: the functions and facts tempo needs from it (an entry of AGENTS)."""
+
+    title: str  # what it is, as help texts and errors name it
+    program: str  # the command its window runs, as errors name it
+    install: str  # how a user gets `program`
+    command: Callable[[Config, str, bool, str], "tuple[list[str], dict[str, str]]"]  # (cfg, name, conductor, first prompt) -> argv, env additions
+    recruit_setup: Callable[[str, Config], list[str]]  # (directory, cfg) -> notes: what recruit wrote there for it
+    checks: Callable[[Config], Any]  # preflight's own checks: a list of Check, or a coroutine giving one
+    pushed: str = "channel"  # the receipt path of a cue its serve pushed, when no hook calls it: channel, prompt
+    in_terminal: bool = False  # `tempo start/conduct --agent` becomes it (it starts tempo's server itself)
+    start_setup: Callable[[str, Config, Callable[[str], None]], None] | None = None  # start/conduct: write its set-up, say what changed
+    init: Callable[[Path, dict], int] | None = None  # `tempo init --agent` (directory, arguments); None: it needs no set-up
+    missing: str = ""  # start/conduct's error when `program` is not on PATH
+    preflight_on_start: bool = False  # start/conduct run preflight first
+    in_window: Callable[[], Any] | None = None  # recruit's check that a new window's login shell finds `program`
+    hooked: Callable[[dict], bool] = lambda env: False  # (its serve's environment) -> its hooks call that serve
+    channel: bool = True  # its serve pushes cues (Claude Code's channel: on/off/unknown; the bridge: its prompt)
+    names_in_hooks: bool = False  # its session id arrives first in a SessionStart hook, not in the serve's environment
+    reader: type = _Transcript  # reads its session file: what the model received and answered (receipts)
+    remembers: bool = False  # a restarted serve rejoins as the player it was (Claude Code's /mcp Reconnect)
+    wake: Callable[["Ladder", dict], Any] | None = None  # wakes its idle model with unread cues (None: its hooks do)
+
+
+def _claude_launch(cfg: Config, name: str, conductor: bool, prompt: str) -> "tuple[list[str], dict[str, str]]":
+    return claude_command(cfg, name=name, conductor=conductor, prompt=prompt)
+
+
+def _codex_launch(cfg: Config, name: str, conductor: bool, prompt: str) -> "tuple[list[str], dict[str, str]]":
+    return codex_argv(prompt), claude_command(cfg, name=name, conductor=conductor)[1]
+
+
+def _bridge_launch(cfg: Config, name: str, conductor: bool, prompt: str) -> "tuple[list[str], dict[str, str]]":
+    """The Copilot bridge: this tempo's `bridge`, its model and provider from `cfg` (never the provider's key)."""
+    return [*tempo_command(), "bridge"], {**claude_command(cfg, name=name, conductor=conductor)[1], **bridge_env(cfg)}
+
+
+def _claude_recruit_setup(directory: str, cfg: Config) -> list[str]:
+    """claude finds tempo through the directory's .mcp.json: make sure it is there, with the hooks and approvals."""
+    notes = []
+    existing = read_mcp_json(Path(directory) / ".mcp.json") or {}  # malformed: an error, the file untouched
+    if SERVER_NAME not in existing.get("mcpServers", {}):
+        what, written = write_mcp_json(directory)
+        notes.append(f"{written} {what} so the new session loads tempo")
+    if not hooks_installed(directory):
+        what, written = install_hooks(directory)
+        notes.append(f"{written} {what} with tempo's hooks")
+    if cfg.approve and approve_tempo(directory)[0] != "unchanged":
+        notes.append(f"approved tempo's own server and tools in {settings_path(directory)}")
+    return [*notes, trust_note(directory)]
+
+
+def _codex_recruit_setup(directory: str, cfg: Config) -> list[str]:
+    """codex finds tempo through the project's .codex/ (once the user trusts the project)."""
+    return [f"{written} {what} with tempo's server and hooks"
+            for what, written in (write_codex_config(directory), install_codex_hooks(directory)) if what != "unchanged"]
+
+
+def _claude_start_setup(directory: str, cfg: Config, say: Callable[[str], None]) -> None:
+    what, path = install_hooks(directory)
+    if what != "unchanged":
+        say(f"{path}: tempo's hooks {what}")
+    if cfg.approve and approve_tempo(directory)[0] != "unchanged":
+        say(f"{settings_path(directory)}: {APPROVED_NOTE}")
+
+
+def _codex_start_setup(directory: str, cfg: Config, say: Callable[[str], None]) -> None:
+    for what, path in (write_codex_config(directory), install_codex_hooks(directory)):
+        if what != "unchanged":
+            say(f"{path}: tempo's server and hooks {what}")
+    if not codex_trusts(directory):
+        say(codex_trust_note(directory))
+
+
+AGENTS: "dict[str, Agent]" = {
+    "claude": Agent(
+        title="Claude Code", program="claude", install=CLAUDE_INSTALL, command=_claude_launch,
+        recruit_setup=_claude_recruit_setup, checks=_claude_checks, in_terminal=True, start_setup=_claude_start_setup,
+        init=_init_claude_code, missing=CLAUDE_MISSING, preflight_on_start=True, in_window=window_claude,
+        hooked=lambda env: bool(env.get("CLAUDE_CODE_SESSION_ID")), remembers=True),
+    "copilot": Agent(
+        title="the Copilot bridge", program="tempo bridge (Copilot)", install="npm install -g @github/copilot",
+        command=_bridge_launch, recruit_setup=lambda directory, cfg: [], checks=copilot_checks, pushed="prompt"),
+    "codex": Agent(
+        title="OpenAI's Codex CLI", program="codex", install="npm install -g @openai/codex", command=_codex_launch,
+        recruit_setup=_codex_recruit_setup, checks=codex_checks, in_terminal=True, start_setup=_codex_start_setup,
+        init=lambda directory, args: init_codex(str(directory), bool(args.get("--undo"))),
+        missing="`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`",
+        hooked=lambda env: True, channel=False, names_in_hooks=True, reader=_Rollout, wake=Ladder.wake_codex),
+}
+
+
+def _agents_said() -> str:
+    """The agents for a tool's description: `claude: Claude Code; copilot: the Copilot bridge; ...`."""
+    return "; ".join(f"{name}: {a.title}" for name, a in AGENTS.items())
+
+
+def _alternatives(words: list[str]) -> str:
+    """`a, b or c`."""
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]])) if words else ""
 
 
 if __name__ == "__main__":

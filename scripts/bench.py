@@ -860,7 +860,7 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
             return [shell("sleep 3")]
         return [text("ok")]
 
-    joined, busy, idle = [], [], []
+    joined, busy, idle, typed, queued, bare = [], [], [], [], [], []
     tmux_dir = tempfile.mkdtemp(prefix="tb-")
     with ScriptedResponses(reply) as model, tempfile.TemporaryDirectory() as tmp:
         bindir = Path(tmp) / "bin"
@@ -877,6 +877,19 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
 
         def tmux(*args, env=None):
             return subprocess.run(["tmux", *args], env=env or {**os.environ, "TMUX_TMPDIR": tmux_dir}, capture_output=True, text=True)
+
+        async def reached(marker: str, t0: float, pane: str = "") -> float:
+            """Seconds from t0 until a model request carries `marker` (fails after 90 s, with the pane's screen)."""
+            while not any(marker in shown(b) for b in model.requests()):
+                if time.monotonic() - t0 > 90:
+                    raise RuntimeError(f"{marker!r} never reached the model:\n" + tmux("capture-pane", "-p", "-t", pane).stdout)
+                await asyncio.sleep(0.01)
+            return next(t for b, t in zip(model.requests(), model.times) if marker in shown(b)) - t0
+
+        async def settled() -> None:
+            while not rollout_idle():
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
 
         def rollout_idle() -> bool:
             text_ = "".join(f.read_text() for f in (Path(tmp) / "home" / ".codex").glob("sessions/**/rollout-*.jsonl"))
@@ -914,6 +927,41 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
                         await asyncio.sleep(0.01)
                     at = next(t for b, t in zip(model.requests(), model.times) if sent["message_id"] in shown(b))
                     busy.append(at - t0)
+                    # The floor: a plain message typed the same way at the same idle prompt, no tempo.
+                    await settled()
+                    t0 = time.monotonic()
+                    for keys in (["-l", f"typed {i}"], ["Enter"]):
+                        tmux("send-keys", "-t", f"c{starts - 1}", *keys)
+                        await asyncio.sleep(0.5)  # as tempo types its nudge
+                    typed.append(await reached(f"typed {i}", t0, f"c{starts - 1}"))
+                # Outside tmux (TMUX and TMUX_PANE taken out of its environment): woken through `codex queue`.
+                work = Path(tmp) / "q"
+                work.mkdir()
+                tmux("kill-session", "-t", f"c{starts - 1}")  # the server ends with it: q's gets q's environment
+                tmux("new-session", "-d", "-s", "q", "-x", "200", "-y", "50", "env", "-u", "TMUX", "-u", "TMUX_PANE", sys.executable,
+                     str(ROOT / "tempo.py"), "start", "--agent", "codex", "-n", "q", "-d", str(work), env=env_for(work))
+                t0 = time.monotonic()
+                while "q" not in [p["name"] for p in (await alice.call("ensemble"))["players"]]:
+                    if time.monotonic() - t0 > 90:
+                        raise RuntimeError("q never joined:\n" + tmux("capture-pane", "-p", "-t", "q").stdout)
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(3)
+                for keys in (["-l", "first turn"], ["Enter"]):  # its hooks name its thread from its first turn on
+                    tmux("send-keys", "-t", "q", *keys)
+                    await asyncio.sleep(0.5)
+                await reached("first turn", time.monotonic(), "q")
+                for i in range(cues):
+                    await settled()
+                    t0 = time.monotonic()
+                    sent = await alice.call("cue", to="q", message=f"queued {i}")
+                    queued.append(await reached(sent["message_id"], t0, "q"))
+                    await settled()
+                    rollout = next(f for f in (Path(tmp) / "home" / ".codex").glob("sessions/**/rollout-*.jsonl") if "first turn" in f.read_text())
+                    thread = json.loads(rollout.read_text().splitlines()[0])["payload"]["id"]
+                    t0 = time.monotonic()
+                    await asyncio.to_thread(subprocess.run, [str(CODEX), "queue", "--thread", thread, "--message", f"bare {i}"],
+                                            env=env_for(work), capture_output=True, timeout=60)
+                    bare.append(await reached(f"bare {i}", t0, "q"))
         finally:
             tmux("kill-server")
             shutil.rmtree(tmux_dir, ignore_errors=True)
@@ -921,6 +969,12 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
     report(f"codex: cue to a busy Codex's model request (sent as a 3 s tool starts; PostToolUse hook; median of {cues})",
            statistics.median(busy), "s")
     report(f"codex: cue to an idle Codex's model request (tmux nudge, median of {cues})", statistics.median(idle), "s")
+    report(f"codex: floor: a plain message typed the same way at that prompt to its model request (median of {cues})",
+           statistics.median(typed), "s")
+    report(f"codex: cue to an idle Codex outside tmux, its model request (`codex queue` nudge, median of {cues})",
+           statistics.median(queued), "s")
+    report(f"codex: floor: a bare `codex queue` message to that session's model request (median of {cues})",
+           statistics.median(bare), "s")
 
 
 async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
@@ -1012,7 +1066,7 @@ async def run(args, server: DevServer) -> None:
         await board(server, 3 if quick else 10, 10 if quick else 30)
         return
     if args["--codex"]:
-        await codex_player(server, 2 if quick else 3, 3 if quick else 5)
+        await codex_player(server, 2 if quick else 5, 3 if quick else 5)
         return
     if args["--core"]:
         await cue_latency(server, int(args["--cues"]))
@@ -1041,7 +1095,7 @@ async def run(args, server: DevServer) -> None:
         await dashboard_latency(server, Path(home), 5 if quick else 20)
     await scheduled_cues(server, 3 if quick else 15)
     await copilot_bridge(server, 3 if quick else 5, 5 if quick else 20)
-    await codex_player(server, 2 if quick else 3, 3 if quick else 5)
+    await codex_player(server, 2 if quick else 5, 3 if quick else 5)
     await board(server, 3 if quick else 10, 10 if quick else 30)
     print(f"idle cost: one long-poll Update per {tempo.POLL_WAIT:.0f} s = "
           f"{86400 / tempo.POLL_WAIT:.0f} updates a day per idle session", flush=True)

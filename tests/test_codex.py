@@ -265,19 +265,27 @@ async def test_a_lineup_mixing_claude_and_codex_players_starts_and_saves_its_age
 
 async def test_a_codex_permission_request_is_answered_by_the_conductor(temporal, ensemble, tmux_dir, tmp_path):
     """Codex asking to run a command outside its sandbox (approval on-request): its PermissionRequest hook asks
-    the ensemble, the conductor's `permit` allows it, and the command runs with nobody at Codex's window."""
+    the ensemble. The conductor's `permit` deny with a reason: the command does not run and the model's next
+    request carries the reason; its allow: the next command runs, with nobody at Codex's window."""
     from test_permissions import next_permission
+    from test_recruit import tmux
 
     workdir = tmp_path / "work"
     workdir.mkdir()
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "codex").symlink_to(codex_binary())
-    escalated = {"cmd": "touch MARKER", "sandbox_permissions": "require_escalated", "justification": "make the marker"}
+
+    def escalated(cmd: str) -> dict:
+        return call("exec_command", {"cmd": cmd, "sandbox_permissions": "require_escalated", "justification": cmd}, namespace="")
 
     def reply(body):
-        if "make MARKER" in shown(body) and not outputs_of(body, "exec_command"):
-            return [call("exec_command", escalated, namespace="")]
+        if "make MARKER" in shown(body):
+            done = outputs_of(body, "exec_command")
+            if not done:
+                return [escalated("touch DENIED")]
+            if len(done) == 1:
+                return [escalated("touch MARKER")]
         return [text("ok")]
 
     with ScriptedResponses(reply) as model:
@@ -290,11 +298,56 @@ async def test_a_codex_permission_request_is_answered_by_the_conductor(temporal,
             try:
                 asked = await next_permission(boss)
             except TimeoutError:
-                from test_recruit import tmux
-
                 raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "tempo helper")) from None
-            assert (asked["meta"]["from"], asked["meta"]["source"]) == ("helper", "Bash") and "touch MARKER" in asked["content"]
-            assert not (workdir / "MARKER").exists()
+            assert (asked["meta"]["from"], asked["meta"]["source"]) == ("helper", "Bash") and "touch DENIED" in asked["content"]
+            answered = await boss.call("permit", request_id=asked["meta"]["message_id"], decision="deny", reason="REASON-42: not here")
+            assert answered["decision"] == "deny"
+            try:
+                asked = await next_permission(boss)
+            except TimeoutError:
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "tempo helper")) from None
+            assert "touch MARKER" in asked["content"], asked
+            denied = outputs_of(model.requests()[-1], "exec_command")
+            assert len(denied) == 1 and "REASON-42: not here" in denied[0], denied  # the model read the reason
+            assert not (workdir / "DENIED").exists() and not (workdir / "MARKER").exists()
             answered = await boss.call("permit", request_id=asked["meta"]["message_id"], decision="allow")
             assert answered["decision"] == "allow"
             await wait_until(lambda: (workdir / "MARKER").exists(), timeout=30)
+            assert not (workdir / "DENIED").exists()
+
+
+async def test_an_idle_codex_outside_tmux_is_woken_by_codex_queue(temporal, ensemble, tmux_dir, tmp_path):
+    """The real Codex TUI started with no TMUX/TMUX_PANE in its environment (tempo cannot type at its prompt: as
+    in any other terminal) finishes its first turn and idles; a cue to it reaches its model through `codex queue`
+    (2-10 s with hooks in 0.171), once, and its receipt says seen."""
+    from test_recruit import tmux
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    assert init_codex(workdir).returncode == 0
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    cue = "idle codex: the build is green, carry on"
+    with ScriptedResponses() as model:
+        env = {**os.environ, **codex_home(tmp_path / "home", workdir, model), **tempo_env(temporal, ensemble, home=tmp_path / "home"),
+               "CLAUDE_TEMPO_PLAYER_NAME": "solo", "TMUX_TMPDIR": tmux_dir, "PATH": f"{bindir}{os.pathsep}{tools_path()}"}
+        env.pop("TMUX", None)
+        argv = ["env", "-u", "TMUX", "-u", "TMUX_PANE", "codex", "--no-alt-screen", "--dangerously-bypass-hook-trust", "say hi"]
+        subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "50", "-s", "solo", "-c", str(workdir), *argv],
+                       env=env, check=True, timeout=10)
+        async with play(temporal, ensemble) as alice:
+            try:
+                await wait_until(lambda: _player(alice, "solo"), timeout=60, interval=0.5)
+                await wait_until(lambda: _idle(tmp_path / "home" / ".codex"), timeout=60)  # its first turn has ended
+            except AssertionError:
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "solo")) from None
+            sent = await alice.call("cue", to="solo", message=cue)
+            try:
+                await wait_until(lambda: any(cue in shown(b) for b in model.requests()), timeout=45, interval=0.1)
+            except AssertionError:
+                raise AssertionError(tmux(tmux_dir, "capture-pane", "-p", "-t", "solo")) from None
+            woken = next(b for b in model.requests() if cue in shown(b))
+            assert "new cues for you" in shown(woken) and shown(woken).count(cue) == 1, shown(woken)[-1500:]
+            row = await wait_until(lambda: _seen(alice, sent["message_id"]), timeout=15)
+            assert row["path"] in ("hook", "stop"), row
