@@ -195,24 +195,41 @@ if _RUN_AS_TEMPO and sys.argv[1:] in ([], ["-h"], ["--help"], ["help"], ["--vers
     print(f"tempo {__version__}" if sys.argv[1:] == ["--version"] else __doc__.strip(), flush=True)  # as main() would
     sys.exit(0)
 
+# The standard library's modules are imported here, once; what is heavy (temporalio and tempo_workflows,
+# mcp, tomlkit, docopt, uvicorn, the Copilot SDK) and what one platform lacks is imported where it is used.
 import asyncio  # noqa: E402  (the fast paths above run without these)
+import base64  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
+import faulthandler  # noqa: E402
+import fnmatch  # noqa: E402
 import functools  # noqa: E402
+import importlib.metadata  # noqa: E402
 import logging  # noqa: E402
+import random  # noqa: E402
 import re  # noqa: E402
+import secrets  # noqa: E402
+import select  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
+import ssl  # noqa: E402
 import subprocess  # noqa: E402
+import sysconfig  # noqa: E402
+import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, Collection, Literal
+import zipfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, Collection, Literal  # noqa: E402
+from urllib.parse import quote, unquote, urlparse, urlsplit  # noqa: E402
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: E402
 
-from pydantic import BaseModel, Field  # noqa: E402  (the MCP tools' result models and parameters)
+from pydantic import BaseModel, Field  # noqa: E402  (~120 ms: the MCP tools' result models and parameters)
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
@@ -846,9 +863,6 @@ def git_facts(directory: str) -> tuple[str, str]:
 
 def temporal_binary() -> str | None:
     """Return the `temporal` CLI: $CLAUDE_TEMPO_TEMPORAL, the one embedded or installed beside us, or PATH's."""
-    import shutil
-    import sysconfig
-
     if os.environ.get("CLAUDE_TEMPO_TEMPORAL"):
         return os.environ["CLAUDE_TEMPO_TEMPORAL"]
     exe = "temporal.exe" if os.name == "nt" else "temporal"
@@ -1057,8 +1071,6 @@ def connection_error(cfg: Config, cause: BaseException) -> TempoError:
 
 def speaks_tls(address: str, timeout: float = 2.0) -> bool:
     """Tell whether `address` completes a TLS handshake (the dead end of a plaintext connect can look like anything)."""
-    import ssl
-
     host, _, port = address.rpartition(":")
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
@@ -1092,8 +1104,6 @@ def client_certificate_problem(cfg: Config) -> tuple[str, str]:
 
 def certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
     """Return (not before, not after) of the PEM certificate at `path`, or None if it cannot be read."""
-    import ssl
-
     if path.lstrip().startswith("-----BEGIN"):
         return None  # inline PEM from a Temporal profile: the server's words will have to do
     try:  # the standard library's own decoder (no third-party package for two dates)
@@ -1488,8 +1498,6 @@ def parse_duration(text: str, what: str) -> timedelta:
 
 def zone(name: str):
     """Return the time zone `name` (IANA, like Europe/Paris), or raise TempoError."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -3300,8 +3308,6 @@ def closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Pa
 
 async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[], None]:
     """The endpoint where Unix sockets are missing: 127.0.0.1, a random port, a secret token."""
-    import secrets
-
     token = secrets.token_hex(16)
 
     async def checked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -3679,8 +3685,6 @@ FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path
 
 async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
     """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
-    import random
-
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
@@ -4055,8 +4059,6 @@ GIT_GUARD_TIMEOUT = 5.0  # s the guard waits for Temporal before letting the com
 
 
 def _git_guard_script() -> str:
-    import shlex
-
     return (f"#!/bin/sh\n{GIT_GUARD_MARK}: written by `tempo init --git-guard` (`tempo init --git-guard --undo` takes it out).\n"
             "# Refuses a commit of files another player of a tempo ensemble reserved exclusively; git commit --no-verify skips it.\n"
             f"exec {shlex.join([*tempo_command(), 'guard'])}\n")
@@ -4854,8 +4856,6 @@ _leaving = threading.Event()
 
 def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
     """Make sure this process has exited `seconds` from now (the first call sets the time)."""
-    import faulthandler
-
     if _leaving.is_set():
         return
     _leaving.set()
@@ -4882,8 +4882,6 @@ def watch_hangup(fd: int = 0) -> None:
     """Leave by the deadline once the other end of the pipe or socket `fd` is closed, without reading
     from it (the MCP server notices end of input only once the calls in flight are done); started
     before anything loads, since a client may go while tempo is still starting."""
-    import select
-
     if not hasattr(select, "poll"):
         return  # Windows: the MCP server's own end of input has to do
     poller = select.poll()
@@ -4966,9 +4964,6 @@ async def serve(cfg: Config) -> int:
 
 def server_command() -> list[str]:
     """Return the absolute command that starts this tempo's MCP server, for .mcp.json (PATH-proof)."""
-    import shutil
-    import zipfile
-
     if getattr(sys, "frozen", False):  # PyInstaller binary (also when started as `tempo-server`)
         return [sys.executable, "serve"]
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
@@ -4988,10 +4983,6 @@ def installed_script(checkout: Path) -> Path | None:
     """The `tempo` script beside this interpreter when it runs the checkout whose tempo.py is `checkout`
     (an editable install), else None. Hooks and servers started through it load tempo's cached bytecode;
     `python tempo.py` compiles all of tempo.py at every start (~200 ms, 4x a hook's whole run)."""
-    import importlib.metadata
-    import sysconfig
-    from urllib.parse import unquote, urlparse
-
     try:  # the install's own record, in site-packages (the checkout's claude_tempo.egg-info has none)
         found = importlib.metadata.distributions(name="claude-tempo", path=[sysconfig.get_path("purelib")])
         origin = json.loads(next(iter(found)).read_text("direct_url.json") or "{}")
@@ -5008,8 +4999,6 @@ def installed_script(checkout: Path) -> Path | None:
 
 def command_resolvable(argv: list[str]) -> str:
     """Return "" if `argv` can start (program, and its script for an interpreter), else why not."""
-    import shutil
-
     program = argv[0] if argv else ""
     if not program or not (Path(program).is_file() or shutil.which(program)):
         return f"{program or 'the command'} does not exist"
@@ -5095,8 +5084,6 @@ def expand_like_claude(text: str, env: dict | None = None) -> tuple[str, list[st
 def mcp_entry_argv(entry: dict, directory: str) -> tuple[list[str], list[str]]:
     """What an .mcp.json entry starts, as Claude Code reads it: expanded, its program found (on the
     entry's PATH when it names one); and the variables that are unset. Nothing is run."""
-    import shutil
-
     missing: list[str] = []
     words = []
     for word in [entry.get("command", ""), *(entry.get("args") or [])]:
@@ -5186,8 +5173,6 @@ def _runs_this_tempo(words: list[str]) -> bool:
 
 def is_tempo_hook(hook: Any) -> bool:
     """Whether a hook entry is one tempo wrote: its command is this tempo's program, then `hook` or `hook wait`."""
-    import shlex
-
     command = hook.get("command") if isinstance(hook, dict) else None
     if not isinstance(command, str):
         return False
@@ -5550,8 +5535,6 @@ def codex_trusts(directory: str) -> bool:
 
 def codex_checks(cfg: Config) -> "list[Check]":
     """What a Codex session needs besides Temporal: codex, tempo in the project's .codex/, a trusted project."""
-    import shutil
-
     codex = shutil.which("codex")
     version = ""
     if codex:
@@ -5871,8 +5854,6 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
     """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
-    import base64
-
     platform = platform or sys.platform
     title = re.sub(r"[^\w .:-]", "", title) or "tempo"
     if terminal in ("cmd", "powershell"):
@@ -5921,8 +5902,6 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
 
 def detect_terminal(env: dict | None = None, platform: str = "", which: Callable[[str], str | None] | None = None) -> str | None:
     """Return the terminal to open windows in ($CLAUDE_TEMPO_TERMINAL wins), or None (or "manual")."""
-    import shutil
-
     env = os.environ if env is None else env
     platform = platform or sys.platform
     which = which or shutil.which
@@ -5978,8 +5957,6 @@ def write_secrets(secrets: dict[str, str]) -> str:
     A window's script or command line can be read back (ps, shell history, a crash leaving the
     script behind); this file holds the secret only until the window's first line has read it.
     """
-    import tempfile
-
     if not secrets:
         return ""
     for key, value in check_env(secrets).items():
@@ -5993,8 +5970,6 @@ def write_secrets(secrets: dict[str, str]) -> str:
 
 def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *, terminal: str | None = None) -> Launch:
     """Open a new window running `argv` in `cwd` with `env` added; return how it was opened."""
-    import tempfile
-
     terminal = terminal or detect_terminal()
     manual = manual_command(argv, env, cwd)
     if terminal in (None, "manual"):
@@ -6062,8 +6037,6 @@ def window_tail(launch: "Launch | None", lines: int = 8) -> str:
 
 def window_claude() -> str | None:
     """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
-    import shutil
-
     if os.name == "nt":
         return shutil.which("claude")
     try:  # an interactive login shell may print to stdout: the PATH is its last line
@@ -6496,8 +6469,6 @@ def copilot_sdk():
 
 def copilot_cli(env: dict | None = None) -> str:
     """Return the Copilot CLI to run: $COPILOT_CLI_PATH, `copilot` on PATH, or the SDK's downloaded runtime."""
-    import shutil
-
     env = os.environ if env is None else env
     if env.get("COPILOT_CLI_PATH"):
         if not Path(env["COPILOT_CLI_PATH"]).is_file():
@@ -6639,9 +6610,6 @@ def path_matches(arg: str, path: str) -> bool:
 
 
 def url_matches(arg: str, url: str) -> bool:
-    import fnmatch
-    from urllib.parse import urlsplit
-
     want, got = urlsplit(arg if "://" in arg else f"https://{arg}"), urlsplit(url)
     return want.scheme == got.scheme and fnmatch.fnmatch(got.hostname or "", want.hostname or "")
 
@@ -6725,8 +6693,6 @@ def claude_subjects(kind: str, tool_input: dict) -> list[str]:
 
 def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
     """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
-    import fnmatch
-
     if kind in ("write", "read") and any(c in arg for c in "*?["):
         where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
         relative = not os.path.isabs(where)
@@ -6748,8 +6714,6 @@ def describe_use(request) -> tuple[str, str]:
     if kind == "write":
         return f"writing {subjects[0]}", f"write({subjects[0]})"
     if kind == "url":
-        from urllib.parse import urlsplit
-
         return f"fetching {subjects[0]}", f"url({urlsplit(subjects[0]).hostname or subjects[0]})"
     return f"a {kind} request", kind
 
@@ -7011,8 +6975,6 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
 
 def cli_exit(client) -> asyncio.Future:
     """A future of the Copilot CLI's exit status (never done if this SDK hides its process)."""
-    import threading
-
     loop = asyncio.get_running_loop()
     exited = loop.create_future()
     process = getattr(client, "_process", None)  # the SDK has no public hook for the CLI's exit
@@ -7029,8 +6991,6 @@ def cli_exit(client) -> asyncio.Future:
 
 async def type_prompts(agent, stop: asyncio.Event) -> None:
     """Send each line typed at the bridge's terminal to Copilot; stop at end of input (Ctrl+D)."""
-    import threading
-
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue = asyncio.Queue()
 
@@ -7081,8 +7041,6 @@ def temporal_ui(cfg: Config) -> str:
 
 
 def workflow_link(ui: str, namespace: str, wid: str, run_id: str) -> str:
-    from urllib.parse import quote
-
     if not ui:
         return ""
     return f"{ui}/namespaces/{quote(namespace, safe='')}/workflows/{quote(wid, safe='')}/{quote(run_id, safe='')}/history"
@@ -7388,8 +7346,6 @@ class Watcher:
 
 def dashboard_app(watcher: Watcher, token: str):
     """The page, its event stream and its send box; every request must carry the token."""
-    import secrets
-
     import anyio
     from sse_starlette import EventSourceResponse
     from starlette.applications import Starlette
@@ -7490,7 +7446,6 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -> int:
     """Serve the dashboard of cfg.ensemble until Ctrl+C or SIGTERM."""
-    import secrets
     import uvicorn
 
     client = await connect(cfg)
@@ -7876,8 +7831,6 @@ def first_line(e: BaseException | str) -> str:
 
 async def preflight_checks(cfg: Config, agent: str = "claude") -> list[Check]:
     """Check what a session needs: Python, Temporal (with tempo's attributes), claude, the server command, .mcp.json."""
-    import shutil
-
     v = sys.version_info
     checks = [Check(v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro}", "install Python 3.10 or newer")]
     where = f"{cfg.address} (namespace {cfg.namespace})"
@@ -8076,8 +8029,6 @@ def cmd_init(args: dict) -> int:
     if args.get("--git-guard"):
         what, hook = install_git_guard(str(directory))
         if what == "yours":
-            import shlex
-
             with contextlib.suppress(OSError):
                 if shlex.join([*tempo_command(), "guard"]) in hook.read_text(errors="replace"):
                     out(f"{hook}: your own pre-commit hook, which runs tempo's git guard already")
@@ -8436,8 +8387,6 @@ async def running_conductor(cfg: Config) -> "PlayerInfo | None":
 
 def start_session(args: dict, conductor: bool) -> int:
     """Preflight, then replace this process with `claude` (or `codex`, --agent codex) started as a tempo session."""
-    import shutil
-
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")
