@@ -233,6 +233,7 @@ from pydantic import BaseModel, Field  # noqa: E402  (~120 ms: the MCP tools' re
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
+
     from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 
@@ -749,6 +750,7 @@ async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[Workf
     """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
     from temporalio.service import RPCError
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, name))
@@ -783,6 +785,7 @@ async def deliver_cue(client: "Client", cue: "Cue", to: str = "") -> None:
     """
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     wid = workflow_id(cue.ensemble, to or cue.recipient)
@@ -1136,6 +1139,7 @@ async def namespace_attributes(client: "Client", namespace: str) -> set[str]:
     """Return which of tempo's search attributes `namespace` has: ask the operator service, else probe."""
     from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import SEARCH_ATTRIBUTES
 
     names = [k.name for k in SEARCH_ATTRIBUTES]
@@ -1286,8 +1290,9 @@ def bridge_config(cfg: Config, env: dict | None = None) -> Config:
 
 def tempo_workflow_types() -> list[str]:
     """Return the workflow types tempo runs: every workflow defined in tempo_workflows."""
-    import tempo_workflows
     from temporalio import workflow
+
+    import tempo_workflows
 
     defined = (workflow._Definition.from_class(v) for v in vars(tempo_workflows).values() if isinstance(v, type))
     return sorted(d.name for d in defined if d and d.name)
@@ -1617,6 +1622,7 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
     """Create the Temporal Schedule `name` that cues `to` with `text` as `when` says; return its view."""
     from temporalio.client import Schedule, ScheduleActionStartWorkflow, SchedulePolicy, ScheduleState
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
     from tempo_workflows import ENSEMBLE, ScheduledCueInput, ScheduledCueWorkflow, schedule_id, scheduled_workflow_id
 
     validate_name(name, "schedule name")
@@ -1748,6 +1754,7 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
@@ -1774,6 +1781,7 @@ def schedule_activities(client: "Client") -> list:
     """The activities scheduled cues call, bound to this session's client (for its worker)."""
     from temporalio import activity
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import DELETE_SCHEDULE_ACTIVITY, RESOLVE_TARGETS_ACTIVITY, Targets, TargetsInput
 
     @activity.defn(name=RESOLVE_TARGETS_ACTIVITY)
@@ -1831,6 +1839,7 @@ class Session:
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+
         from tempo_workflows import BoardWorkflow, PlayerWorkflow, ScheduledCueWorkflow
 
         def failed(e: TempoError) -> None:
@@ -1923,6 +1932,7 @@ class Session:
         """Start the player workflow for `info`; its ID is the name, so exactly one claim wins."""
         from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
         from temporalio.exceptions import WorkflowAlreadyStartedError
+
         from tempo_workflows import TASK_TIMEOUT, EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
         inp = PlayerInput(info=info, previous_name=previous_name, **player_limits(self.cfg), **state,
@@ -1979,6 +1989,7 @@ class Session:
         """Long-poll the player workflow and push each new cue once, acknowledging it after."""
         from temporalio.client import WorkflowUpdateFailedError
         from temporalio.service import RPCStatusCode
+
         from tempo_workflows import PlayerWorkflow, PollInput
 
         await self.ready.wait()
@@ -2085,6 +2096,7 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
+
         from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
@@ -2116,6 +2128,7 @@ class Session:
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
         from temporalio.service import RPCError
+
         from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
@@ -2137,6 +2150,7 @@ class Session:
     async def terminate(self, name: str) -> "PlayerInfo":
         """End the player `name` (its session, if alive, is told why); wait until it is gone."""
         from temporalio.service import RPCError
+
         from tempo_workflows import EndRequest
 
         await self.joined()
@@ -2403,6 +2417,7 @@ async def closed_run(client: "Client", handle: "WorkflowHandle") -> "WorkflowHan
 async def player_departure(handle: "WorkflowHandle") -> "Departure":
     """How the player of `handle` (a closed run) ended; a player the server lost counts as away."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import Departure, PlayerWorkflow
 
     for attempt in range(5):
@@ -3165,6 +3180,7 @@ async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict
     """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
     gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
     from temporalio.client import WorkflowExecutionStatus
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     handed: dict[str, str] = {}
@@ -3511,6 +3527,7 @@ async def pending_permissions(client: "Client", ensemble: str | None) -> "list[P
 async def answer_permission(client: "Client", ensemble: str | None, request_id: str, decision: str, reason: str, by: str) -> "Permission":
     """Answer a permission request for whoever asked it; a second answer is refused, politely."""
     from temporalio.client import WorkflowUpdateFailedError
+
     from tempo_workflows import Permit, PlayerWorkflow, workflow_id
 
     if decision not in ("allow", "deny"):
@@ -3638,6 +3655,7 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
     from temporalio.service import RPCError
+
     from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
@@ -3688,6 +3706,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
@@ -3718,6 +3737,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
 async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
     """Ask the board; an ensemble without one has an empty board."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import board_id
 
     try:
@@ -3768,6 +3788,7 @@ async def board_page(client: "Client", ensemble: str, state: str = "", role: str
     """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
     (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
     from temporalio.client import WorkflowQueryFailedError
+
     from tempo_workflows import TASK_STATES, BoardWorkflow, TaskPage
 
     if state and state not in TASK_STATES:
@@ -3980,6 +4001,7 @@ HOOK_ANSWERS["PreToolUse"] = _pre_tool_use
 def board_activities(client: "Client") -> list:
     """The activity the board calls on session workers: which players a task's role names."""
     from temporalio import activity
+
     from tempo_workflows import BOARD_PLAYERS_ACTIVITY, CONDUCTOR, Targets, TargetsInput
 
     @activity.defn(name=BOARD_PLAYERS_ACTIVITY)
@@ -4844,6 +4866,7 @@ TOOLS: tuple[tuple[Callable, dict[str, Any]], ...] = (
 def import_temporal() -> None:
     import temporalio.client  # noqa: F401
     import temporalio.worker  # noqa: F401
+
     import tempo_workflows  # noqa: F401
 
 
@@ -6888,6 +6911,7 @@ class CopilotPlayer:
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
     from temporalio.service import RPCError
+
     from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
@@ -7284,6 +7308,7 @@ class Watcher:
     async def watch_conductor(self) -> None:
         """Take the conductor's exchanges as they are recorded: a long-poll `watch`, never a timer."""
         from temporalio.client import WorkflowUpdateFailedError
+
         from tempo_workflows import CONDUCTOR, PlayerWorkflow, WatchInput, workflow_id
 
         cursor = -1
@@ -7314,6 +7339,7 @@ class Watcher:
     async def send(self, to: str, text: str) -> dict:
         """Send the conductor a command (its public signal), or a player a cue, as `dashboard`."""
         from temporalio.service import RPCError, RPCStatusCode
+
         from tempo_workflows import CONDUCTOR, Command, Cue, PlayerWorkflow, workflow_id
 
         check_message(text)
