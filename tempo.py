@@ -1807,7 +1807,17 @@ def schedule_activities(client: "Client") -> list:
 
 
 class Session:
-    """One agent session's presence in its ensemble, for as long as this process lives."""
+    """One agent session's presence in its ensemble, for as long as this process lives.
+
+    What other sections may use (the rest is the Session's own):
+    - made by: `Session(cfg, agent)` (serve, bridge), `Session.acting_as(...)` (a player's name, not joined);
+    - its life: `start()`, `joined()` (wait until in the ensemble, or raise), `close()`; `handshake` (the
+      MCP client is ready), `start_delivery(push)`, and `ladder`, the delivery ladder of this session;
+    - who and where, read only: `cfg`, `client`, `handle`, `info`;
+    - what its player does (the MCP tools): `players()`, `send()`, `note_sent()`, `sent`, `report()`,
+      `terminate()`, `rename()`, `set_part()`, `take_inbox()`.
+    The delivery ladder reaches further back (`agent`, `closing`, `push`, `publishing`, `delivery_changed()`).
+    """
 
     def __init__(self, cfg: Config, agent: str = "claude") -> None:
         self.cfg = cfg
@@ -1829,6 +1839,17 @@ class Session:
         self.tasks: list[asyncio.Task] = []
         self.publishing = asyncio.Lock()  # delivery paths go out one at a time: the last word is the latest
         self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
+
+    @classmethod
+    def acting_as(cls, cfg: Config, client: "Client", handle: "WorkflowHandle", info: "PlayerInfo") -> "Session":
+        """A Session that acts in the name of the running player `info` (its workflow `handle`) without
+        joining itself: `tempo up --lineup` recruits as the conductor. Nothing runs, so nothing to close."""
+        session = cls(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
+                                          conductor=info.role == "conductor"))
+        session.client, session.handle, session.info = client, handle, info
+        session.ready.set()
+        session.settled.set()
+        return session
 
     # -- start ----------------------------------------------------------------
 
@@ -6315,17 +6336,6 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
                 permit_deny=values.get("permit_deny", []), permit=bool(values.get("permit")))
 
 
-def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
-    """A Session that acts in the name of a running player (the conductor), without joining itself."""
-    handle, info = found
-    session = Session(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
-                                          conductor=info.role == "conductor"))
-    session.client, session.handle, session.info = client, handle, info
-    session.ready.set()
-    session.settled.set()
-    return session
-
-
 async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
     """Recruit, all at once, each player of `lineup` not running yet; say what became of each."""
     running = {p.name: p for p in await list_players(recruiter.client, recruiter.cfg.ensemble)}
@@ -8247,7 +8257,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
 async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
                      emit: Callable[..., None]) -> None:
     """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
-    for r in await start_lineup(acting_for(cfg, client, conductor), lineup):
+    for r in await start_lineup(Session.acting_as(cfg, client, *conductor), lineup):
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
         state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
         emit(state, f"{what}: {r['detail']}")
