@@ -4496,7 +4496,7 @@ def build_server(session: "Session"):
         method: Literal["notifications/claude/channel"] = "notifications/claude/channel"
         params: dict
 
-    async def on_initialized(ctx, call_next):  # a ServerMiddleware: it sees every message the client sends
+    async def on_initialized(ctx, call_next):  # a ServerMiddleware (public in mcp 2.3.0) sees each message the client sends
         handled = await call_next(ctx)
         if ctx.method == "notifications/initialized" and ctx.request_id is None:  # ready for notifications
             async def push(c: "Cue") -> None:
