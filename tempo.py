@@ -73,6 +73,8 @@ import os
 import socket
 import sys
 
+__version__ = "0.1.0"
+
 
 # ---------------------------------------------------------------------------
 # Hook fast path
@@ -80,6 +82,8 @@ import sys
 # idles, so both are served here, before the imports the rest of tempo needs: a few ms, a few MB.
 # They talk to their session's `tempo serve` over a socket only this user can open (see the
 # delivery ladder below); any failure prints nothing and exits 0, so a hook never breaks a session.
+# `tempo`, `tempo --help` and `tempo --version` are answered here too: the imports below cost them
+# ~150 ms (pydantic's alone ~120 ms, for the MCP tools' result models).
 # ---------------------------------------------------------------------------
 
 HOOK_CONNECT_WAIT = {"SessionStart": 5.0, "wait": 30.0}  # seconds to wait for a serve still starting
@@ -185,31 +189,53 @@ def permission_client(data: dict) -> int:
         data["tempo_retry"] = True  # ... and to find the request where the first serve recorded it
 
 
-if sys.argv[1:2] == ["hook"] and os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo"):
+_RUN_AS_TEMPO = os.path.basename(sys.argv[0]).split(".")[0] in ("tempo", "claude-tempo")  # not tempo-server, not imported
+if _RUN_AS_TEMPO and sys.argv[1:2] == ["hook"]:
     sys.exit(hook_client(sys.argv[2:]))
+if _RUN_AS_TEMPO and sys.argv[1:] in ([], ["-h"], ["--help"], ["help"], ["--version"]):
+    print(f"tempo {__version__}" if sys.argv[1:] == ["--version"] else __doc__.strip(), flush=True)  # as main() would
+    sys.exit(0)
 
-import asyncio  # noqa: E402  (the hook fast path above runs without these)
+# The standard library's modules are imported here, once; what is heavy (temporalio and tempo_workflows,
+# mcp, tomlkit, docopt, uvicorn, the Copilot SDK) and what one platform lacks is imported where it is used.
+import asyncio  # noqa: E402  (the fast paths above run without these)
+import base64  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
+import faulthandler  # noqa: E402
+import fnmatch  # noqa: E402
 import functools  # noqa: E402
+import importlib.metadata  # noqa: E402
 import logging  # noqa: E402
+import random  # noqa: E402
 import re  # noqa: E402
+import secrets  # noqa: E402
+import select  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
+import ssl  # noqa: E402
 import subprocess  # noqa: E402
+import sysconfig  # noqa: E402
+import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection
+import zipfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, Collection, Literal  # noqa: E402
+from urllib.parse import quote, unquote, urlparse, urlsplit  # noqa: E402
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: E402
+
+from pydantic import BaseModel, Field  # noqa: E402  (~120 ms: the MCP tools' result models and parameters)
 
 if TYPE_CHECKING:  # heavy imports stay out of `tempo --help`
     from temporalio.client import Client, WorkflowHandle
-    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
-__version__ = "0.1.0"
+    from tempo_workflows import Cue, Departure, Permission, PlayerInfo, Receipt, Reservation, Task
 
 
 # ---------------------------------------------------------------------------
@@ -725,6 +751,7 @@ async def _id_holder(client: "Client", ensemble: str, name: str) -> "tuple[Workf
     """Return whoever runs under the ID of `name` in `ensemble`, whatever its own ensemble."""
     from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
     from temporalio.service import RPCError
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(ensemble, name))
@@ -759,6 +786,7 @@ async def deliver_cue(client: "Client", cue: "Cue", to: str = "") -> None:
     """
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     wid = workflow_id(cue.ensemble, to or cue.recipient)
@@ -839,9 +867,6 @@ def git_facts(directory: str) -> tuple[str, str]:
 
 def temporal_binary() -> str | None:
     """Return the `temporal` CLI: $CLAUDE_TEMPO_TEMPORAL, the one embedded or installed beside us, or PATH's."""
-    import shutil
-    import sysconfig
-
     if os.environ.get("CLAUDE_TEMPO_TEMPORAL"):
         return os.environ["CLAUDE_TEMPO_TEMPORAL"]
     exe = "temporal.exe" if os.name == "nt" else "temporal"
@@ -1050,8 +1075,6 @@ def connection_error(cfg: Config, cause: BaseException) -> TempoError:
 
 def speaks_tls(address: str, timeout: float = 2.0) -> bool:
     """Tell whether `address` completes a TLS handshake (the dead end of a plaintext connect can look like anything)."""
-    import ssl
-
     host, _, port = address.rpartition(":")
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # only: does it speak TLS at all?
@@ -1085,8 +1108,6 @@ def client_certificate_problem(cfg: Config) -> tuple[str, str]:
 
 def certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
     """Return (not before, not after) of the PEM certificate at `path`, or None if it cannot be read."""
-    import ssl
-
     if path.lstrip().startswith("-----BEGIN"):
         return None  # inline PEM from a Temporal profile: the server's words will have to do
     try:  # the standard library's own decoder (no third-party package for two dates)
@@ -1119,6 +1140,7 @@ async def namespace_attributes(client: "Client", namespace: str) -> set[str]:
     """Return which of tempo's search attributes `namespace` has: ask the operator service, else probe."""
     from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import SEARCH_ATTRIBUTES
 
     names = [k.name for k in SEARCH_ATTRIBUTES]
@@ -1269,8 +1291,9 @@ def bridge_config(cfg: Config, env: dict | None = None) -> Config:
 
 def tempo_workflow_types() -> list[str]:
     """Return the workflow types tempo runs: every workflow defined in tempo_workflows."""
-    import tempo_workflows
     from temporalio import workflow
+
+    import tempo_workflows
 
     defined = (workflow._Definition.from_class(v) for v in vars(tempo_workflows).values() if isinstance(v, type))
     return sorted(d.name for d in defined if d and d.name)
@@ -1481,8 +1504,6 @@ def parse_duration(text: str, what: str) -> timedelta:
 
 def zone(name: str):
     """Return the time zone `name` (IANA, like Europe/Paris), or raise TempoError."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -1602,6 +1623,7 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
     """Create the Temporal Schedule `name` that cues `to` with `text` as `when` says; return its view."""
     from temporalio.client import Schedule, ScheduleActionStartWorkflow, SchedulePolicy, ScheduleState
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
     from tempo_workflows import ENSEMBLE, ScheduledCueInput, ScheduledCueWorkflow, schedule_id, scheduled_workflow_id
 
     validate_name(name, "schedule name")
@@ -1733,6 +1755,7 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import schedule_id
 
     if action not in SCHEDULE_CONTROLS:
@@ -1759,6 +1782,7 @@ def schedule_activities(client: "Client") -> list:
     """The activities scheduled cues call, bound to this session's client (for its worker)."""
     from temporalio import activity
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import DELETE_SCHEDULE_ACTIVITY, RESOLVE_TARGETS_ACTIVITY, Targets, TargetsInput
 
     @activity.defn(name=RESOLVE_TARGETS_ACTIVITY)
@@ -1784,7 +1808,17 @@ def schedule_activities(client: "Client") -> list:
 
 
 class Session:
-    """One agent session's presence in its ensemble, for as long as this process lives."""
+    """One agent session's presence in its ensemble, for as long as this process lives.
+
+    What other sections may use (the rest is the Session's own):
+    - made by: `Session(cfg, agent)` (serve, bridge), `Session.acting_as(...)` (a player's name, not joined);
+    - its life: `start()`, `joined()` (wait until in the ensemble, or raise), `close()`; `handshake` (the
+      MCP client is ready), `start_delivery(push)`, and `ladder`, the delivery ladder of this session;
+    - who and where, read only: `cfg`, `client`, `handle`, `info`;
+    - what its player does (the MCP tools): `players()`, `send()`, `note_sent()`, `sent`, `report()`,
+      `terminate()`, `rename()`, `set_part()`, `take_inbox()`.
+    The delivery ladder reaches further back (`agent`, `closing`, `push`, `publishing`, `delivery_changed()`).
+    """
 
     def __init__(self, cfg: Config, agent: str = DEFAULT_AGENT) -> None:
         self.cfg = cfg
@@ -1807,6 +1841,17 @@ class Session:
         self.publishing = asyncio.Lock()  # delivery paths go out one at a time: the last word is the latest
         self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
+    @classmethod
+    def acting_as(cls, cfg: Config, client: "Client", handle: "WorkflowHandle", info: "PlayerInfo") -> "Session":
+        """A Session that acts in the name of the running player `info` (its workflow `handle`) without
+        joining itself: `tempo up --lineup` recruits as the conductor. Nothing runs, so nothing to close."""
+        session = cls(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
+                                          conductor=info.role == "conductor"))
+        session.client, session.handle, session.info = client, handle, info
+        session.ready.set()
+        session.settled.set()
+        return session
+
     # -- start ----------------------------------------------------------------
 
     async def start(self, handshake: asyncio.Event | None = None) -> None:
@@ -1816,6 +1861,7 @@ class Session:
                 await asyncio.wait_for(handshake.wait(), 3)
             await asyncio.to_thread(import_temporal)
         from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+
         from tempo_workflows import BoardWorkflow, PlayerWorkflow, ScheduledCueWorkflow
 
         def failed(e: TempoError) -> None:
@@ -1908,6 +1954,7 @@ class Session:
         """Start the player workflow for `info`; its ID is the name, so exactly one claim wins."""
         from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
         from temporalio.exceptions import WorkflowAlreadyStartedError
+
         from tempo_workflows import TASK_TIMEOUT, EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
         inp = PlayerInput(info=info, previous_name=previous_name, **player_limits(self.cfg), **state,
@@ -1964,6 +2011,7 @@ class Session:
         """Long-poll the player workflow and push each new cue once, acknowledging it after."""
         from temporalio.client import WorkflowUpdateFailedError
         from temporalio.service import RPCStatusCode
+
         from tempo_workflows import PlayerWorkflow, PollInput
 
         await self.ready.wait()
@@ -2070,6 +2118,7 @@ class Session:
     async def send(self, to: str, text: str) -> "Cue":
         """Cue the player `to` by name; raise a TempoError that lists who exists."""
         from temporalio.service import RPCError, RPCStatusCode
+
         from tempo_workflows import Cue, PlayerWorkflow
 
         await self.joined()
@@ -2101,6 +2150,7 @@ class Session:
     async def report(self, kind: str, text: str) -> "Cue | None":
         """Send a typed update to the conductor; return None when the ensemble has none."""
         from temporalio.service import RPCError
+
         from tempo_workflows import CONDUCTOR, Cue
 
         await self.joined()
@@ -2122,6 +2172,7 @@ class Session:
     async def terminate(self, name: str) -> "PlayerInfo":
         """End the player `name` (its session, if alive, is told why); wait until it is gone."""
         from temporalio.service import RPCError
+
         from tempo_workflows import EndRequest
 
         await self.joined()
@@ -2388,6 +2439,7 @@ async def closed_run(client: "Client", handle: "WorkflowHandle") -> "WorkflowHan
 async def player_departure(handle: "WorkflowHandle") -> "Departure":
     """How the player of `handle` (a closed run) ended; a player the server lost counts as away."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import Departure, PlayerWorkflow
 
     for attempt in range(5):
@@ -3185,6 +3237,7 @@ async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict
     """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
     gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
     from temporalio.client import WorkflowExecutionStatus
+
     from tempo_workflows import PlayerWorkflow, workflow_id
 
     handed: dict[str, str] = {}
@@ -3328,8 +3381,6 @@ def closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Pa
 
 async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[], None]:
     """The endpoint where Unix sockets are missing: 127.0.0.1, a random port, a secret token."""
-    import secrets
-
     token = secrets.token_hex(16)
 
     async def checked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -3533,6 +3584,7 @@ async def pending_permissions(client: "Client", ensemble: str | None) -> "list[P
 async def answer_permission(client: "Client", ensemble: str | None, request_id: str, decision: str, reason: str, by: str) -> "Permission":
     """Answer a permission request for whoever asked it; a second answer is refused, politely."""
     from temporalio.client import WorkflowUpdateFailedError
+
     from tempo_workflows import Permit, PlayerWorkflow, workflow_id
 
     if decision not in ("allow", "deny"):
@@ -3552,48 +3604,45 @@ def permission_view(request: "Permission") -> dict:
             "decided_at": request.decided_at}
 
 
-def permit_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add `permit` (answer a player's permission request) and `permits` (those waiting) to `mcp`."""
-    from typing import Annotated, Literal
+# -- the permission relay's tools: `permit` answers a player's request, `permits` lists those waiting --
 
-    from mcp.server.mcpserver.exceptions import ToolError
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
+class PermissionView(BaseModel):
+    request_id: str
+    player: str
+    tool: str
+    preview: str = Field(description="what it would do: the command, the file")
+    asked_at: str
+    decision: str = Field(description="allow, deny, dialog (nobody answered in time: its own dialog asks), or empty while it waits")
+    reason: str = ""
+    by: str = Field(default="", description="who decided: a player, cli, dashboard, or the standing rule")
+    decided_at: str = ""
 
-    class PermissionView(BaseModel):
-        request_id: str
-        player: str
-        tool: str
-        preview: str = Field(description="what it would do: the command, the file")
-        asked_at: str
-        decision: str = Field(description="allow, deny, dialog (nobody answered in time: its own dialog asks), or empty while it waits")
-        reason: str = ""
-        by: str = Field(default="", description="who decided: a player, cli, dashboard, or the standing rule")
-        decided_at: str = ""
 
-    class PermitsResult(BaseModel):
-        ensemble: str
-        waiting: list[PermissionView]
+class PermitsResult(BaseModel):
+    ensemble: str
+    waiting: list[PermissionView]
 
-    @mcp.tool(annotations=ToolAnnotations(title="Answer a permission request", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
-    async def permit(
-        request_id: Annotated[str, Field(description="the request's id, from the permission cue or `permits`")],
-        decision: Annotated[Literal["allow", "deny"], Field(description="allow: the tool runs; deny: the player's model reads why")],
-        reason: Annotated[str, Field(description="why (a deny's reason reaches the player's model)")] = "",
-    ) -> PermissionView:
-        """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
-        await guarded(session.joined())
-        if not may_permit(session):
-            raise ToolError(f"only the conductor answers permission requests here (you are {session.info.name})")
-        answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
-        return PermissionView(**permission_view(await guarded(answered)))
 
-    @mcp.tool(annotations=ToolAnnotations(title="Permission requests waiting", readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def permits() -> PermitsResult:
-        """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
-        await guarded(session.joined())
-        found = await guarded(pending_permissions(session.client, session.cfg.ensemble))
-        return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
+async def permit(
+    request_id: Annotated[str, Field(description="the request's id, from the permission cue or `permits`")],
+    decision: Annotated[Literal["allow", "deny"], Field(description="allow: the tool runs; deny: the player's model reads why")],
+    reason: Annotated[str, Field(description="why (a deny's reason reaches the player's model)")] = "",
+) -> PermissionView:
+    """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
+    session = _session()
+    await _guarded(session.joined())
+    if not may_permit(session):
+        raise _tool_error(f"only the conductor answers permission requests here (you are {session.info.name})")
+    answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
+    return PermissionView(**permission_view(await _guarded(answered)))
+
+
+async def permits() -> PermitsResult:
+    """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
+    session = _session()
+    await _guarded(session.joined())
+    found = await _guarded(pending_permissions(session.client, session.cfg.ensemble))
+    return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
 
 
 def may_permit(session: "Session") -> bool:
@@ -3663,6 +3712,7 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
 async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
     from temporalio.service import RPCError
+
     from tempo_workflows import Cue, PlayerWorkflow
 
     await session.joined()
@@ -3710,11 +3760,10 @@ FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path
 
 async def _board_update(client: "Client", cfg: Config, update: Any, request: Any) -> Any:
     """Run a board update, starting the board if the ensemble has none yet; refusals become TempoErrors."""
-    import random
-
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
@@ -3745,6 +3794,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
 async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
     """Ask the board; an ensemble without one has an empty board."""
     from temporalio.service import RPCError, RPCStatusCode
+
     from tempo_workflows import board_id
 
     try:
@@ -3795,6 +3845,7 @@ async def board_page(client: "Client", ensemble: str, state: str = "", role: str
     """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
     (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
     from temporalio.client import WorkflowQueryFailedError
+
     from tempo_workflows import TASK_STATES, BoardWorkflow, TaskPage
 
     if state and state not in TASK_STATES:
@@ -4007,6 +4058,7 @@ HOOK_ANSWERS["PreToolUse"] = _pre_tool_use
 def board_activities(client: "Client") -> list:
     """The activity the board calls on session workers: which players a task's role names."""
     from temporalio import activity
+
     from tempo_workflows import BOARD_PLAYERS_ACTIVITY, CONDUCTOR, Targets, TargetsInput
 
     @activity.defn(name=BOARD_PLAYERS_ACTIVITY)
@@ -4086,8 +4138,6 @@ GIT_GUARD_TIMEOUT = 5.0  # s the guard waits for Temporal before letting the com
 
 
 def _git_guard_script() -> str:
-    import shlex
-
     return (f"#!/bin/sh\n{GIT_GUARD_MARK}: written by `tempo init --git-guard` (`tempo init --git-guard --undo` takes it out).\n"
             "# Refuses a commit of files another player of a tempo ensemble reserved exclusively; git commit --no-verify skips it.\n"
             f"exec {shlex.join([*tempo_command(), 'guard'])}\n")
@@ -4237,141 +4287,142 @@ def holds_word(p: dict) -> str:
     return shorten("; ".join(said + ([" ".join(p["reserved"])] if p.get("reserved") else [])), 50)
 
 
-def board_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add the tools of the task board (task_add, tasks, task_claim, task_done, task_fail, task_release)
-    and of file reservations (reserve, release, reservations) to `mcp`."""
-    from typing import Annotated, Literal
+# -- the board's tools: tasks (task_add, tasks, task_claim, task_done, task_fail, task_release) and
+# file reservations (reserve, release, reservations) ------------------------------------------------
 
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
+class NewTask(BaseModel):
+    title: str
+    details: str = ""
+    role: str = Field("", description="only players of this role may claim it: a name, a name's prefix before '-' "
+                                      "(reviewer for reviewer-2), player, conductor, claude or copilot")
+    after: list[str] = Field(default=[], description="ids of tasks that must be done first")
+    id: str = Field("", description="an id of your choosing; default: the next number")
 
-    class NewTask(BaseModel):
-        title: str
-        details: str = ""
-        role: str = Field("", description="only players of this role may claim it: a name, a name's prefix before '-' "
-                                          "(reviewer for reviewer-2), player, conductor, claude or copilot")
-        after: list[str] = Field(default=[], description="ids of tasks that must be done first")
-        id: str = Field("", description="an id of your choosing; default: the next number")
 
-    class TaskView(BaseModel):
-        id: str
-        title: str
-        state: Literal["open", "claimed", "done", "failed"]
-        details: str = ""
-        role: str = ""
-        after: list[str] = []
-        by: str = Field("", description="who claimed it (claimed), or who finished it (done, failed)")
-        since: str = ""
-        result: str = ""
-        added_by: str = ""
-        added_at: str = ""
+class TaskView(BaseModel):
+    id: str
+    title: str
+    state: Literal["open", "claimed", "done", "failed"]
+    details: str = ""
+    role: str = ""
+    after: list[str] = []
+    by: str = Field("", description="who claimed it (claimed), or who finished it (done, failed)")
+    since: str = ""
+    result: str = ""
+    added_by: str = ""
+    added_at: str = ""
 
-    class TasksResult(BaseModel):
-        ensemble: str
-        tasks: list[TaskView]
-        total: int = Field(0, description="how many tasks match the filters (tasks lists a page of them)")
-        counts: dict[str, int] = Field(default={}, description="the whole board's tasks by state")
-        more: str = Field("", description="how to see the next page, when there is one")
 
-    class ReservationView(BaseModel):
-        path: str = Field(description="a path or glob relative to the repository's top")
-        holder: str
-        exclusive: bool
-        repo: str = ""
-        reason: str = ""
-        since: str = ""
-        expires: str = ""
+class TasksResult(BaseModel):
+    ensemble: str
+    tasks: list[TaskView]
+    total: int = Field(0, description="how many tasks match the filters (tasks lists a page of them)")
+    counts: dict[str, int] = Field(default={}, description="the whole board's tasks by state")
+    more: str = Field("", description="how to see the next page, when there is one")
 
-    class ReservationsResult(BaseModel):
-        reservations: list[ReservationView]
-        note: str = ""
 
-    write = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
-    read = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-    bash_note = "Edit, Write, MultiEdit and NotebookEdit are checked; shell commands (Bash) are not."
+class ReservationView(BaseModel):
+    path: str = Field(description="a path or glob relative to the repository's top")
+    holder: str
+    exclusive: bool
+    repo: str = ""
+    reason: str = ""
+    since: str = ""
+    expires: str = ""
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Add tasks to the board"}))
-    async def task_add(
-        tasks: Annotated[list[NewTask], Field(description="one task or several, each with a title")],
-    ) -> TasksResult:
-        """Add one or several tasks to my ensemble's task board; any player may claim them (respecting role and order)."""
-        await guarded(session.joined())
-        added = await guarded(add_tasks(session.client, session.cfg, session.info.name, [t.model_dump() for t in tasks]))
-        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in added])
 
-    @mcp.tool(annotations=read.model_copy(update={"title": "List the task board"}))
-    async def tasks(
-        state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
-        role: Annotated[str, Field(description="only tasks for this role")] = "",
-        mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
-        offset: Annotated[int, Field(description=f"skip this many matching tasks (pages of {TASKS_PAGE})", ge=0)] = 0,
-    ) -> TasksResult:
-        """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
-        await guarded(session.joined())
-        found = await guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
-                                         offset, TASKS_PAGE))
-        shown = offset + len(found["tasks"])
-        more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
-                if shown < found["total"] else "")
-        return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found["tasks"]],
-                           total=found["total"], counts=found["counts"], more=more)
+class ReservationsResult(BaseModel):
+    reservations: list[ReservationView]
+    note: str = ""
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Claim a task"}))
-    async def task_claim(
-        id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
-    ) -> TaskView:
-        """Claim a task of the board, atomically: if another player has it, this fails and says who."""
-        return TaskView(**await guarded(claim_task(session, id)))
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task done"}))
-    async def task_done(
-        id: Annotated[str, Field(description="the task I claimed")],
-        result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
-    ) -> TaskView:
-        """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
-        return TaskView(**await guarded(finish_task(session, id, "done", result)))
+_BASH_NOTE = "Edit, Write, MultiEdit and NotebookEdit are checked; shell commands (Bash) are not."
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Mark my task failed"}))
-    async def task_fail(
-        id: Annotated[str, Field(description="the task I claimed")],
-        result: Annotated[str, Field(description="why it failed")] = "",
-    ) -> TaskView:
-        """Mark a task I claimed as failed, saying why."""
-        return TaskView(**await guarded(finish_task(session, id, "failed", result)))
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Give a task back"}))
-    async def task_release(
-        id: Annotated[str, Field(description="the task I claimed")],
-        result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
-    ) -> TaskView:
-        """Give back a task I claimed: it is open again for others."""
-        return TaskView(**await guarded(finish_task(session, id, "open", result)))
+async def task_add(
+    tasks: Annotated[list[NewTask], Field(description="one task or several, each with a title")],
+) -> TasksResult:
+    """Add one or several tasks to my ensemble's task board; any player may claim them (respecting role and order)."""
+    session = _session()
+    await _guarded(session.joined())
+    added = await _guarded(add_tasks(session.client, session.cfg, session.info.name, [t.model_dump() for t in tasks]))
+    return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in added])
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Reserve files"}))
-    async def reserve(
-        paths: Annotated[list[str], Field(description="files, directories or globs (src/*.py, docs/**), relative to the repository's top")],
-        reason: Annotated[str, Field(description="why: shown to whoever tries to edit them")] = "",
-        exclusive: Annotated[bool, Field(description="true: others' edits are refused; false: they are only warned")] = True,
-        ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
-    ) -> ReservationsResult:
-        """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
-        made = await guarded(reserve_paths(session, paths, reason, exclusive, ttl))
-        return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=bash_note)
 
-    @mcp.tool(annotations=write.model_copy(update={"title": "Release files"}))
-    async def release(
-        paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
-    ) -> ReservationsResult:
-        """Release my file reservations (those named, or all of them)."""
-        gone = await guarded(release_paths(session, paths))
-        return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
+async def tasks(
+    state: Annotated[Literal["", "open", "claimed", "done", "failed"], Field(description="only tasks in this state")] = "",
+    role: Annotated[str, Field(description="only tasks for this role")] = "",
+    mine: Annotated[bool, Field(description="only tasks I claimed or finished")] = False,
+    offset: Annotated[int, Field(description=f"skip this many matching tasks (pages of {TASKS_PAGE})", ge=0)] = 0,
+) -> TasksResult:
+    """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
+    session = _session()
+    await _guarded(session.joined())
+    found = await _guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
+                                      offset, TASKS_PAGE))
+    shown = offset + len(found["tasks"])
+    more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
+            if shown < found["total"] else "")
+    return TasksResult(ensemble=session.cfg.ensemble, tasks=[TaskView(**t) for t in found["tasks"]],
+                       total=found["total"], counts=found["counts"], more=more)
 
-    @mcp.tool(annotations=read.model_copy(update={"title": "List file reservations"}))
-    async def reservations() -> ReservationsResult:
-        """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
-        await guarded(session.joined())
-        found = await guarded(board_reservations(session.client, session.cfg.ensemble))
-        return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=bash_note)
+
+async def task_claim(
+    id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
+) -> TaskView:
+    """Claim a task of the board, atomically: if another player has it, this fails and says who."""
+    return TaskView(**await _guarded(claim_task(_session(), id)))
+
+
+async def task_done(
+    id: Annotated[str, Field(description="the task I claimed")],
+    result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
+) -> TaskView:
+    """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
+    return TaskView(**await _guarded(finish_task(_session(), id, "done", result)))
+
+
+async def task_fail(
+    id: Annotated[str, Field(description="the task I claimed")],
+    result: Annotated[str, Field(description="why it failed")] = "",
+) -> TaskView:
+    """Mark a task I claimed as failed, saying why."""
+    return TaskView(**await _guarded(finish_task(_session(), id, "failed", result)))
+
+
+async def task_release(
+    id: Annotated[str, Field(description="the task I claimed")],
+    result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
+) -> TaskView:
+    """Give back a task I claimed: it is open again for others."""
+    return TaskView(**await _guarded(finish_task(_session(), id, "open", result)))
+
+
+async def reserve(
+    paths: Annotated[list[str], Field(description="files, directories or globs (src/*.py, docs/**), relative to the repository's top")],
+    reason: Annotated[str, Field(description="why: shown to whoever tries to edit them")] = "",
+    exclusive: Annotated[bool, Field(description="true: others' edits are refused; false: they are only warned")] = True,
+    ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
+) -> ReservationsResult:
+    """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
+    made = await _guarded(reserve_paths(_session(), paths, reason, exclusive, ttl))
+    return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=_BASH_NOTE)
+
+
+async def release(
+    paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
+) -> ReservationsResult:
+    """Release my file reservations (those named, or all of them)."""
+    gone = await _guarded(release_paths(_session(), paths))
+    return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
+
+
+async def reservations() -> ReservationsResult:
+    """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
+    session = _session()
+    await _guarded(session.joined())
+    found = await _guarded(board_reservations(session.client, session.cfg.ensemble))
+    return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=_BASH_NOTE)
 
 
 # ---------------------------------------------------------------------------
@@ -4442,389 +4493,437 @@ def player_view(p: "PlayerInfo", me: str = "") -> dict:
     }
 
 
-def build_server(session: "Session"):
-    """Return the MCP server whose tools act for `session`."""
-    from typing import Literal
+_served: "Session | None" = None  # this process's player: one serve (or bridge) process, one Session
 
+
+def _session() -> "Session":
+    """The Session the MCP tools act for: the one `build_server` was given.
+
+    A module global, not the SDK's lifespan context: the Session exists and starts joining before the
+    server runs, and a lifespan value reaches a tool only through a Context parameter on every tool."""
+    if _served is None:
+        raise RuntimeError("build_server() has not run: no session for the MCP tools to act for")
+    return _served
+
+
+def _tool_error(message: str) -> Exception:
+    """An error the model reads as the tool's answer (is_error), in these words."""
+    from mcp.server.mcpserver.exceptions import ToolError  # mcp loads with the server, never for the CLI
+
+    return ToolError(message)
+
+
+async def _guarded(action: Awaitable[Any]) -> Any:
+    """Await a tool's work; a TempoError reaches the model as the tool's error."""
+    try:
+        return await action
+    except TempoError as e:
+        raise _tool_error(str(e)) from None
+
+
+def build_server(session: "Session"):
+    """Return the MCP server whose tools (TOOLS) act for `session`, its low-level server and the
+    initialization options that declare the channel capability; `session` becomes this process's player."""
+    global _served
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-    from mcp_types import Notification, NotificationParams
+    from mcp_types import Notification, ToolAnnotations
 
     class ChannelNotification(Notification[dict, Literal["notifications/claude/channel"]]):
         method: Literal["notifications/claude/channel"] = "notifications/claude/channel"
         params: dict
 
-    mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    async def on_initialized(ctx, call_next):  # a ServerMiddleware (public in mcp 2.3.0) sees each message the client sends
+        handled = await call_next(ctx)
+        if ctx.method == "notifications/initialized" and ctx.request_id is None:  # ready for notifications
+            async def push(c: "Cue") -> None:
+                await ctx.session.send_notification(ChannelNotification(params=channel_params(c)))
 
-    async def guarded(action):
-        try:
-            return await action
-        except TempoError as e:
-            raise ToolError(str(e)) from None
+            session.handshake.set()
+            session.start_delivery(push)
+        return handled
 
-    for add_tools in TOOL_GROUPS:
-        add_tools(mcp, session, guarded)
-
-    async def on_initialized(ctx, params) -> None:
-        async def push(c: "Cue") -> None:
-            await ctx.session.send_notification(ChannelNotification(params=channel_params(c)))
-
-        session.handshake.set()
-        session.start_delivery(push)
-
-    # MCPServer has no public hook for either: the channel capability and the moment the
-    # client is ready for notifications both live on its low-level server.
+    _served = session
+    mcp = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, middleware=[on_initialized])
+    for tool, annotations in TOOLS:
+        mcp.add_tool(tool, annotations=ToolAnnotations(**annotations))
+    # MCPServer has no public way to declare an experimental capability (in mcp 2.3.0 run_stdio_async
+    # builds its options without one): the channel capability is declared, and the server run
+    # (`serve`), on its low-level server.
     lowlevel = mcp._lowlevel_server
-    lowlevel.add_notification_handler("notifications/initialized", NotificationParams, on_initialized)
-    options = lowlevel.create_initialization_options(experimental_capabilities={"claude/channel": {}})
-    return mcp, lowlevel, options
+    return mcp, lowlevel, lowlevel.create_initialization_options(experimental_capabilities={"claude/channel": {}})
 
 
-def player_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add to `mcp` the tools of the players: who is there (`ensemble`), my name and my part."""
-    from typing import Annotated, Literal
+# -- the players' tools: who is there (`ensemble`), my name and my part -------------------------
 
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
-
-    class Player(BaseModel):
-        name: str
-        part: str
-        directory: str
-        branch: str
-        host: str
-        conductor: bool
-        unread: int = Field(0, description="cues that have not reached this player's model yet")
-        unread_chars: int = Field(0, description="their characters: what they would add to its context")
-        delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
-        worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
-        agent: str = Field(default=DEFAULT_AGENT, description="what it runs: " + _agents_said())
-        waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
-        waiting_since: str = ""
-        tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
-        reserved: list[str] = Field(default=[], description="paths it has reserved (exclusive ones marked '!')")
-        you: bool = False
-
-    class EnsembleResult(BaseModel):
-        ensemble: str
-        players: list[Player]
-
-    class NameResult(BaseModel):
-        name: str
-        ensemble: str
-        workflow_id: str
-
-    class PartResult(BaseModel):
-        name: str
-        part: str
-
-    @mcp.tool(annotations=ToolAnnotations(title="List the ensemble", readOnlyHint=True, openWorldHint=False))
-    async def ensemble(
-        scope: Annotated[
-            Literal["all", "machine", "repo"],
-            Field(description="all: every player; machine: on my host; repo: in my git repository"),
-        ] = "all",
-    ) -> EnsembleResult:
-        """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
-        players = await guarded(session.players(scope))
-        holds = await board_holdings(session.client, session.cfg.ensemble)
-        return EnsembleResult(
-            ensemble=session.cfg.ensemble,
-            players=[Player(**player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
-        )
-
-    @mcp.tool(annotations=ToolAnnotations(title="Set my name", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def set_name(
-        name: Annotated[str, Field(description="letters, digits, '-' and '_'; unique in the ensemble")],
-    ) -> NameResult:
-        """Set my human-readable name, unique in the ensemble; others cue me by it."""
-        info = await guarded(session.rename(name))
-        return NameResult(name=info.name, ensemble=info.ensemble, workflow_id=session.handle.id)
-
-    @mcp.tool(annotations=ToolAnnotations(title="Set my part", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def set_part(
-        part: Annotated[str, Field(description=f"what I am working on (at most {MAX_PART_CHARS} characters)")],
-    ) -> PartResult:
-        """Describe what I am working on; shown by `ensemble` and `tempo status`."""
-        info = await guarded(session.set_part(part))
-        return PartResult(name=info.name, part=info.part)
+class Player(BaseModel):
+    name: str
+    part: str
+    directory: str
+    branch: str
+    host: str
+    conductor: bool
+    unread: int = Field(0, description="cues that have not reached this player's model yet")
+    unread_chars: int = Field(0, description="their characters: what they would add to its context")
+    delivery: str = Field("", description="live delivery paths: channel (on/off/unknown), hooks, waiter")
+    worktree: str = Field(default="", description="its own git worktree (on branch tempo/<name>), if it has one")
+    agent: str = Field(default=DEFAULT_AGENT, description="what it runs, as `recruit`'s `agent` names it")
+    waiting: str = Field(default="", description="what it waits for at its screen: `permission Bash(...)` (answer with `permit`), `input`")
+    waiting_since: str = ""
+    tasks: list[str] = Field(default=[], description="ids of the board's tasks it has claimed")
+    reserved: list[str] = Field(default=[], description="paths it has reserved (exclusive ones marked '!')")
+    you: bool = False
 
 
-def message_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add to `mcp` the tools of the cues: send (`cue`, to one or many), ask whether they were seen (`receipts`), read (`listen`)."""
-    from typing import Annotated, Literal
-
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
-
-    class Seen(BaseModel):
-        path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
-        at: str
-
-    class Delivery(BaseModel):
-        to: str
-        message_id: str
-        seen: Seen | None = Field(None, description="with wait_seen: set when this recipient's model saw it in time")
-
-    class NotSent(BaseModel):
-        to: str
-        why: str
-
-    class CueResult(BaseModel):
-        message_id: str = Field(description="the cue's id; for a broadcast, each recipient's id is in `sent`")
-        to: str
-        sent_at: str
-        seen: Seen | None = Field(None, description=(
-            "with wait_seen: set when the recipient's model saw it in time; else ask `receipts` later"))
-        sent: list[Delivery] = Field(default=[], description="broadcast: who got it, each with its own cue id")
-        not_sent: list[NotSent] = Field(default=[], description="broadcast: who did not get it, and why")
-
-    class ReceiptRow(BaseModel):
-        message_id: str
-        to: str
-        sent_at: str
-        state: Literal["seen", "unread", "handed", "unknown"]
-        path: str = ""
-        seen_at: str = ""
-        text: str = ""
-
-    class ReceiptsResult(BaseModel):
-        receipts: list[ReceiptRow]
-
-    class Message(BaseModel):
-        message_id: str
-        sender: str = Field(alias="from")
-        text: str
-        sent_at: str
-        kind: str
-        source: str = ""
-
-        model_config = {"populate_by_name": True, "serialize_by_alias": True}
-
-    class ListenResult(BaseModel):
-        messages: list[Message]
-        more: int = Field(0, description="cues still unread after these (the answer holds one page): call listen again")
-
-    @mcp.tool(annotations=ToolAnnotations(title="Send a cue", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
-    async def cue(
-        to: Annotated[str | list[str], Field(description=(
-            "the recipient's name, as `ensemble` lists it; or several names (a list, or comma-separated), "
-            f"'{EVERYONE}' (every player but me), '{ROLE_PREFIX}conductor', '{ROLE_PREFIX}player', or a player type "
-            f"('{ROLE_PREFIX}claude', '{ROLE_PREFIX}copilot')"))],
-        message: Annotated[str, Field(description=f"the message (at most {MAX_CUE_CHARS} characters)")],
-        wait_seen: Annotated[bool, Field(description=(
-            f"also wait (at most {SEEN_WAIT:g} s) until each recipient's model has seen it, and say so in `seen`; "
-            "by default `cue` returns as soon as the cue is sent (`receipts` tells later)"))] = False,
-    ) -> CueResult:
-        """Send a message to a player by name, or to several at once; it is pushed into their sessions at once.
-
-        Returns as soon as the cue is durably accepted for delivery; it never waits for the recipient
-        unless `wait_seen` asks to."""
-        def seen(receipt: "Receipt | None") -> Seen | None:
-            return Seen(path=receipt.path, at=receipt.at) if receipt else None
-
-        if not is_broadcast(to):
-            sent = await guarded(session.send(recipient_words(to)[0], message))
-            receipt = await seen_soon(session, sent) if wait_seen else None
-            return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at, seen=seen(receipt))
-        cues, why_not = await guarded(broadcast(session, to, message))
-        receipts = await asyncio.gather(*(seen_soon(session, c) for c in cues)) if wait_seen else [None] * len(cues)
-        return CueResult(message_id="", to=", ".join(recipient_words(to)), sent_at=cues[0].sent_at,
-                         sent=[Delivery(to=c.recipient, message_id=c.id, seen=seen(r)) for c, r in zip(cues, receipts)],
-                         not_sent=[NotSent(to=k, why=v) for k, v in why_not.items()])
-
-    @mcp.tool(annotations=ToolAnnotations(title="Were my cues seen?", readOnlyHint=True, openWorldHint=False))
-    async def receipts(
-        message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
-    ) -> ReceiptsResult:
-        """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, handed (its
-        recipient left before seeing it: handed on to the conductor, or back to you), or unknown."""
-        return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await guarded(sent_receipts(session, message_ids))])
-
-    @mcp.tool(annotations=ToolAnnotations(title="Read my cues", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
-    async def listen() -> ListenResult:
-        """Return the cues that have not reached me by any other path (and mark them read), oldest first;
-        `more` says how many are left for the next call when they did not fit in one answer."""
-        await guarded(session.joined())
-        cues, more = session.take_inbox()
-        return ListenResult(messages=[Message(**cue_view(c)) for c in cues], more=more)
+class EnsembleResult(BaseModel):
+    ensemble: str
+    players: list[Player]
 
 
-def team_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add to `mcp` the tools of the team: `recruit`, `report`, `terminate`."""
-    from typing import Annotated, Literal
-
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
-
-    class RecruitResult(BaseModel):
-        name: str
-        directory: str
-        agent: str
-        terminal: str
-        workflow_id: str
-        message_id: str = Field(description="the first cue's id; empty when no prompt was given")
-        setup: str = Field(default="", description="what was set up in the directory first, if anything")
-        worktree: str = Field(default="", description="its own git worktree, when asked for one")
-
-    class ReportResult(BaseModel):
-        sent: bool
-        to: str = ""
-        message_id: str = ""
-        note: str = ""
-
-    class TerminateResult(BaseModel):
-        name: str
-        ended: bool
-
-    @mcp.tool(annotations=ToolAnnotations(title="Recruit a new session", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True))
-    async def recruit(
-        name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
-        directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
-        prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
-        agent: Annotated[Literal[tuple(AGENTS)], Field(description=_agents_said())] = DEFAULT_AGENT,  # type: ignore[valid-type]
-        worktree: Annotated[bool, Field(description=(
-            "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
-            "so it never edits my files"))] = False,
-        model: Annotated[str, Field(description="copilot only: the model it runs (default: the configured one)")] = "",
-    ) -> RecruitResult:
-        """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
-        return RecruitResult(**await guarded(recruit_player(session, name, directory, prompt, agent, worktree, model)))
-
-    @mcp.tool(annotations=ToolAnnotations(title="Report to the conductor", readOnlyHint=False, destructiveHint=False, openWorldHint=False))
-    async def report(
-        type: Annotated[
-            Literal["result", "blocker", "question"],
-            Field(description="result: work done; blocker: I am stuck; question: I need an answer"),
-        ],
-        message: Annotated[str, Field(description=f"the update (at most {MAX_CUE_CHARS} characters)")],
-    ) -> ReportResult:
-        """Send an update to the ensemble's conductor; a no-op with a note when there is none."""
-        sent = await guarded(session.report(type, message))
-        if sent is None:
-            return ReportResult(sent=False, note=f"ensemble {session.cfg.ensemble!r} has no conductor: nothing was sent")
-        return ReportResult(sent=True, to=sent.recipient, message_id=sent.id)
-
-    @mcp.tool(annotations=ToolAnnotations(title="End a player", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
-    async def terminate(
-        name: Annotated[str, Field(description="the player to end, as `ensemble` lists it (not yourself)")],
-    ) -> TerminateResult:
-        """End another player's session by name (also cleans up sessions that died); it is told why."""
-        info = await guarded(session.terminate(name))
-        return TerminateResult(name=info.name, ended=True)
+class NameResult(BaseModel):
+    name: str
+    ensemble: str
+    workflow_id: str
 
 
+class PartResult(BaseModel):
+    name: str
+    part: str
 
 
-def lineup_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add to `mcp` the tools of lineups: start one (`load_lineup`), write the running team as one (`save_lineup`)."""
-    from typing import Annotated, Literal
-
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
-
-    class SeatResult(BaseModel):
-        name: str
-        state: Literal["running", "started", "failed"]
-        detail: str
-
-    class LineupResult(BaseModel):
-        ensemble: str
-        players: list[SeatResult]
-
-    class SavedLineup(BaseModel):
-        path: str
-        players: list[str]
-
-    @mcp.tool(annotations=ToolAnnotations(title="Start a lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=True))
-    async def load_lineup(
-        path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
-    ) -> LineupResult:
-        """Recruit every player of a lineup file that is not running yet, each in its own window; wait until they join."""
-        return LineupResult(**await guarded(start_lineup_file(session, path)))
-
-    @mcp.tool(annotations=ToolAnnotations(title="Save the lineup", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False))
-    async def save_lineup(
-        path: Annotated[str, Field(description="the lineup file to write (TOML; relative to my directory)")],
-    ) -> SavedLineup:
-        """Write my ensemble's running players as a lineup file; `load_lineup` or `tempo up --lineup` starts it again."""
-        await guarded(session.joined())
-        file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
-        names = await guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
-        return SavedLineup(path=str(file), players=names)
+async def ensemble(
+    scope: Annotated[
+        Literal["all", "machine", "repo"],
+        Field(description="all: every player; machine: on my host; repo: in my git repository"),
+    ] = "all",
+) -> EnsembleResult:
+    """List the active players of my ensemble: name, part, directory, branch, host, conductor."""
+    session = _session()
+    players = await _guarded(session.players(scope))
+    holds = await board_holdings(session.client, session.cfg.ensemble)
+    return EnsembleResult(
+        ensemble=session.cfg.ensemble,
+        players=[Player(**player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
+    )
 
 
-def schedule_tools(mcp, session: "Session", guarded: Callable) -> None:
-    """Add the tools of scheduled cues to `mcp`: `schedule` creates one, `schedules` lists and changes them."""
-    from typing import Annotated, Literal
-
-    from mcp_types import ToolAnnotations
-    from pydantic import BaseModel, Field
-
-    class ScheduleView(BaseModel):
-        name: str
-        schedule_id: str = Field(description="the Temporal Schedule's ID (Web UI, `temporal schedule` CLI)")
-        to: list[str]
-        when: str
-        spec: dict[str, str] = Field(default_factory=dict, description="the option it was made with: at, after, every or cron")
-        timezone: str
-        message: str
-        creator: str
-        why: str = ""
-        paused: bool = False
-        next_runs: list[str] = Field(description="the next times it fires, ISO 8601 in its time zone")
-
-    class SchedulesResult(BaseModel):
-        ensemble: str
-        schedules: list[ScheduleView]
-        done: str = Field(default="", description="what was done (pause, resume, delete)")
-
-    @mcp.tool(annotations=ToolAnnotations(title="Schedule a cue", readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
-    async def schedule(
-        name: Annotated[str, Field(description="the schedule's name, unique in the ensemble: letters, digits, '-' and '_'")],
-        message: Annotated[str, Field(description=f"the cue it sends (at most {MAX_CUE_CHARS} characters)")],
-        to: Annotated[str, Field(description="a player's name, names separated by commas, `all` or `role:NAME`; empty: yourself")] = "",
-        at: Annotated[str, Field(description="once, at a time: 2026-12-01T09:00 (an offset like +01:00 or Z, or in `timezone`) or HH:MM for the next such time")] = "",
-        after: Annotated[str, Field(description="once, after a delay: 90s, 20m, 1h30m, 2d")] = "",
-        every: Annotated[str, Field(description="repeatedly, every interval of at least 1 minute: 30m, 2h, 1d (the first one interval from now)")] = "",
-        cron: Annotated[str, Field(description="on a five-field cron expression, minute hour day-of-month month day-of-week: '0 17 * * 1-5'")] = "",
-        timezone: Annotated[str, Field(description="IANA time zone for `at` and `cron`, like Europe/Paris; default: this machine's")] = "",
-        why: Annotated[str, Field(description="why the schedule exists; kept with it and shown by `schedules`")] = "",
-    ) -> ScheduleView:
-        """Cue players later or on a routine, as a Temporal Schedule: give exactly one of at, after, every or cron."""
-        await guarded(session.joined())
-        when = {"at": at, "after": after, "every": every, "cron": cron}
-        made = add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why)
-        view = await guarded(refusals_said(made, f"the schedule {name!r}"))
-        return ScheduleView(**view)
-
-    @mcp.tool(annotations=ToolAnnotations(title="List or change schedules", readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=False))
-    async def schedules(
-        action: Annotated[
-            Literal["list", "pause", "resume", "delete"],
-            Field(description="list: my ensemble's schedules and their next runs; pause, resume or delete the one named"),
-        ] = "list",
-        name: Annotated[str, Field(description="the schedule to pause, resume or delete")] = "",
-    ) -> SchedulesResult:
-        """List my ensemble's scheduled cues with their next runs, or pause, resume or delete one by name."""
-        await guarded(session.joined())
-        ensemble = session.cfg.ensemble
-        if action == "list":
-            views = await guarded(refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
-            return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in views])
-        changed = control_schedule(session.client, ensemble, name, action, session.info.name)
-        view = await guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
-        return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
+async def set_name(
+    name: Annotated[str, Field(description="letters, digits, '-' and '_'; unique in the ensemble")],
+) -> NameResult:
+    """Set my human-readable name, unique in the ensemble; others cue me by it."""
+    session = _session()
+    info = await _guarded(session.rename(name))
+    return NameResult(name=info.name, ensemble=info.ensemble, workflow_id=session.handle.id)
 
 
-# The MCP tools, by what they are about; each group adds its tools (and their result types).
-TOOL_GROUPS: tuple[Callable, ...] = (player_tools, message_tools, team_tools, lineup_tools, schedule_tools, permit_tools,
-                                     board_tools)
+async def set_part(
+    part: Annotated[str, Field(description=f"what I am working on (at most {MAX_PART_CHARS} characters)")],
+) -> PartResult:
+    """Describe what I am working on; shown by `ensemble` and `tempo status`."""
+    info = await _guarded(_session().set_part(part))
+    return PartResult(name=info.name, part=info.part)
+
+
+# -- the cues' tools: send (`cue`, to one or many), ask whether they were seen (`receipts`), read (`listen`)
+
+class Seen(BaseModel):
+    path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
+    at: str
+
+
+class Delivery(BaseModel):
+    to: str
+    message_id: str
+    seen: Seen | None = Field(None, description="with wait_seen: set when this recipient's model saw it in time")
+
+
+class NotSent(BaseModel):
+    to: str
+    why: str
+
+
+class CueResult(BaseModel):
+    message_id: str = Field(description="the cue's id; for a broadcast, each recipient's id is in `sent`")
+    to: str
+    sent_at: str
+    seen: Seen | None = Field(None, description=(
+        "with wait_seen: set when the recipient's model saw it in time; else ask `receipts` later"))
+    sent: list[Delivery] = Field(default=[], description="broadcast: who got it, each with its own cue id")
+    not_sent: list[NotSent] = Field(default=[], description="broadcast: who did not get it, and why")
+
+
+class ReceiptRow(BaseModel):
+    message_id: str
+    to: str
+    sent_at: str
+    state: Literal["seen", "unread", "handed", "unknown"]
+    path: str = ""
+    seen_at: str = ""
+    text: str = ""
+
+
+class ReceiptsResult(BaseModel):
+    receipts: list[ReceiptRow]
+
+
+class Message(BaseModel):
+    message_id: str
+    sender: str = Field(alias="from")
+    text: str
+    sent_at: str
+    kind: str
+    source: str = ""
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class ListenResult(BaseModel):
+    messages: list[Message]
+    more: int = Field(0, description="cues still unread after these (the answer holds one page): call listen again")
+
+
+def _seen(receipt: "Receipt | None") -> Seen | None:
+    return Seen(path=receipt.path, at=receipt.at) if receipt else None
+
+
+async def cue(
+    to: Annotated[str | list[str], Field(description=(
+        "the recipient's name, as `ensemble` lists it; or several names (a list, or comma-separated), "
+        f"'{EVERYONE}' (every player but me), '{ROLE_PREFIX}conductor', '{ROLE_PREFIX}player', or a player type "
+        f"('{ROLE_PREFIX}claude', '{ROLE_PREFIX}copilot')"))],
+    message: Annotated[str, Field(description=f"the message (at most {MAX_CUE_CHARS} characters)")],
+    wait_seen: Annotated[bool, Field(description=(
+        f"also wait (at most {SEEN_WAIT:g} s) until each recipient's model has seen it, and say so in `seen`; "
+        "by default `cue` returns as soon as the cue is sent (`receipts` tells later)"))] = False,
+) -> CueResult:
+    """Send a message to a player by name, or to several at once; it is pushed into their sessions at once.
+
+    Returns as soon as the cue is durably accepted for delivery; it never waits for the recipient
+    unless `wait_seen` asks to."""
+    session = _session()
+    if not is_broadcast(to):
+        sent = await _guarded(session.send(recipient_words(to)[0], message))
+        receipt = await seen_soon(session, sent) if wait_seen else None
+        return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at, seen=_seen(receipt))
+    cues, why_not = await _guarded(broadcast(session, to, message))
+    receipts = await asyncio.gather(*(seen_soon(session, c) for c in cues)) if wait_seen else [None] * len(cues)
+    return CueResult(message_id="", to=", ".join(recipient_words(to)), sent_at=cues[0].sent_at,
+                     sent=[Delivery(to=c.recipient, message_id=c.id, seen=_seen(r)) for c, r in zip(cues, receipts)],
+                     not_sent=[NotSent(to=k, why=v) for k, v in why_not.items()])
+
+
+async def receipts(
+    message_ids: Annotated[list[str] | None, Field(description="the cues to ask about; default: my last 50")] = None,
+) -> ReceiptsResult:
+    """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, handed (its
+    recipient left before seeing it: handed on to the conductor, or back to you), or unknown."""
+    return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await _guarded(sent_receipts(_session(), message_ids))])
+
+
+async def listen() -> ListenResult:
+    """Return the cues that have not reached me by any other path (and mark them read), oldest first;
+    `more` says how many are left for the next call when they did not fit in one answer."""
+    session = _session()
+    await _guarded(session.joined())
+    cues, more = session.take_inbox()
+    return ListenResult(messages=[Message(**cue_view(c)) for c in cues], more=more)
+
+
+# -- the team's tools: `recruit`, `report`, `terminate` --------------------------------------------
+
+class RecruitResult(BaseModel):
+    name: str
+    directory: str
+    agent: str
+    terminal: str
+    workflow_id: str
+    message_id: str = Field(description="the first cue's id; empty when no prompt was given")
+    setup: str = Field(default="", description="what was set up in the directory first, if anything")
+    worktree: str = Field(default="", description="its own git worktree, when asked for one")
+
+
+class ReportResult(BaseModel):
+    sent: bool
+    to: str = ""
+    message_id: str = ""
+    note: str = ""
+
+
+class TerminateResult(BaseModel):
+    name: str
+    ended: bool
+
+
+async def recruit(
+    name: Annotated[str, Field(description="the new player's name: letters, digits, '-' and '_'; must be free")],
+    directory: Annotated[str, Field(description="an existing directory it works in (relative to mine)")],
+    prompt: Annotated[str, Field(description="its first task, sent as a cue once it has joined")] = "",
+    agent: "Annotated[Literal[tuple(AGENTS)], Field(description=_agents_said())]" = DEFAULT_AGENT,  # type: ignore[valid-type]
+    worktree: Annotated[bool, Field(description=(
+        "give it a git worktree of its own, beside the repository, on branch tempo/<name> from my HEAD, "
+        "so it never edits my files"))] = False,
+    model: Annotated[str, Field(description="copilot only: the model it runs (default: the configured one)")] = "",
+) -> RecruitResult:
+    """Start a new named session in a new terminal window, wait until it joins, then cue it its task."""
+    return RecruitResult(**await _guarded(recruit_player(_session(), name, directory, prompt, agent, worktree, model)))
+
+
+async def report(
+    type: Annotated[
+        Literal["result", "blocker", "question"],
+        Field(description="result: work done; blocker: I am stuck; question: I need an answer"),
+    ],
+    message: Annotated[str, Field(description=f"the update (at most {MAX_CUE_CHARS} characters)")],
+) -> ReportResult:
+    """Send an update to the ensemble's conductor; a no-op with a note when there is none."""
+    session = _session()
+    sent = await _guarded(session.report(type, message))
+    if sent is None:
+        return ReportResult(sent=False, note=f"ensemble {session.cfg.ensemble!r} has no conductor: nothing was sent")
+    return ReportResult(sent=True, to=sent.recipient, message_id=sent.id)
+
+
+async def terminate(
+    name: Annotated[str, Field(description="the player to end, as `ensemble` lists it (not yourself)")],
+) -> TerminateResult:
+    """End another player's session by name (also cleans up sessions that died); it is told why."""
+    info = await _guarded(_session().terminate(name))
+    return TerminateResult(name=info.name, ended=True)
+
+
+# -- the lineups' tools: start one (`load_lineup`), write the running team as one (`save_lineup`) ----
+
+class SeatResult(BaseModel):
+    name: str
+    state: Literal["running", "started", "failed"]
+    detail: str
+
+
+class LineupResult(BaseModel):
+    ensemble: str
+    players: list[SeatResult]
+
+
+class SavedLineup(BaseModel):
+    path: str
+    players: list[str]
+
+
+async def load_lineup(
+    path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
+) -> LineupResult:
+    """Recruit every player of a lineup file that is not running yet, each in its own window; wait until they join."""
+    return LineupResult(**await _guarded(start_lineup_file(_session(), path)))
+
+
+async def save_lineup(
+    path: Annotated[str, Field(description="the lineup file to write (TOML; relative to my directory)")],
+) -> SavedLineup:
+    """Write my ensemble's running players as a lineup file; `load_lineup` or `tempo up --lineup` starts it again."""
+    session = _session()
+    await _guarded(session.joined())
+    file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
+    names = await _guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
+    return SavedLineup(path=str(file), players=names)
+
+
+# -- the scheduled cues' tools: `schedule` creates one, `schedules` lists and changes them ------------
+
+class ScheduleView(BaseModel):
+    name: str
+    schedule_id: str = Field(description="the Temporal Schedule's ID (Web UI, `temporal schedule` CLI)")
+    to: list[str]
+    when: str
+    spec: dict[str, str] = Field(default_factory=dict, description="the option it was made with: at, after, every or cron")
+    timezone: str
+    message: str
+    creator: str
+    why: str = ""
+    paused: bool = False
+    next_runs: list[str] = Field(description="the next times it fires, ISO 8601 in its time zone")
+
+
+class SchedulesResult(BaseModel):
+    ensemble: str
+    schedules: list[ScheduleView]
+    done: str = Field(default="", description="what was done (pause, resume, delete)")
+
+
+async def schedule(
+    name: Annotated[str, Field(description="the schedule's name, unique in the ensemble: letters, digits, '-' and '_'")],
+    message: Annotated[str, Field(description=f"the cue it sends (at most {MAX_CUE_CHARS} characters)")],
+    to: Annotated[str, Field(description="a player's name, names separated by commas, `all` or `role:NAME`; empty: yourself")] = "",
+    at: Annotated[str, Field(description="once, at a time: 2026-12-01T09:00 (an offset like +01:00 or Z, or in `timezone`) or HH:MM for the next such time")] = "",
+    after: Annotated[str, Field(description="once, after a delay: 90s, 20m, 1h30m, 2d")] = "",
+    every: Annotated[str, Field(description="repeatedly, every interval of at least 1 minute: 30m, 2h, 1d (the first one interval from now)")] = "",
+    cron: Annotated[str, Field(description="on a five-field cron expression, minute hour day-of-month month day-of-week: '0 17 * * 1-5'")] = "",
+    timezone: Annotated[str, Field(description="IANA time zone for `at` and `cron`, like Europe/Paris; default: this machine's")] = "",
+    why: Annotated[str, Field(description="why the schedule exists; kept with it and shown by `schedules`")] = "",
+) -> ScheduleView:
+    """Cue players later or on a routine, as a Temporal Schedule: give exactly one of at, after, every or cron."""
+    session = _session()
+    await _guarded(session.joined())
+    when = {"at": at, "after": after, "every": every, "cron": cron}
+    made = add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why)
+    view = await _guarded(refusals_said(made, f"the schedule {name!r}"))
+    return ScheduleView(**view)
+
+
+async def schedules(
+    action: Annotated[
+        Literal["list", "pause", "resume", "delete"],
+        Field(description="list: my ensemble's schedules and their next runs; pause, resume or delete the one named"),
+    ] = "list",
+    name: Annotated[str, Field(description="the schedule to pause, resume or delete")] = "",
+) -> SchedulesResult:
+    """List my ensemble's scheduled cues with their next runs, or pause, resume or delete one by name."""
+    session = _session()
+    await _guarded(session.joined())
+    ensemble = session.cfg.ensemble
+    if action == "list":
+        views = await _guarded(refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
+        return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in views])
+    changed = control_schedule(session.client, ensemble, name, action, session.info.name)
+    view = await _guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
+    return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
+
+
+# The MCP tools, in the order the model lists them, each with its ToolAnnotations (as keywords: mcp_types
+# loads in build_server, never for the CLI). The tools of a capability sit with that capability.
+_READS = {"readOnlyHint": True, "openWorldHint": False}
+_WRITES = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": False}
+TOOLS: tuple[tuple[Callable, dict[str, Any]], ...] = (
+    (ensemble, {"title": "List the ensemble", **_READS}),
+    (set_name, {"title": "Set my name", "readOnlyHint": False, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}),
+    (set_part, {"title": "Set my part", "readOnlyHint": False, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}),
+    (cue, {"title": "Send a cue", "readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}),
+    (receipts, {"title": "Were my cues seen?", **_READS}),
+    (listen, {"title": "Read my cues", "readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}),
+    (recruit, {"title": "Recruit a new session", **_WRITES, "openWorldHint": True}),
+    (report, {"title": "Report to the conductor", "readOnlyHint": False, "destructiveHint": False, "openWorldHint": False}),
+    (terminate, {"title": "End a player", **_WRITES, "destructiveHint": True}),
+    (load_lineup, {"title": "Start a lineup", **_WRITES, "idempotentHint": True, "openWorldHint": True}),
+    (save_lineup, {"title": "Save the lineup", **_WRITES, "idempotentHint": True}),
+    (schedule, {"title": "Schedule a cue", **_WRITES}),
+    (schedules, {"title": "List or change schedules", **_WRITES, "destructiveHint": True}),
+    (permit, {"title": "Answer a permission request", **_WRITES}),
+    (permits, {"title": "Permission requests waiting", "readOnlyHint": True, "destructiveHint": False, "idempotentHint": True,
+               "openWorldHint": False}),
+    (task_add, {"title": "Add tasks to the board", **_WRITES}),
+    (tasks, {"title": "List the task board", **_READS}),
+    (task_claim, {"title": "Claim a task", **_WRITES}),
+    (task_done, {"title": "Mark my task done", **_WRITES}),
+    (task_fail, {"title": "Mark my task failed", **_WRITES}),
+    (task_release, {"title": "Give a task back", **_WRITES}),
+    (reserve, {"title": "Reserve files", **_WRITES}),
+    (release, {"title": "Release files", **_WRITES}),
+    (reservations, {"title": "List file reservations", **_READS}),
+)
 
 
 def import_temporal() -> None:
     import temporalio.client  # noqa: F401
     import temporalio.worker  # noqa: F401
+
     import tempo_workflows  # noqa: F401
 
 
@@ -4837,8 +4936,6 @@ _leaving = threading.Event()
 
 def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
     """Make sure this process has exited `seconds` from now (the first call sets the time)."""
-    import faulthandler
-
     if _leaving.is_set():
         return
     _leaving.set()
@@ -4865,8 +4962,6 @@ def watch_hangup(fd: int = 0) -> None:
     """Leave by the deadline once the other end of the pipe or socket `fd` is closed, without reading
     from it (the MCP server notices end of input only once the calls in flight are done); started
     before anything loads, since a client may go while tempo is still starting."""
-    import select
-
     if not hasattr(select, "poll"):
         return  # Windows: the MCP server's own end of input has to do
     poller = select.poll()
@@ -4950,9 +5045,6 @@ async def serve(cfg: Config) -> int:
 
 def server_command() -> list[str]:
     """Return the absolute command that starts this tempo's MCP server, for .mcp.json (PATH-proof)."""
-    import shutil
-    import zipfile
-
     if getattr(sys, "frozen", False):  # PyInstaller binary (also when started as `tempo-server`)
         return [sys.executable, "serve"]
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
@@ -4972,10 +5064,6 @@ def installed_script(checkout: Path) -> Path | None:
     """The `tempo` script beside this interpreter when it runs the checkout whose tempo.py is `checkout`
     (an editable install), else None. Hooks and servers started through it load tempo's cached bytecode;
     `python tempo.py` compiles all of tempo.py at every start (~200 ms, 4x a hook's whole run)."""
-    import importlib.metadata
-    import sysconfig
-    from urllib.parse import unquote, urlparse
-
     try:  # the install's own record, in site-packages (the checkout's claude_tempo.egg-info has none)
         found = importlib.metadata.distributions(name="claude-tempo", path=[sysconfig.get_path("purelib")])
         origin = json.loads(next(iter(found)).read_text("direct_url.json") or "{}")
@@ -4992,8 +5080,6 @@ def installed_script(checkout: Path) -> Path | None:
 
 def command_resolvable(argv: list[str]) -> str:
     """Return "" if `argv` can start (program, and its script for an interpreter), else why not."""
-    import shutil
-
     program = argv[0] if argv else ""
     if not program or not (Path(program).is_file() or shutil.which(program)):
         return f"{program or 'the command'} does not exist"
@@ -5079,8 +5165,6 @@ def expand_like_claude(text: str, env: dict | None = None) -> tuple[str, list[st
 def mcp_entry_argv(entry: dict, directory: str) -> tuple[list[str], list[str]]:
     """What an .mcp.json entry starts, as Claude Code reads it: expanded, its program found (on the
     entry's PATH when it names one); and the variables that are unset. Nothing is run."""
-    import shutil
-
     missing: list[str] = []
     words = []
     for word in [entry.get("command", ""), *(entry.get("args") or [])]:
@@ -5170,8 +5254,6 @@ def _runs_this_tempo(words: list[str]) -> bool:
 
 def is_tempo_hook(hook: Any) -> bool:
     """Whether a hook entry is one tempo wrote: its command is this tempo's program, then `hook` or `hook wait`."""
-    import shlex
-
     command = hook.get("command") if isinstance(hook, dict) else None
     if not isinstance(command, str):
         return False
@@ -5535,8 +5617,6 @@ def codex_trusts(directory: str) -> bool:
 
 def codex_checks(cfg: Config) -> "list[Check]":
     """What a Codex session needs besides Temporal: codex, tempo in the project's .codex/, a trusted project."""
-    import shutil
-
     codex = shutil.which("codex")
     version = ""
     if codex:
@@ -5837,8 +5917,6 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
     """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
-    import base64
-
     platform = platform or sys.platform
     title = re.sub(r"[^\w .:-]", "", title) or "tempo"
     if terminal in ("cmd", "powershell"):
@@ -5887,8 +5965,6 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
 
 def detect_terminal(env: dict | None = None, platform: str = "", which: Callable[[str], str | None] | None = None) -> str | None:
     """Return the terminal to open windows in ($CLAUDE_TEMPO_TERMINAL wins), or None (or "manual")."""
-    import shutil
-
     env = os.environ if env is None else env
     platform = platform or sys.platform
     which = which or shutil.which
@@ -5944,8 +6020,6 @@ def write_secrets(secrets: dict[str, str]) -> str:
     A window's script or command line can be read back (ps, shell history, a crash leaving the
     script behind); this file holds the secret only until the window's first line has read it.
     """
-    import tempfile
-
     if not secrets:
         return ""
     for key, value in check_env(secrets).items():
@@ -5959,8 +6033,6 @@ def write_secrets(secrets: dict[str, str]) -> str:
 
 def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *, terminal: str | None = None) -> Launch:
     """Open a new window running `argv` in `cwd` with `env` added; return how it was opened."""
-    import tempfile
-
     terminal = terminal or detect_terminal()
     manual = manual_command(argv, env, cwd)
     if terminal in (None, "manual"):
@@ -6028,8 +6100,6 @@ def window_tail(launch: "Launch | None", lines: int = 8) -> str:
 
 def window_claude() -> str | None:
     """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
-    import shutil
-
     if os.name == "nt":
         return shutil.which("claude")
     try:  # an interactive login shell may print to stdout: the PATH is its last line
@@ -6285,17 +6355,6 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
                 permit_deny=values.get("permit_deny", []), permit=bool(values.get("permit")))
 
 
-def acting_for(cfg: Config, client: "Client", found: "tuple[WorkflowHandle, PlayerInfo]") -> "Session":
-    """A Session that acts in the name of a running player (the conductor), without joining itself."""
-    handle, info = found
-    session = Session(dataclasses.replace(cfg, ensemble=info.ensemble, name=info.name, directory=info.directory,
-                                          conductor=info.role == "conductor"))
-    session.client, session.handle, session.info = client, handle, info
-    session.ready.set()
-    session.settled.set()
-    return session
-
-
 async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
     """Recruit, all at once, each player of `lineup` not running yet; say what became of each."""
     running = {p.name: p for p in await list_players(recruiter.client, recruiter.cfg.ensemble)}
@@ -6462,8 +6521,6 @@ def copilot_sdk():
 
 def copilot_cli(env: dict | None = None) -> str:
     """Return the Copilot CLI to run: $COPILOT_CLI_PATH, `copilot` on PATH, or the SDK's downloaded runtime."""
-    import shutil
-
     env = os.environ if env is None else env
     if env.get("COPILOT_CLI_PATH"):
         if not Path(env["COPILOT_CLI_PATH"]).is_file():
@@ -6605,9 +6662,6 @@ def path_matches(arg: str, path: str) -> bool:
 
 
 def url_matches(arg: str, url: str) -> bool:
-    import fnmatch
-    from urllib.parse import urlsplit
-
     want, got = urlsplit(arg if "://" in arg else f"https://{arg}"), urlsplit(url)
     return want.scheme == got.scheme and fnmatch.fnmatch(got.hostname or "", want.hostname or "")
 
@@ -6691,8 +6745,6 @@ def claude_subjects(kind: str, tool_input: dict) -> list[str]:
 
 def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
     """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
-    import fnmatch
-
     if kind in ("write", "read") and any(c in arg for c in "*?["):
         where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
         relative = not os.path.isabs(where)
@@ -6714,8 +6766,6 @@ def describe_use(request) -> tuple[str, str]:
     if kind == "write":
         return f"writing {subjects[0]}", f"write({subjects[0]})"
     if kind == "url":
-        from urllib.parse import urlsplit
-
         return f"fetching {subjects[0]}", f"url({urlsplit(subjects[0]).hostname or subjects[0]})"
     return f"a {kind} request", kind
 
@@ -6890,6 +6940,7 @@ class CopilotPlayer:
 async def hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
     from temporalio.service import RPCError
+
     from tempo_workflows import CONDUCTOR
 
     if cue.kind == "joined":
@@ -6977,8 +7028,6 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
 
 def cli_exit(client) -> asyncio.Future:
     """A future of the Copilot CLI's exit status (never done if this SDK hides its process)."""
-    import threading
-
     loop = asyncio.get_running_loop()
     exited = loop.create_future()
     process = getattr(client, "_process", None)  # the SDK has no public hook for the CLI's exit
@@ -6995,8 +7044,6 @@ def cli_exit(client) -> asyncio.Future:
 
 async def type_prompts(agent, stop: asyncio.Event) -> None:
     """Send each line typed at the bridge's terminal to Copilot; stop at end of input (Ctrl+D)."""
-    import threading
-
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue = asyncio.Queue()
 
@@ -7047,8 +7094,6 @@ def temporal_ui(cfg: Config) -> str:
 
 
 def workflow_link(ui: str, namespace: str, wid: str, run_id: str) -> str:
-    from urllib.parse import quote
-
     if not ui:
         return ""
     return f"{ui}/namespaces/{quote(namespace, safe='')}/workflows/{quote(wid, safe='')}/{quote(run_id, safe='')}/history"
@@ -7292,6 +7337,7 @@ class Watcher:
     async def watch_conductor(self) -> None:
         """Take the conductor's exchanges as they are recorded: a long-poll `watch`, never a timer."""
         from temporalio.client import WorkflowUpdateFailedError
+
         from tempo_workflows import CONDUCTOR, PlayerWorkflow, WatchInput, workflow_id
 
         cursor = -1
@@ -7322,6 +7368,7 @@ class Watcher:
     async def send(self, to: str, text: str) -> dict:
         """Send the conductor a command (its public signal), or a player a cue, as `dashboard`."""
         from temporalio.service import RPCError, RPCStatusCode
+
         from tempo_workflows import CONDUCTOR, Command, Cue, PlayerWorkflow, workflow_id
 
         check_message(text)
@@ -7354,8 +7401,6 @@ class Watcher:
 
 def dashboard_app(watcher: Watcher, token: str):
     """The page, its event stream and its send box; every request must carry the token."""
-    import secrets
-
     import anyio
     from sse_starlette import EventSourceResponse
     from starlette.applications import Starlette
@@ -7456,7 +7501,6 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -> int:
     """Serve the dashboard of cfg.ensemble until Ctrl+C or SIGTERM."""
-    import secrets
     import uvicorn
 
     client = await connect(cfg)
@@ -8051,8 +8095,6 @@ def _init_claude_code(directory: Path, args: dict) -> int:
     if args.get("--git-guard"):
         what, hook = install_git_guard(str(directory))
         if what == "yours":
-            import shlex
-
             with contextlib.suppress(OSError):
                 if shlex.join([*tempo_command(), "guard"]) in hook.read_text(errors="replace"):
                     out(f"{hook}: your own pre-commit hook, which runs tempo's git guard already")
@@ -8245,7 +8287,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
 async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
                      emit: Callable[..., None]) -> None:
     """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
-    for r in await start_lineup(acting_for(cfg, client, conductor), lineup):
+    for r in await start_lineup(Session.acting_as(cfg, client, *conductor), lineup):
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
         state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
         emit(state, f"{what}: {r['detail']}")
@@ -8411,8 +8453,6 @@ async def running_conductor(cfg: Config) -> "PlayerInfo | None":
 
 def start_session(args: dict, conductor: bool) -> int:
     """Preflight, then replace this process with `claude` (or `codex`, --agent codex) started as a tempo session."""
-    import shutil
-
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
         raise TempoError(f"{cfg.directory} is not a directory")

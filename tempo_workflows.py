@@ -40,7 +40,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-
 # ---------------------------------------------------------------------------
 # Public contract: IDs, search attributes, messages
 # External clients rely on these names; change them only with a migration.

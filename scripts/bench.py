@@ -39,8 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import tempo  # noqa: E402
 from temporalio import workflow  # noqa: E402
+
+import tempo  # noqa: E402
 from conftest import DevServer, chromium, dashboard, flagged_serve, free_port, play  # noqa: E402
 
 TARGETS = {  # from the issue: bench figures, never timed tests
@@ -423,6 +424,7 @@ async def ensemble_time(server: DevServer, sizes: tuple[int, ...]) -> None:
 async def broadcast_time(server: DevServer, size: int, conductor: bool) -> None:
     """One `cue` to `all` of `size` players (registered workflows, as sessions make them)."""
     from temporalio.worker import Worker
+
     from tempo_workflows import PlayerInfo, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
     client = await tempo.connect(tempo.Config(address=server.address))
@@ -462,6 +464,7 @@ async def broadcast_time(server: DevServer, size: int, conductor: bool) -> None:
 async def serve_ready(server: DevServer, runs: int) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
+
     from conftest import serve_command, tempo_env
 
     samples = []
@@ -982,7 +985,7 @@ async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
     import json
     import subprocess
 
-    from tempo_workflows import BoardWorkflow, TaskAdd, TaskClaim, Task
+    from tempo_workflows import BoardWorkflow, Task, TaskAdd, TaskClaim
 
     ensemble, sid = f"bench-board-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
     with tempfile.TemporaryDirectory() as repo:

@@ -40,8 +40,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import tempo  # noqa: E402
 from conftest import DevServer, free_port, play, wait_until  # noqa: E402
-from test_hooks import hook  # noqa: E402
 from tempo_workflows import Command, Permit, WatchInput  # noqa: E402
+from test_hooks import hook  # noqa: E402
 
 ENSEMBLE = "rec"
 SHORT = {"CLAUDE_TEMPO_STALL_TIMEOUT": "2", "CLAUDE_TEMPO_CUES_PER_RUN": "4", "CLAUDE_TEMPO_UNDELIVERED_TIMEOUT": "3"}

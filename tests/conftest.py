@@ -13,8 +13,8 @@ import atexit
 import contextlib
 import os
 import py_compile
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile

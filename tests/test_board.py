@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import subprocess
+import sys
 import time
 
 import pytest

@@ -24,8 +24,8 @@ import pytest
 
 import tempo
 from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
-from test_recruit import cue_matching, tmux_dir  # noqa: F401 (a fixture)
 from scripted_model import Reply, Request, ScriptedModel
+from test_recruit import cue_matching, tmux_dir  # noqa: F401 (a fixture)
 
 COPILOT_CLI = ROOT / "node_modules" / "@github" / "copilot-linux-x64" / "copilot"
 
@@ -408,8 +408,7 @@ def test_a_recruited_bridge_gets_its_model_and_provider_but_never_the_key():
 
 def shell(command: str, *segments: tuple[str, str]):
     """A shell permission request as the Copilot CLI 1.0.102 sends it (it marks nothing read-only)."""
-    from copilot.generated.session_events import (PermissionRequestShell, PermissionRequestShellCommand,
-                                                  PermissionRequestShellCommandSegment)
+    from copilot.generated.session_events import PermissionRequestShell, PermissionRequestShellCommand, PermissionRequestShellCommandSegment
 
     return PermissionRequestShell(
         can_offer_session_approval=False, commands=[PermissionRequestShellCommand(identifier=command, read_only=False)],

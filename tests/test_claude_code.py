@@ -10,8 +10,22 @@ import time
 
 import pytest
 
-from claude_code import (CLAUDE, Interactive, ScriptedModel, calls, claude_home, last_user_text, run_print, seen_means_seen, shown,
-                         tool_names, tool_use, transcript_shown, write_hooks, write_tempo_mcp_json)
+from claude_code import (
+    CLAUDE,
+    Interactive,
+    ScriptedModel,
+    calls,
+    claude_home,
+    last_user_text,
+    run_print,
+    seen_means_seen,
+    shown,
+    tool_names,
+    tool_use,
+    transcript_shown,
+    write_hooks,
+    write_tempo_mcp_json,
+)
 from conftest import play, tempo_env, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -196,9 +210,8 @@ async def seen_receipt(player, message_id: str):
 async def test_a_cue_wakes_an_idle_session_at_its_prompt(player_project, model, temporal, ensemble):
     """Started as `tempo start` starts it (with the channels flag), where channels are not available:
     the channel push is never confirmed, so the waiter wakes the idle model with the cue."""
-    from claude_code import shown
-
     import tempo
+    from claude_code import shown
 
     directory, env = player_project
     async with play(temporal, ensemble) as alice:

@@ -1,8 +1,8 @@
 """The real Codex CLI (its model scripted on loopback) as a tempo player, set up by `tempo init --agent codex`."""
 
 import asyncio
-import os
 import json
+import os
 import subprocess
 import sys
 
@@ -243,9 +243,8 @@ def test_a_rollout_confirms_only_what_the_model_answered(tmp_path):
 async def test_a_lineup_mixing_claude_and_codex_players_starts_and_saves_its_agents(temporal, ensemble, tmux_dir, shop, stand_in, tmp_path):
     """load_lineup with a Claude Code seat (test_recruit's stand-in) and a Codex seat (the real CLI): both join,
     each with its agent, and save_lineup writes `agent = "codex"` back."""
-    from test_recruit import recruiter_env
-
     import tempo
+    from test_recruit import recruiter_env
 
     (stand_in / "codex").symlink_to(codex_binary())
     (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[[player]]\nname = "ui"\ndirectory = "web"\n'

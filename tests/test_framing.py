@@ -15,9 +15,9 @@ import pytest
 import tempo
 from claude_code import run_print, shown, tool_use
 from conftest import play, wait_until
+from tempo_workflows import Cue
 from test_claude_code import ALLOW_TEMPO, cue_mid_turn, model, player_project  # noqa: F401 (fixtures)
 from test_hooks import claude_like, context_of, hook, start_waiter
-from tempo_workflows import Cue
 
 pytestmark = pytest.mark.anyio
 

@@ -2,9 +2,9 @@
 
 import re
 import shlex
-import tomlkit
 
 import pytest
+import tomlkit
 from docopt import DocoptExit
 
 import tempo

@@ -386,10 +386,10 @@ async def test_a_lineups_permission_rules_answer_before_anyone_is_asked(temporal
     requests (the real `tempo hook`) with nobody asked, and the conductor's history says which rule did."""
     import uuid
 
+    from tempo_workflows import workflow_id
     from test_conductor import plain_client
     from test_hooks import hook
     from test_permissions import next_permission
-    from tempo_workflows import workflow_id
 
     (shop / "team.toml").write_text(
         f'ensemble = "{ensemble}"\npermit_allow = ["Bash(npm test:*)"]\npermit_deny = ["Bash(rm:*)"]\n'

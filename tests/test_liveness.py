@@ -149,6 +149,7 @@ async def add_search_attributes(client) -> None:
     """The test server cannot list search attributes (tempo's helper lists first): add them."""
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
     from tempo_workflows import SEARCH_ATTRIBUTES
 
     keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
@@ -199,6 +200,7 @@ async def test_real_rules_three_minutes_undelivered_and_24_hours_idle():
 
 async def test_continue_as_new_keeps_pending_cues_name_and_part(temporal, ensemble):
     from temporalio.worker import Worker
+
     from tempo_workflows import search_attributes
 
     client = await client_for(temporal.address)

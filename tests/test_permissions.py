@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from claude_code import Interactive, ScriptedModel, calls, poll, claude_home, last_user_text, tool_use, write_hooks
+from claude_code import Interactive, ScriptedModel, calls, claude_home, last_user_text, poll, tool_use, write_hooks
 from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
-from test_conductor import plain_client
 from tempo_workflows import workflow_id
+from test_conductor import plain_client
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ cases, in namespaces of their own, are in test_netns.py.
 
 import asyncio
 import contextlib
-import os
 import json
+import os
 import signal
 
 import pytest

@@ -20,7 +20,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-
 import tempo
 from conftest import ROOT, DevServer, free_port, tempo_env
 
