@@ -1804,6 +1804,7 @@ class Session:
         self.closing = False
         self.tasks: list[asyncio.Task] = []
         self.publishing = asyncio.Lock()  # delivery paths go out one at a time: the last word is the latest
+        self.reservations = ReservationWatch(self)  # the ensemble's reservations, pushed by the board
         self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
     # -- start ----------------------------------------------------------------
@@ -1980,14 +1981,16 @@ class Session:
             try:
                 result = await handle.execute_update(
                     PlayerWorkflow.poll,
-                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen),
+                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen, board=await self.reservations.before_poll(handle)),
                     rpc_timeout=timedelta(seconds=self.cfg.poll_wait + 30),
                 )
                 delay = 0.1
+                self.reservations.after_poll(result.board)
             except WorkflowUpdateFailedError:
                 await asyncio.sleep(0.05)  # the run is closing (continue-as-new): poll the next one
                 continue
             except Exception as e:  # an RPC failed or timed out (server restarting, network): poll again
+                self.reservations.poll_failed()
                 if self.closing:
                     return
                 gone = getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle
@@ -3677,9 +3680,9 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     import random
 
     from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+    from temporalio.common import WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
+    from tempo_workflows import board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
     deadline = time.monotonic() + BOARD_RPC_TIMEOUT
@@ -3693,10 +3696,7 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
                 raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): "
                                  "is a session of it running?") from None
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
-                await client.start_workflow(
-                    BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
-                    search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
+                await _start_board(client, cfg, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 continue
             # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
             # crowd of claims is refused past the SDK's own retries; the validators answer fast, so again.
@@ -3704,6 +3704,17 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
                 await asyncio.sleep(random.uniform(0.01, 0.1))
                 continue
             raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
+
+
+async def _start_board(client: "Client", cfg: Config, **how: Any) -> None:
+    """Start the ensemble's board (`how`: a conflict policy, or a start signal for signal-with-start)."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
+
+    await client.start_workflow(
+        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
+        task_timeout=timedelta(seconds=TASK_TIMEOUT), search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]),
+        **how)
 
 
 async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
@@ -3907,6 +3918,85 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
     return holds
 
 
+class ReservationWatch:
+    """This session's copy of its ensemble's reservations, which its PreToolUse hook judges edits by
+    without asking the board (a board query is ~20 ms of a hook's ~45).
+
+    Kept fresh by the board's push: the session asks the board to `watch` for its player, the board
+    signals the player's workflow `board_changed` at each change of the reservations, which ends the
+    session's long poll, and the session reads the reservations again. So another player's new
+    reservation is enforced here once that push came through (the board's next workflow task, the
+    player's, one poll answer and one query: tens of ms; `bench.py --board` measures it); a hook that
+    comes meanwhile waits for the read already under way. Expiry needs no push: `expires` is judged
+    at each hook. Only while the poll works is the copy trusted: a failed poll drops it, and the hook
+    asks the board itself until the next poll watches again. Claude Code sessions only (their hooks)."""
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        self.held: list[dict] | None = None  # the ensemble's reservations; None: unknown, ask the board
+        self.version = 0  # the board's reservations version the player's workflow told this copy of
+        self.watched: Any = None  # the player handle the board tells of changes
+        self.dirty = False
+        self.reading: asyncio.Task | None = None
+
+    async def before_poll(self, handle: "WorkflowHandle") -> int:
+        """The `board` field of the next poll: the version this copy is at (-1: not watching)."""
+        if self.session.agent != "claude":
+            return -1
+        if handle is not self.watched:  # joined, renamed or back: a new player workflow, told nothing yet
+            self.held, self.version = None, 0
+            try:
+                await self._watch()
+            except Exception as e:  # no board to watch: the hook asks the board itself
+                log.debug("not watching the board: %s", e)
+                return -1
+            self.watched = handle
+            self.read()
+        return self.version
+
+    def after_poll(self, board: int) -> None:
+        """The poll's answer carried the board's version: a newer one means read the reservations again."""
+        if self.watched is not None and board > self.version:
+            self.version = board
+            self.read()
+
+    def poll_failed(self) -> None:
+        """The poll failed: a push may be lost, so the copy is not trusted until the next poll watches again."""
+        self.held, self.watched = None, None
+
+    def read(self) -> None:
+        """Read the reservations (again) in the background; one read at a time, the last one wins."""
+        self.dirty = True
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.create_task(self._read())
+
+    async def fresh(self, timeout: float) -> list[dict] | None:
+        """The reservations as the board last pushed them (waiting for a read under way); None: unknown."""
+        if self.reading is not None and not self.reading.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.reading), timeout)
+        if self.held is None or self.dirty:
+            return None
+        now = datetime.now(timezone.utc)
+        return [r for r in self.held if not r.get("expires") or datetime.fromisoformat(r["expires"]) > now]
+
+    async def _read(self) -> None:
+        while self.dirty:
+            self.dirty = False
+            try:
+                held = await board_reservations(self.session.client, self.session.cfg.ensemble)
+            except Exception as e:
+                log.debug("could not read the reservations: %s", e)
+                self.held = None
+                return
+            if not self.dirty:
+                self.held = held
+
+    async def _watch(self) -> None:
+        """Ask the board to tell this player of each change (starting the board if the ensemble has none)."""
+        await _start_board(self.session.client, self.session.cfg, start_signal="watch", start_signal_args=[self.session.info.name])
+
+
 def _since(stamp: str) -> str:
     from tempo_workflows import duration
 
@@ -3950,8 +4040,10 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
         log.debug("PreToolUse: no reservation check for %s: %s", path, e)
         return {}, [], ""
     try:
-        held = _LAST_RESERVATIONS[session.cfg.ensemble] = await asyncio.wait_for(
-            board_reservations(session.client, session.cfg.ensemble), HOOK_BOARD_TIMEOUT)
+        held = await session.reservations.fresh(HOOK_BOARD_TIMEOUT)  # the board's push: no round trip
+        if held is None:
+            held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble), HOOK_BOARD_TIMEOUT)
+        _LAST_RESERVATIONS[session.cfg.ensemble] = held
     except Exception as e:  # Temporal slow or away: judge by the reservations seen last (none: let it through)
         log.warning("PreToolUse: the board did not answer (%s): checking %s against the last reservations known", e, path)
         held = _LAST_RESERVATIONS.get(session.cfg.ensemble, [])

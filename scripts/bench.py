@@ -978,6 +978,8 @@ async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
             await holder.call("reserve", paths=[f"src/mod{n}.py" for n in range(49)] + ["docs/**"], reason="bench")
             data = {"session_id": sid, "hook_event_name": "PreToolUse", "transcript_path": "", "cwd": repo,
                     "tool_name": "Edit", "tool_input": {"file_path": f"{repo}/docs/a.md"}}
+            while '"deny"' not in await asyncio.to_thread(ask_hook, sid, data):  # the board's push has come (measured below)
+                await asyncio.sleep(0.01)
 
             def edit_hook() -> tuple[float, str]:
                 t0 = time.perf_counter()
@@ -992,6 +994,35 @@ async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
             report(f"PreToolUse hook, 50 reservations: deny (median of {hook_runs})", statistics.median(t for t, _ in answers),
                    "ms", "reservation hook@50 ms")
             report(f"tempo hook with nothing to say, the floor (median of {hook_runs})", statistics.median(floor), "ms")
+            print(f"  reservation hook / floor: {statistics.median(t for t, _ in answers) / statistics.median(floor):.2f}", flush=True)
+            # How soon another player's reserve (and release) binds this session's hook: the board's push
+            # through the editor's poll, then its read; asked over the hook's socket (~1 ms a try), not a process.
+            lib = {**data, "tool_input": {"file_path": f"{repo}/lib/x.py"}}
+            taken, freed = [], []
+            for _ in range(max(5, hook_runs // 3)):
+                await holder.call("reserve", paths=["lib/x.py"], reason="bench")
+                t0 = time.perf_counter()
+                while '"deny"' not in await asyncio.to_thread(ask_hook, sid, lib):
+                    await asyncio.sleep(0.001)
+                taken.append((time.perf_counter() - t0) * 1000)
+                await holder.call("release", paths=["lib/x.py"])
+                t0 = time.perf_counter()
+                while '"deny"' in await asyncio.to_thread(ask_hook, sid, lib):
+                    await asyncio.sleep(0.001)
+                freed.append((time.perf_counter() - t0) * 1000)
+            report(f"another player's reserve to this hook denying, the board's push (median of {len(taken)}; max {max(taken):.0f})",
+                   statistics.median(taken), "ms")
+            report(f"its release to this hook allowing (median of {len(freed)}; max {max(freed):.0f})", statistics.median(freed), "ms")
+
+
+def ask_hook(session_id: str, data: dict) -> str:
+    """One hook's answer from the session's serve over its socket, as `tempo hook` asks (without a process)."""
+    import json
+
+    sock = tempo.open_endpoint(tempo.endpoint_keys(session_id), 1.0)
+    with sock:
+        sock.sendall(json.dumps({"op": "hook", "input": {**data, "session_id": session_id}}).encode() + b"\n")
+        return json.loads(sock.makefile("rb").readline() or b"{}").get("stdout", "")
 
 
 async def run(args, server: DevServer) -> None:

@@ -140,11 +140,25 @@ async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_onc
         assert not (await conductor.call("reservations"))["reservations"]
 
 
-async def test_the_board_survives_a_server_restart(own_server, ensemble):
+async def test_the_board_survives_a_server_restart(own_server, ensemble, tmp_path):
+    import uuid
+
+    from test_hooks import hook
+
     loop = asyncio.get_running_loop()
-    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="keeper") as keeper:
+    main, _ = git_repo(tmp_path / "repo")
+    sid = str(uuid.uuid4())
+
+    def edit():  # another session's hook: its copy of the reservations is dropped with its failed poll, then read again
+        return hook("PreToolUse", sid, cwd=str(main), tool_name="Write", tool_input={"file_path": str(main / "src" / "app.py")}).stdout
+
+    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="keeper", cwd=str(main)) as keeper, \
+            play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="editor", CLAUDE_CODE_SESSION_ID=sid, cwd=str(main)) as editor:
         await keeper.call("task_add", tasks=[{"title": "a"}, {"title": "b", "after": ["1"]}])
         await keeper.call("task_claim", id="1")
+        await keeper.call("reserve", paths=["src/**"], reason="kept across the restart")
+        await editor.call("ensemble")
+        assert "kept across the restart" in await wait_until(lambda: asyncio.to_thread(edit), timeout=10)
         await loop.run_in_executor(None, own_server.stop)
         await loop.run_in_executor(None, own_server.start)
 
@@ -158,6 +172,9 @@ async def test_the_board_survives_a_server_restart(own_server, ensemble):
         assert [(t["id"], t["state"], t.get("by", "")) for t in tasks] == [("1", "claimed", "keeper"), ("2", "open", "")]
         assert (await keeper.call("task_done", id="1", result="ok"))["state"] == "done"
         assert (await keeper.call("task_claim"))["id"] == "2"
+        assert "kept across the restart" in await asyncio.to_thread(edit)
+        await keeper.call("release")
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit() == ""), timeout=30)
 
 
 async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensemble, tmp_path):
@@ -190,6 +207,35 @@ async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensembl
     # the holder ended: its reservations went with it
     async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="later") as later:
         assert (await later.call("reservations"))["reservations"] == []
+
+
+async def test_a_sessions_hook_follows_reservations_the_board_pushes(temporal, ensemble, tmp_path):
+    """The hook judges an edit by the session's copy of the reservations, which the board pushes (no
+    board query per edit): another player's reservation taken after the editor joined is denied, a
+    shared one warns until its TTL ends (no push needed), a release lets the edit through."""
+    import uuid
+
+    from test_hooks import hook
+
+    main, other = git_repo(tmp_path / "repo")
+    sid = str(uuid.uuid4())
+
+    def edit(path):
+        return hook("PreToolUse", sid, cwd=str(other), tool_name="Edit", tool_input={"file_path": str(other / path)}).stdout
+
+    async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="holder") as holder, \
+            play(temporal, ensemble, cwd=str(other), CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_PLAYER_NAME="editor") as editor:
+        await editor.call("ensemble")
+        assert await asyncio.to_thread(edit, "src/app.py") == ""
+        await holder.call("reserve", paths=["src/app.py"], reason="renaming x")
+        denied = await wait_until(lambda: asyncio.to_thread(edit, "src/app.py"), timeout=10)
+        assert '"deny"' in denied and "reserved exclusively by holder for 'renaming x'" in denied, denied
+        await holder.call("reserve", paths=["docs/**"], exclusive=False, ttl="3s")
+        warned = await wait_until(lambda: asyncio.to_thread(edit, "docs/a.md"), timeout=10)
+        assert "holder also works on docs/a.md" in warned and '"deny"' not in warned, warned
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit("docs/a.md") == ""), timeout=10)  # its TTL ended
+        await holder.call("release")
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit("src/app.py") == ""), timeout=10)
 
 
 def async_lambda(call, check):
