@@ -853,6 +853,14 @@ def temporal_binary() -> str | None:
     return shutil.which("temporal")
 
 
+# Updates one workflow may have in flight on a dev server tempo starts (Temporal's default is 10,
+# `history.maxInFlightUpdates`): past it the server refuses an update (RESOURCE_EXHAUSTED), the SDK
+# waits out its throttle backoff (~1 s) before asking again, and the dev server (1.32) loses a
+# board's workflow task now and then (4 s). Twenty claims of one task at once: ~1 s for all answers
+# at 10, ~40 ms at 100 (`bench.py --board`). A server tempo does not start keeps its own setting.
+DEV_SERVER_UPDATES_IN_FLIGHT = 100
+
+
 def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: int | None = None,
                     http_port: int | None = None, metrics_port: int | None = None) -> list[str]:
     """Return the argv that starts the Temporal dev server with tempo's search attributes."""
@@ -867,6 +875,7 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
     argv += ["--metrics-port", str(metrics_port)] if metrics_port else []
     for key in SEARCH_ATTRIBUTES:  # effective on a fresh database only; `register_search_attributes` does the rest
         argv += ["--search-attribute", f"{key.name}=Keyword"]
+    argv += ["--dynamic-config-value", f"history.maxInFlightUpdates={DEV_SERVER_UPDATES_IN_FLIGHT}"]
     return argv
 
 
@@ -3698,8 +3707,9 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
                 await _start_board(client, cfg, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 continue
-            # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
-            # crowd of claims is refused past the SDK's own retries; the validators answer fast, so again.
+            # Temporal holds at most 10 updates of one workflow in flight by default (a dev server tempo
+            # starts: DEV_SERVER_UPDATES_IN_FLIGHT): a crowd of claims is refused past the SDK's own
+            # retries; the validators answer fast, so again.
             if e.status == RPCStatusCode.RESOURCE_EXHAUSTED or "aborted" in e.message:
                 await asyncio.sleep(random.uniform(0.01, 0.1))
                 continue

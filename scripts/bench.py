@@ -915,12 +915,48 @@ async def codex_player(server: DevServer, starts: int, cues: int) -> None:
     report(f"codex: cue to an idle Codex's model request (tmux nudge, median of {cues})", statistics.median(idle), "s")
 
 
+async def claims(server: DevServer, rounds: int, where: str) -> None:
+    """One claim alone (the floor), then 20 and 8 claims of one task at once: the winner's answer and the last answer."""
+    from tempo_workflows import BoardWorkflow, Task, TaskAdd, TaskClaim
+
+    ensemble = f"bench-claims-{uuid.uuid4().hex[:6]}"
+    async with play(server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="worker") as worker:  # a session's worker runs the board
+        await worker.call("ensemble")
+        cfg = tempo.Config(address=server.address, ensemble=ensemble)
+        client = await tempo.connect(cfg)
+
+        async def claim(by: str, task_id: str, t0: float) -> tuple[float, bool]:
+            try:
+                await tempo._board_update(client, cfg, BoardWorkflow.claim, TaskClaim(by=by, id=task_id))
+                return (time.perf_counter() - t0) * 1000, True
+            except tempo.TempoError:
+                return (time.perf_counter() - t0) * 1000, False
+
+        figures: dict[str, list[float]] = {}
+        for i in range(rounds):
+            ids = [t.id for t in await tempo._board_update(client, cfg, BoardWorkflow.add, TaskAdd(by="bench", tasks=[
+                Task(id="", title=f"a{i}"), Task(id="", title=f"r{i}"), Task(id="", title=f"u{i}")]))]
+            figures.setdefault("alone", []).append((await claim("solo", ids[0], time.perf_counter()))[0])
+            for n, task_id in ((20, ids[1]), (8, ids[2])):
+                t0 = time.perf_counter()
+                answers = await asyncio.gather(*(claim(f"p{k}", task_id, t0) for k in range(n)))
+                won = [t for t, ok in answers if ok]
+                assert len(won) == 1, answers
+                figures.setdefault(f"{n} winner", []).append(won[0])
+                figures.setdefault(f"{n} all", []).append(max(t for t, _ in answers))
+    report(f"task_claim alone, the floor, {where} (median of {rounds})", statistics.median(figures["alone"]), "ms")
+    for n in (20, 8):
+        report(f"task_claim, {n} at once, {where}: winner (median of {rounds})", statistics.median(figures[f"{n} winner"]), "ms")
+        report(f"task_claim, {n} at once, {where}: all {n} answered (median of {rounds})", statistics.median(figures[f"{n} all"]), "ms")
+
+
 async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
-    """The task board: 20 claims of one task at once, `tasks` with 1 000 on the board, PreToolUse with 50 reservations."""
+    """The task board: 20 claims of one task at once (on tempo's dev server and at Temporal's default limit), `tasks`
+    with 1 000 on the board, PreToolUse with 50 reservations and how soon another player's reserve binds it."""
     import json
     import subprocess
 
-    from tempo_workflows import BoardWorkflow, TaskAdd, TaskClaim, Task
+    from tempo_workflows import BoardWorkflow, TaskAdd, Task
 
     ensemble, sid = f"bench-board-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
     with tempfile.TemporaryDirectory() as repo:
@@ -931,32 +967,22 @@ async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
             cfg = tempo.Config(address=server.address, ensemble=ensemble)
             client = await tempo.connect(cfg)
 
-            async def claim(by: str, task_id: str) -> float:
-                t0 = time.perf_counter()
-                with contextlib.suppress(tempo.TempoError):
-                    await tempo._board_update(client, cfg, BoardWorkflow.claim, TaskClaim(by=by, id=task_id))
-                    return (time.perf_counter() - t0) * 1000
-                return -1.0
+            await claims(server, rounds, "tempo's dev server")
+            # The same beside a dev server at Temporal's default limit (a server tempo does not start)
+            with tempfile.TemporaryDirectory() as tmp:
+                argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port := free_port(), str(Path(tmp) / "d.db"),
+                                             http_port=free_port(), metrics_port=free_port())
+                at = argv.index("--dynamic-config-value")
+                default = DevServer(address=f"127.0.0.1:{port}", process=None, db="", argv=argv[:at] + argv[at + 2:])
+                await asyncio.to_thread(default.start)
+                try:
+                    await claims(default, rounds, "Temporal's default limit (10 in flight)")
+                finally:
+                    await asyncio.to_thread(default.stop)
 
-            alone, raced, under = [], [], []
-            for i in range(rounds):
-                ids = [t.id for t in await tempo._board_update(client, cfg, BoardWorkflow.add, TaskAdd(by="bench", tasks=[
-                    Task(id="", title=f"a{i}"), Task(id="", title=f"r{i}"), Task(id="", title=f"u{i}")]))]
-                alone.append(await claim("solo", ids[0]))
-                won = [t for t in await asyncio.gather(*(claim(f"p{n}", ids[1]) for n in range(20))) if t >= 0]
-                assert len(won) == 1, won
-                raced.append(won[0])
-                # under the server's limit of 10 updates in flight per workflow (past it, claims wait out a workflow task timeout)
-                won = [t for t in await asyncio.gather(*(claim(f"p{n}", ids[2]) for n in range(8))) if t >= 0]
-                assert len(won) == 1, won
-                under.append(won[0])
-            report(f"task_claim alone, the floor (median of {rounds})", statistics.median(alone), "ms")
-            report(f"task_claim, 20 at once: winner (median of {rounds})", statistics.median(raced), "ms")
-            report(f"task_claim, 8 at once: winner (median of {rounds})", statistics.median(under), "ms")
-
-            for start in range(0, 1000 - 3 * rounds, 100):
+            for start in range(0, 1000, 100):
                 await tempo._board_update(client, cfg, BoardWorkflow.add, TaskAdd(by="bench", tasks=[
-                    Task(id="", title=f"task {n}", details="x" * 80) for n in range(start, min(start + 100, 1000 - 3 * rounds))]))
+                    Task(id="", title=f"task {n}", details="x" * 80) for n in range(start, start + 100)]))
             took, floor = [], []
             for _ in range(hook_runs):  # side by side: the load of this shared machine weighs on both alike
                 t0 = time.perf_counter()

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from temporalio import workflow
 
 import tempo
 from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
@@ -82,6 +83,60 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert (await p3.call("tasks", state="open", role="p3"))["tasks"][0]["id"] == "2"
         listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
         assert len(listed.stdout.splitlines()) == 1 + 57, listed.stdout
+
+
+@workflow.defn(sandboxed=False)
+class Gate:
+    """A workflow whose updates stay in flight until it is opened: the server's in-flight limit, seen bare."""
+
+    def __init__(self) -> None:
+        self.opened = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.opened and workflow.all_handlers_finished())
+
+    @workflow.signal
+    def open(self) -> None:
+        self.opened = True
+
+    @workflow.update
+    async def wait(self) -> None:
+        await workflow.wait_condition(lambda: self.opened)
+
+
+async def test_a_dev_server_tempo_starts_admits_twenty_claims_in_flight_at_once(temporal):
+    """Temporal refuses an update past 10 in flight per workflow by default (RESOURCE_EXHAUSTED, which the
+    SDK then retries after ~1 s); the dev server tempo starts admits DEV_SERVER_UPDATES_IN_FLIGHT."""
+    import uuid
+
+    from temporalio.api.common.v1 import Payloads, WorkflowExecution
+    from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+    from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+    from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionRequest
+    from temporalio.service import RPCError
+    from temporalio.worker import Worker
+
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+    queue, wid = f"gate-{uuid.uuid4().hex[:6]}", f"gate-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=[Gate]):
+        handle = await client.start_workflow(Gate.run, id=wid, task_queue=queue)
+
+        async def admitted(n: int) -> str:
+            request = UpdateWorkflowExecutionRequest(
+                namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=wid),
+                wait_policy=WaitPolicy(lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED),
+                request=Request(meta=Meta(update_id=f"u{n}", identity="test"), input=Input(name="wait", args=Payloads())))
+            try:  # no retry: a refusal is seen as it is
+                await client.workflow_service.update_workflow_execution(request, retry=False)
+                return "accepted"
+            except RPCError as e:
+                return f"{e.status.name}: {e.message}"
+
+        answers = await asyncio.gather(*(admitted(n) for n in range(20)))
+        assert answers == ["accepted"] * 20, answers
+        await handle.signal(Gate.open)
+        await handle.result()
 
 
 async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
