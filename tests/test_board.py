@@ -43,16 +43,15 @@ async def claim_or_why(player, **args):
         return str(e)
 
 
-async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensemble):
-    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p1") as p1, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p2") as p2, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p3") as p3, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p4") as p4:
+async def test_twenty_sessions_racing_for_one_task_have_exactly_one_winner(temporal, ensemble):
+    async with contextlib.AsyncExitStack() as stack:
+        players = [await stack.enter_async_context(play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME=f"p{n}")) for n in range(1, 21)]
+        await asyncio.gather(*(p.call("ensemble") for p in players))  # all twenty joined
+        p1, p2, p3 = players[:3]
         added = await p1.call("task_add", tasks=[{"title": "fix the parser", "details": "tests/test_parse.py fails"}])
         task = added["tasks"][0]
         assert (task["id"], task["state"]) == ("1", "open")
-        players = [p1, p2, p3, p4]
-        answers = await asyncio.gather(*(claim_or_why(players[i % 4], id=task["id"]) for i in range(20)))
+        answers = await asyncio.gather(*(claim_or_why(p, id=task["id"]) for p in players))
         won = [a for a in answers if isinstance(a, dict)]
         assert len(won) == 1, answers
         winner = won[0]["by"]
