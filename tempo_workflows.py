@@ -70,9 +70,17 @@ UNSEEN_LIMIT = 500  # cues its session has but its model has not seen yet, kept 
 CUES_PER_RUN = 500  # continue as new after this many cues, if the server has not asked earlier
 POLL_BATCH_CUES = 100  # a poll answers with at most this many cues ...
 POLL_BATCH_CHARS = 1_000_000  # ... and this much text: an update result must stay under 2 MB
-# Patches (`workflow.patched`): histories recorded before them replay as they ran.
-MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task
-STALL_PATCH = "stall-noticed"  # a stalled player is told to the conductor (a timer histories before it lack)
+# Patches (`workflow.patched`): the one list of them. Sessions of different tempo versions share one
+# task queue, so any session's worker may replay any player's history, recorded by older code. The
+# rule: any change to what a running workflow does (a command added, dropped or moved: a signal, a
+# timer, an activity, a memo or search-attribute upsert, a continue-as-new) runs only where
+# `workflow.patched(ID)` says so, with a new ID listed here; the old path stays for histories before it.
+# tests/test_replay.py replays recorded histories (scripts/record_histories.py records today's).
+UNREAD_CHARS_PATCH = "unread-chars"  # the memo says the unread cues' characters too (_Memo.publish_unread)
+BOARD_LEFT_PATCH = "board-player-left"  # an ending player tells the board (its claims reopen: PlayerWorkflow.run)
+LEFT_TOLD_PATCH = "conductor-told-player-left"  # ... and the conductor that it left, and why (PlayerWorkflow.run)
+MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task (_Memo.publish_unread)
+STALL_PATCH = "stall-noticed"  # a stalled player is told to the conductor (a timer histories before it lack: PlayerWorkflow.run)
 
 SANDBOXED = False  # see the module's docstring
 
@@ -325,78 +333,240 @@ def search_attributes(info: PlayerInfo, names: list[str] | None = None) -> Typed
 
 # ---------------------------------------------------------------------------
 # PlayerWorkflow
-# Signals change state, queries only read, updates change state and answer.
+# Signals change state, queries only read, updates change state and answer. All state a player keeps
+# across continue-as-new is one PlayerInput; each helper below owns one concern of it (the cues on
+# their way, read receipts, the conductor's history, liveness, permissions, stalls, the memo, what
+# is handed on at the end) and shares that one object, and the workflow's handlers delegate to them.
+# Helpers run inside the workflow: workflow.now(), never a clock; see "Patches" before changing one.
 # ---------------------------------------------------------------------------
 
 
-@workflow.defn(sandboxed=SANDBOXED)
-class PlayerWorkflow:
-    """A live agent session: its description, its pending cues, its end."""
+async def _cue_player(target: str, cue: Cue) -> bool:
+    """Signal `cue` to another player (never to this one); False when that player is not running."""
+    if target == workflow.info().workflow_id:
+        return False
+    return await signal_player(target, cue)
 
-    @workflow.init
-    def __init__(self, inp: PlayerInput) -> None:
-        # State comes from the input here, not in `run`: a signal can be handled in the
-        # run's first activation (a cue racing the start, or arriving across continue-as-new).
-        self.s = inp
-        self.seen: set[str] = set(inp.seen)
-        self.receipts: dict[str, Receipt] = {r.id: r for r in inp.receipts}
-        if not inp.last_contact:
-            inp.last_contact = now()
-        self.end: EndRequest | None = None
-        self.releasing = False  # no new polls: the run is closing
-        self.poll_generation = 0
-        self.polls_waiting = 0  # a held poll is a live session, however long ago it began
-        self.untimed = False  # the run loop waits without a deadline (while a poll is held)
-        self.received_this_run = 0
-        self.wake = False
-        self.grace_until = 0.0  # after an outage, the session may take until then to acknowledge
-        self.handed: list[Cue] = []  # cues handed over at the end (read by the `departure` query)
-        self.ended_at = ""
-        self.last_wait = 0.0  # how long the session's latest poll asked to be held
-        self.memo_stale = False  # the unread count changed since the memo last said it
-        self.waiting_on = "" if inp.info.waiting.startswith("permission") else inp.info.waiting  # what the session last said it waits for ("input"), besides permissions
 
-    # -- run ----------------------------------------------------------------
+async def _cue_conductor(info: PlayerInfo, cue: Cue) -> bool:
+    """Signal `cue` to the conductor of `info`'s ensemble; False when there is none (or this is it)."""
+    return await _cue_player(workflow_id(info.ensemble, CONDUCTOR), cue)
 
-    @workflow.run
-    async def run(self, inp: PlayerInput) -> str:
-        s = self.s
-        if not s.continued:
-            workflow.upsert_search_attributes(search_attributes(s.info, s.attributes).search_attributes)
-            workflow.upsert_memo({"info": asdict(s.info)})
-            await self.announce()
-        self.keeper = asyncio.create_task(self.keep_memo())  # runs until the run ends
-        if s.info.role != "conductor" and workflow.patched(STALL_PATCH):
-            self.stall_watch = asyncio.create_task(self.notice_stalls())  # runs until the run ends
-        while True:
-            self.wake = False
-            if self.end:
+
+async def _signal_quietly(target: str, signal: str, arg: object) -> None:
+    """Signal a workflow that may be gone (a conductor, a board): then nobody needs to hear it."""
+    with contextlib.suppress(Exception):
+        await workflow.get_external_workflow_handle(target).signal(signal, arg)
+
+
+async def _announce(s: PlayerInput) -> None:
+    """Tell the conductor that this player joined (or took a new name, or is back)."""
+    info = s.info
+    if info.role == "conductor":
+        return
+    text = (
+        f"{s.previous_name} is now known as {info.name}"
+        if s.previous_name
+        else f"{info.name} is back after {duration(s.away_for)}"
+        if s.away_for
+        else f"{info.name} joined ({info.host}:{info.directory})"
+    )
+    await _cue_conductor(info, Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                                   text=text, sent_at=now(), kind="joined", ensemble=info.ensemble))
+
+
+@dataclass
+class _Inbox:
+    """A player's cues on their way to its model: `pending` (its session has not acknowledged them),
+    `unseen` (its session has them, its model has not seen them), and the ids taken (a second is dropped)."""
+
+    s: PlayerInput
+    ids: set[str] = field(init=False)  # the ids of `s.seen`, for lookups
+    this_run: int = 0  # cues taken by this run (it continues as new after `s.cues_per_run`)
+
+    def __post_init__(self) -> None:
+        self.ids = set(self.s.seen)
+
+    def addressed_here(self, cue: Cue) -> bool:
+        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
+
+    def take(self, cue: Cue) -> bool:
+        """Queue a new cue for the session; False for a duplicate or another ensemble's (dropped)."""
+        if cue.id in self.ids:
+            return False
+        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
+            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
+            return False
+        self.remember(cue.id)
+        cue.queued_at = now()
+        self.s.pending.append(cue)
+        self.s.received += 1
+        self.this_run += 1
+        return True
+
+    def remember(self, cue_id: str) -> None:
+        self.ids.add(cue_id)
+        self.s.seen.append(cue_id)
+        if len(self.s.seen) > SEEN_LIMIT:
+            self.ids.discard(self.s.seen.pop(0))
+
+    def acknowledge(self, ids: list[str], read: dict[str, Receipt]) -> bool:
+        """The session has these cues: they wait for its model now, not for its process (unless `read`)."""
+        if not ids:
+            return False
+        done = set(ids)
+        self.s.unseen += [c for c in self.s.pending if c.id in done and c.id not in read]
+        self.s.pending = [c for c in self.s.pending if c.id not in done]
+        del self.s.unseen[:-UNSEEN_LIMIT]
+        return True
+
+    def batch(self) -> list[Cue]:
+        """The oldest pending cues that fit in one poll result (at least one)."""
+        cues, size = [], 0
+        for cue in self.s.pending:
+            size += len(cue.text) + len(cue.sender) + 200
+            if cues and (len(cues) >= POLL_BATCH_CUES or size > POLL_BATCH_CHARS):
                 break
-            if self.should_continue_as_new():
-                await self.release_polls()
-                # The next run starts from the *start* memo unless told otherwise: carry the latest.
-                workflow.continue_as_new(
-                    replace(s, continued=True, previous_name=""),
-                    memo={"info": asdict(s.info)},
-                    search_attributes=search_attributes(s.info, s.attributes),
-                )
-            timeout = self.next_deadline()
-            self.untimed = timeout is None
-            try:
-                await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)
-            except asyncio.TimeoutError:
-                self.check_deadlines()
-        await self.release_polls()
-        self.ended_at = now()
-        await self.hand_over()
-        if workflow.patched("board-player-left"):
-            await self.leave_board()
-        if workflow.patched("conductor-told-player-left"):
-            await self.tell_left()
-        return self.end.reason
+            cues.append(cue)
+        return cues
 
-    def should_continue_as_new(self) -> bool:
-        return self.received_this_run >= self.s.cues_per_run or workflow.info().is_continue_as_new_suggested()
+    def unread(self) -> int:
+        return len(self.s.pending) + len(self.s.unseen)
+
+    def unread_chars(self) -> int:
+        return sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
+
+
+@dataclass
+class _History:
+    """The conductor's `history`: commands and cues in, cues out, permissions and their answers."""
+
+    s: PlayerInput
+
+    def record(self, cue: Cue, direction: str) -> None:
+        self.append(Exchange(
+            at=now(),
+            direction=direction,
+            kind=cue.kind,
+            sender=cue.sender,
+            recipient=cue.recipient or (self.s.info.name if direction == "in" else ""),
+            text=cue.text,
+            source=cue.source,
+            id=cue.id,
+            request_id=cue.id if cue.kind == "permission" else "",
+        ))
+
+    def record_permit(self, request: Permission) -> None:
+        said = f"{request.decision} {request.rule()} for {request.player}" + (f": {request.reason}" if request.reason else "")
+        self.append(Exchange(at=request.decided_at or now(), direction="in", kind="permit", sender=request.by,
+                             recipient=request.player, text=said, source=request.tool, id=f"permit-{request.id}",
+                             request_id=request.id))
+
+    def append(self, line: Exchange) -> None:
+        self.s.history.append(line)
+        del self.s.history[:-HISTORY_LIMIT]
+        self.s.recorded += 1
+
+    def note_seen(self, r: Receipt) -> None:
+        for line in reversed(self.s.history):
+            if line.id == r.id:
+                line.seen = f"{r.path} at {r.at}"
+                break
+
+    def since(self, after: int) -> WatchResult:
+        """The exchanges recorded after the cursor `after` (a cursor ahead of ours: from an earlier conductor, all)."""
+        s = self.s
+        fresh = s.recorded - after if 0 <= after <= s.recorded else len(s.history)
+        return WatchResult(exchanges=s.history[len(s.history) - min(fresh, len(s.history)):], cursor=s.recorded)
+
+
+@dataclass
+class _Receipts:
+    """Read receipts: which cues reached this player's model, when, and by which path."""
+
+    s: PlayerInput
+    history: _History  # a conductor notes its cues' receipts there
+    by_id: dict[str, Receipt] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {r.id: r for r in self.s.receipts}
+
+    def apply(self, receipts: list[Receipt]) -> list[Receipt]:
+        """Record read receipts; return those a conductor should hear about (cues it sent)."""
+        relay = []
+        # One pass over what waits, whatever the number of receipts: a burst's receipts come by the
+        # hundred, and a pass per receipt over a backlog of a thousand costs a workflow task ~10^6 steps.
+        waiting: dict[str, Cue] = {}
+        for c in (*self.s.unseen, *self.s.pending) if receipts else ():
+            waiting.setdefault(c.id, c)
+        done: set[str] = set()
+        for r in receipts:
+            if r.id in self.by_id:
+                continue
+            cue = waiting.get(r.id)
+            if cue:
+                r.sender, r.recipient = cue.sender, self.s.info.name
+                done.add(r.id)
+            r.at = r.at or now()
+            self.by_id[r.id] = r
+            self.s.receipts.append(r)
+            if self.s.info.role == "conductor":
+                self.history.note_seen(r)
+            elif r.sender == CONDUCTOR:
+                relay.append(r)
+        if done:
+            self.s.unseen = [c for c in self.s.unseen if c.id not in done]
+            self.s.pending = [c for c in self.s.pending if c.id not in done]
+        if len(self.s.receipts) > RECEIPT_LIMIT:
+            for old in self.s.receipts[:-RECEIPT_LIMIT]:
+                self.by_id.pop(old.id, None)
+            del self.s.receipts[:-RECEIPT_LIMIT]
+        return relay
+
+    async def relay(self, receipts: list[Receipt]) -> None:
+        """Tell the conductor its cues were seen (a conductor that is gone has no history to keep)."""
+        for r in receipts:
+            await _signal_quietly(workflow_id(self.s.info.ensemble, CONDUCTOR), "receipt", r)
+
+    def read(self, ids: list[str]) -> list[Receipt]:
+        """Receipts of these cues: seen (with path), unread (path ""), or absent (not here)."""
+        waiting = {c.id for c in (*self.s.pending, *self.s.unseen)}
+        return [self.by_id.get(i) or Receipt(id=i, path="") for i in ids if i in self.by_id or i in waiting]
+
+
+@dataclass
+class _Liveness:
+    """Whether the session is there: its polls (a held poll is a live session, however long ago it began),
+    its last contact, and the deadlines that end a player whose session is gone."""
+
+    s: PlayerInput
+    polls_waiting: int = 0
+    poll_generation: int = 0  # a poll answers empty when a newer one began, or the run released it
+    releasing: bool = False  # no new polls: the run is closing
+    untimed: bool = False  # the run loop waits without a deadline (while a poll is held)
+    grace_until: float = 0.0  # after an outage, the session may take until then to acknowledge
+    last_wait: float = 0.0  # how long the session's latest poll asked to be held
+
+    def poll_began(self, wait: float) -> int:
+        """A poll came in: the session is alive now; return the poll's generation."""
+        self.s.last_contact = now()
+        self.last_wait = self.s.last_wait = wait
+        self.poll_generation += 1
+        self.polls_waiting += 1
+        return self.poll_generation
+
+    def poll_ended(self) -> bool:
+        """A poll ended (`last_contact` stays its start: a poll ending proves nothing about the session);
+        whether the run loop must wake: the idle deadline is back (woken only then: timers cost history)."""
+        return not self.polls_waiting and self.untimed
+
+    def release(self) -> None:
+        """Answer every waiting poll, and refuse new ones."""
+        self.releasing = True
+        self.poll_generation += 1
+
+    def acknowledged(self) -> None:
+        self.grace_until = 0.0 if not self.s.pending else self.grace_until
 
     def next_deadline(self) -> float | None:
         """Seconds until the player should be judged dead: a stale cue, or silence."""
@@ -416,7 +586,8 @@ class PlayerWorkflow:
             return float("inf")
         return parse(s.last_contact) + s.last_wait + min(HOLD_GRACE, s.last_wait)
 
-    def check_deadlines(self) -> None:
+    def due_end(self) -> EndRequest | None:
+        """A deadline passed: why the session is gone, or None (not yet, or given time after an outage)."""
         s = self.s
         t = parse(now())
         if s.pending and t >= self.grace_until and t - self.undelivered_since() >= s.undelivered_timeout:
@@ -424,122 +595,316 @@ class PlayerWorkflow:
                 # The timer fired late: the server (or every worker) was down, and the session could not
                 # acknowledge meanwhile. Give it the time to reach the server again before judging it gone.
                 self.grace_until = t + RECONNECT_GRACE
-                return
-            self.end = EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
-        elif not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
-            self.end = EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
-        elif not s.pending and t >= self.hold_due():
-            self.end = EndRequest(reason=f"no poll for {duration(t - parse(s.last_contact))} while holding tasks or files "
-                                         "of the board: they went back to the ensemble", away=True)
+                return None
+            return EndRequest(reason=f"undelivered for {s.undelivered_timeout:g}s: the session is gone", away=True)
+        if not s.pending and not self.polls_waiting and t - parse(s.last_contact) >= s.idle_timeout:
+            return EndRequest(reason=f"no contact for {s.idle_timeout:g}s", away=True)
+        if not s.pending and t >= self.hold_due():
+            return EndRequest(reason=f"no poll for {duration(t - parse(s.last_contact))} while holding tasks or files "
+                                     "of the board: they went back to the ensemble", away=True)
+        return None
 
     def undelivered_since(self) -> float:
         """When the oldest pending cue began to wait for the session: its arrival, or the session's
         latest poll if that came later (a poll answered with it; its ack comes with the next one)."""
         return max(parse(self.s.pending[0].queued_at), parse(self.s.last_contact))
 
-    async def release_polls(self) -> None:
-        """Answer every waiting poll, then wait until no handler runs (before closing the run)."""
-        self.releasing = True
-        self.poll_generation += 1
-        await workflow.wait_condition(workflow.all_handlers_finished)
+    def presence(self) -> dict:
+        return {
+            "last_contact": self.s.last_contact,
+            "polling": self.polls_waiting > 0,
+            "wait": self.last_wait,
+            "pending": len(self.s.pending),
+            "oldest": self.s.pending[0].queued_at if self.s.pending else "",
+        }
 
-    async def announce(self) -> None:
-        """Tell the conductor that this player joined (or took a new name)."""
+
+@dataclass
+class _Permissions:
+    """The agent's permission dialog, relayed: asked once, answered once (first answer wins), waited on
+    by the session's hook; and what the session waits for, kept in the memo's `waiting`."""
+
+    s: PlayerInput
+    waiting_on: str = ""  # what the session last said it waits for ("input"), besides permissions
+
+    def find(self, request_id: str) -> Permission | None:
+        return next((p for p in self.s.permissions if p.id == request_id), None)
+
+    def add(self, request: Permission) -> None:
+        """Keep a new request of this player (answered already when a standing rule decided it)."""
+        request.player, request.ensemble, request.asked_at = self.s.info.name, self.s.info.ensemble, now()
+        request.decided_at = request.asked_at if request.decision else ""
+        self.s.permissions.append(request)
+        del self.s.permissions[:-PERMISSION_LIMIT]
+        self.refresh_waiting()
+
+    def asking(self, request: Permission) -> Cue:
+        """The cue that asks the conductor to answer `request`."""
+        text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
+                f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
+                "(a deny's reason reaches its model).")
+        return Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission",
+                   source=request.tool, ensemble=request.ensemble)
+
+    def check(self, answer: Permit) -> None:
+        """Refuse an answer that cannot decide: an unknown decision or request, or one answered already."""
+        request = self.find(answer.request_id)
+        if answer.decision not in (*PERMIT_DECISIONS, "dialog"):
+            raise ApplicationError(f"decision must be allow or deny, not {answer.decision!r}", non_retryable=True)
+        if request is None:
+            raise ApplicationError(f"{self.s.info.name} has no permission request {answer.request_id!r}", non_retryable=True)
+        if request.decision:
+            said = "nobody answered in time: its own dialog asks at its screen" if request.decision == "dialog" else (
+                f"{request.decision} by {request.by} at {request.decided_at}")
+            raise ApplicationError(f"request {request.id} is already answered ({said}); this answer changes nothing",
+                                   non_retryable=True)
+
+    def decide(self, answer: Permit) -> Permission:
+        request = self.find(answer.request_id)
+        request.decision, request.reason, request.by, request.decided_at = answer.decision, answer.reason, answer.by or "external", now()
+        self.refresh_waiting()
+        return request
+
+    def waiting_for(self, what: str) -> None:
+        self.waiting_on = what
+        self.refresh_waiting()
+
+    def refresh_waiting(self) -> None:
+        """Keep the memo's `waiting` current: the oldest unanswered request, else what the session said."""
         info = self.s.info
-        if info.role == "conductor":
-            return
-        text = (
-            f"{self.s.previous_name} is now known as {info.name}"
-            if self.s.previous_name
-            else f"{info.name} is back after {duration(self.s.away_for)}"
-            if self.s.away_for
-            else f"{info.name} joined ({info.host}:{info.directory})"
-        )
-        await self.signal_conductor(
-            Cue(id=f"joined-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name, text=text, sent_at=now(), kind="joined",
-                ensemble=info.ensemble)
-        )
+        ask = next((p for p in self.s.permissions if not p.decision), None)
+        what = f"permission {ask.rule()}" if ask else self.waiting_on
+        if what != info.waiting:
+            info.waiting = what
+            info.waiting_since = (ask.asked_at if ask else now()) if what else ""
+            info.waiting_request = ask.id if ask else ""
+            workflow.upsert_memo({"info": asdict(info)})
 
-    async def tell_left(self) -> None:
-        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
-        info, end = self.s.info, self.end
-        if info.role == "conductor" or end.moved_to:
-            return  # a rename is announced by the new name
-        await self.signal_conductor(
-            Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
-                text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice", ensemble=info.ensemble))
 
-    async def hand_over(self) -> None:
+@dataclass
+class _Memo:
+    """The memo's unread count, which `ensemble` and `tempo status` show, kept current."""
+
+    s: PlayerInput
+    inbox: _Inbox
+    stale: bool = False  # the unread count changed since the memo last said it
+
+    def publish_unread(self) -> None:
+        info = self.s.info
+        chars = info.unread_chars
+        if workflow.patched(UNREAD_CHARS_PATCH):  # histories recorded before it upsert on a count change only
+            chars = self.inbox.unread_chars()
+        if info.unread != self.inbox.unread() or info.unread_chars != chars:
+            info.unread, info.unread_chars = self.inbox.unread(), chars
+            if workflow.patched(MEMO_ONCE_PATCH):
+                self.stale = True  # `keep` says it once this workflow task has taken in all it got
+            else:
+                workflow.upsert_memo({"info": asdict(info)})
+
+    async def keep(self) -> None:
+        """Upsert the memo at most once per workflow task: one upsert per cue was half of a burst's
+        history (a thousand cues, a thousand memo events), and a long history is a slow replay."""
+        while True:
+            await workflow.wait_condition(lambda: self.stale)
+            self.stale = False
+            workflow.upsert_memo({"info": asdict(self.s.info)})
+
+
+@dataclass
+class _Stalls:
+    """A player nobody watches stalls silently: at a dialog, waiting for input, or busy while cues to it
+    stay unread. Past `stall_timeout` the conductor gets one blocker report per stall (its key), never
+    a reminder: one timer at a time, restarted only when the stall changes."""
+
+    s: PlayerInput
+
+    def stall(self) -> tuple[str, str]:
+        """(key, since) of what this player is stalled on now, or ("", "")."""
+        info = self.s.info
+        if info.waiting:
+            return f"waiting {info.waiting_since} {info.waiting}", info.waiting_since
+        if self.s.unseen:  # its session has them, its model has not read them: it is busy with something else
+            return f"unread {self.s.unseen[0].id}", self.s.unseen[0].queued_at
+        return "", ""
+
+    async def watch(self) -> None:
+        def untold() -> bool:
+            key = self.stall()[0]
+            return bool(key) and key not in self.s.stalls_told
+
+        while True:
+            key, since = self.stall()
+            if not untold():
+                await workflow.wait_condition(untold)
+                continue
+            left = parse(since) + self.s.stall_timeout - parse(now()) if since else 0.0
+            if left > 0:  # one timer per stall period, never cancelled: a stall's key changes with every cue a
+                await asyncio.sleep(left)  # busy player leaves unread, and a timer per change is history per cue
+                continue
+            self.s.stalls_told.append(key)
+            del self.s.stalls_told[:-STALLS_TOLD_LIMIT]
+            await self.tell(key, since)
+
+    async def tell(self, key: str, since: str) -> None:
+        """One blocker report to the conductor: what this player is stalled on, since when, what would help."""
+        info, waited = self.s.info, duration(parse(now()) - parse(since))
+        if key.startswith("waiting ") and info.waiting_request:
+            text = (f"{info.name} has waited {waited} for permission {info.waiting.removeprefix('permission ')} "
+                    f"(request_id {info.waiting_request}): answer it with `permit`, or it stays stuck")
+        elif key.startswith("waiting "):
+            text = (f"{info.name} has waited {waited} for {info.waiting} at its screen, where nobody answers: "
+                    "cue it, or ask someone to look at its window")
+        else:
+            count = len(self.s.unseen)
+            text = (f"{info.name} has left {count} cue{'s' if count != 1 else ''} unread for {waited} (the oldest from "
+                    f"{self.s.unseen[0].sender}): it is busy with something else, or stuck")
+        await _cue_conductor(info, Cue(id=f"stall-{workflow.uuid4()}", sender=info.name, text=text, sent_at=now(),
+                                       kind="report", source="blocker", recipient=CONDUCTOR, ensemble=info.ensemble))
+
+
+@dataclass
+class _Departure:
+    """What a player leaves when it ends: its undelivered cues handed on (to its new name, the conductor,
+    or back to their senders), the board and the conductor told; read back by the `departure` query."""
+
+    s: PlayerInput
+    handed: list[Cue] = field(default_factory=list)  # each handed-over cue, `recipient` = who took it
+    ended_at: str = ""
+
+    async def hand_over(self, end: EndRequest) -> None:
         """Give every undelivered cue to whoever can act on it; keep (queryable) what nobody takes."""
         kept: list[Cue] = []
         self.s.pending[:0], self.s.unseen = self.s.unseen, []  # the session had them; its model never saw them
         while self.s.pending:  # cues may still arrive while we hand over
             batch, self.s.pending = self.s.pending, []
             for cue in batch:
-                if not await self.pass_on(cue):
+                if not await self.pass_on(cue, end):
                     kept.append(cue)
         self.s.pending = kept  # still readable through the `pending` query of the closed run
         if kept:
             workflow.logger.warning("%d cue(s) to %s kept undelivered: nobody to hand them to", len(kept), self.s.info.name)
 
-    async def pass_on(self, cue: Cue) -> bool:
+    async def pass_on(self, cue: Cue, end: EndRequest) -> bool:
         """Hand one cue on: to the renamed player; else to the conductor, else back to its sender."""
-        end, info = self.end, self.s.info
+        info = self.s.info
         if end.moved_to:
-            return await self.signal(end.moved_to, cue)
+            return await _cue_player(end.moved_to, cue)
         if cue.kind in ("joined", "notice"):
             return True  # news of the past: nothing left to redo
         handed = replace(cue, id=f"{cue.id}-undelivered", kind="undelivered", recipient=info.name, queued_at="",
                          ensemble=info.ensemble)
-        if info.role != "conductor" and await self.signal_conductor(handed):
+        if info.role != "conductor" and await _cue_conductor(info, handed):
             return self.handed_to(cue, CONDUCTOR)
-        return await self.signal(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
-
-    async def leave_board(self) -> None:
-        """Tell the ensemble's board: my claims reopen and my reservations go (or move to my new name)."""
-        info, end = self.s.info, self.end
-        moved_to = end.moved_to.removeprefix(workflow_id(info.ensemble, "")) if end.moved_to else ""
-        with contextlib.suppress(Exception):  # no board in this ensemble: nothing to release
-            await workflow.get_external_workflow_handle(board_id(info.ensemble)).signal(
-                "player_left", PlayerLeft(name=info.name, reason=end.reason, moved_to=moved_to))
+        return await _cue_player(workflow_id(info.ensemble, cue.sender), handed) and self.handed_to(cue, cue.sender)
 
     def handed_to(self, cue: Cue, taker: str) -> bool:
         """Remember that `taker` took `cue`, so a returning session hears of it once."""
         self.handed.append(replace(cue, recipient=taker))
         return True
 
-    async def signal_conductor(self, cue: Cue) -> bool:
-        return await self.signal(workflow_id(self.s.info.ensemble, CONDUCTOR), cue)
+    async def leave_board(self, end: EndRequest) -> None:
+        """Tell the ensemble's board: my claims reopen and my reservations go (or move to my new name)."""
+        info = self.s.info
+        moved_to = end.moved_to.removeprefix(workflow_id(info.ensemble, "")) if end.moved_to else ""
+        # no board in this ensemble: nothing to release
+        await _signal_quietly(board_id(info.ensemble), "player_left", PlayerLeft(name=info.name, reason=end.reason, moved_to=moved_to))
 
-    async def signal(self, target: str, cue: Cue) -> bool:
-        """Signal `cue` to another player; False when that player is not running."""
-        if target == workflow.info().workflow_id:
-            return False
-        try:
-            await workflow.get_external_workflow_handle(target).signal("cue", cue)
-            return True
-        except Exception as e:  # not found / already closed: nobody to tell
-            workflow.logger.info("signal to %s failed: %s", target, e)
-            return False
+    async def tell_left(self, end: EndRequest) -> None:
+        """Tell the conductor that this player left (its window closed, it crashed, it was stopped), and why."""
+        info = self.s.info
+        if info.role == "conductor" or end.moved_to:
+            return  # a rename is announced by the new name
+        await _cue_conductor(info, Cue(id=f"left-{workflow.info().workflow_id}-{workflow.info().run_id}", sender=info.name,
+                                       text=f"{info.name} left the ensemble ({end.reason})", sent_at=now(), kind="notice",
+                                       ensemble=info.ensemble))
+
+    def departure(self, end: EndRequest | None) -> Departure:
+        end = end or EndRequest(reason="")
+        return Departure(reason=end.reason, away=end.away, last_contact=self.s.last_contact,
+                         ended_at=self.ended_at, handed=list(self.handed))
+
+
+@workflow.defn(sandboxed=SANDBOXED)
+class PlayerWorkflow:
+    """A live agent session: its description, its pending cues, its end."""
+
+    @workflow.init
+    def __init__(self, inp: PlayerInput) -> None:
+        # State comes from the input here, not in `run`: a signal can be handled in the
+        # run's first activation (a cue racing the start, or arriving across continue-as-new).
+        self.s = inp
+        self.inbox = _Inbox(inp)
+        self.exchanges = _History(inp)
+        self.receipts = _Receipts(inp, self.exchanges)
+        if not inp.last_contact:
+            inp.last_contact = now()
+        self.liveness = _Liveness(inp)
+        self.permits = _Permissions(inp, waiting_on="" if inp.info.waiting.startswith("permission") else inp.info.waiting)
+        self.memo = _Memo(inp, self.inbox)
+        self.stalls = _Stalls(inp)
+        self.leaving = _Departure(inp)
+        self.end: EndRequest | None = None
+        self.wake = False
+
+    # -- run ----------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: PlayerInput) -> str:
+        s = self.s
+        if not s.continued:
+            workflow.upsert_search_attributes(search_attributes(s.info, s.attributes).search_attributes)
+            workflow.upsert_memo({"info": asdict(s.info)})
+            await _announce(s)
+        self.keeper = asyncio.create_task(self.memo.keep())  # runs until the run ends
+        if s.info.role != "conductor" and workflow.patched(STALL_PATCH):
+            self.stall_watch = asyncio.create_task(self.stalls.watch())  # runs until the run ends
+        await self.live()
+        await self.release_polls()
+        self.leaving.ended_at = now()
+        await self.leaving.hand_over(self.end)
+        if workflow.patched(BOARD_LEFT_PATCH):
+            await self.leaving.leave_board(self.end)
+        if workflow.patched(LEFT_TOLD_PATCH):
+            await self.leaving.tell_left(self.end)
+        return self.end.reason
+
+    async def live(self) -> None:
+        """Wait for the next change or deadline, until the player ends; continue as new when due."""
+        s = self.s
+        while True:
+            self.wake = False
+            if self.end:
+                return
+            if self.inbox.this_run >= s.cues_per_run or workflow.info().is_continue_as_new_suggested():
+                await self.release_polls()
+                # The next run starts from the *start* memo unless told otherwise: carry the latest.
+                workflow.continue_as_new(
+                    replace(s, continued=True, previous_name=""),
+                    memo={"info": asdict(s.info)},
+                    search_attributes=search_attributes(s.info, s.attributes),
+                )
+            timeout = self.liveness.next_deadline()
+            self.liveness.untimed = timeout is None
+            try:
+                await workflow.wait_condition(lambda: self.wake or bool(self.end), timeout=timeout)
+            except asyncio.TimeoutError:
+                self.end = self.liveness.due_end() or self.end
+
+    async def release_polls(self) -> None:
+        """Answer every waiting poll, then wait until no handler runs (before closing the run)."""
+        self.liveness.release()
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # -- signals ------------------------------------------------------------
 
     @workflow.signal
     def cue(self, cue: Cue) -> None:
         """Receive a cue (or a report, a join notice, a handed-over cue)."""
-        if cue.id in self.seen:
+        if not self.inbox.take(cue):
             return
-        if not self.addressed_here(cue):  # a workflow's signal that reached another ensemble's player
-            workflow.logger.warning("cue %s for ensemble %r dropped by %s", cue.id, cue.ensemble, workflow.info().workflow_id)
-            return
-        self.remember(cue.id)
-        cue.queued_at = now()
-        self.s.pending.append(cue)
-        self.s.received += 1
-        self.received_this_run += 1
         if self.s.info.role == "conductor":
-            self.record(cue, "in")
-        self.publish_unread()
+            self.exchanges.record(cue, "in")
+        self.memo.publish_unread()
         self.wake = True
 
     @workflow.signal
@@ -548,28 +913,30 @@ class PlayerWorkflow:
         if self.s.info.role != "conductor":  # `claude-session-shop-x-conductor` may be shop's player `x-conductor`
             workflow.logger.warning("command to %s dropped: not a conductor", workflow.info().workflow_id)
             return
-        self.cue(
-            Cue(
-                id=f"command-{workflow.uuid4()}",
-                sender=command.source or "external",
-                text=command.text,
-                sent_at=now(),
-                kind="command",
-                source=command.source,
-                ensemble=self.s.info.ensemble,
-            )
-        )
+        self.cue(Cue(id=f"command-{workflow.uuid4()}", sender=command.source or "external", text=command.text, sent_at=now(),
+                     kind="command", source=command.source, ensemble=self.s.info.ensemble))
 
     @workflow.signal
     def outgoing(self, cue: Cue) -> None:
         """Record a cue this player sent (the conductor's history shows cues out)."""
         if self.s.info.role == "conductor":
-            self.record(cue, "out")
+            self.exchanges.record(cue, "out")
+
+    @workflow.signal
+    def outgoing_batch(self, cues: list[Cue]) -> None:
+        """Record the cues of one broadcast: one signal, where one per recipient would queue up."""
+        for cue in cues:
+            self.outgoing(cue)
 
     @workflow.signal
     async def seen(self, receipts: list[Receipt]) -> None:
         """Read receipts from this player's session: these cues reached its model."""
-        await self.relay(self.apply_seen(receipts))
+        await self.receipts.relay(self.apply_seen(receipts))
+
+    @workflow.signal
+    def receipt(self, receipt: Receipt) -> None:
+        """A cue this conductor sent was seen by its recipient: note it in `history`."""
+        self.exchanges.note_seen(receipt)
 
     @workflow.signal
     def holding(self, holds: bool) -> None:
@@ -583,25 +950,20 @@ class PlayerWorkflow:
         self.s.board_version = max(self.s.board_version, version)
 
     @workflow.signal
-    def receipt(self, receipt: Receipt) -> None:
-        """A cue this conductor sent was seen by its recipient: note it in `history`."""
-        self.note_seen(receipt)
-
-    @workflow.signal
-    def outgoing_batch(self, cues: list[Cue]) -> None:
-        """Record the cues of one broadcast: one signal, where one per recipient would queue up."""
-        for cue in cues:
-            self.outgoing(cue)
-
-    @workflow.signal
     def finish(self, request: EndRequest) -> None:
         """End this player: the session exited, was terminated, or took a new name."""
         relay = self.apply_seen(request.seen) if request.seen else []
         if relay:  # a conductor's own cues seen at the last moment: noted in its history (histories before: none)
-            asyncio.ensure_future(self.relay(relay))
+            asyncio.ensure_future(self.receipts.relay(relay))
         if not self.end:
             self.end = request
             self.wake = True
+
+    def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
+        """Record read receipts (the unread count follows); return those the conductor should hear about."""
+        relay = self.receipts.apply(receipts)
+        self.memo.publish_unread()
+        return relay
 
     # -- updates ------------------------------------------------------------
 
@@ -616,58 +978,51 @@ class PlayerWorkflow:
 
     @deliver.validator
     def validate_deliver(self, cue: Cue) -> None:
-        if not self.addressed_here(cue):
+        if not self.inbox.addressed_here(cue):
             raise ApplicationError(f"{NOT_HERE}: {self.s.info.ensemble}", type=NOT_HERE, non_retryable=True)
 
     @workflow.update
     async def poll(self, request: PollInput) -> PollResult:
         """Acknowledge pushed cues, then wait until there is something to push."""
-        self.acknowledge(request.ack)
-        await self.relay(self.apply_seen(request.seen))
-        self.s.last_contact = now()
-        self.last_wait = self.s.last_wait = request.wait
-        self.poll_generation += 1
-        generation = self.poll_generation
-        self.polls_waiting += 1
+        if self.inbox.acknowledge(request.ack, self.receipts.by_id):
+            self.liveness.acknowledged()
+        await self.receipts.relay(self.apply_seen(request.seen))
+        generation = self.liveness.poll_began(request.wait)
         try:
             await workflow.wait_condition(
-                lambda: bool(self.s.pending) or bool(self.end) or generation != self.poll_generation
+                lambda: bool(self.s.pending) or bool(self.end) or generation != self.liveness.poll_generation
                 or 0 <= request.board < self.s.board_version,
                 timeout=request.wait,
             )
         except asyncio.TimeoutError:
             pass
         finally:
-            self.polls_waiting -= 1
-        # `last_contact` stays the poll's start: a poll ending proves nothing about the session.
-        if not self.polls_waiting and self.untimed:
-            self.wake = True  # the idle deadline is back (woken only then: timers cost history)
+            self.liveness.polls_waiting -= 1
+        if self.liveness.poll_ended():
+            self.wake = True
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
-        if generation != self.poll_generation:
+        if generation != self.liveness.poll_generation:
             return PollResult(board=self.s.board_version)  # superseded by a newer poll, or released
-        return PollResult(cues=self.batch(), board=self.s.board_version)
+        return PollResult(cues=self.inbox.batch(), board=self.s.board_version)
 
     @poll.validator
     def validate_poll(self, request: PollInput) -> None:
-        if self.releasing:
+        if self.liveness.releasing:
             raise ApplicationError("player run is closing; poll again", non_retryable=True)
 
     @workflow.update
     async def watch(self, request: WatchInput) -> WatchResult:
         """Answer with the exchanges recorded after `request.after`, waiting until there is one."""
-        s = self.s
         with contextlib.suppress(asyncio.TimeoutError):
             await workflow.wait_condition(
-                lambda: s.recorded != request.after or self.releasing or bool(self.end), timeout=request.wait
+                lambda: self.s.recorded != request.after or self.liveness.releasing or bool(self.end), timeout=request.wait
             )
-        # A cursor ahead of ours is from an earlier conductor: the caller gets the whole history.
-        fresh = s.recorded - request.after if 0 <= request.after <= s.recorded else len(s.history)
-        return WatchResult(exchanges=s.history[len(s.history) - min(fresh, len(s.history)):], cursor=s.recorded)
+        return self.exchanges.since(request.after)
 
     @watch.validator
     def validate_watch(self, request: WatchInput) -> None:
-        if self.releasing:
+        if self.liveness.releasing:
             raise ApplicationError("player run is closing; watch again", non_retryable=True)
 
     @workflow.update
@@ -694,68 +1049,47 @@ class PlayerWorkflow:
         """Wait up to `wait` s for the cue `id` to reach the model; its receipt, or one with no path."""
         try:
             await workflow.wait_condition(
-                lambda: request.id in self.receipts or bool(self.end) or self.releasing, timeout=request.wait
+                lambda: request.id in self.receipts.by_id or bool(self.end) or self.liveness.releasing, timeout=request.wait
             )
         except asyncio.TimeoutError:
             pass
-        return self.receipts.get(request.id) or Receipt(id=request.id, path="")
+        return self.receipts.by_id.get(request.id) or Receipt(id=request.id, path="")
 
     # -- permission requests --------------------------------------------------
-    # The agent's permission dialog, relayed: asked once, answered once (first answer wins), waited on
-    # by the session's hook; the conductor is cued with it and its history shows it and the answer.
+    # Asked by the session's hook (or the Copilot bridge); the conductor is cued with it, and its
+    # history shows the request and the answer.
 
     @workflow.update
     async def ask_permission(self, request: Permission) -> Permission:
         """Record a permission request (asking again returns the first); cue the conductor unless a rule answered it."""
-        known = self.find_permission(request.id)
+        known = self.permits.find(request.id)
         if known:
             return known
-        request.player, request.ensemble, request.asked_at = self.s.info.name, self.s.info.ensemble, now()
-        request.decided_at = request.asked_at if request.decision else ""
-        self.s.permissions.append(request)
-        del self.s.permissions[:-PERMISSION_LIMIT]
-        self.refresh_waiting()
+        self.permits.add(request)
         if request.decision:
             await self.note_permission(request)
+        elif self.s.info.role == "conductor":
+            self.exchanges.record(self.permits.asking(request), "in")
         else:
-            text = (f"{request.player} asks permission for {request.rule()} and waits (request_id {request.id}). "
-                    f"Answer with the `permit` tool: request_id {request.id!r}, decision allow or deny "
-                    "(a deny's reason reaches its model).")
-            cue = Cue(id=request.id, sender=request.player, text=text, sent_at=request.asked_at, kind="permission",
-                      source=request.tool, ensemble=request.ensemble)
-            if self.s.info.role == "conductor":
-                self.record(cue, "in")
-            else:
-                await self.signal_conductor(cue)
+            await _cue_conductor(self.s.info, self.permits.asking(request))
         return request
 
     @workflow.update
     async def permit(self, answer: Permit) -> Permission:
         """Answer a waiting permission request (the first answer decides; the validator refuses a second)."""
-        request = self.find_permission(answer.request_id)
-        request.decision, request.reason, request.by, request.decided_at = answer.decision, answer.reason, answer.by or "external", now()
-        self.refresh_waiting()
+        request = self.permits.decide(answer)
         await self.note_permission(request)
         return request
 
     @permit.validator
     def validate_permit(self, answer: Permit) -> None:
-        request = self.find_permission(answer.request_id)
-        if answer.decision not in (*PERMIT_DECISIONS, "dialog"):
-            raise ApplicationError(f"decision must be allow or deny, not {answer.decision!r}", non_retryable=True)
-        if request is None:
-            raise ApplicationError(f"{self.s.info.name} has no permission request {answer.request_id!r}", non_retryable=True)
-        if request.decision:
-            said = "nobody answered in time: its own dialog asks at its screen" if request.decision == "dialog" else (
-                f"{request.decision} by {request.by} at {request.decided_at}")
-            raise ApplicationError(f"request {request.id} is already answered ({said}); this answer changes nothing",
-                                   non_retryable=True)
+        self.permits.check(answer)
 
     @workflow.signal
     async def answer_permission(self, answer: Permit) -> None:
         """Public API: answer a permission request `{request_id, decision, reason, by}`; a late or second answer is dropped."""
         try:
-            self.validate_permit(answer)
+            self.permits.check(answer)
         except ApplicationError as e:
             workflow.logger.info("permission answer ignored: %s", e)
             return
@@ -766,55 +1100,28 @@ class PlayerWorkflow:
         """Wait up to `wait` s for the request's answer; the request as it stands then."""
         with contextlib.suppress(asyncio.TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(self.find_permission(request.id) and self.find_permission(request.id).decision)
-                or bool(self.end) or self.releasing, timeout=request.wait)
-        return self.find_permission(request.id) or Permission(id=request.id, player=self.s.info.name, tool="", preview="")
+                lambda: bool(self.permits.find(request.id) and self.permits.find(request.id).decision)
+                or bool(self.end) or self.liveness.releasing, timeout=request.wait)
+        return self.permits.find(request.id) or Permission(id=request.id, player=self.s.info.name, tool="", preview="")
 
     @workflow.signal
     def waiting_for(self, what: str) -> None:
         """The session says what it waits for besides permissions ("input"), or "" when it no longer waits."""
-        self.waiting_on = what
-        self.refresh_waiting()
-
-    @workflow.query
-    def permissions(self) -> list[Permission]:
-        return self.s.permissions
-
-    def find_permission(self, request_id: str) -> Permission | None:
-        return next((p for p in self.s.permissions if p.id == request_id), None)
-
-    def refresh_waiting(self) -> None:
-        """Keep the memo's `waiting` current: the oldest unanswered request, else what the session said."""
-        ask = next((p for p in self.s.permissions if not p.decision), None)
-        what = f"permission {ask.rule()}" if ask else self.waiting_on
-        if what != self.s.info.waiting:
-            self.s.info.waiting = what
-            self.s.info.waiting_since = (ask.asked_at if ask else now()) if what else ""
-            self.s.info.waiting_request = ask.id if ask else ""
-            workflow.upsert_memo({"info": asdict(self.s.info)})
-
-    async def note_permission(self, request: Permission) -> None:
-        """An answer (or a rule's) goes into the conductor's history, where the request is."""
-        if self.s.info.role == "conductor":
-            self.record_permit(request)
-            return
-        with contextlib.suppress(Exception):  # no conductor: nobody keeps a history
-            await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal(
-                "permission_noted", request)
+        self.permits.waiting_for(what)
 
     @workflow.signal
     def permission_noted(self, request: Permission) -> None:
         """A player's permission request was answered (or a standing rule answered it): the conductor's history shows it."""
         if self.s.info.role == "conductor" and request.ensemble in ("", self.s.info.ensemble):
-            self.record_permit(request)
+            self.exchanges.record_permit(request)
 
-    def record_permit(self, request: Permission) -> None:
-        said = f"{request.decision} {request.rule()} for {request.player}" + (f": {request.reason}" if request.reason else "")
-        self.s.history.append(Exchange(at=request.decided_at or now(), direction="in", kind="permit", sender=request.by,
-                                       recipient=request.player, text=said, source=request.tool, id=f"permit-{request.id}",
-                                       request_id=request.id))
-        del self.s.history[:-HISTORY_LIMIT]
-        self.s.recorded += 1
+    async def note_permission(self, request: Permission) -> None:
+        """An answer (or a rule's) goes into the conductor's history, where the request is."""
+        if self.s.info.role == "conductor":
+            self.exchanges.record_permit(request)
+            return
+        # no conductor: nobody keeps a history
+        await _signal_quietly(workflow_id(self.s.info.ensemble, CONDUCTOR), "permission_noted", request)
 
     # -- queries ------------------------------------------------------------
 
@@ -831,10 +1138,13 @@ class PlayerWorkflow:
         return self.s.history
 
     @workflow.query
+    def permissions(self) -> list[Permission]:
+        return self.s.permissions
+
+    @workflow.query
     def read_receipts(self, ids: list[str]) -> list[Receipt]:
         """Receipts of these cues: seen (with path), unread (path ""), or absent (not here)."""
-        waiting = {c.id for c in (*self.s.pending, *self.s.unseen)}
-        return [self.receipts.get(i) or Receipt(id=i, path="") for i in ids if i in self.receipts or i in waiting]
+        return self.receipts.read(ids)
 
     @workflow.query
     def status(self) -> dict:
@@ -843,190 +1153,19 @@ class PlayerWorkflow:
             "last_contact": self.s.last_contact,
             "pending": len(self.s.pending),
             "received": self.s.received,
-            "unread": self.unread(),
+            "unread": self.inbox.unread(),
             "ending": self.end.reason if self.end else "",
         }
 
     @workflow.query
     def departure(self) -> Departure:
         """How this player ended (empty reason while it runs): asked by a session that comes back."""
-        end = self.end or EndRequest(reason="")
-        return Departure(reason=end.reason, away=end.away, last_contact=self.s.last_contact,
-                         ended_at=self.ended_at, handed=list(self.handed))
+        return self.leaving.departure(self.end)
 
     @workflow.query
     def presence(self) -> dict:
         """What `tempo status` needs to tell an away session from an active one."""
-        return {
-            "last_contact": self.s.last_contact,
-            "polling": self.polls_waiting > 0,
-            "wait": self.last_wait,
-            "pending": len(self.s.pending),
-            "oldest": self.s.pending[0].queued_at if self.s.pending else "",
-        }
-
-    # -- helpers --------------------------------------------------------------
-
-    def addressed_here(self, cue: Cue) -> bool:
-        return not cue.ensemble or cue.ensemble == self.s.info.ensemble
-
-    def acknowledge(self, ids: list[str]) -> None:
-        """The session has these cues: they wait for its model now, not for its process."""
-        if ids:
-            done = set(ids)
-            self.s.unseen += [c for c in self.s.pending if c.id in done and c.id not in self.receipts]
-            self.s.pending = [c for c in self.s.pending if c.id not in done]
-            del self.s.unseen[:-UNSEEN_LIMIT]
-            self.grace_until = 0.0 if not self.s.pending else self.grace_until
-
-    def apply_seen(self, receipts: list[Receipt]) -> list[Receipt]:
-        """Record read receipts; return those a conductor should hear about (cues it sent)."""
-        relay = []
-        # One pass over what waits, whatever the number of receipts: a burst's receipts come by the
-        # hundred, and a pass per receipt over a backlog of a thousand costs a workflow task ~10^6 steps.
-        waiting: dict[str, Cue] = {}
-        for c in (*self.s.unseen, *self.s.pending) if receipts else ():
-            waiting.setdefault(c.id, c)
-        done: set[str] = set()
-        for r in receipts:
-            if r.id in self.receipts:
-                continue
-            cue = waiting.get(r.id)
-            if cue:
-                r.sender, r.recipient = cue.sender, self.s.info.name
-                done.add(r.id)
-            r.at = r.at or now()
-            self.receipts[r.id] = r
-            self.s.receipts.append(r)
-            if self.s.info.role == "conductor":
-                self.note_seen(r)
-            elif r.sender == CONDUCTOR:
-                relay.append(r)
-        if done:
-            self.s.unseen = [c for c in self.s.unseen if c.id not in done]
-            self.s.pending = [c for c in self.s.pending if c.id not in done]
-        if len(self.s.receipts) > RECEIPT_LIMIT:
-            for old in self.s.receipts[:-RECEIPT_LIMIT]:
-                self.receipts.pop(old.id, None)
-            del self.s.receipts[:-RECEIPT_LIMIT]
-        self.publish_unread()
-        return relay
-
-    async def relay(self, receipts: list[Receipt]) -> None:
-        for r in receipts:
-            with contextlib.suppress(Exception):  # a conductor that is gone has no history to keep
-                await workflow.get_external_workflow_handle(workflow_id(self.s.info.ensemble, CONDUCTOR)).signal("receipt", r)
-
-    def note_seen(self, r: Receipt) -> None:
-        for line in reversed(self.s.history):
-            if line.id == r.id:
-                line.seen = f"{r.path} at {r.at}"
-                break
-
-    def unread(self) -> int:
-        return len(self.s.pending) + len(self.s.unseen)
-
-    def publish_unread(self) -> None:
-        """Keep the memo's unread count current: `ensemble` and `tempo status` show it."""
-        chars = self.s.info.unread_chars
-        if workflow.patched("unread-chars"):  # histories recorded before it upsert on a count change only
-            chars = sum(len(c.text) for c in (*self.s.pending, *self.s.unseen))
-        if self.s.info.unread != self.unread() or self.s.info.unread_chars != chars:
-            self.s.info.unread, self.s.info.unread_chars = self.unread(), chars
-            if workflow.patched(MEMO_ONCE_PATCH):
-                self.memo_stale = True  # `keep_memo` says it once this workflow task has taken in all it got
-            else:
-                workflow.upsert_memo({"info": asdict(self.s.info)})
-
-    async def keep_memo(self) -> None:
-        """Upsert the memo at most once per workflow task: one upsert per cue was half of a burst's
-        history (a thousand cues, a thousand memo events), and a long history is a slow replay."""
-        while True:
-            await workflow.wait_condition(lambda: self.memo_stale)
-            self.memo_stale = False
-            workflow.upsert_memo({"info": asdict(self.s.info)})
-
-    # -- stalls ---------------------------------------------------------------
-    # A player nobody watches stalls silently: at a dialog, waiting for input, or busy while cues to it
-    # stay unread. Past `stall_timeout` the conductor gets one blocker report per stall (its key), never
-    # a reminder: one timer at a time, restarted only when the stall changes.
-
-    def stall(self) -> tuple[str, str]:
-        """(key, since) of what this player is stalled on now, or ("", "")."""
-        info = self.s.info
-        if info.waiting:
-            return f"waiting {info.waiting_since} {info.waiting}", info.waiting_since
-        if self.s.unseen:  # its session has them, its model has not read them: it is busy with something else
-            return f"unread {self.s.unseen[0].id}", self.s.unseen[0].queued_at
-        return "", ""
-
-    async def notice_stalls(self) -> None:
-        def untold() -> bool:
-            key = self.stall()[0]
-            return bool(key) and key not in self.s.stalls_told
-
-        while True:
-            key, since = self.stall()
-            if not untold():
-                await workflow.wait_condition(untold)
-                continue
-            left = parse(since) + self.s.stall_timeout - parse(now()) if since else 0.0
-            if left > 0:  # one timer per stall period, never cancelled: a stall's key changes with every cue a
-                await asyncio.sleep(left)  # busy player leaves unread, and a timer per change is history per cue
-                continue
-            self.s.stalls_told.append(key)
-            del self.s.stalls_told[:-STALLS_TOLD_LIMIT]
-            await self.tell_stall(key, since)
-
-    async def tell_stall(self, key: str, since: str) -> None:
-        """One blocker report to the conductor: what this player is stalled on, since when, what would help."""
-        info, waited = self.s.info, duration(parse(now()) - parse(since))
-        if key.startswith("waiting ") and info.waiting_request:
-            text = (f"{info.name} has waited {waited} for permission {info.waiting.removeprefix('permission ')} "
-                    f"(request_id {info.waiting_request}): answer it with `permit`, or it stays stuck")
-        elif key.startswith("waiting "):
-            text = (f"{info.name} has waited {waited} for {info.waiting} at its screen, where nobody answers: "
-                    "cue it, or ask someone to look at its window")
-        else:
-            count = len(self.s.unseen)
-            text = (f"{info.name} has left {count} cue{'s' if count != 1 else ''} unread for {waited} (the oldest from "
-                    f"{self.s.unseen[0].sender}): it is busy with something else, or stuck")
-        await self.signal_conductor(Cue(id=f"stall-{workflow.uuid4()}", sender=info.name, text=text, sent_at=now(),
-                                        kind="report", source="blocker", recipient=CONDUCTOR, ensemble=info.ensemble))
-
-    def batch(self) -> list[Cue]:
-        """The oldest pending cues that fit in one poll result (at least one)."""
-        cues, size = [], 0
-        for cue in self.s.pending:
-            size += len(cue.text) + len(cue.sender) + 200
-            if cues and (len(cues) >= POLL_BATCH_CUES or size > POLL_BATCH_CHARS):
-                break
-            cues.append(cue)
-        return cues
-
-    def remember(self, cue_id: str) -> None:
-        self.seen.add(cue_id)
-        self.s.seen.append(cue_id)
-        if len(self.s.seen) > SEEN_LIMIT:
-            self.seen.discard(self.s.seen.pop(0))
-
-    def record(self, cue: Cue, direction: str) -> None:
-        self.s.history.append(
-            Exchange(
-                at=now(),
-                direction=direction,
-                kind=cue.kind,
-                sender=cue.sender,
-                recipient=cue.recipient or (self.s.info.name if direction == "in" else ""),
-                text=cue.text,
-                source=cue.source,
-                id=cue.id,
-                request_id=cue.id if cue.kind == "permission" else "",
-            )
-        )
-        del self.s.history[:-HISTORY_LIMIT]
-        self.s.recorded += 1
-
+        return self.liveness.presence()
 
 
 # ---------------------------------------------------------------------------
