@@ -1627,6 +1627,7 @@ class BoardWorkflow:
                             exclusive=request.exclusive, since=at, expires=expires)
             self.s.reservations.append(r)
             made.append(r)
+        self.changed()
         self.reservations_changed()
         await self.tell_watchers()
         return made
@@ -1655,6 +1656,7 @@ class BoardWorkflow:
         gone = [r for r in self.s.reservations if r.holder == request.holder
                 and (not request.paths or (r.repo == request.repo and r.path in request.paths))]
         self.s.reservations = [r for r in self.s.reservations if r not in gone]
+        self.changed()
         if gone:
             self.reservations_changed()
             await self.tell_watchers()
@@ -1739,9 +1741,9 @@ class BoardWorkflow:
         self.wake = True
 
     def reservations_changed(self) -> None:
-        """A reservation was taken, changed or released (expiry is not a change: watchers judge `expires` themselves)."""
+        """A reservation was taken, changed or released (expiry is not a change: watchers judge `expires` themselves).
+        Not counted in `changes` itself (its callers count as they did before watchers: histories replay alike)."""
         self.s.reserved_version += 1
-        self.changed()
 
     def find_ready(self) -> None:
         """Queue, once each, the open tasks whose prerequisites are now all done."""
