@@ -3930,16 +3930,16 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
 
 class ReservationWatch:
     """This session's copy of its ensemble's reservations, which its PreToolUse hook judges edits by
-    without asking the board (a board query is ~20 ms of a hook's ~45).
+    without asking the board (a board query per edit added 10-30 ms to a ~40 ms hook).
 
-    Kept fresh by the board's push: the session asks the board to `watch` for its player, the board
-    signals the player's workflow `board_changed` at each change of the reservations, which ends the
-    session's long poll, and the session reads the reservations again. So another player's new
-    reservation is enforced here once that push came through (the board's next workflow task, the
-    player's, one poll answer and one query: tens of ms; `bench.py --board` measures it); a hook that
-    comes meanwhile waits for the read already under way. Expiry needs no push: `expires` is judged
-    at each hook. Only while the poll works is the copy trusted: a failed poll drops it, and the hook
-    asks the board itself until the next poll watches again. Claude Code sessions only (their hooks)."""
+    Kept fresh by the board's push: the session asks the board to `watch` for its player; at each
+    change of the reservations the board signals the player's workflow `board_changed` before its
+    `reserve` or `release` answers, which ends this session's long poll, and the session reads the
+    reservations again. So another player's reservation binds this hook once `reserve` returned and
+    this poll answered and the read came back (medians 7-20 ms, the slowest seen ~1 s; `bench.py
+    --board`); a hook that comes during the read waits for it. Expiry needs no push: `expires` is
+    judged at each hook. Only while the poll works is the copy trusted: a failed poll drops it, and
+    the hook asks the board itself until the next poll watches again. Claude Code sessions only."""
 
     def __init__(self, session: "Session") -> None:
         self.session = session
@@ -3985,7 +3985,7 @@ class ReservationWatch:
         if self.reading is not None and not self.reading.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self.reading), timeout)
-        if self.held is None or self.dirty:
+        if self.held is None or self.dirty or (self.reading is not None and not self.reading.done()):
             return None
         now = datetime.now(timezone.utc)
         return [r for r in self.held if not r.get("expires") or datetime.fromisoformat(r["expires"]) > now]
@@ -4050,9 +4050,11 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
         log.debug("PreToolUse: no reservation check for %s: %s", path, e)
         return {}, [], ""
     try:
+        deadline = time.monotonic() + HOOK_BOARD_TIMEOUT
         held = await session.reservations.fresh(HOOK_BOARD_TIMEOUT)  # the board's push: no round trip
         if held is None:
-            held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble), HOOK_BOARD_TIMEOUT)
+            held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble),
+                                          max(0.1, deadline - time.monotonic()))
         _LAST_RESERVATIONS[session.cfg.ensemble] = held
     except Exception as e:  # Temporal slow or away: judge by the reservations seen last (none: let it through)
         log.warning("PreToolUse: the board did not answer (%s): checking %s against the last reservations known", e, path)
