@@ -1990,7 +1990,7 @@ class Session:
             try:
                 result = await handle.execute_update(
                     PlayerWorkflow.poll,
-                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen, board=await self.reservations.before_poll(handle)),
+                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen, board=self.reservations.before_poll(handle)),
                     rpc_timeout=timedelta(seconds=self.cfg.poll_wait + 30),
                 )
                 delay = 0.1
@@ -3946,29 +3946,26 @@ class ReservationWatch:
         self.held: list[dict] | None = None  # the ensemble's reservations; None: unknown, ask the board
         self.version = 0  # the board's reservations version the player's workflow told this copy of
         self.watched: Any = None  # the player handle the board tells of changes
+        self.watching: asyncio.Task | None = None  # asking the board to watch (beside the poll, never before it)
         self.dirty = False
         self.reading: asyncio.Task | None = None
 
-    async def before_poll(self, handle: "WorkflowHandle") -> int:
-        """The `board` field of the next poll: the version this copy is at (-1: not watching)."""
+    def before_poll(self, handle: "WorkflowHandle") -> int:
+        """The `board` field of the next poll: the version this player's workflow told of (-1: not watching)."""
         if self.session.agent != "claude":
             return -1
-        if handle is not self.watched:  # joined, renamed or back: a new player workflow, told nothing yet
+        if handle is not self.watched and (self.watching is None or self.watching.done()):
+            # joined, renamed, back or after a failed poll: a new player workflow is told nothing yet
             self.held, self.version = None, 0
-            try:
-                await self._watch()
-            except Exception as e:  # no board to watch: the hook asks the board itself
-                log.debug("not watching the board: %s", e)
-                return -1
-            self.watched = handle
-            self.read()
+            self.watching = asyncio.create_task(self._watch(handle))
         return self.version
 
     def after_poll(self, board: int) -> None:
         """The poll's answer carried the board's version: a newer one means read the reservations again."""
-        if self.watched is not None and board > self.version:
+        if board > self.version:
             self.version = board
-            self.read()
+            if self.watched is not None:
+                self.read()
 
     def poll_failed(self) -> None:
         """The poll failed: a push may be lost, so the copy is not trusted until the next poll watches again."""
@@ -4002,9 +3999,18 @@ class ReservationWatch:
             if not self.dirty:
                 self.held = held
 
-    async def _watch(self) -> None:
-        """Ask the board to tell this player of each change (starting the board if the ensemble has none)."""
-        await _start_board(self.session.client, self.session.cfg, start_signal="watch", start_signal_args=[self.session.info.name])
+    async def _watch(self, handle: "WorkflowHandle") -> None:
+        """Ask the board to tell this player of each change (starting the board if the ensemble has none),
+        then read the reservations: the copy is trusted from then on."""
+        try:
+            await asyncio.wait_for(_start_board(self.session.client, self.session.cfg, start_signal="watch",
+                                                start_signal_args=[self.session.info.name]), BOARD_RPC_TIMEOUT)
+        except Exception as e:  # Temporal away: the hook asks the board itself; the next poll tries again
+            log.debug("not watching the board: %s", e)
+            return
+        if handle is self.session.handle:
+            self.watched = handle
+            self.read()
 
 
 def _since(stamp: str) -> str:
