@@ -3681,6 +3681,7 @@ BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker runni
 TASKS_PAGE = 50  # tasks the `tasks` tool lists at once: Claude Code cuts a tool's answer past 25 000 tokens
 HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
 _LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
+RESERVATIONS_TRUSTED = 60.0  # s a pushed copy of the reservations is used without reading it again (a lost push's bound)
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
 
@@ -3939,7 +3940,9 @@ class ReservationWatch:
     this poll answered and the read came back (medians 7-20 ms, the slowest seen ~1 s; `bench.py
     --board`); a hook that comes during the read waits for it. Expiry needs no push: `expires` is
     judged at each hook. Only while the poll works is the copy trusted: a failed poll drops it, and
-    the hook asks the board itself until the next poll watches again. Claude Code sessions only."""
+    the hook asks the board itself until the next poll watches again. And a copy read more than
+    RESERVATIONS_TRUSTED ago is read again before a hook uses it: a push lost some way nobody saw
+    cannot keep a reservation unenforced longer than that. Claude Code sessions only."""
 
     def __init__(self, session: "Session") -> None:
         self.session = session
@@ -3949,6 +3952,7 @@ class ReservationWatch:
         self.watching: asyncio.Task | None = None  # asking the board to watch (beside the poll, never before it)
         self.dirty = False
         self.reading: asyncio.Task | None = None
+        self.read_at = float("-inf")  # time.monotonic() of the last read that came back
 
     def before_poll(self, handle: "WorkflowHandle") -> int:
         """The `board` field of the next poll: the version this player's workflow told of (-1: not watching)."""
@@ -3979,6 +3983,8 @@ class ReservationWatch:
 
     async def fresh(self, timeout: float) -> list[dict] | None:
         """The reservations as the board last pushed them (waiting for a read under way); None: unknown."""
+        if self.watched is not None and time.monotonic() - self.read_at > RESERVATIONS_TRUSTED:
+            self.read()
         if self.reading is not None and not self.reading.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self.reading), timeout)
@@ -3997,7 +4003,7 @@ class ReservationWatch:
                 self.held = None
                 return
             if not self.dirty:
-                self.held = held
+                self.held, self.read_at = held, time.monotonic()
 
     async def _watch(self, handle: "WorkflowHandle") -> None:
         """Ask the board to tell this player of each change (starting the board if the ensemble has none),
