@@ -3690,9 +3690,9 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
     import random
 
     from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
     from temporalio.service import RPCError, RPCStatusCode
-    from tempo_workflows import board_id
+    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
 
     handle = client.get_workflow_handle(board_id(cfg.ensemble))
     deadline = time.monotonic() + BOARD_RPC_TIMEOUT
@@ -3706,7 +3706,10 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
                 raise TempoError(f"the board of ensemble {cfg.ensemble!r} did not answer ({e.message}): "
                                  "is a session of it running?") from None
             if e.status == RPCStatusCode.NOT_FOUND:  # the first write of the ensemble: start its board (once)
-                await _start_board(client, cfg, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                await client.start_workflow(
+                    BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=handle.id, task_queue=cfg.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
+                    search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
                 continue
             # Temporal holds at most 10 updates of one workflow in flight by default (a dev server tempo
             # starts: DEV_SERVER_UPDATES_IN_FLIGHT): a crowd of claims is refused past the SDK's own
@@ -3715,17 +3718,6 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
                 await asyncio.sleep(random.uniform(0.01, 0.1))
                 continue
             raise TempoError(f"the board of ensemble {cfg.ensemble!r} refused: {e.message}") from None
-
-
-async def _start_board(client: "Client", cfg: Config, **how: Any) -> None:
-    """Start the ensemble's board (`how`: a conflict policy, or a start signal for signal-with-start)."""
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-    from tempo_workflows import ENSEMBLE, TASK_TIMEOUT, BoardInput, BoardWorkflow, board_id
-
-    await client.start_workflow(
-        BoardWorkflow.run, BoardInput(ensemble=cfg.ensemble), id=board_id(cfg.ensemble), task_queue=cfg.task_queue,
-        task_timeout=timedelta(seconds=TASK_TIMEOUT), search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]),
-        **how)
 
 
 async def _board_query(client: "Client", ensemble: str, query: Any, timeout: float = BOARD_RPC_TIMEOUT, *args: Any) -> Any:
@@ -3933,7 +3925,7 @@ class ReservationWatch:
     """This session's copy of its ensemble's reservations, which its PreToolUse hook judges edits by
     without asking the board (a board query per edit added 10-30 ms to a ~40 ms hook).
 
-    Kept fresh by the board's push: the session asks the board to `watch` for its player; at each
+    Kept fresh by the board's push: the session asks the board to watch for its player; at each
     change of the reservations the board signals the player's workflow `board_changed` before its
     `reserve` or `release` answers, which ends this session's long poll, and the session reads the
     reservations again. So another player's reservation binds this hook once `reserve` returned and
@@ -4006,12 +3998,14 @@ class ReservationWatch:
                 self.held, self.read_at = held, time.monotonic()
 
     async def _watch(self, handle: "WorkflowHandle") -> None:
-        """Ask the board to tell this player of each change (starting the board if the ensemble has none),
-        then read the reservations: the copy is trusted from then on."""
+        """Ask the board to tell this player of each change (starting the board if the ensemble has none;
+        the board's answer says it will), then read the reservations: the copy is trusted from then on."""
+        from tempo_workflows import BoardWorkflow
+
         try:
-            await asyncio.wait_for(_start_board(self.session.client, self.session.cfg, start_signal="watch",
-                                                start_signal_args=[self.session.info.name]), BOARD_RPC_TIMEOUT)
-        except Exception as e:  # Temporal away: the hook asks the board itself; the next poll tries again
+            await asyncio.wait_for(_board_update(self.session.client, self.session.cfg, BoardWorkflow.watch_reservations,
+                                                 self.session.info.name), BOARD_RPC_TIMEOUT)
+        except Exception as e:  # Temporal away, or a board of an older tempo: the hook asks the board itself
             log.debug("not watching the board: %s", e)
             return
         if handle is self.session.handle:

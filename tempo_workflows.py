@@ -1693,6 +1693,15 @@ class BoardWorkflow:
             self.s.watchers.append(name)
             self.wake = True
 
+    @workflow.update
+    def watch_reservations(self, name: str) -> int:
+        """`watch`, answered: a session trusts its copy only once a board that tells watchers said so
+        (a worker of a tempo before watchers refuses the update; a signal it would keep unread).
+        Counted in `changes`: each run's updates stay under the server's total per run."""
+        self.watch(name)
+        self.changed()
+        return self.s.reserved_version
+
     # -- queries ----------------------------------------------------------------
 
     # Queries answer plain dicts: a client turning 1 000 Task dataclasses back from JSON resolves the
