@@ -879,6 +879,14 @@ def temporal_binary() -> str | None:
     return shutil.which("temporal")
 
 
+# Updates one workflow may have in flight on a dev server tempo starts (Temporal's default is 10,
+# `history.maxInFlightUpdates`): past it the server refuses an update (RESOURCE_EXHAUSTED), the SDK
+# waits out its throttle backoff (~1 s) before asking again, and the dev server (1.32) loses a
+# board's workflow task now and then (4 s). Twenty claims of one task at once: ~1 s for all answers
+# at 10, ~40 ms at 100 (`bench.py --board`). A server tempo does not start keeps its own setting.
+DEV_SERVER_UPDATES_IN_FLIGHT = 100
+
+
 def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: int | None = None,
                     http_port: int | None = None, metrics_port: int | None = None) -> list[str]:
     """Return the argv that starts the Temporal dev server with tempo's search attributes."""
@@ -893,6 +901,7 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
     argv += ["--metrics-port", str(metrics_port)] if metrics_port else []
     for key in SEARCH_ATTRIBUTES:  # effective on a fresh database only; `register_search_attributes` does the rest
         argv += ["--search-attribute", f"{key.name}=Keyword"]
+    argv += ["--dynamic-config-value", f"history.maxInFlightUpdates={DEV_SERVER_UPDATES_IN_FLIGHT}"]
     return argv
 
 
@@ -1839,6 +1848,7 @@ class Session:
         self.closing = False
         self.tasks: list[asyncio.Task] = []
         self.publishing = asyncio.Lock()  # delivery paths go out one at a time: the last word is the latest
+        self.reservations = ReservationWatch(self)  # the ensemble's reservations, pushed by the board
         self.attributes: set[str] | None = None  # tempo's search attributes the namespace has (None: all)
 
     @classmethod
@@ -2029,14 +2039,16 @@ class Session:
             try:
                 result = await handle.execute_update(
                     PlayerWorkflow.poll,
-                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen),
+                    PollInput(ack=ack, wait=self.cfg.poll_wait, seen=seen, board=self.reservations.before_poll(handle)),
                     rpc_timeout=timedelta(seconds=self.cfg.poll_wait + 30),
                 )
                 delay = 0.1
+                self.reservations.after_poll(result.board)
             except WorkflowUpdateFailedError:
                 await asyncio.sleep(0.05)  # the run is closing (continue-as-new): poll the next one
                 continue
             except Exception as e:  # an RPC failed or timed out (server restarting, network): poll again
+                self.reservations.poll_failed()
                 if self.closing:
                     return
                 gone = getattr(e, "status", None) == RPCStatusCode.NOT_FOUND and handle is self.handle
@@ -3755,6 +3767,7 @@ BOARD_RPC_TIMEOUT = 10.0  # s a board update may take (no session's worker runni
 TASKS_PAGE = 50  # tasks the `tasks` tool lists at once: Claude Code cuts a tool's answer past 25 000 tokens
 HOOK_BOARD_TIMEOUT = 5.0  # s the PreToolUse hook waits for the board before judging by what it knew last
 _LAST_RESERVATIONS: dict[str, list[dict]] = {}  # ensemble -> the reservations this process saw last
+RESERVATIONS_TRUSTED = 60.0  # s a pushed copy of the reservations is used without reading it again (a lost push's bound)
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 
 
@@ -3783,8 +3796,9 @@ async def _board_update(client: "Client", cfg: Config, update: Any, request: Any
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=timedelta(seconds=TASK_TIMEOUT),
                     search_attributes=TypedSearchAttributes([SearchAttributePair(ENSEMBLE, cfg.ensemble)]))
                 continue
-            # Temporal holds at most 10 updates of one workflow in flight (the dev server's default): a
-            # crowd of claims is refused past the SDK's own retries; the validators answer fast, so again.
+            # Temporal holds at most 10 updates of one workflow in flight by default (a dev server tempo
+            # starts: DEV_SERVER_UPDATES_IN_FLIGHT): a crowd of claims is refused past the SDK's own
+            # retries; the validators answer fast, so again.
             if e.status == RPCStatusCode.RESOURCE_EXHAUSTED or "aborted" in e.message:
                 await asyncio.sleep(random.uniform(0.01, 0.1))
                 continue
@@ -3994,6 +4008,98 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
     return holds
 
 
+class ReservationWatch:
+    """This session's copy of its ensemble's reservations, which its PreToolUse hook judges edits by
+    without asking the board (a board query per edit added 10-30 ms to a ~40 ms hook).
+
+    Kept fresh by the board's push: the session asks the board to watch for its player; at each
+    change of the reservations the board signals the player's workflow `board_changed` before its
+    `reserve` or `release` answers, which ends this session's long poll, and the session reads the
+    reservations again. So another player's reservation binds this hook once `reserve` returned and
+    this poll answered and the read came back (medians 7-20 ms, the slowest seen ~1 s; `bench.py
+    --board`); a hook that comes during the read waits for it. Expiry needs no push: `expires` is
+    judged at each hook. Only while the poll works is the copy trusted: a failed poll drops it, and
+    the hook asks the board itself until the next poll watches again. And a copy read more than
+    RESERVATIONS_TRUSTED ago is read again before a hook uses it: a push lost some way nobody saw
+    cannot keep a reservation unenforced longer than that. Claude Code sessions only."""
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        self.held: list[dict] | None = None  # the ensemble's reservations; None: unknown, ask the board
+        self.version = 0  # the board's reservations version the player's workflow told this copy of
+        self.watched: Any = None  # the player handle the board tells of changes
+        self.watching: asyncio.Task | None = None  # asking the board to watch (beside the poll, never before it)
+        self.dirty = False
+        self.reading: asyncio.Task | None = None
+        self.read_at = float("-inf")  # time.monotonic() of the last read that came back
+
+    def before_poll(self, handle: "WorkflowHandle") -> int:
+        """The `board` field of the next poll: the version this player's workflow told of (-1: not watching)."""
+        if self.session.agent != "claude":
+            return -1
+        if handle is not self.watched and (self.watching is None or self.watching.done()):
+            # joined, renamed, back or after a failed poll: a new player workflow is told nothing yet
+            self.held, self.version = None, 0
+            self.watching = asyncio.create_task(self._watch(handle))
+        return self.version
+
+    def after_poll(self, board: int) -> None:
+        """The poll's answer carried the board's version: a newer one means read the reservations again."""
+        if board > self.version:
+            self.version = board
+            if self.watched is not None:
+                self.read()
+
+    def poll_failed(self) -> None:
+        """The poll failed: a push may be lost, so the copy is not trusted until the next poll watches again."""
+        self.held, self.watched = None, None
+
+    def read(self) -> None:
+        """Read the reservations (again) in the background; one read at a time, the last one wins."""
+        self.dirty = True
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.create_task(self._read())
+
+    async def fresh(self, timeout: float) -> list[dict] | None:
+        """The reservations as the board last pushed them (waiting for a read under way); None: unknown."""
+        if self.watched is not None and time.monotonic() - self.read_at > RESERVATIONS_TRUSTED:
+            self.read()
+        if self.reading is not None and not self.reading.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.reading), timeout)
+        if self.held is None or self.dirty or (self.reading is not None and not self.reading.done()):
+            return None
+        now = datetime.now(timezone.utc)
+        return [r for r in self.held if not r.get("expires") or datetime.fromisoformat(r["expires"]) > now]
+
+    async def _read(self) -> None:
+        while self.dirty:
+            self.dirty = False
+            try:
+                held = await board_reservations(self.session.client, self.session.cfg.ensemble)
+            except Exception as e:
+                log.debug("could not read the reservations: %s", e)
+                self.held = None
+                return
+            if not self.dirty:
+                self.held, self.read_at = held, time.monotonic()
+
+    async def _watch(self, handle: "WorkflowHandle") -> None:
+        """Ask the board to tell this player of each change (starting the board if the ensemble has none;
+        the board's answer says it will), then read the reservations: the copy is trusted from then on."""
+        from tempo_workflows import BoardWorkflow
+
+        try:
+            await asyncio.wait_for(_board_update(self.session.client, self.session.cfg, BoardWorkflow.watch_reservations,
+                                                 self.session.info.name), BOARD_RPC_TIMEOUT)
+        except Exception as e:  # Temporal away, or a board of an older tempo: the hook asks the board itself
+            log.debug("not watching the board: %s", e)
+            return
+        if handle is self.session.handle:
+            self.watched = handle
+            self.read()
+
+
 def _since(stamp: str) -> str:
     from tempo_workflows import duration
 
@@ -4037,8 +4143,12 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
         log.debug("PreToolUse: no reservation check for %s: %s", path, e)
         return {}, [], ""
     try:
-        held = _LAST_RESERVATIONS[session.cfg.ensemble] = await asyncio.wait_for(
-            board_reservations(session.client, session.cfg.ensemble), HOOK_BOARD_TIMEOUT)
+        deadline = time.monotonic() + HOOK_BOARD_TIMEOUT
+        held = await session.reservations.fresh(HOOK_BOARD_TIMEOUT)  # the board's push: no round trip
+        if held is None:
+            held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble),
+                                          max(0.1, deadline - time.monotonic()))
+        _LAST_RESERVATIONS[session.cfg.ensemble] = held
     except Exception as e:  # Temporal slow or away: judge by the reservations seen last (none: let it through)
         log.warning("PreToolUse: the board did not answer (%s): checking %s against the last reservations known", e, path)
         held = _LAST_RESERVATIONS.get(session.cfg.ensemble, [])

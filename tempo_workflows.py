@@ -206,6 +206,9 @@ class PollInput:
     ack: list[str] = field(default_factory=list)
     wait: float = 300.0
     seen: list[Receipt] = field(default_factory=list)  # read receipts gathered since the last poll
+    # The board's reservations version the session has read (-1: it does not watch the board); a
+    # newer one (the board's `board_changed` signal) ends the poll so the session reads them again.
+    board: int = -1
 
 
 @dataclass
@@ -215,6 +218,7 @@ class PollResult:
     cues: list[Cue] = field(default_factory=list)
     ended: str = ""
     moved_to: str = ""
+    board: int = 0  # the board's reservations version this player was last told of
 
 
 @dataclass
@@ -279,6 +283,7 @@ class PlayerInput:
     permissions: list[Permission] = field(default_factory=list)  # its recent permission requests, answered or not
     stall_timeout: float = STALL_TIMEOUT
     stalls_told: list[str] = field(default_factory=list)  # the stalls the conductor has heard of (their keys)
+    board_version: int = 0  # the board's reservations version, from its `board_changed` signal
 
 
 @dataclass
@@ -939,6 +944,11 @@ class PlayerWorkflow:
         self.wake = True
 
     @workflow.signal
+    def board_changed(self, version: int) -> None:
+        """The board: its reservations changed (now at `version`); a session watching them reads them again."""
+        self.s.board_version = max(self.s.board_version, version)
+
+    @workflow.signal
     def finish(self, request: EndRequest) -> None:
         """End this player: the session exited, was terminated, or took a new name."""
         relay = self.apply_seen(request.seen) if request.seen else []
@@ -979,7 +989,8 @@ class PlayerWorkflow:
         generation = self.liveness.poll_began(request.wait)
         try:
             await workflow.wait_condition(
-                lambda: bool(self.s.pending) or bool(self.end) or generation != self.liveness.poll_generation,
+                lambda: bool(self.s.pending) or bool(self.end) or generation != self.liveness.poll_generation
+                or 0 <= request.board < self.s.board_version,
                 timeout=request.wait,
             )
         except asyncio.TimeoutError:
@@ -991,8 +1002,8 @@ class PlayerWorkflow:
         if self.end:  # what is pending goes to whoever takes over, not to a session that is ending
             return PollResult(ended=self.end.reason, moved_to=self.end.moved_to)
         if generation != self.liveness.poll_generation:
-            return PollResult()  # superseded by a newer poll, or released
-        return PollResult(cues=self.inbox.batch())
+            return PollResult(board=self.s.board_version)  # superseded by a newer poll, or released
+        return PollResult(cues=self.inbox.batch(), board=self.s.board_version)
 
     @poll.validator
     def validate_poll(self, request: PollInput) -> None:
@@ -1340,6 +1351,8 @@ class BoardInput:
     next_id: int = 1
     told: list[str] = field(default_factory=list)  # tasks whose becoming claimable was announced
     holders: list[str] = field(default_factory=list)  # players told they hold something (their `holding` signal)
+    watchers: list[str] = field(default_factory=list)  # players whose sessions keep the reservations (`watch`)
+    reserved_version: int = 0  # bumped at each change of the reservations; told to the watchers
 
 
 @dataclass
@@ -1460,6 +1473,7 @@ class BoardWorkflow:
         self.announce: list[str] = []  # tasks that just became claimable: told by the run loop
         self.left: list[tuple[str, list[Task]]] = []  # claims released by a departure: told to the conductor
         self.wake = False
+        self.told_version = inp.reserved_version  # the reservations version the watchers were told last
 
     @workflow.run
     async def run(self, inp: BoardInput) -> None:
@@ -1469,6 +1483,7 @@ class BoardWorkflow:
                 await workflow.wait_condition(lambda: self.wake or bool(self.announce) or bool(self.left), timeout=timeout)
             self.wake = False
             self.expire()
+            await self.tell_watchers()  # first: these signals leave with the change's own workflow task
             while self.left:
                 name, tasks = self.left.pop(0)
                 await self.tell_conductor(name, tasks)
@@ -1478,7 +1493,8 @@ class BoardWorkflow:
             await self.tell_holders()
             if self.changes >= BOARD_CHANGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self.announce and not self.left:
+                await self.tell_watchers()  # a change the last handlers made is told by this run
+                if not self.announce and not self.left and self.told_version == self.s.reserved_version:
                     workflow.continue_as_new(self.s)
 
     # -- tasks ------------------------------------------------------------------
@@ -1594,8 +1610,11 @@ class BoardWorkflow:
     # -- reservations -------------------------------------------------------------
 
     @workflow.update
-    def reserve(self, request: ReserveRequest) -> list[Reservation]:
-        """Reserve paths for `request.holder` (all or none); a path it holds already is updated."""
+    async def reserve(self, request: ReserveRequest) -> list[Reservation]:
+        """Reserve paths for `request.holder` (all or none); a path it holds already is updated.
+
+        Answers once the watching players' workflows have the change (`tell_watchers`): from then on
+        their sessions enforce it as soon as their polls answer and they read it (tens of ms)."""
         self.check_reserve(request)
         at = now()
         expires = (workflow.now() + timedelta(seconds=request.ttl)).isoformat() if request.ttl > 0 else ""
@@ -1608,6 +1627,8 @@ class BoardWorkflow:
             self.s.reservations.append(r)
             made.append(r)
         self.changed()
+        self.reservations_changed()
+        await self.tell_watchers()
         return made
 
     @reserve.validator
@@ -1628,12 +1649,16 @@ class BoardWorkflow:
                         non_retryable=True)
 
     @workflow.update
-    def release(self, request: ReleaseRequest) -> list[Reservation]:
-        """Release the holder's reservations of these paths (none given: all of them); return what went."""
+    async def release(self, request: ReleaseRequest) -> list[Reservation]:
+        """Release the holder's reservations of these paths (none given: all of them); return what went
+        once the watching players' workflows have the change, as `reserve` does."""
         gone = [r for r in self.s.reservations if r.holder == request.holder
                 and (not request.paths or (r.repo == request.repo and r.path in request.paths))]
         self.s.reservations = [r for r in self.s.reservations if r not in gone]
         self.changed()
+        if gone:
+            self.reservations_changed()
+            await self.tell_watchers()
         return gone
 
     # -- departures -------------------------------------------------------------
@@ -1645,15 +1670,36 @@ class BoardWorkflow:
         for t in mine:
             t.by, t.since = (left.moved_to, t.since) if left.moved_to else ("", now())
             t.state = "claimed" if left.moved_to else "open"
+        held = any(r.holder == left.name for r in self.s.reservations)
         for r in self.s.reservations:
             if r.holder == left.name and left.moved_to:
                 r.holder = left.moved_to
+        self.s.watchers = sorted({left.moved_to if w == left.name else w for w in self.s.watchers} - {""})
+        if held:
+            self.reservations_changed()
         if not left.moved_to:
             self.s.reservations = [r for r in self.s.reservations if r.holder != left.name]
             if mine:
                 self.left.append((f"{left.name} ({left.reason})", mine))
                 self.find_ready()  # the reopened ones are claimable again: their role hears it
         self.changed()
+
+    @workflow.signal
+    def watch(self, name: str) -> None:
+        """A session keeps the reservations (its PreToolUse hook judges edits by them without asking the
+        board): player `name` is told each change by its `board_changed` signal, which ends its poll."""
+        if name not in self.s.watchers:
+            self.s.watchers.append(name)
+            self.wake = True
+
+    @workflow.update
+    def watch_reservations(self, name: str) -> int:
+        """`watch`, answered: a session trusts its copy only once a board that tells watchers said so
+        (a worker of a tempo before watchers refuses the update; a signal it would keep unread).
+        Counted in `changes`: each run's updates stay under the server's total per run."""
+        self.watch(name)
+        self.changed()
+        return self.s.reserved_version
 
     # -- queries ----------------------------------------------------------------
 
@@ -1702,6 +1748,11 @@ class BoardWorkflow:
         self.changes += 1
         self.wake = True
 
+    def reservations_changed(self) -> None:
+        """A reservation was taken, changed or released (expiry is not a change: watchers judge `expires` themselves).
+        Not counted in `changes` itself (its callers count as they did before watchers: histories replay alike)."""
+        self.s.reserved_version += 1
+
     def find_ready(self) -> None:
         """Queue, once each, the open tasks whose prerequisites are now all done."""
         for t in self.s.tasks:
@@ -1731,6 +1782,20 @@ class BoardWorkflow:
             with contextlib.suppress(Exception):  # gone: it has nothing to be told
                 await workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal("holding", name in now_holding)
         self.s.holders = now_holding
+
+    async def tell_watchers(self) -> None:
+        """Tell the watching players the reservations changed; one gone (its workflow closed) is dropped."""
+        version = self.s.reserved_version
+        if version == self.told_version:
+            return
+        self.told_version = version
+        if not self.s.watchers:  # no await then: the histories of boards before watchers replay alike
+            return
+        names = list(self.s.watchers)  # all at once: one workflow task, not one per watcher
+        told = await asyncio.gather(*(workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal(
+            "board_changed", version) for name in names), return_exceptions=True)
+        gone = {name for name, result in zip(names, told) if isinstance(result, BaseException)}
+        self.s.watchers = [w for w in self.s.watchers if w not in gone]
 
     async def tell_conductor(self, who: str, tasks: list[Task]) -> None:
         """The conductor hears once which claims a departed player had, now open again."""

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from temporalio import workflow
 
 import tempo
 from conftest import ROOT, ToolFailed, play, tempo_env, wait_until
@@ -42,16 +43,15 @@ async def claim_or_why(player, **args):
         return str(e)
 
 
-async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensemble):
-    async with play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p1") as p1, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p2") as p2, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p3") as p3, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="p4") as p4:
+async def test_twenty_sessions_racing_for_one_task_have_exactly_one_winner(temporal, ensemble):
+    async with contextlib.AsyncExitStack() as stack:
+        players = [await stack.enter_async_context(play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME=f"p{n}")) for n in range(1, 21)]
+        await asyncio.gather(*(p.call("ensemble") for p in players))  # all twenty joined
+        p1, p2, p3 = players[:3]
         added = await p1.call("task_add", tasks=[{"title": "fix the parser", "details": "tests/test_parse.py fails"}])
         task = added["tasks"][0]
         assert (task["id"], task["state"]) == ("1", "open")
-        players = [p1, p2, p3, p4]
-        answers = await asyncio.gather(*(claim_or_why(players[i % 4], id=task["id"]) for i in range(20)))
+        answers = await asyncio.gather(*(claim_or_why(p, id=task["id"]) for p in players))
         won = [a for a in answers if isinstance(a, dict)]
         assert len(won) == 1, answers
         winner = won[0]["by"]
@@ -82,6 +82,60 @@ async def test_twenty_claims_of_one_task_have_exactly_one_winner(temporal, ensem
         assert (await p3.call("tasks", state="open", role="p3"))["tasks"][0]["id"] == "2"
         listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "tasks"], env=env, capture_output=True, text=True, timeout=60)
         assert len(listed.stdout.splitlines()) == 1 + 57, listed.stdout
+
+
+@workflow.defn(sandboxed=False)
+class Gate:
+    """A workflow whose updates stay in flight until it is opened: the server's in-flight limit, seen bare."""
+
+    def __init__(self) -> None:
+        self.opened = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.opened and workflow.all_handlers_finished())
+
+    @workflow.signal
+    def open(self) -> None:
+        self.opened = True
+
+    @workflow.update
+    async def wait(self) -> None:
+        await workflow.wait_condition(lambda: self.opened)
+
+
+async def test_a_dev_server_tempo_starts_admits_twenty_claims_in_flight_at_once(temporal):
+    """Temporal refuses an update past 10 in flight per workflow by default (RESOURCE_EXHAUSTED, which the
+    SDK then retries after ~1 s); the dev server tempo starts admits DEV_SERVER_UPDATES_IN_FLIGHT."""
+    import uuid
+
+    from temporalio.api.common.v1 import Payloads, WorkflowExecution
+    from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+    from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+    from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionRequest
+    from temporalio.service import RPCError
+    from temporalio.worker import Worker
+
+    client = await tempo.connect(tempo.Config(address=temporal.address))
+    queue, wid = f"gate-{uuid.uuid4().hex[:6]}", f"gate-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=[Gate]):
+        handle = await client.start_workflow(Gate.run, id=wid, task_queue=queue)
+
+        async def admitted(n: int) -> str:
+            request = UpdateWorkflowExecutionRequest(
+                namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=wid),
+                wait_policy=WaitPolicy(lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED),
+                request=Request(meta=Meta(update_id=f"u{n}", identity="test"), input=Input(name="wait", args=Payloads())))
+            try:  # no retry: a refusal is seen as it is
+                await client.workflow_service.update_workflow_execution(request, retry=False)
+                return "accepted"
+            except RPCError as e:
+                return f"{e.status.name}: {e.message}"
+
+        answers = await asyncio.gather(*(admitted(n) for n in range(20)))
+        assert answers == ["accepted"] * 20, answers
+        await handle.signal(Gate.open)
+        await handle.result()
 
 
 async def test_a_task_waits_for_its_prerequisites_and_its_role_hears_once(temporal, ensemble, tmp_path):
@@ -140,11 +194,25 @@ async def test_a_claimant_killed_gives_its_task_back_and_the_conductor_hears_onc
         assert not (await conductor.call("reservations"))["reservations"]
 
 
-async def test_the_board_survives_a_server_restart(own_server, ensemble):
+async def test_the_board_survives_a_server_restart(own_server, ensemble, tmp_path):
+    import uuid
+
+    from test_hooks import hook
+
     loop = asyncio.get_running_loop()
-    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="keeper") as keeper:
+    main, _ = git_repo(tmp_path / "repo")
+    sid = str(uuid.uuid4())
+
+    def edit():  # another session's hook: its copy of the reservations is dropped with its failed poll, then read again
+        return hook("PreToolUse", sid, cwd=str(main), tool_name="Write", tool_input={"file_path": str(main / "src" / "app.py")}).stdout
+
+    async with play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="keeper", cwd=str(main)) as keeper, \
+            play(own_server, ensemble, CLAUDE_TEMPO_PLAYER_NAME="editor", CLAUDE_CODE_SESSION_ID=sid, cwd=str(main)) as editor:
         await keeper.call("task_add", tasks=[{"title": "a"}, {"title": "b", "after": ["1"]}])
         await keeper.call("task_claim", id="1")
+        await keeper.call("reserve", paths=["src/**"], reason="kept across the restart")
+        await editor.call("ensemble")
+        assert "kept across the restart" in await wait_until(lambda: asyncio.to_thread(edit), timeout=10)
         await loop.run_in_executor(None, own_server.stop)
         await loop.run_in_executor(None, own_server.start)
 
@@ -158,6 +226,9 @@ async def test_the_board_survives_a_server_restart(own_server, ensemble):
         assert [(t["id"], t["state"], t.get("by", "")) for t in tasks] == [("1", "claimed", "keeper"), ("2", "open", "")]
         assert (await keeper.call("task_done", id="1", result="ok"))["state"] == "done"
         assert (await keeper.call("task_claim"))["id"] == "2"
+        assert "kept across the restart" in await asyncio.to_thread(edit)
+        await keeper.call("release")
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit() == ""), timeout=30)
 
 
 async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensemble, tmp_path):
@@ -190,6 +261,35 @@ async def test_reservations_are_shared_by_worktrees_and_expire(temporal, ensembl
     # the holder ended: its reservations went with it
     async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="later") as later:
         assert (await later.call("reservations"))["reservations"] == []
+
+
+async def test_a_sessions_hook_follows_reservations_the_board_pushes(temporal, ensemble, tmp_path):
+    """The hook judges an edit by the session's copy of the reservations, which the board pushes (no
+    board query per edit): another player's reservation taken after the editor joined is denied, a
+    shared one warns until its TTL ends (no push needed), a release lets the edit through."""
+    import uuid
+
+    from test_hooks import hook
+
+    main, other = git_repo(tmp_path / "repo")
+    sid = str(uuid.uuid4())
+
+    def edit(path):
+        return hook("PreToolUse", sid, cwd=str(other), tool_name="Edit", tool_input={"file_path": str(other / path)}).stdout
+
+    async with play(temporal, ensemble, cwd=str(main), CLAUDE_TEMPO_PLAYER_NAME="holder") as holder, \
+            play(temporal, ensemble, cwd=str(other), CLAUDE_CODE_SESSION_ID=sid, CLAUDE_TEMPO_PLAYER_NAME="editor") as editor:
+        await editor.call("ensemble")
+        assert await asyncio.to_thread(edit, "src/app.py") == ""
+        await holder.call("reserve", paths=["src/app.py"], reason="renaming x")
+        denied = await wait_until(lambda: asyncio.to_thread(edit, "src/app.py"), timeout=10)
+        assert '"deny"' in denied and "reserved exclusively by holder for 'renaming x'" in denied, denied
+        await holder.call("reserve", paths=["docs/**"], exclusive=False, ttl="3s")
+        warned = await wait_until(lambda: asyncio.to_thread(edit, "docs/a.md"), timeout=10)
+        assert "holder also works on docs/a.md" in warned and '"deny"' not in warned, warned
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit("docs/a.md") == ""), timeout=10)  # its TTL ended
+        await holder.call("release")
+        assert await wait_until(lambda: asyncio.to_thread(lambda: edit("src/app.py") == ""), timeout=10)
 
 
 def async_lambda(call, check):

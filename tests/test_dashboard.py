@@ -298,8 +298,10 @@ def test_away_is_said_as_tempo_status_says_it():
 
 
 async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, ensemble, tmp_path):
+    repo = tmp_path / "repo"  # api's checkout: reservations name paths of a repository
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
     async with play(temporal, ensemble, **CONDUCTOR) as conductor, \
-            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="api") as api, \
+            play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="api", cwd=str(repo)) as api, \
             play(temporal, ensemble, CLAUDE_TEMPO_PLAYER_NAME="web") as web, \
             dashboard(temporal, ensemble, tmp_path) as board, chromium(tmp_path / "profile") as browser:
         for p in (conductor, api, web):
@@ -343,6 +345,17 @@ async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, 
             pass
         assert (cue["content"], cue["meta"]["source"]) == ("ship it from the page", "dashboard")
         await tab.wait_for("document.getElementById('sent').textContent.includes('sent to conductor')")
+
+        # the board: its column in the header, and on a card what that player holds (claimed tasks, reserved paths)
+        await conductor.call("task_add", tasks=[{"title": "v2 routes"}, {"title": "v2 docs"}])
+        await api.call("task_claim", id="1")
+        await api.call("reserve", paths=["src/api/**"], reason="the v2 routes")
+        counts = "document.getElementById('counts').textContent"
+        assert "board: 1 open, 1 claimed" in await tab.wait_for(f"{counts}.includes('board: 1 open, 1 claimed') && {counts}")
+        held = "document.querySelector('[data-name=api] dl').textContent"
+        text = await tab.wait_for(f"{held}.includes('src/api/**!') && {held}")
+        assert "tasksclaimed 1" in text and "reservedsrc/api/**!" in text, text
+        assert "reserved" not in await tab.eval("document.querySelector('[data-name=web] dl').textContent")
 
         # a narrow window: one column, nothing wider than the window
         await tab.send("Emulation.setDeviceMetricsOverride", width=380, height=800, deviceScaleFactor=1, mobile=False)
