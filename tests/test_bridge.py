@@ -402,7 +402,7 @@ def test_a_recruited_bridge_gets_its_model_and_provider_but_never_the_key():
     env = tempo.bridge_env(cfg)
     assert env["COPILOT_BRIDGE_MODEL"] == "m" and env["COPILOT_PROVIDER_BASE_URL"] == "http://127.0.0.1:11434/v1"
     assert env["CLAUDE_TEMPO_COPILOT_ALLOW_TOOLS"] == "write"
-    script = tempo.launch_script([*tempo.tempo_command(), "bridge"], env, "/tmp")
+    script = tempo._launch_script([*tempo.tempo_command(), "bridge"], env, "/tmp")
     assert "sk-secret-1" not in script and "COPILOT_PROVIDER_API_KEY" not in script
 
 

@@ -166,7 +166,7 @@ async def test_foreign_workflows_on_the_task_queue_are_named_with_the_command_to
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
 
     async def ended():
-        return (await client.count_workflows(tempo.foreign_query(queue))).count == 0
+        return (await client.count_workflows(tempo._foreign_query(queue))).count == 0
 
     await wait_until(ended, timeout=30)
     assert "not tempo's" not in cli("status", **env).stdout

@@ -39,13 +39,13 @@ from conftest import ROOT, free_port, play, tools_path, wait_until
     ],
 )
 def test_usage_parses(argv, expected):
-    args = tempo.parse_args(argv.split())
+    args = tempo._parse_args(argv.split())
     assert {k: args[k] for k in expected} == expected
 
 
 def test_every_command_has_its_own_usage_and_help_for_it():
     for command in tempo.COMMANDS:
-        usage = tempo.command_usage(command)
+        usage = tempo._command_usage(command)
         assert f"tempo {command}" in usage.split("Usage:")[1], command
         with pytest.raises(SystemExit) as shown:  # the whole text parses as docopt's grammar: --help prints it
             docopt(usage, [command, "--help"] if command not in ("hook", "help") else [command, "-h"])
@@ -162,7 +162,7 @@ def test_server_background_start_record_reuse_and_stop(cli, ensemble):
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         record = json.loads(record_path.read_text())
-        assert record["address"] == address and tempo.pid_alive(pid)
+        assert record["address"] == address and tempo._pid_alive(pid)
         assert Path(record["log"]).is_file() and record["db"].startswith(cli.env["CLAUDE_TEMPO_HOME"])
         assert f"Web UI: {record['ui']}" in started.stdout and "search attributes registered" in started.stdout
 
@@ -178,9 +178,9 @@ def test_server_background_start_record_reuse_and_stop(cli, ensemble):
         if pid:
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 30
-            while tempo.pid_alive(pid) and time.monotonic() < deadline:
+            while tempo._pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not tempo.pid_alive(pid)
+            assert not tempo._pid_alive(pid)
     after = cli("status", "--json", TEMPORAL_ADDRESS=address)
     assert after.returncode == 1 and json.loads(after.stdout)["temporal"]["server"] is None
 

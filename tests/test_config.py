@@ -98,19 +98,19 @@ def test_profile_mtls_and_tls_settings_reach_the_sdk(tmp_path):
     env = {"HOME": str(tmp_path), "CLAUDE_TEMPO_HOME": str(tmp_path / "t"), "TEMPORAL_CONFIG_FILE": str(profiles)}
     cfg = tempo.resolve_config({"--profile": "mtls"}, env)
     assert (cfg.tls_cert, cfg.tls_key, cfg.tls_server_name) == (str(cert), str(key), "sni.example")
-    tls = tempo.tls_config(cfg)
+    tls = tempo._tls_config(cfg)
     assert tls.client_cert == cert.read_bytes() and tls.client_private_key == key.read_bytes()
     assert tls.domain == "sni.example"
 
 
 def test_api_key_turns_tls_on_and_mtls_needs_both_files(tmp_path):
-    assert tempo.tls_config(tempo.Config(api_key="k")) is True
-    assert tempo.tls_config(tempo.Config()) is False
-    assert tempo.tls_config(tempo.Config(api_key="k", tls=False)) is False
+    assert tempo._tls_config(tempo.Config(api_key="k")) is True
+    assert tempo._tls_config(tempo.Config()) is False
+    assert tempo._tls_config(tempo.Config(api_key="k", tls=False)) is False
     with pytest.raises(tempo.TempoError, match="both a client certificate and its key"):
-        tempo.tls_config(tempo.Config(tls_cert=str(tmp_path / "c.pem")))
+        tempo._tls_config(tempo.Config(tls_cert=str(tmp_path / "c.pem")))
     with pytest.raises(tempo.TempoError, match="cannot read the TLS client certificate"):
-        tempo.tls_config(tempo.Config(tls_cert=str(tmp_path / "c.pem"), tls_key=str(tmp_path / "k.pem")))
+        tempo._tls_config(tempo.Config(tls_cert=str(tmp_path / "c.pem"), tls_key=str(tmp_path / "k.pem")))
 
 
 # -- tempo config set / show / unset (the real CLI) -------------------------------------------

@@ -273,7 +273,7 @@ async def test_port_taken_and_bad_port_are_clear_errors(temporal, ensemble, tmp_
         assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     result = cli("dashboard", "--port", "http", TEMPORAL_ADDRESS=temporal.address)
     assert result.returncode == 1 and "not a port number" in result.stderr
-    result = cli("dashboard", ensemble, TEMPORAL_ADDRESS=f"127.0.0.1:{tempo.free_port()}")
+    result = cli("dashboard", ensemble, TEMPORAL_ADDRESS=f"127.0.0.1:{tempo._free_port()}")
     assert result.returncode == 1 and "Temporal is unreachable" in result.stderr and "tempo server" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -287,14 +287,14 @@ def test_away_is_said_as_tempo_status_says_it():
         return {"last_contact": ago(contact), "polling": polling, "wait": 300.0, "pending": pending,
                 "oldest": ago(oldest) if oldest is not None else ""}
 
-    held = tempo.liveness(presence(200, polling=True))
+    held = tempo._liveness(presence(200, polling=True))
     assert held == {"last_contact": held["last_contact"], "waiting": 0, "away": False, "away_for": 0}  # a poll is held
-    assert tempo.liveness(presence(2, pending=1, oldest=1))["away"] is False  # being pushed
-    stuck = tempo.liveness(presence(5, pending=2, oldest=tempo.AWAY_GRACE + 30))
+    assert tempo._liveness(presence(2, pending=1, oldest=1))["away"] is False  # being pushed
+    stuck = tempo._liveness(presence(5, pending=2, oldest=tempo.AWAY_GRACE + 30))
     assert (stuck["waiting"], stuck["away"]) == (2, True)  # cues left waiting: the session is gone or asleep
-    assert tempo.liveness(presence(340))["away"] is True  # no poll since the last one ended
+    assert tempo._liveness(presence(340))["away"] is True  # no poll since the last one ended
     for p in (presence(200, polling=True), presence(2, pending=1, oldest=1), presence(340), presence(305)):
-        assert tempo.liveness(p)["away"] == (tempo.away_since(p) != 0) == tempo.away_fields(tempo.away_since(p))["away"]
+        assert tempo._liveness(p)["away"] == (tempo.away_since(p) != 0) == tempo.away_fields(tempo.away_since(p))["away"]
 
 
 async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, ensemble, tmp_path):
@@ -367,13 +367,13 @@ async def test_browser_shows_cards_and_new_exchanges_without_a_reload(temporal, 
 def test_links_go_to_the_web_ui_of_the_server_in_use(monkeypatch, tmp_path):
     monkeypatch.delenv("CLAUDE_TEMPO_UI", raising=False)
     local = tempo.Config(address="localhost:7233", home=str(tmp_path))
-    assert tempo.temporal_ui(local) == "http://localhost:8233"  # start-dev's UI port
+    assert tempo._temporal_ui(local) == "http://localhost:8233"  # start-dev's UI port
     cloud = tempo.Config(address="acct.a1b2c.tmprl.cloud:7233", namespace="acct.a1b2c", home=str(tmp_path))
-    assert tempo.workflow_link(tempo.temporal_ui(cloud), cloud.namespace, "claude-session-x-api", "r1") == \
+    assert tempo._workflow_link(tempo._temporal_ui(cloud), cloud.namespace, "claude-session-x-api", "r1") == \
         "https://cloud.temporal.io/namespaces/acct.a1b2c/workflows/claude-session-x-api/r1/history"
     monkeypatch.setenv("CLAUDE_TEMPO_UI", "https://temporal.example.com/")
-    assert tempo.temporal_ui(local) == "https://temporal.example.com"
-    assert tempo.workflow_link("", "default", "w", "r") == ""
+    assert tempo._temporal_ui(local) == "https://temporal.example.com"
+    assert tempo._workflow_link("", "default", "w", "r") == ""
 
 
 @workflow.defn(name="PlayerWorkflow", sandboxed=False)

@@ -253,7 +253,7 @@ async def test_a_cue_a_hook_is_showing_is_kept_from_other_paths_and_comes_back_i
     async with play(temporal, ensemble) as a, bob_session as bob:
         await bob.call("ensemble")
         await a.call("cue", to="bob", message="only once, please")
-        endpoint = os.path.join(tempo.runtime_dir(), tempo.endpoint_keys(sid)[0] + ".sock")
+        endpoint = os.path.join(tempo.runtime_dir(), tempo._endpoint_keys(sid)[0] + ".sock")
         request = json.dumps({"op": "hook", "input": {"session_id": sid, "hook_event_name": "PostToolUse"}}).encode()
 
         def first_hook() -> tuple[socket.socket, str]:  # a hook that got its answer but has not printed it yet

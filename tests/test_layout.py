@@ -83,7 +83,7 @@ def examples(page) -> list[list[str]]:
 def test_every_example_command_parses(page):
     for argv in examples(page):
         try:
-            tempo.parse_args(argv)
+            tempo._parse_args(argv)
         except DocoptExit as e:
             pytest.fail(f"{page.name}: tempo {shlex.join(argv)}\n{e}")
         except SystemExit:  # --help, --version

@@ -370,7 +370,7 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
                 logs = home / ".cache" / "claude-cli-nodejs" / re.sub(r"[^A-Za-z0-9]", "-", place) / "mcp-logs-claude-tempo"
                 session_id = json.loads(next(logs.glob("*.jsonl")).read_text().splitlines()[0])["sessionId"]
                 env_of_serve = {"CLAUDE_CODE_SESSION_ID": session_id, "CLAUDE_PROJECT_DIR": place, "XDG_CACHE_HOME": str(home / ".cache")}
-                assert tempo.channel_logged(env_of_serve) == "off", name
+                assert tempo._channel_logged(env_of_serve) == "off", name
             panes = tmux(tmux_home, "list-panes", "-a", "-F", "#{pane_id}").split()
             assert len(panes) == 4
             for pane in panes:

@@ -114,7 +114,7 @@ def start_far_server(lan: Lan, tmp_path: Path) -> DevServer:
     """The Temporal dev server on a machine of its own (namespace `server`)."""
     lan.host("server", SERVER_IP)
     # All addresses of its own namespace: the dev server's services also dial each other on loopback.
-    argv = lan.command("server", *tempo.dev_server_argv(tempo.temporal_binary(), "0.0.0.0", 7233, str(tmp_path / "t.db"),
+    argv = lan.command("server", *tempo._dev_server_argv(tempo.temporal_binary(), "0.0.0.0", 7233, str(tmp_path / "t.db"),
                                                           http_port=7243, metrics_port=7253))
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lan.processes.append(process)

@@ -262,12 +262,12 @@ def test_which_directories_claude_code_trusts_as_measured(tmp_path, monkeypatch)
     monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
     (tmp_path / ".claude.json").write_text(json.dumps({"projects": {
         str(repo): {"hasTrustDialogAccepted": True}, str(plain): {"hasTrustDialogAccepted": True}}}))
-    assert tempo.claude_trust(str(repo / "web")) == "trusted" and tempo.trust_note(str(repo / "web")) == ""
-    assert tempo.claude_trust(str(plain / "api")) == "parent"
+    assert tempo._claude_trust(str(repo / "web")) == "trusted" and tempo.trust_note(str(repo / "web")) == ""
+    assert tempo._claude_trust(str(plain / "api")) == "parent"
     assert "ignores its .claude/settings.local.json" in tempo.trust_note(str(plain / "api"))
     assert "tempo init --user" in tempo.trust_note(str(plain / "api"))
     tempo.install_hooks("", user=True)
     tempo.approve_tempo("", user=True)  # what `tempo init --user` does: then nothing is left to ask
     assert tempo.trust_note(str(plain / "api")) == ""
-    assert tempo.claude_trust(str(other)) == "untrusted"
+    assert tempo._claude_trust(str(other)) == "untrusted"
     assert "Is this a project you created or one you trust?" in tempo.trust_note(str(other))

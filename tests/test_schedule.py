@@ -298,8 +298,8 @@ async def listed_names(player, names: list[str]) -> bool:
 @pytest.mark.parametrize("to", ["bob", "@bob", " @bob, carol ,@bob", ["@bob", "carol"], "all", "role:player, @dave", ""])
 def test_schedule_reads_recipients_as_cue_does(to):
     """One reading of `to` for `cue` and `schedule`: `@bob` is bob in both (schedule refused it)."""
-    assert tempo.split_targets(to, "me") == (list(dict.fromkeys(tempo.recipient_words(to))) or ["me"])
-    assert all("@" not in t for t in tempo.split_targets(to, "me"))
+    assert tempo._split_targets(to, "me") == (list(dict.fromkeys(tempo.recipient_words(to))) or ["me"])
+    assert all("@" not in t for t in tempo._split_targets(to, "me"))
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_schedule_reads_recipients_as_cue_does(to):
     ],
 )
 def test_usage_parses(argv, expected):
-    args = tempo.parse_args([a.replace("_", " ") for a in argv.split()])
+    args = tempo._parse_args([a.replace("_", " ") for a in argv.split()])
     assert {k: args[k] for k in expected} == expected
 
 

@@ -80,7 +80,7 @@ def test_launch_script_runs_the_exact_argv_in_the_exact_directory(tmp_path):
     args = [a for a in HOSTILE if a]
     env = {"CLAUDE_TEMPO_ENSEMBLE": "e1", "TEMPORAL_API_KEY": "k'$`\\\n", "RECORD": str(tmp_path / "rec.json")}
     script = tmp_path / "launch.sh"
-    script.write_text(tempo.launch_script([str(program), *args], env, str(cwd)))
+    script.write_text(tempo._launch_script([str(program), *args], env, str(cwd)))
     inherited = {**os.environ, "CLAUDE_TEMPO_PLAYER_NAME": "parent", "CLAUDE_TEMPO_CONDUCTOR": "true",
                  "CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "the-recruiters-session"}
     subprocess.run(["/bin/sh", str(script)], env=inherited, check=True, timeout=30)
@@ -96,7 +96,7 @@ def test_launch_script_runs_the_exact_argv_in_the_exact_directory(tmp_path):
 
 def test_launch_script_refuses_a_bad_variable_name():
     with pytest.raises(tempo.TempoError, match="invalid environment variable name"):
-        tempo.launch_script(["claude"], {"A; rm -rf /": "x"}, "/tmp")
+        tempo._launch_script(["claude"], {"A; rm -rf /": "x"}, "/tmp")
 
 
 ARGV = ["claude", "--dangerously-load-development-channels", "server:claude-tempo", "--", "You are x"]
@@ -135,13 +135,13 @@ IN_TMUX = f"/usr/bin/fish -l -i -c '/bin/sh {SCRIPT}'"  # tmux hands its one arg
     ],
 )
 def test_posix_launch_exact_argv(terminal, options, expected):
-    launch = tempo.build_launch(terminal, ARGV, ENV, CWD, "tempo x", script=SCRIPT, shell="/usr/bin/fish", **options)
+    launch = tempo._build_launch(terminal, ARGV, ENV, CWD, "tempo x", script=SCRIPT, shell="/usr/bin/fish", **options)
     assert launch.argv == expected
     assert launch.terminal == terminal
 
 
 def test_detached_tmux_says_how_to_attach():
-    launch = tempo.build_launch("tmux", ARGV, ENV, CWD, "tempo x", script=SCRIPT, tmux_session="tempo-e1")
+    launch = tempo._build_launch("tmux", ARGV, ENV, CWD, "tempo x", script=SCRIPT, tmux_session="tempo-e1")
     assert "tmux attach -t tempo-e1" in launch.note
 
 
@@ -149,15 +149,15 @@ def test_hostile_script_path_in_applescript_and_login_shell():
     script = '/tmp/it\'s "a" \\ $dir/ü.sh'
     run = "/bin/sh '/tmp/it'\"'\"'s \"a\" '\"\\\\\"' $dir/ü.sh'"
     assert f"/bin/sh {tempo.shell_word(script)}" == run
-    launch = tempo.build_launch("terminal", ARGV, ENV, CWD, "tempo x", script=script)
+    launch = tempo._build_launch("terminal", ARGV, ENV, CWD, "tempo x", script=script)
     as_literal = '"' + run.replace("\\", "\\\\").replace('"', '\\"') + '"'
     assert launch.argv[6] == f"set newTab to do script {as_literal}"
-    launch = tempo.build_launch("xterm", ARGV, ENV, CWD, "tempo x", script=script, shell="/bin/bash")
+    launch = tempo._build_launch("xterm", ARGV, ENV, CWD, "tempo x", script=script, shell="/bin/bash")
     assert launch.argv[-5:] == ["/bin/bash", "-l", "-i", "-c", run]
 
 
 def test_titles_lose_characters_a_terminal_could_misread():
-    launch = tempo.build_launch("cmd", ARGV, ENV, CWD, 'tempo "x" & del *')
+    launch = tempo._build_launch("cmd", ARGV, ENV, CWD, 'tempo "x" & del *')
     assert launch.argv.startswith('cmd.exe /c start "tempo x  del " powershell.exe')
 
 
@@ -179,7 +179,7 @@ POWERSHELL_SCRIPT = (
 
 
 def test_powershell_script_exact():
-    assert tempo.powershell_script(WINDOWS_ARGV, WINDOWS_ENV, WINDOWS_CWD, "tempo x") == POWERSHELL_SCRIPT
+    assert tempo._powershell_script(WINDOWS_ARGV, WINDOWS_ENV, WINDOWS_CWD, "tempo x") == POWERSHELL_SCRIPT
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_powershell_script_exact():
     ],
 )
 def test_windows_launch_carries_everything_encoded(terminal, prefix):
-    launch = tempo.build_launch(terminal, WINDOWS_ARGV, WINDOWS_ENV, WINDOWS_CWD, "tempo x")
+    launch = tempo._build_launch(terminal, WINDOWS_ARGV, WINDOWS_ENV, WINDOWS_CWD, "tempo x")
     assert isinstance(launch.argv, str) and launch.argv.startswith(prefix)
     encoded = launch.argv[len(prefix):].rstrip("'")
     assert set(encoded) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
@@ -209,7 +209,7 @@ def test_windows_launch_carries_everything_encoded(terminal, prefix):
     ],
 )
 def test_windows_arg(arg, escaped):
-    assert tempo.windows_arg(arg) == escaped
+    assert tempo._windows_arg(arg) == escaped
 
 
 def which_of(*present):
@@ -273,7 +273,7 @@ def test_no_terminal_error_gives_the_command_to_type(monkeypatch, tmp_path):
 
 
 def test_recruited_prompt_names_the_session_and_set_name():
-    text = tempo.first_prompt("reviewer-2", "e1", "conductor", task_follows=True)
+    text = tempo._first_prompt("reviewer-2", "e1", "conductor", task_follows=True)
     assert 'set_name with name "reviewer-2"' in text and "ensemble e1" in text and "cue from conductor" in text
 
 
@@ -288,7 +288,7 @@ def test_a_tmux_window_confirms_the_dev_channels_dialog(tmp_path):
     )
     fake.chmod(0o755)
     script = tmp_path / "launch.sh"
-    script.write_text(tempo.launch_script([str(fake), *tempo.CHANNELS_FLAG], {}, str(tmp_path)))
+    script.write_text(tempo._launch_script([str(fake), *tempo.CHANNELS_FLAG], {}, str(tmp_path)))
     socket_name = f"tempo-test-{os.getpid()}"
     tmux = ["tmux", "-L", socket_name]
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}

@@ -183,10 +183,10 @@ def test_up_starts_a_conductor_over_tls_whose_window_never_holds_the_key(tempora
 
 
 def test_a_window_script_reads_the_key_from_its_private_file(tmp_path):
-    secrets = tempo.write_secrets({"TEMPORAL_API_KEY": API_KEY})
+    secrets = tempo._write_secrets({"TEMPORAL_API_KEY": API_KEY})
     assert os.stat(secrets).st_mode & 0o777 == 0o600
     out = tmp_path / "seen"
-    script = tempo.launch_script(["sh", "-c", f'printf %s "$TEMPORAL_API_KEY" > {out}'], {"X": "1"}, str(tmp_path), secrets)
+    script = tempo._launch_script(["sh", "-c", f'printf %s "$TEMPORAL_API_KEY" > {out}'], {"X": "1"}, str(tmp_path), secrets)
     assert API_KEY not in script
     path = tmp_path / "launch.sh"
     path.write_text(script)
@@ -252,7 +252,7 @@ def test_a_session_with_a_wrong_key_logs_why_and_never_the_key(temporal, ensembl
 def test_a_windows_console_reads_the_key_from_its_private_file_too():
     import base64
 
-    launch = tempo.build_launch("powershell", ["claude"], {"CLAUDE_TEMPO_ENSEMBLE": "e"}, "C:\\src", "tempo x",
+    launch = tempo._build_launch("powershell", ["claude"], {"CLAUDE_TEMPO_ENSEMBLE": "e"}, "C:\\src", "tempo x",
                                 secrets="C:\\Temp\\tempo-secrets-1")
     encoded = launch.argv.split("-ArgumentList ")[1].split(",")[-1].strip("'")
     script = base64.b64decode(encoded).decode("utf-16-le")
