@@ -229,7 +229,7 @@ import zipfile  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, Collection, Literal  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, Awaitable, Callable, Collection, Literal, Protocol  # noqa: E402
 from urllib.parse import quote, unquote, urlparse, urlsplit  # noqa: E402
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: E402
 
@@ -1622,7 +1622,7 @@ class Session:
     - who and where, read only: `cfg`, `client`, `handle`, `info`;
     - what its player does (the MCP tools): `players()`, `send()`, `note_sent()`, `sent`, `report()`,
       `terminate()`, `rename()`, `set_part()`, `take_inbox()`.
-    The delivery ladder reaches further back (`agent`, `closing`, `push`, `publishing`, `delivery_changed()`).
+    The delivery ladder sees it only as a `LadderHost` (`agent`, `closing`, `handle`, `push`, `delivery_changed()`).
     """
 
     def __init__(self, cfg: Config, agent: str = DEFAULT_AGENT) -> None:
@@ -2815,10 +2815,22 @@ def _channel_logged(env: dict) -> str:
     return ""
 
 
+class LadderHost(Protocol):
+    """What the delivery ladder needs of the session it serves, and all it may touch (a Session is one)."""
+
+    agent: str  # a key of AGENTS: how its model is reached, woken and read
+    closing: bool  # the session is ending: nothing more is shown or published
+    handle: "WorkflowHandle | None"  # its player's workflow: receipts and what it waits for go there
+    push: "Callable[[Cue], Any] | None"  # the channel push, once the MCP client is ready for it
+
+    def delivery_changed(self) -> None:
+        """The live delivery paths changed: publish them (to the memo `ensemble` and `status` read)."""
+
+
 class Ladder:
     """The cues this session's model has not seen yet, and the paths that can show them."""
 
-    def __init__(self, session: "Session", env: dict | None = None) -> None:
+    def __init__(self, session: LadderHost, env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.session = session
         agent = self.agent = AGENTS[session.agent]
