@@ -644,7 +644,7 @@ def masked(key: str, value: str) -> str:
     return value
 
 
-# -- config -------------------------------------------------------------------
+# -- `tempo config` ------------------------------------------------------------
 
 
 def cmd_config(args: dict) -> int:
@@ -1240,7 +1240,7 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-# -- server and up --------------------------------------------------------
+# -- `tempo server`: a dev server started, or the one there reused -------------
 
 
 async def reuse_or_start_server(cfg: Config, background: bool, emit: Callable[..., None]) -> "tuple[Client, subprocess.Popen | None]":
@@ -2442,7 +2442,7 @@ async def _presences(client: "Client", players: "list[PlayerInfo]") -> list[floa
     return list(await asyncio.gather(*(ask(p) for p in players)))
 
 
-# -- status -------------------------------------------------------------------
+# -- `tempo status` ------------------------------------------------------------
 
 
 async def _gather_status(cfg: Config, ensemble: str | None) -> dict:
@@ -3467,7 +3467,7 @@ def channel_params(cue: "Cue") -> dict:
     return {"content": view.pop("text"), "meta": view}
 
 
-# -- the cues' tools: send (`cue`, to one or many), ask whether they were seen (`receipts`), read (`listen`)
+# -- the delivery ladder's tools: `receipts` (were my cues seen?) and `listen` (read my cues) ---
 
 class Seen(BaseModel):
     path: str = Field(description="how it reached the model: channel, hook, stop, waiter, listen, prompt")
@@ -4587,6 +4587,9 @@ async def _broadcast(session: "Session", to: "str | list[str]", text: str) -> "t
     return sent, why_not
 
 
+# -- `cue`: the tool, to one player or several ---------------------------------
+
+
 class Delivery(BaseModel):
     to: str
     message_id: str
@@ -5033,7 +5036,7 @@ async def schedules(
     return SchedulesResult(ensemble=ensemble, schedules=[ScheduleView(**view)], done=f"{SCHEDULE_CONTROLS[action][1]} {name}")
 
 
-# -- schedule -----------------------------------------------------------------
+# -- `tempo schedule` ----------------------------------------------------------
 
 
 def cmd_schedule(args: dict) -> int:
@@ -6472,7 +6475,7 @@ async def save_lineup(
     return SavedLineup(path=str(file), players=names)
 
 
-# -- lineups and worktrees ----------------------------------------------------
+# -- `tempo lineup save` -------------------------------------------------------
 
 
 def cmd_lineup(args: dict) -> int:
@@ -8697,7 +8700,7 @@ async def terminate(
     return TerminateResult(name=info.name, ended=True)
 
 
-# -- sessions ---------------------------------------------------------------
+# -- `tempo start` and `tempo conduct`: a session in this terminal -------------
 
 
 def cmd_start(args: dict) -> int:
