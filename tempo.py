@@ -5,7 +5,7 @@ Usage:
   tempo (-h | --help | --version)
 
 Commands:
-  up          Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+  up          Start (or reuse) the Temporal dev server, write .mcp.json (Codex: .codex/), launch a conductor.
   server      Run the Temporal dev server with tempo's search attributes registered.
   conduct     Start the ensemble's conductor session (Claude Code, or Codex) in this terminal.
   start       Start a player session (Claude Code, or Codex with --agent codex) in this terminal.
