@@ -5,7 +5,7 @@ Usage:
   tempo (-h | --help | --version)
 
 Commands:
-  up          Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+  up          Start (or reuse) the Temporal dev server, write .mcp.json (Codex: .codex/), launch a conductor.
   server      Run the Temporal dev server with tempo's search attributes registered.
   conduct     Start the ensemble's conductor session (Claude Code, or Codex) in this terminal.
   start       Start a player session (Claude Code, or Codex with --agent codex) in this terminal.
@@ -6052,8 +6052,8 @@ def cmd_worktrees(args: dict) -> int:
 
 # ---------------------------------------------------------------------------
 # Lineups
-# A team in a TOML file: its ensemble, conductor and players (directory, first task, agent, own
-# worktree). `tempo up --lineup` and `load_lineup` start what is missing; `lineup save` writes one.
+# A team in a TOML file: its ensemble, conductor (directory, first task, agent) and players (the same,
+# and an own worktree). `tempo up --lineup` and `load_lineup` start what is missing; `lineup save` writes one.
 # ---------------------------------------------------------------------------
 
 @dataclass
@@ -6090,7 +6090,7 @@ LINEUP_KEYS: dict[str, dict[str, tuple[type, str]]] = {
          "player": (list, "an array of tables [[player]]"), "schedule": (list, "an array of tables [[schedule]]"),
          "task": (list, "an array of tables [[task]]"),
          "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules")},
-    "conductor": {"directory": (str, "a string"), "prompt": (str, "a string")},
+    "conductor": {"directory": (str, "a string"), "prompt": (str, "a string"), "agent": (str, "a string")},
     "player": {"name": (str, "a string"), "directory": (str, "a string"), "prompt": (str, "a string"),
                "agent": (str, "a string"), "worktree": (bool, "true or false"),
                "permit_allow": (list, "a list of permission rules"), "permit_deny": (list, "a list of permission rules"),
@@ -6275,6 +6275,9 @@ def _seat(path: Path, where: dict, problems: list[str], index: int, values: dict
     agent = values.get("agent", DEFAULT_AGENT)
     if agent not in AGENTS:
         problem("agent", f"unknown agent {agent!r}: use {' or '.join(map(repr, AGENTS))}")
+    elif conductor and agent not in conductor_agents():
+        problem("agent", f"{AGENTS[agent].title} is a player only, never the conductor: "
+                         f"use {' or '.join(map(repr, conductor_agents()))}")
     if values.get("worktree") and directory.is_dir():
         try:
             repo_layout(directory)
@@ -6845,16 +6848,16 @@ def window_tail(launch: "Launch | None", lines: int = 8) -> str:
     return "\n".join(f"    | {line}" for line in tail)
 
 
-def window_claude() -> str | None:
-    """Where a new window finds `claude`: on its login shell's PATH, then this process's (as launch_script sets it)."""
+def window_finds(program: str) -> str | None:
+    """Where a new window finds `program`: on its login shell's PATH, then this process's (as launch_script sets it)."""
     if os.name == "nt":
-        return shutil.which("claude")
+        return shutil.which(program)
     try:  # an interactive login shell may print to stdout: the PATH is its last line
         shown = subprocess.run([login_shell(), "-l", "-i", "-c", 'printf "\\n%s\\n" "$PATH"'], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=15).stdout.strip().rsplit("\n", 1)[-1]
     except (OSError, subprocess.SubprocessError):
         shown = ""
-    return shutil.which("claude", path=os.pathsep.join(filter(None, [shown, os.environ.get("PATH", "")])))
+    return shutil.which(program, path=os.pathsep.join(filter(None, [shown, os.environ.get("PATH", "")])))
 
 
 # ---------------------------------------------------------------------------
@@ -8460,12 +8463,13 @@ class Agent:
     recruit_setup: Callable[[str, Config], list[str]]  # (directory, cfg) -> notes: what recruit wrote there for it
     checks: Callable[[Config], Any]  # preflight's own checks: a list of Check, or a coroutine giving one
     pushed: str = "channel"  # the receipt path of a cue its serve pushed, when no hook calls it: channel, prompt
-    in_terminal: bool = False  # `tempo start/conduct --agent` becomes it (it starts tempo's server itself)
+    in_terminal: bool = False  # `tempo start/conduct --agent` becomes it (it starts tempo's server itself): it can conduct
     start_setup: Callable[[str, Config, Callable[[str], None]], None] | None = None  # start/conduct: write its set-up, say what changed
     init: Callable[[Path, dict], int] | None = None  # `tempo init --agent` (directory, arguments); None: it needs no set-up
     missing: str = ""  # start/conduct's error when `program` is not on PATH
     preflight_on_start: bool = False  # start/conduct run preflight first
-    in_window: Callable[[], Any] | None = None  # recruit's check that a new window's login shell finds `program`
+    up_setup: Callable[[str, Config, Callable[..., None]], None] | None = None  # `tempo up`: (directory, cfg, emit) its conductor's set-up
+    in_window: Callable[[], Any] | None = None  # recruit's and up's check that a new window's login shell finds `program`
     hooked: Callable[[dict], bool] = lambda env: False  # (its serve's environment) -> its hooks call that serve
     channel: bool = True  # its serve pushes cues (Claude Code's channel: on/off/unknown; the bridge: its prompt)
     names_in_hooks: bool = False  # its session id arrives first in a SessionStart hook, not in the serve's environment
@@ -8516,6 +8520,29 @@ def _claude_start_setup(directory: str, cfg: Config, say: Callable[[str], None])
         say(f"{settings_path(directory)}: {APPROVED_NOTE}")
 
 
+def _emit_writes(directory: str, writers: "tuple[Callable[[str], tuple[str, Path]], ...]", emit: Callable[..., None]) -> None:
+    """Run each set-up writer in `directory`: ✓ what it did to which file, ✗ why it could not."""
+    for write in writers:
+        try:
+            what, path = write(directory)
+            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}"
+                       + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
+        except TempoError as e:
+            emit("fail", str(e))
+
+
+def _claude_up_setup(directory: str, cfg: Config, emit: Callable[..., None]) -> None:
+    _emit_writes(directory, (write_mcp_json, install_hooks, *([approve_tempo] if cfg.approve else [])), emit)
+    if trust_note(directory):
+        emit("todo", trust_note(directory))
+
+
+def _codex_up_setup(directory: str, cfg: Config, emit: Callable[..., None]) -> None:
+    _emit_writes(directory, (write_codex_config, install_codex_hooks), emit)
+    if not codex_trusts(directory):
+        emit("todo", codex_trust_note(directory))
+
+
 def _codex_start_setup(directory: str, cfg: Config, say: Callable[[str], None]) -> None:
     for what, path in (write_codex_config(directory), install_codex_hooks(directory)):
         if what != "unchanged":
@@ -8528,7 +8555,8 @@ AGENTS: "dict[str, Agent]" = {
     "claude": Agent(
         title="Claude Code", program="claude", install=CLAUDE_INSTALL, command=_claude_launch,
         recruit_setup=_claude_recruit_setup, checks=_claude_checks, in_terminal=True, start_setup=_claude_start_setup,
-        init=_init_claude_code, missing=CLAUDE_MISSING, preflight_on_start=True, in_window=window_claude,
+        init=_init_claude_code, missing=CLAUDE_MISSING, preflight_on_start=True, up_setup=_claude_up_setup,
+        in_window=functools.partial(window_finds, "claude"),
         hooked=lambda env: bool(env.get("CLAUDE_CODE_SESSION_ID")), remembers=True),
     "copilot": Agent(
         title="the Copilot bridge", program="tempo bridge (Copilot)", install="npm install -g @github/copilot",
@@ -8537,9 +8565,21 @@ AGENTS: "dict[str, Agent]" = {
         title="OpenAI's Codex CLI", program="codex", install="npm install -g @openai/codex", command=_codex_launch,
         recruit_setup=_codex_recruit_setup, checks=codex_checks, in_terminal=True, start_setup=_codex_start_setup,
         init=lambda directory, args: init_codex(str(directory), bool(args.get("--undo"))),
-        missing="`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`",
+        missing="`codex` (OpenAI's Codex CLI) is not on PATH: `npm install -g @openai/codex`", up_setup=_codex_up_setup,
+        in_window=functools.partial(window_finds, "codex"),
         hooked=lambda env: True, channel=False, names_in_hooks=True, reader=_Rollout, wake=Ladder.wake_codex),
 }
+
+
+def conductor_agents() -> list[str]:
+    """The agents a conductor can run: a session of its own in a terminal (`in_terminal`). The Copilot bridge is a
+    player only: it drops a first prompt, and hands its permission requests and the cues it cannot take to the conductor."""
+    return [name for name, a in AGENTS.items() if a.in_terminal]
+
+
+def window_lacks(adapter: Agent) -> str:
+    """What a new window would lack: `program` on its login shell's PATH (see `in_window`)."""
+    return f"`{adapter.program}` ({adapter.title}) is not on the PATH a new window's login shell ({login_shell()}) has"
 
 
 def _agents_said() -> str:
@@ -8600,8 +8640,7 @@ async def recruit_player(session: "Session", name: str, directory: str, prompt: 
     argv, env = adapter.command(child, name, False, _first_prompt(name, ensemble, session.info.name, bool(prompt)))
     env.update(extra or {})
     if adapter.in_window and detect_terminal() not in (None, "manual") and not await asyncio.to_thread(adapter.in_window):
-        raise TempoError(f"`{adapter.program}` ({adapter.title}) is not on the PATH a new window's login shell ({login_shell()}) has, "
-                         f"so {name!r} was not started: {adapter.install}")
+        raise TempoError(f"{window_lacks(adapter)}, so {name!r} was not started: {adapter.install}")
     launch = await asyncio.to_thread(open_terminal, argv, env, str(path), f"tempo {name}")
     where = f"{launch.terminal}" + (f" ({launch.note})" if launch.note else "")
     if not await wait_for_player(session.client, ensemble, name, session.cfg.recruit_timeout):
@@ -8796,13 +8835,14 @@ def _start_session(args: dict, conductor: bool) -> int:
 # conductor or a whole lineup, each player in its own window, reported ✓/✗ as they join.
 # ---------------------------------------------------------------------------
 
-def _launch_conductor(cfg: Config, prompt: str = "") -> "tuple[str, str, Launch | None]":
-    """Start the ensemble's conductor in a new terminal window; return (state, what happened, the window)."""
-    argv, env = claude_command(cfg, conductor=True, prompt=prompt)
+def _launch_conductor(cfg: Config, prompt: str = "", agent: str = DEFAULT_AGENT) -> "tuple[str, str, Launch | None]":
+    """Start the ensemble's conductor (running `agent`) in a new terminal window; return (state, what happened, the window)."""
+    adapter = AGENTS[agent]
+    argv, env = adapter.command(cfg, "", True, prompt)
     if detect_terminal() in (None, "manual"):
         return "todo", f"start the conductor by running this in a new terminal:\n    {manual_command(argv, env, cfg.directory)}", None
-    if not window_claude():  # a window that could only say "claude: not found"
-        return "fail", f"`claude` (Claude Code) is not on the PATH a new window's login shell ({login_shell()}) has: {CLAUDE_INSTALL}", None
+    if adapter.in_window and not adapter.in_window():  # a window that could only say "<program>: not found"
+        return "fail", f"{window_lacks(adapter)}: {adapter.install}", None
     launch = open_terminal(argv, env, cfg.directory, f"tempo conductor ({cfg.ensemble})")
     return "ok", f"a new {launch.terminal} window" + (f" ({launch.note})" if launch.note else ""), launch
 
@@ -8814,12 +8854,14 @@ def _lineup_conductor_prompt(ensemble: str, players: int) -> str:
 
 
 def cmd_up(args: dict) -> int:
-    """Start (or reuse) the Temporal dev server, write .mcp.json, launch a conductor.
+    """Start (or reuse) the Temporal dev server, write .mcp.json (Codex: .codex/), launch a conductor.
 
     Usage:
-      tempo up [<ensemble>] [options]
+      tempo up [<ensemble>] [--agent=<agent>] [options]
 
     Options:
+      --agent=<agent>           The conductor's agent: claude, or codex (OpenAI's Codex CLI)
+                                (default: the lineup's [conductor] agent, else claude).
       --lineup=<file>           Start the team a lineup file describes (TOML).
       -n <name>, --name=<name>  Player name for the session.
       -d <dir>, --dir=<dir>     Directory the session works in (default: here).
@@ -8827,15 +8869,20 @@ def cmd_up(args: dict) -> int:
       --no-approve              Leave tempo's MCP server and tools unapproved in Claude Code (it asks).
     """
     cfg = resolve_config(args)
+    agent = args.get("--agent")
+    if agent and agent not in conductor_agents():
+        raise TempoError(f"unknown agent {agent!r} for a conductor: use {_alternatives([f'--agent {n}' for n in conductor_agents()])}")
     if not args.get("--lineup"):
-        return asyncio.run(up(cfg))
+        return asyncio.run(up(cfg, agent=agent or DEFAULT_AGENT))
     lineup = read_lineup(Path(args["--lineup"]))  # a malformed lineup stops here: nothing started
     ensemble = args.get("<ensemble>") or lineup.ensemble or cfg.ensemble
-    return asyncio.run(up(dataclasses.replace(cfg, ensemble=ensemble, directory=lineup.conductor.directory), lineup))
+    return asyncio.run(up(dataclasses.replace(cfg, ensemble=ensemble, directory=lineup.conductor.directory), lineup,
+                          agent or lineup.conductor.agent))
 
 
-async def up(cfg: Config, lineup: Lineup | None = None) -> int:
-    """Bootstrap: temporal CLI, server (started or reused), attributes, .mcp.json, conductor, next steps."""
+async def up(cfg: Config, lineup: Lineup | None = None, agent: str = DEFAULT_AGENT) -> int:
+    """Bootstrap: temporal CLI, server (started or reused), attributes, the conductor's set-up for `agent` (Claude
+    Code: .mcp.json, hooks, approvals; Codex: .codex/), conductor, a lineup's players, next steps."""
     from tempo_workflows import CONDUCTOR
 
     failed = False
@@ -8858,15 +8905,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         return 1
     if note:
         emit("todo", note, fix)
-    for write in (write_mcp_json, install_hooks, *([approve_tempo] if cfg.approve else [])):
-        try:
-            what, path = write(cfg.directory)
-            emit("ok", f"{path} {'already configured' if what == 'unchanged' else what}"
-                       + (f": {APPROVED_NOTE}" if write is approve_tempo else ""))
-        except TempoError as e:
-            emit("fail", str(e))
-    if trust_note(cfg.directory):
-        emit("todo", trust_note(cfg.directory))
+    AGENTS[agent].up_setup(cfg.directory, cfg, emit)
     holder = await find_player(client, cfg.ensemble, CONDUCTOR)
     task = lineup.conductor.prompt if lineup and not holder else ""
     if holder:
@@ -8875,7 +8914,7 @@ async def up(cfg: Config, lineup: Lineup | None = None) -> int:
         # A lineup's players must be there for the conductor's first turn: its task is handed over once they joined.
         first = _lineup_conductor_prompt(cfg.ensemble, len(lineup.players)) if task and lineup.players else task
         try:
-            state, what, launch = _launch_conductor(cfg, first)
+            state, what, launch = _launch_conductor(cfg, first, agent)
         except TempoError as e:  # the message carries the command to run by hand
             state, what, launch = "todo", str(e), None
         if state == "fail":

@@ -23,6 +23,7 @@ from conftest import ROOT, free_port, play, tools_path, wait_until
     [
         ("up", {"up": True, "<ensemble>": None}),
         ("up team -d /src", {"up": True, "<ensemble>": "team", "--dir": "/src"}),
+        ("up --agent codex --lineup team.toml", {"up": True, "--agent": "codex", "--lineup": "team.toml"}),
         ("server --background", {"server": True, "--background": True}),
         ("start team -n alice --skip-preflight", {"start": True, "<ensemble>": "team", "--name": "alice", "--skip-preflight": True}),
         ("conduct --temporal-address h:1 --temporal-namespace ns", {"conduct": True, "--temporal-address": "h:1", "--temporal-namespace": "ns"}),
@@ -243,6 +244,25 @@ def test_up_is_idempotent_and_prints_a_working_conductor_command(cli, temporal, 
     assert started["env"]["CLAUDE_TEMPO_CONDUCTOR"] == "true"
     assert started["env"]["CLAUDE_TEMPO_ENSEMBLE"] == ensemble
     assert started["env"]["TEMPORAL_ADDRESS"] == temporal.address
+
+
+def test_up_agent_codex_sets_up_codex_and_prints_a_codex_conductor_command(cli, temporal, ensemble, tmp_path):
+    """`tempo up --agent codex`: the project's .codex/ (not .mcp.json), Codex's trust step, a Codex conductor's command;
+    an agent that cannot conduct (the Copilot bridge) is refused before anything starts."""
+    project = tmp_path / "project"
+    project.mkdir()
+    refused = cli("up", ensemble, "--agent", "copilot", "-d", str(project), TEMPORAL_ADDRESS=temporal.address)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
+    assert "unknown agent 'copilot' for a conductor: use --agent claude or --agent codex" in refused.stderr
+    result = cli("up", ensemble, "--agent", "codex", "-d", str(project), TEMPORAL_ADDRESS=temporal.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"✓ {project / '.codex' / 'config.toml'} created" in lines and f"✓ {project / '.codex' / 'hooks.json'} created" in lines
+    assert not (project / ".mcp.json").exists()
+    assert f"Codex reads {project}/.codex/ only in a trusted project" in result.stdout
+    command = lines[lines.index("… start the conductor by running this in a new terminal:") + 1].strip()
+    assert command.endswith(" codex --no-alt-screen --dangerously-bypass-hook-trust"), command
+    assert "CLAUDE_TEMPO_CONDUCTOR=true" in command and f"CLAUDE_TEMPO_ENSEMBLE={ensemble}" in command
 
 
 def test_up_fails_clearly_when_a_remote_server_is_down(cli):

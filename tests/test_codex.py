@@ -262,6 +262,43 @@ async def test_a_lineup_mixing_claude_and_codex_players_starts_and_saves_its_age
             assert saved == {"ui": "claude", "coder": "codex"}
 
 
+async def test_up_with_a_lineup_starts_its_codex_conductor_and_hands_it_its_task(cli, temporal, ensemble, tmux_dir, shop, tmp_path):
+    """`tempo up --lineup` whose [conductor] has `agent = "codex"`: the project's .codex/ is set up (no .mcp.json), the
+    real Codex CLI opens in tmux as the conductor, its Codex player joins, then the conductor's model gets its task
+    (handed over once the player joined); `lineup save` keeps the conductor's agent."""
+    import tempo
+    from test_recruit import tmux
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "codex").symlink_to(codex_binary())
+    task = f"LEAD-{ensemble}: split the work"
+    (shop / "team.toml").write_text(f'ensemble = "{ensemble}"\n[conductor]\nagent = "codex"\nprompt = "{task}"\n'
+                                    '[[player]]\nname = "web"\ndirectory = "web"\nagent = "codex"\n')
+    with ScriptedResponses() as model:
+        env = {**codex_home(cli.home, shop, model), "TEMPORAL_ADDRESS": temporal.address, "CLAUDE_TEMPO_TERMINAL": "tmux",
+               "TMUX_TMPDIR": tmux_dir, "SHELL": "/bin/sh", "PATH": f"{bindir}{os.pathsep}{tools_path()}",
+               "CLAUDE_TEMPO_RECRUIT_TIMEOUT": "60"}
+        up = await asyncio.to_thread(cli, "up", "--lineup", str(shop / "team.toml"), timeout=300, **env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"✓ {shop / '.codex' / 'config.toml'} created" in up.stdout and not (shop / ".mcp.json").exists(), up.stdout
+        assert "✓ conductor joined ensemble" in up.stdout and "✓ player web: joined from" in up.stdout, up.stdout
+        assert "✓ conductor's task handed over" in up.stdout
+        try:
+            body = await wait_until(lambda: next((b for b in model.requests() if task in shown(b)), None), timeout=60)
+        except AssertionError:
+            panes = tmux(tmux_dir, "list-panes", "-a", "-F", "#{pane_id}").split()
+            raise AssertionError("\n".join(tmux(tmux_dir, "capture-pane", "-p", "-t", pane) for pane in panes)) from None
+        assert "You are the conductor of the tempo ensemble" in shown(body) and shown(body).count(task) == 1  # its own session, once
+        client = await tempo.connect(tempo.Config(address=temporal.address))
+        agents = {p.name: (p.role, p.agent) for p in await tempo.list_players(client, ensemble)}
+        assert agents == {"conductor": ("conductor", "codex"), "web": ("player", "codex")}, agents
+        saved = await asyncio.to_thread(cli, "lineup", "save", str(shop / "team.toml"), ensemble, **env)
+        assert saved.returncode == 0, saved.stderr
+        again = tempo.read_lineup(shop / "team.toml")
+        assert (again.conductor.agent, again.conductor.prompt, [p.agent for p in again.players]) == ("codex", task, ["codex"])
+
+
 async def test_a_codex_permission_request_is_answered_by_the_conductor(temporal, ensemble, tmux_dir, tmp_path):
     """Codex asking to run a command outside its sandbox (approval on-request): its PermissionRequest hook asks
     the ensemble. The conductor's `permit` deny with a reason: the command does not run and the model's next

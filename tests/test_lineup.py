@@ -212,7 +212,7 @@ def test_a_malformed_lineup_is_reported_by_line_and_nothing_starts(cli, stand_in
     assert f"the lineup {file} is not valid; nothing was started" in errors
     for expected in (
         f"{file}:1: invalid ensemble name 'two words'",
-        f"{file}:4: [conductor]: unknown key 'colour' (known: directory, prompt)",
+        f"{file}:4: [conductor]: unknown key 'colour' (known: directory, prompt, agent)",
         f"{file}:7: [[player]] 1: directory '{shop / 'nowhere'}' does not exist",
         f"{file}:10: [[player]] 2: unknown agent 'gpt': use 'claude' or 'copilot' or 'codex'",
         f"{file}:11: [[player]] 2: worktree must be true or false, not 'yes'",
@@ -274,6 +274,16 @@ def test_all_is_not_a_player_name_in_a_lineup(tmp_path):
     file = tmp_path / "team.toml"
     file.write_text('[[player]]\nname = "all"\n')
     with pytest.raises(tempo.TempoError, match=r"team.toml:2: \[\[player\]\] 1: invalid name 'all'.*'all' are reserved"):
+        tempo.read_lineup(file)
+
+
+def test_a_lineups_conductor_runs_claude_or_codex_never_the_copilot_bridge(tmp_path):
+    file = tmp_path / "team.toml"
+    file.write_text('[conductor]\nagent = "codex"\n')
+    assert tempo.read_lineup(file).conductor.agent == "codex"
+    file.write_text('[conductor]\nprompt = "lead"\nagent = "copilot"\n')
+    with pytest.raises(tempo.TempoError, match=r"team.toml:3: \[conductor\]: the Copilot bridge is a player only, never the "
+                                               r"conductor: use 'claude' or 'codex'"):
         tempo.read_lineup(file)
 
 

@@ -243,9 +243,9 @@ def test_claude_only_on_the_login_shells_path_is_found_for_a_window(tmp_path, mo
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SHELL", "/bin/bash")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    assert tempo.window_claude() == str(bindir / "claude")
+    assert tempo.window_finds("claude") == str(bindir / "claude")
     (tmp_path / ".bash_profile").unlink()
-    assert tempo.window_claude() is None
+    assert tempo.window_finds("claude") is None
 
 
 def test_which_directories_claude_code_trusts_as_measured(tmp_path, monkeypatch):
