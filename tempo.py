@@ -1339,7 +1339,7 @@ def connection_error(cfg: Config, cause: BaseException) -> TempoError:
             facts = {"tls_server_name": cfg.tls_server_name or cfg.address.rpartition(":")[0],
                      "api_key_problem": "the server refused the API key tempo sent" if cfg.api_key
                      else "the server wants an API key and tempo sent none",
-                     **dict(zip(("_client_certificate_problem", "client_certificate_fix"), _client_certificate_problem(cfg)))}
+                     **dict(zip(("client_certificate_problem", "client_certificate_fix"), _client_certificate_problem(cfg)))}
             what, fix = what.format(**facts), fix.format(**facts)
             said = re.search(r'message: "([^"]+)"', text)  # the server's own words, else the TLS library's
             error = TempoError(f"cannot connect to Temporal at {cfg.address} (namespace {cfg.namespace}): {what} "
