@@ -2555,6 +2555,7 @@ def _waiting_word(p: dict) -> str:
 # wakes an idle session, and `listen`. Each cue is shown once; its workflow hears when and how.
 # ---------------------------------------------------------------------------
 
+SETTLE_WAIT = 0.5  # s a session's end waits for the transcript to show the model answered what a hook showed it
 CHANNEL_GRACE = 2.0  # s a channel push may take to show in the transcript before hooks show it instead
 CHANNEL_TRUST = 60.0  # ... when channels are known to work (the model may be busy: the event queues)
 BUSY_STALE = 20.0  # s without a hook event after which a "busy" model may be idle after all (Esc)
@@ -3087,10 +3088,20 @@ class Ladder:
             self.confirm()
             await asyncio.sleep(0.1)
 
-    def settle(self) -> None:
-        """The session ends: what the transcript confirms is seen; the rest stays unread (its workflow hands it on)."""
-        with contextlib.suppress(Exception):
-            self.confirm()
+    async def settle(self, wait: float = SETTLE_WAIT) -> None:
+        """The session ends: what the transcript confirms is seen; the rest stays unread (its workflow hands it on).
+
+        A cue a hook showed is confirmed by the model's answer after it, and Claude Code 2.1.197 signals
+        its MCP servers to stop before that answer is on disk (seen: the answer stamped 50 ms before the
+        SIGINT, the file written 45 ms after it): the transcript is read again for up to `wait` seconds
+        while a shown cue waits for its answer, well inside the shutdown deadline."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            with contextlib.suppress(Exception):
+                self.confirm()
+            if not self.printed or asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.05)
 
     async def on_session_start(self, data: dict) -> "tuple[dict, list[Cue], str]":
         """SessionStart: who the model is. Cues wait for the first turn: a request it answers confirms them."""
@@ -9165,7 +9176,7 @@ async def serve(cfg: Config) -> int:
     waking.cancel()
     close_endpoint()
     session.ladder.close()
-    session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
+    await session.ladder.settle()  # the last receipts the transcript confirms ride on the player's end
     await session.close("session stopped by a signal" if stop.is_set() else "session ended")
     # The thread blocked reading stdin cannot be interrupted, a tool call may still be running, and
     # temporalio's teardown may hang: the player has ended (or could not be), nothing else is owed.
