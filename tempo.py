@@ -8951,7 +8951,8 @@ async def up(cfg: Config, lineup: Lineup | None = None, agent: str = DEFAULT_AGE
             emit("ok", "conductor's task handed over (its players are there)")
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
     out("\nNext steps:")
-    out(f"  tempo start{ens} -n NAME   start a player in another terminal (or ask the conductor to recruit one)")
+    start = f"tempo start{ens}{f' --agent {agent}' if agent != DEFAULT_AGENT else ''} -n NAME"
+    out(f"  {start}   start a player in another terminal (or ask the conductor to recruit one)")
     out(f"  tempo status{ens}          see who is playing")
     out(f"  tempo dashboard{ens}       watch the ensemble live in a browser (--open opens it)")
     return 1 if failed else 0
@@ -9340,9 +9341,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry: exit without the interpreter teardown that crashes temporalio."""
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # whoever read our output has gone (`tempo help up | head`): nothing more is owed
+        code = 0
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -80,6 +80,9 @@ BOARD_LEFT_PATCH = "board-player-left"  # an ending player tells the board (its 
 LEFT_TOLD_PATCH = "conductor-told-player-left"  # ... and the conductor that it left, and why (PlayerWorkflow.run)
 MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task (_Memo.publish_unread)
 STALL_PATCH = "stall-noticed"  # a stalled player is told to the conductor (a timer histories before it lack: PlayerWorkflow.run)
+# A player's end hands its cues on, tells the board and tells the conductor at once (PlayerWorkflow.run): one after
+# another, each waited for its own workflow task; a session's serve has ~2 s to see its player end before it exits.
+LEAVE_AT_ONCE_PATCH = "leave-at-once"
 
 SANDBOXED = False  # see the module's docstring
 
@@ -860,6 +863,10 @@ class PlayerWorkflow:
         await self.live()
         await self.release_polls()
         self.leaving.ended_at = now()
+        if workflow.patched(LEAVE_AT_ONCE_PATCH):  # one signal round trip at the end, not one after another
+            await asyncio.gather(self.leaving.hand_over(self.end), self.leaving.leave_board(self.end),
+                                 self.leaving.tell_left(self.end))
+            return self.end.reason
         await self.leaving.hand_over(self.end)
         if workflow.patched(BOARD_LEFT_PATCH):
             await self.leaving.leave_board(self.end)

@@ -89,6 +89,20 @@ def test_help_lists_commands_and_shows_one_commands_usage(cli):
     assert typo.returncode == 2 and "no command 'stauts'" in typo.stderr and "tempo <command>" in typo.stderr
 
 
+def test_help_piped_into_a_reader_that_has_left_ends_quietly(cli):
+    """`tempo help up | head -1`: the reader is gone before tempo writes (a closed pipe); no traceback, exit 0."""
+    from conftest import TEMPO
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left: every write to the pipe fails (EPIPE)
+    try:
+        writer = subprocess.run([*TEMPO, "help", "up"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                env=cli.env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert writer.returncode == 0 and "Traceback" not in writer.stderr and "BrokenPipe" not in writer.stderr, writer.stderr
+
+
 def test_usage_errors_exit_2_and_tempo_errors_exit_1(cli):
     bad = cli("status", "--no-such-flag")
     assert bad.returncode == 2 and "Usage:" in bad.stderr and bad.stdout == ""
@@ -263,6 +277,7 @@ def test_up_agent_codex_sets_up_codex_and_prints_a_codex_conductor_command(cli, 
     command = lines[lines.index("… start the conductor by running this in a new terminal:") + 1].strip()
     assert command.endswith(" codex --no-alt-screen --dangerously-bypass-hook-trust"), command
     assert "CLAUDE_TEMPO_CONDUCTOR=true" in command and f"CLAUDE_TEMPO_ENSEMBLE={ensemble}" in command
+    assert f"tempo start {ensemble} --agent codex -n NAME" in result.stdout  # the next step starts a Codex player too
 
 
 def test_up_fails_clearly_when_a_remote_server_is_down(cli):
