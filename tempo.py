@@ -1084,7 +1084,7 @@ def temporal_binary() -> str | None:
 # Updates one workflow may have in flight on a dev server tempo starts (Temporal's default is 10,
 # `history.maxInFlightUpdates`): past it the server refuses an update (RESOURCE_EXHAUSTED), the SDK
 # waits out its throttle backoff (~1 s) before asking again, and the dev server (1.32) loses a
-# board's workflow task now and then (4 s). Twenty claims of one task at once: ~1 s for all answers
+# board's workflow task now and then (TASK_TIMEOUT). Twenty claims of one task at once: ~1 s for all answers
 # at 10, ~40 ms at 100 (`bench.py --board`). A server tempo does not start keeps its own setting.
 DEV_SERVER_UPDATES_IN_FLIGHT = 100
 
@@ -1612,6 +1612,42 @@ async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
 # This process's player: its workflow, a worker, and the long poll that pushes cues.
 # ---------------------------------------------------------------------------
 
+# Once told to go (stdin closed, SIGTERM), a serve, bridge or dashboard is gone within this many
+# seconds whatever it waits on: an unreachable Temporal, a call in flight, or temporalio's core
+# stuck during shutdown (seen: a serve orphaned for minutes on a condition variable in Rust). It
+# leaves 0.5 s before: what is left of that time goes to ending its player, which may take a workflow
+# task timeout (TASK_TIMEOUT) when a worker that exited at that moment held the player's task.
+SHUTDOWN_DEADLINE = 4.0
+_leaving = threading.Event()
+_leaves_at: list[float] = []  # time.monotonic() at which this process exits, once leave_by set it
+
+
+def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
+    """Make sure this process has exited `seconds` from now (the first call sets the time)."""
+    if _leaving.is_set():
+        return
+    _leaving.set()
+    _leaves_at.append(time.monotonic() + max(0.1, seconds - 0.5))
+
+    def leave() -> None:
+        log.warning("still shutting down after %.1f s: leaving now", seconds - 0.5)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=lambda: (time.sleep(max(0.0, _leaves_at[0] - time.monotonic())), leave()), daemon=True).start()
+    # A thread of faulthandler's own needs no GIL: it ends the process even if Python code cannot
+    # run any more, printing where every thread was (what to look into) on stderr.
+    with contextlib.suppress(Exception):
+        faulthandler.dump_traceback_later(max(0.2, seconds - 0.1), exit=True)
+
+
+def _time_to_leave() -> float:
+    """Seconds until this process exits by leave_by's deadline (inf while it is not leaving)."""
+    return _leaves_at[0] - time.monotonic() if _leaves_at else float("inf")
+
+
 class Session:
     """One agent session's presence in its ensemble, for as long as this process lives.
 
@@ -2069,8 +2105,9 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        # All of it fits in the process's shutdown deadline, ending the player first among what may wait.
-        end = asyncio.get_running_loop().time() + SHUTDOWN_DEADLINE - 0.7
+        # All of it fits in the process's shutdown deadline (counted from when it was told to go, not
+        # from here), ending the player first among what may wait.
+        end = asyncio.get_running_loop().time() + min(SHUTDOWN_DEADLINE - 0.6, _time_to_leave() - 0.1)
 
         def left(keep: float) -> float:  # seconds this step may take, keeping `keep` for the steps after it
             return max(0.05, end - keep - asyncio.get_running_loop().time())
@@ -2088,7 +2125,7 @@ class Session:
                 log.warning("could not end player workflow: %s", first_line(e) or type(e).__name__)
             else:  # this process's worker may be the only one left to run the player's last workflow task
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.handle.result(), min(3, left(0.3)))
+                    await asyncio.wait_for(self.handle.result(), left(0.2))
         for task in self.tasks:
             task.cancel()
         if getattr(self, "worker", None):
@@ -9068,33 +9105,6 @@ def import_temporal() -> None:
     import temporalio.worker  # noqa: F401
 
     import tempo_workflows  # noqa: F401
-
-
-# Once told to go (stdin closed, SIGTERM), a serve, bridge or dashboard is gone within this many
-# seconds whatever it waits on: an unreachable Temporal, a call in flight, or temporalio's core
-# stuck during shutdown (seen: a serve orphaned for minutes on a condition variable in Rust).
-SHUTDOWN_DEADLINE = 3.0
-_leaving = threading.Event()
-
-
-def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
-    """Make sure this process has exited `seconds` from now (the first call sets the time)."""
-    if _leaving.is_set():
-        return
-    _leaving.set()
-
-    def leave() -> None:
-        log.warning("still shutting down after %.1f s: leaving now", seconds - 0.5)
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(0)
-
-    threading.Thread(target=lambda: (time.sleep(max(0.1, seconds - 0.5)), leave()), daemon=True).start()
-    # A thread of faulthandler's own needs no GIL: it ends the process even if Python code cannot
-    # run any more, printing where every thread was (what to look into) on stderr.
-    with contextlib.suppress(Exception):
-        faulthandler.dump_traceback_later(max(0.2, seconds - 0.1), exit=True)
 
 
 _hung_up = threading.Event()  # stdin's other end closed (see watch_hangup)

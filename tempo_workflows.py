@@ -50,9 +50,12 @@ CONDUCTOR = "conductor"  # the conductor's name, reserved for it
 UNDELIVERED_TIMEOUT = 180.0  # seconds a cue may wait uncollected before its player is dead
 IDLE_TIMEOUT = 86400.0  # seconds without any contact from the session, nothing pending
 # Seconds a worker has for one workflow task (Temporal's default is 10). Every session runs a
-# worker; a stopped one (a laptop asleep) still holds the tasks its open polls took: this is how
-# long a cue to anyone waits before another session's worker runs it.
-TASK_TIMEOUT = 4.0
+# worker; a stopped one (a laptop asleep) still holds the tasks its open polls took, and one that
+# exits may lose a task its poll was taking (temporalio interrupts polls at shutdown): this is how
+# long a cue to anyone, or a new player's start, waits before another session's worker runs it. It
+# fits inside a serve's shutdown deadline (tempo.py's SHUTDOWN_DEADLINE), so a session that ends
+# just after joining still ends its player.
+TASK_TIMEOUT = 2.0
 # s a player may wait at its screen (a permission, input) or leave cues unread while it works before
 # the conductor hears of it, once per stall, as a blocker (CLAUDE_TEMPO_STALL_TIMEOUT)
 STALL_TIMEOUT = 300.0

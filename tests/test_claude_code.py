@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -402,7 +403,15 @@ async def test_a_chatty_player_and_a_recipient_that_keeps_stopping(player_projec
     async with play(temporal, ensemble) as alice:
         await alice.call("set_name", name="alice")
         model.delay = 0.3
-        model.reply = lambda body: [tool_use("mcp__claude-tempo__ensemble", {})] if len(body["messages"]) == 1 else ["ok"]
+        cueing = threading.Event()  # carol's first turn lasts until alice's cues have begun (a slow start ends no run)
+
+        def reply(body):
+            if "mcp__claude-tempo__ensemble" in json.dumps(body["messages"]):
+                return ["ok"]
+            cueing.wait(30)
+            return [tool_use("mcp__claude-tempo__ensemble", {})]
+
+        model.reply = reply
         texts: dict[str, str] = {}
         run = asyncio.create_task(asyncio.to_thread(run_print, "work", cwd=directory, env=env, args=ALLOW_TEMPO, timeout=120))
         await wait_until(lambda: players(alice, 2), timeout=40)
@@ -414,6 +423,7 @@ async def test_a_chatty_player_and_a_recipient_that_keeps_stopping(player_projec
             except Exception:  # carol's run ended: nobody to cue
                 break
             texts[sent["message_id"]] = f"chatty update {i}: " + "z" * (i * 37)
+            cueing.set()
             await asyncio.sleep(0.5)
         result = await run
         assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ process takes to be gone. scripts/serve_cycles.py runs the same cycles a hundred
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -20,7 +21,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
+
 import tempo
+import tempo_workflows
 from conftest import ROOT, DevServer, free_port, tempo_env
 
 GONE_WITHIN = 5.0  # s after stdin closed: the issue's bound for "no process left alive"
@@ -177,8 +183,6 @@ def test_serve_is_gone_soon_after_its_client_in_every_state(temporal, own_server
     slow = [(state, round(gone, 2)) for state, gone, _ in results if gone > GONE_WITHIN]
     assert not slow, f"still alive {GONE_WITHIN} s after stdin closed / SIGTERM: {slow}"
     # where Temporal was up, each player was ended on the way out, not left for the 3-minute rule
-    import asyncio
-
     async def left_behind() -> list[str]:
         client = await tempo.connect(tempo.Config(address=temporal.address))
         names = []
@@ -189,3 +193,37 @@ def test_serve_is_gone_soon_after_its_client_in_every_state(temporal, own_server
 
     assert asyncio.run(left_behind()) == []
     print("seconds to be gone:", sorted(round(g, 2) for _, g, _ in results))
+
+
+def test_a_session_that_ends_as_it_joins_ends_its_player_though_another_worker_lost_its_first_task(temporal, tmp_path):
+    """A worker that exits as its poll takes a task loses it (temporalio interrupts polls at shutdown); the
+    task comes back after the workflow task timeout. A serve told to go just after joining still waits for
+    that and ends its player. Here a stand-in for such a worker (raw polls, never answered) takes the task."""
+    queue_name, ensemble = f"q{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, **tempo_env(DevServer(temporal.address, None, "", []), ensemble),
+           "CLAUDE_TEMPO_HOME": str(tmp_path / "home"), "CLAUDE_CODE_SESSION_ID": uuid.uuid4().hex,
+           "CLAUDE_TEMPO_TASK_QUEUE": queue_name, "CLAUDE_TEMPO_CONDUCTOR": "false"}
+
+    async def scenario() -> tuple[list[str], float, list]:
+        client = await tempo.connect(tempo.Config(address=temporal.address))
+        request = PollWorkflowTaskQueueRequest(namespace="default", identity="a worker on its way out",
+                                               task_queue=TaskQueue(name=queue_name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL))
+        polls = [asyncio.create_task(client.workflow_service.poll_workflow_task_queue(request)) for _ in range(8)]
+        await asyncio.sleep(1)  # the polls wait at the server before the session's own worker polls
+        served = await asyncio.to_thread(Served.start, env)
+        await asyncio.to_thread(served.initialize)
+        taken: list[str] = []  # the board's first task may come first: it is lost the same way
+        pending = set(polls)
+        while pending and not any(t.startswith(tempo_workflows.workflow_id(ensemble, "")) for t in taken):
+            done, pending = await asyncio.wait(pending, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            assert done, "the player's first workflow task never reached these polls"
+            taken += [p.result().workflow_execution.workflow_id for p in done]
+        for poll in pending:
+            poll.cancel()  # the worker is gone: it answers nothing
+        gone = await asyncio.to_thread(served.leave)
+        return taken, gone, await tempo.list_players(client, ensemble)
+
+    taken, gone, left = asyncio.run(scenario())
+    assert any(t.startswith(tempo_workflows.workflow_id(ensemble, "")) for t in taken), taken  # the player's first task
+    assert gone <= GONE_WITHIN, f"still alive {GONE_WITHIN} s after stdin closed"
+    assert [p.name for p in left] == [], "the player was left for the 3-minute rule"
