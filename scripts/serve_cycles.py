@@ -9,7 +9,8 @@ Options:
 
 The states and the driver are tests/test_shutdown.py's (joined, conductor, mid-call, mid-cue,
 SIGTERM, a waiter, not yet initialized, Temporal never up, Temporal killed first), on dev servers
-of this script's own. Exit 1 if any process was still alive 5 s after its stdin closed.
+of this script's own. Exit 1 if any process was still alive 5 s after its stdin closed, or if a
+player was left running where Temporal was up (its serve should have ended it).
 """
 
 import itertools
@@ -27,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import tempo  # noqa: E402
 from conftest import DevServer, free_port  # noqa: E402
-from test_shutdown import GONE_WITHIN, UP_STATES, cycle  # noqa: E402
+from test_shutdown import GONE_WITHIN, UP_STATES, cycle, left_behind  # noqa: E402
 
 
 def dev_server(directory: str) -> DevServer:
@@ -60,6 +61,7 @@ def main() -> int:
         try:
             with ThreadPoolExecutor(parallel) as pool:
                 results = list(pool.map(one, states))
+            stayed = left_behind(up.address, results)
         finally:
             up.stop()
             for server in doomed:
@@ -70,8 +72,8 @@ def main() -> int:
         print(f"{state:<20} n={len(mine):<4} median {statistics.median(mine):5.2f} s  max {max(mine):5.2f} s")
     late = [(s, g) for s, g, _ in results if g > GONE_WITHIN]
     print(f"all {len(times)} cycles: median {statistics.median(times):.2f} s, max {max(times):.2f} s; "
-          f"over {GONE_WITHIN:.0f} s: {len(late)}")
-    return 1 if late else 0
+          f"over {GONE_WITHIN:.0f} s: {len(late)}; players left running: {len(stayed)} {stayed or ''}")
+    return 1 if late or stayed else 0
 
 
 if __name__ == "__main__":

@@ -155,6 +155,21 @@ def _cycle(state: str, address: str, home: str, kill_server=None) -> tuple[str, 
     return state, served.leave(how), ensemble
 
 
+def left_behind(address: str, results: list[tuple[str, float, str]]) -> list[str]:
+    """'state: name' of each player still running after its cycle where Temporal was up: each should
+    have been ended on the way out, not left for the 3-minute rule."""
+
+    async def running() -> list[str]:
+        client = await tempo.connect(tempo.Config(address=address))
+        names = []
+        for state, _, ensemble in results:
+            if not state.startswith(("never-up", "unstarted", "server-killed")):
+                names += [f"{state}: {p.name}" for p in await tempo.list_players(client, ensemble)]
+        return names
+
+    return asyncio.run(running())
+
+
 UP_STATES = ["joined", "conductor", "mid-call", "mid-cue", "joined+sigterm", "waiter", "unstarted", "unstarted+sigterm"]
 
 
@@ -182,16 +197,7 @@ def test_serve_is_gone_soon_after_its_client_in_every_state(temporal, own_server
         results += list(pool.map(on_own, range(2)))
     slow = [(state, round(gone, 2)) for state, gone, _ in results if gone > GONE_WITHIN]
     assert not slow, f"still alive {GONE_WITHIN} s after stdin closed / SIGTERM: {slow}"
-    # where Temporal was up, each player was ended on the way out, not left for the 3-minute rule
-    async def left_behind() -> list[str]:
-        client = await tempo.connect(tempo.Config(address=temporal.address))
-        names = []
-        for state, _, ensemble in results:
-            if not state.startswith(("never-up", "unstarted", "server-killed")):
-                names += [f"{state}: {p.name}" for p in await tempo.list_players(client, ensemble)]
-        return names
-
-    assert asyncio.run(left_behind()) == []
+    assert left_behind(temporal.address, results) == []
     print("seconds to be gone:", sorted(round(g, 2) for _, g, _ in results))
 
 
