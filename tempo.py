@@ -2118,10 +2118,15 @@ class Session:
         if self.ladder.sender:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self.ladder.sender), min(1, left(1.5)))
+        gone = False  # Temporal did not take the end: nothing a worker holds can be answered either
         if self.handle and not self.ended:
             try:
-                await asyncio.wait_for(_end_player(self.handle, EndRequest(reason=reason, seen=seen), wait=0), left(0.6))
+                # A reachable server takes the signal in milliseconds; an unreachable one has temporalio
+                # retry it: give up after 1.7 s, and the rest of the deadline is not spent on it.
+                await asyncio.wait_for(_end_player(self.handle, EndRequest(reason=reason, seen=seen), wait=0),
+                                       min(1.7, left(0.6)))
             except Exception as e:
+                gone = True
                 log.warning("could not end player workflow: %s", first_line(e) or type(e).__name__)
             else:  # this process's worker may be the only one left to run the player's last workflow task
                 with contextlib.suppress(Exception):
@@ -2130,7 +2135,7 @@ class Session:
             task.cancel()
         if getattr(self, "worker", None):
             try:
-                await asyncio.wait_for(self.worker.shutdown(), left(0))
+                await asyncio.wait_for(self.worker.shutdown(), min(0.2, left(0)) if gone else left(0))
             except Exception:
                 pass
 
