@@ -84,7 +84,7 @@ LEFT_TOLD_PATCH = "conductor-told-player-left"  # ... and the conductor that it 
 MEMO_ONCE_PATCH = "memo-once-per-task"  # the unread count reaches the memo once per workflow task (_Memo.publish_unread)
 STALL_PATCH = "stall-noticed"  # a stalled player is told to the conductor (a timer histories before it lack: PlayerWorkflow.run)
 # A player's end hands its cues on, tells the board and tells the conductor at once (PlayerWorkflow.run): one after
-# another, each waited for its own workflow task; a session's serve has ~2 s to see its player end before it exits.
+# another, each waited for its own workflow task; a session's serve has ~3 s to see its player end before it exits.
 LEAVE_AT_ONCE_PATCH = "leave-at-once"
 
 SANDBOXED = False  # see the module's docstring
