@@ -85,9 +85,8 @@ async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, en
         await bob.call("ensemble")  # joined
         sent = await a.call("cue", to="bob", message="please review PR 12")
         assert sent["seen"] is None  # nobody has shown it to bob's model yet
-        listing = await a.call("ensemble")
-        bob_row = next(p for p in listing["players"] if p["name"] == "bob")
-        assert (bob_row["unread"], bob_row["unread_chars"]) == (1, len("please review PR 12"))  # count and size
+        # count and size, as the listing reads them from Temporal's visibility: a moment behind the cue
+        await wait_until(lambda: _unread(a, "bob", 1, chars=len("please review PR 12")))
         text = await wait_until(lambda: (r := hook("PostToolUse", sid, transcript=str(transcript))).stdout
                                 and context_of(r, "PostToolUse"))
         assert "please review PR 12" in text and "alice" in text and sent["message_id"] in text
@@ -105,9 +104,10 @@ async def test_a_working_model_gets_each_cue_once_through_its_hooks(temporal, en
         await wait_until(lambda: _unread(a, "bob", 0))
 
 
-async def _unread(player, name: str, count: int) -> bool:
+async def _unread(player, name: str, count: int, chars: int | None = None) -> bool:
     listing = await player.call("ensemble")
-    return next(p for p in listing["players"] if p["name"] == name)["unread"] == count
+    row = next(p for p in listing["players"] if p["name"] == name)
+    return row["unread"] == count and chars in (None, row["unread_chars"])
 
 
 async def test_stop_hook_hands_over_unread_cues_before_the_model_idles(temporal, ensemble):
