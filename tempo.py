@@ -1618,15 +1618,13 @@ async def foreign_workflows(client: "Client", cfg: Config) -> tuple[str, str]:
 # leaves 0.5 s before: what is left of that time goes to ending its player, which may take a workflow
 # task timeout (TASK_TIMEOUT) when a worker that exited at that moment held the player's task.
 SHUTDOWN_DEADLINE = 4.0
-_leaving = threading.Event()
 _leaves_at: list[float] = []  # time.monotonic() at which this process exits, once leave_by set it
 
 
 def leave_by(seconds: float = SHUTDOWN_DEADLINE) -> None:
     """Make sure this process has exited `seconds` from now (the first call sets the time)."""
-    if _leaving.is_set():
+    if _leaves_at:
         return
-    _leaving.set()
     _leaves_at.append(time.monotonic() + max(0.1, seconds - 0.5))
 
     def leave() -> None:

@@ -105,12 +105,16 @@ def cycle(state: str, address: str, home: str, kill_server=None) -> tuple[str, f
         raise AssertionError(f"cycle {state!r}: {e!r}") from e
 
 
+def _serve_env(address: str, ensemble: str, home: str, session: str, **extra: str) -> dict[str, str]:
+    """The environment of a `tempo serve` that Claude Code session `session` starts (a player unless `extra` says)."""
+    return {**os.environ, **tempo_env(DevServer(address, None, "", []), ensemble), "CLAUDE_TEMPO_HOME": home,
+            "CLAUDE_CODE_SESSION_ID": session, "CLAUDE_TEMPO_CONDUCTOR": "false", **extra}
+
+
 def _cycle(state: str, address: str, home: str, kill_server=None) -> tuple[str, float, str]:
     ensemble = f"t{uuid.uuid4().hex[:10]}"
     session = uuid.uuid4().hex
-    env = {**os.environ, **tempo_env(DevServer(address, None, "", []), ensemble),
-           "CLAUDE_TEMPO_HOME": home, "CLAUDE_CODE_SESSION_ID": session,
-           "CLAUDE_TEMPO_CONDUCTOR": "true" if state == "conductor" else "false"}
+    env = _serve_env(address, ensemble, home, session, CLAUDE_TEMPO_CONDUCTOR="true" if state == "conductor" else "false")
     served = Served.start(env)
     how = "sigterm" if state.endswith("+sigterm") else "stdin"
     if state.startswith("unstarted"):
@@ -206,9 +210,10 @@ def test_a_session_that_ends_as_it_joins_ends_its_player_though_another_worker_l
     task comes back after the workflow task timeout. A serve told to go just after joining still waits for
     that and ends its player. Here a stand-in for such a worker (raw polls, never answered) takes the task."""
     queue_name, ensemble = f"q{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, **tempo_env(DevServer(temporal.address, None, "", []), ensemble),
-           "CLAUDE_TEMPO_HOME": str(tmp_path / "home"), "CLAUDE_CODE_SESSION_ID": uuid.uuid4().hex,
-           "CLAUDE_TEMPO_TASK_QUEUE": queue_name, "CLAUDE_TEMPO_CONDUCTOR": "false"}
+    env = _serve_env(temporal.address, ensemble, str(tmp_path / "home"), uuid.uuid4().hex, CLAUDE_TEMPO_TASK_QUEUE=queue_name)
+
+    def players_first_task(taken: list[str]) -> bool:  # the board's first task may be among them too
+        return any(t.startswith(tempo_workflows.workflow_id(ensemble, "")) for t in taken)
 
     async def scenario() -> tuple[list[str], float, list]:
         client = await tempo.connect(tempo.Config(address=temporal.address))
@@ -220,7 +225,7 @@ def test_a_session_that_ends_as_it_joins_ends_its_player_though_another_worker_l
         await asyncio.to_thread(served.initialize)
         taken: list[str] = []  # the board's first task may come first: it is lost the same way
         pending = set(polls)
-        while pending and not any(t.startswith(tempo_workflows.workflow_id(ensemble, "")) for t in taken):
+        while pending and not players_first_task(taken):
             done, pending = await asyncio.wait(pending, timeout=60, return_when=asyncio.FIRST_COMPLETED)
             assert done, "the player's first workflow task never reached these polls"
             taken += [p.result().workflow_execution.workflow_id for p in done]
@@ -230,6 +235,6 @@ def test_a_session_that_ends_as_it_joins_ends_its_player_though_another_worker_l
         return taken, gone, await tempo.list_players(client, ensemble)
 
     taken, gone, left = asyncio.run(scenario())
-    assert any(t.startswith(tempo_workflows.workflow_id(ensemble, "")) for t in taken), taken  # the player's first task
+    assert players_first_task(taken), taken
     assert gone <= GONE_WITHIN, f"still alive {GONE_WITHIN} s after stdin closed"
     assert [p.name for p in left] == [], "the player was left for the 3-minute rule"
