@@ -403,13 +403,19 @@ async def test_a_chatty_player_and_a_recipient_that_keeps_stopping(player_projec
     async with play(temporal, ensemble) as alice:
         await alice.call("set_name", name="alice")
         model.delay = 0.3
-        cueing = threading.Event()  # carol's first turn lasts until alice's cues have begun (a slow start ends no run)
+        # The first turns are held until the next cue is out, so that carol's first stops each find one
+        # waiting (however slow the machine, the run goes on past four cues); later stops race the cues.
+        cued = [threading.Event() for _ in range(40)]
+        answers = []
 
         def reply(body):
-            if "mcp__claude-tempo__ensemble" in json.dumps(body["messages"]):
-                return ["ok"]
-            cueing.wait(30)
-            return [tool_use("mcp__claude-tempo__ensemble", {})]
+            if "mcp__claude-tempo__ensemble" not in json.dumps(body["messages"]):
+                cued[0].wait(30)
+                return [tool_use("mcp__claude-tempo__ensemble", {})]
+            answers.append(body)
+            if len(answers) <= 4:
+                cued[len(answers)].wait(30)
+            return ["ok"]
 
         model.reply = reply
         texts: dict[str, str] = {}
@@ -423,7 +429,7 @@ async def test_a_chatty_player_and_a_recipient_that_keeps_stopping(player_projec
             except Exception:  # carol's run ended: nobody to cue
                 break
             texts[sent["message_id"]] = f"chatty update {i}: " + "z" * (i * 37)
-            cueing.set()
+            cued[i].set()
             await asyncio.sleep(0.5)
         result = await run
         assert result.returncode == 0, result.stderr
