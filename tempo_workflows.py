@@ -1788,9 +1788,8 @@ class BoardWorkflow:
     async def tell_holders(self) -> None:
         """Tell each player whether it holds something now: a holder that stops polling is soon judged gone."""
         now_holding = sorted({t.by for t in self.s.tasks if t.state == "claimed"} | {r.holder for r in self.s.reservations})
-        for name in sorted(set(now_holding) ^ set(self.s.holders)):
-            with contextlib.suppress(Exception):  # gone: it has nothing to be told
-                await workflow.get_external_workflow_handle(workflow_id(self.s.ensemble, name)).signal("holding", name in now_holding)
+        for name in sorted(set(now_holding) ^ set(self.s.holders)):  # one gone has nothing to be told
+            await _signal_quietly(workflow_id(self.s.ensemble, name), "holding", name in now_holding)
         self.s.holders = now_holding
 
     async def tell_watchers(self) -> None:
