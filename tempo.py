@@ -8983,10 +8983,13 @@ async def up(cfg: Config, lineup: Lineup | None = None, agent: str = DEFAULT_AGE
         else:
             emit("ok", f"conductor joined ensemble {cfg.ensemble} ({what})")
     if lineup:
-        await _up_players(cfg, client, lineup, holder, emit)
+        joined = await _up_players(cfg, client, lineup, holder, emit)
         if task and lineup.players:
             from tempo_workflows import Command, PlayerWorkflow
 
+            unlisted = await _wait_listed(client, cfg.ensemble, joined)  # its first `cue all` reaches each of them
+            if unlisted:
+                emit("todo", f"not listed yet: {', '.join(unlisted)}: a `cue` to all may miss them for a moment")
             await holder[0].signal(PlayerWorkflow.command, Command(text=task, source="lineup"))
             emit("ok", "conductor's task handed over (its players are there)")
     ens = "" if cfg.ensemble == DEFAULT_ENSEMBLE else f" {cfg.ensemble}"
@@ -8999,12 +9002,29 @@ async def up(cfg: Config, lineup: Lineup | None = None, agent: str = DEFAULT_AGE
 
 
 async def _up_players(cfg: Config, client: "Client", lineup: Lineup, conductor: "tuple[WorkflowHandle, PlayerInfo]",
-                     emit: Callable[..., None]) -> None:
-    """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not."""
-    for r in await start_lineup(Session.acting_as(cfg, client, *conductor), lineup):
+                     emit: Callable[..., None]) -> list[str]:
+    """Recruit the lineup's missing players in the (joined) conductor's name; say of each: joined, or why not.
+    Return the names of the lineup's players that are there (joined now, or already running)."""
+    rows = await start_lineup(Session.acting_as(cfg, client, *conductor), lineup)
+    for r in rows:
         what = r["name"] if r["name"].startswith("schedule ") else f"player {r['name']}"
         state = {"failed": "fail", "started": "ok", "running": "ok"}.get(r["state"], "ok")
         emit(state, f"{what}: {r['detail']}")
+    seats = {p.name for p in lineup.players}
+    return [r["name"] for r in rows if r["name"] in seats and r["state"] in ("started", "running")]
+
+
+async def _wait_listed(client: "Client", ensemble: str, names: list[str], timeout: float = 15) -> list[str]:
+    """Wait up to `timeout` s until each of `names` is in the ensemble's listing; return those still missing.
+    A player is found by its ID as soon as it joins, but `all` and `role:NAME` read the listing (Temporal's
+    visibility), a moment behind it: seconds on a loaded machine."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while missing := sorted(set(names) - {p.name for p in await list_players(client, ensemble)}):
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return missing
 
 
 # ---------------------------------------------------------------------------

@@ -318,7 +318,7 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
     player's model sees that cue once and reports back to the conductor's model; no window waits on a dialog."""
     import uuid
 
-    from claude_code import CLAUDE, ScriptedModel, calls, claude_binary, claude_home, shown, tool_use
+    from claude_code import CLAUDE, ScriptedModel, calls, claude_binary, claude_home, last_user_text, shown, tool_use
 
     split = f"SPLIT-{uuid.uuid4().hex[:8]}"
     places = {"conductor": str(shop), "api": str(shop.parent / "shop.tempo" / "api" / "services" / "api"), "ui": str(shop / "web"),
@@ -365,12 +365,30 @@ async def test_a_lineup_of_real_claude_code_sessions_works_with_nobody_at_their_
                 mine = [b for b in model.requests() if who(b) == name]
                 return bool(mine) and needle in shown(mine[-1])
 
-            for name in ("api", "ui"):  # the conductor's first turn reached each player's model ...
-                await wait_until(lambda: asyncio.to_thread(last, name, f"{split}:"), timeout=120)
-            for name in ("api", "ui"):  # ... and each one's report the conductor's
-                await wait_until(lambda: asyncio.to_thread(last, "conductor", f"REPORT-{name} done"), timeout=120)
-            # ... and it recruits a player with a prompt from its real session: the new one's model gets it
-            await wait_until(lambda: asyncio.to_thread(last, "docs", f"DOCS-{split} write them"), timeout=180)
+            def story() -> str:  # what each model was last shown, each window and the ensemble: why a wait failed
+                lines = []
+                for name in places:
+                    mine = [b for b in model.requests() if who(b) == name]
+                    lines.append(f"--- {name}: {len(mine)} requests, the split shown in {sum(split in shown(b) for b in mine)}")
+                    lines += [f"  [{i}] {last_user_text(b)[-400:]!r}" for i, b in enumerate(mine)][-4:]
+                for pane in tmux(tmux_home, "list-panes", "-a", "-F", "#{pane_id}").split():
+                    lines.append(f"--- window {pane}:\n" + tmux(tmux_home, "capture-pane", "-p", "-t", pane).strip()[-1200:])
+                listed = subprocess.run([sys.executable, str(ROOT / "tempo.py"), "status", ensemble], env=env,
+                                        capture_output=True, text=True, timeout=60)
+                return "\n".join(lines) + "\n--- tempo status:\n" + listed.stdout + listed.stderr
+
+            try:
+                for name in ("api", "ui"):  # the conductor's first turn reached each player's model ...
+                    waiting = f"{name}'s model for the cue"
+                    await wait_until(lambda: asyncio.to_thread(last, name, f"{split}:"), timeout=120)
+                for name in ("api", "ui"):  # ... and each one's report the conductor's
+                    waiting = f"the conductor's model for {name}'s report"
+                    await wait_until(lambda: asyncio.to_thread(last, "conductor", f"REPORT-{name} done"), timeout=120)
+                # ... and it recruits a player with a prompt from its real session: the new one's model gets it
+                waiting = "docs's model for its prompt"
+                await wait_until(lambda: asyncio.to_thread(last, "docs", f"DOCS-{split} write them"), timeout=180)
+            except AssertionError as e:
+                raise AssertionError(f"{e}: {waiting}\n{await asyncio.to_thread(story)}") from None
             await asyncio.sleep(3)  # nothing shows the cue a second time
             for name in ("api", "ui"):
                 final = [b for b in model.requests() if who(b) == name][-1]
