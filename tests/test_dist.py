@@ -2,7 +2,7 @@
 
 `scripts/build` writes dist/tempo.pyz and dist/tempo; each is run the way a user runs it (the
 zipapp by the base interpreter, outside any virtualenv, with no PYTHONPATH), as a CLI and as the
-MCP server two Claude Code sessions start. Marked `dist` (about two minutes, most of it the
+MCP server two Claude Code sessions start. Marked `dist` (about a minute and a half, most of it the
 build): `pytest -m "not dist"` skips it.
 """
 
