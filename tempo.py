@@ -2922,7 +2922,8 @@ class Ladder:
         if self.channels != "off":
             await self.session.push(cue)
             self.pushed[cue.id] = asyncio.get_running_loop().time()
-            asyncio.get_running_loop().call_later(CHANNEL_GRACE + 0.05, self.changed.set)
+            for wait in (CHANNEL_GRACE, CHANNEL_TRUST):  # the other paths may take it then: wake an armed waiter
+                asyncio.get_running_loop().call_later(wait + 0.05, self.changed.set)
         self.changed.set()
 
     def available(self) -> "list[Cue]":
@@ -2967,7 +2968,10 @@ class Ladder:
                 self.transcript_pos = max(0, f.tell() - 200)  # an id may straddle the read's end
         except OSError:
             return
-        got = [self.unread[i] for i in self.pushed if i in text and i in self.unread]
+        # A cue a hook printed (or is printing) shows its id in the transcript too: that is the hook's showing,
+        # no sign of a channel (taken for one, a session without channels kept its next cues for the channel).
+        got = [self.unread[i] for i in self.pushed if i in text and i in self.unread and i not in self.printed
+               and i not in self.offered]
         if got:
             if self.channels != "on":
                 self.channels = "on"

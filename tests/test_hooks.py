@@ -359,3 +359,34 @@ async def test_two_serves_under_one_parent_keep_their_own_endpoints(temporal, en
             assert "'ben'" in context_of(hook("SessionStart", cleared, source="clear"), "SessionStart")
             assert "still there, ben?" in context_of(
                 await wait_until(lambda: (r := hook("PostToolUse", sid_b)).stdout and r), "PostToolUse")
+
+
+async def test_a_cue_a_hook_showed_is_no_sign_of_a_channel(temporal, ensemble, tmp_path):
+    """Seen in a whole run with the real Claude Code: a session whose channel is not known yet pushes its first cue
+    on the channel too; the Stop hook shows it, and the transcript then holds its id. That is the hook's showing:
+    taken for the channel's, it set channels on, and the session's next cue waited for a channel that never came."""
+    import tempo
+
+    sid = str(uuid.uuid4())
+    flagged = ("sh", ["-c", f'"{sys.executable}" "{ROOT / "tempo.py"}" serve; exit $?', "claude",  # argv as Claude Code's
+                      "--dangerously-load-development-channels", f"server:{tempo.SERVER_NAME}"])
+    transcript = Transcript(tmp_path / "t.jsonl")
+    async with play(temporal, ensemble) as a, play(temporal, ensemble, command=flagged, CLAUDE_CODE_SESSION_ID=sid,
+                                                   CLAUDE_TEMPO_PLAYER_NAME="bob") as bob:
+        await bob.call("ensemble")
+        assert hook("SessionStart", sid, transcript=str(transcript)).returncode == 0
+        first = await a.call("cue", to="bob", message="first, on both paths")
+        assert await bob.next_cue()  # pushed on the channel: its fate is unknown
+        shown = await wait_until(lambda: (r := hook("Stop", sid, transcript=str(transcript))).stdout and r, timeout=15)
+        transcript.user("Stop hook feedback:\n" + json.loads(shown.stdout)["reason"])  # the model's turn goes on:
+        assert hook("PostToolUse", sid, transcript=str(transcript)).returncode == 0  # a hook reads the transcript
+        transcript.answer()
+        assert (await wait_until(lambda: _seen(a, first["message_id"]), timeout=15))["path"] == "stop"
+        assert hook("Stop", sid, transcript=str(transcript), stop_hook_active=True).stdout == ""  # it idles
+        waiter = start_waiter(sid, str(transcript))
+        second = await a.call("cue", to="bob", message="second, while idle")
+        assert await asyncio.to_thread(waiter.wait, 15) == 2  # channels are not taken for on: the waiter wakes it
+        assert "second, while idle" in waiter.stderr.read()
+        listed = {p["name"]: p for p in (await a.call("ensemble"))["players"]}
+        assert "channel:on" not in listed["bob"]["delivery"], listed["bob"]
+        assert second["message_id"]
